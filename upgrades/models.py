@@ -1,3 +1,227 @@
+"""Clusters, hosts, runs and their records.
+
+Models hold fields, choices and named queries; state changes go through
+``upgrades.services`` so each one is audited in one place.
+"""
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import models
 
-# Create your models here.
+
+class MaintenanceMode(models.TextChoices):
+    NONE = "none", "None"
+    GLOBAL = "global", "Global"
+    LOCAL = "local", "Local"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Cluster(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    engine_url = models.URLField(
+        "engine API URL", max_length=300, blank=True,
+        help_text="e.g. https://engine.example.com/ovirt-engine/api",
+    )
+    engine_username = models.CharField(max_length=100, default="admin@internal")
+    credentials_ref = models.CharField(
+        "credentials reference", max_length=300, blank=True,
+        help_text="Where the engine password lives: env:VARIABLE or file:/path (never the password itself).",
+    )
+    engine_ca_file = models.CharField("engine CA file", max_length=300, blank=True)
+    compatibility_version = models.CharField(max_length=20, blank=True)
+    maintenance_mode = models.CharField(
+        max_length=10, choices=MaintenanceMode.choices, default=MaintenanceMode.UNKNOWN,
+        help_text="Global hosted-engine maintenance as last seen by the poller.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Host(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="hosts")
+    name = models.CharField(max_length=255)
+    address = models.CharField(max_length=255)
+    ssh_port = models.PositiveIntegerField(default=22)
+    ssh_user = models.CharField(max_length=64, default="root")
+    known_hosts = models.TextField(
+        blank=True, help_text="Pinned OpenSSH known_hosts line(s); an unknown key is refused.",
+    )
+    he_host_id = models.PositiveIntegerField("HE host id", null=True, blank=True)
+    os_release = models.CharField(max_length=100, blank=True)
+    ha_state = models.CharField("HA agent state", max_length=40, blank=True)
+    ha_score = models.IntegerField("HA score", null=True, blank=True)
+    ha_live = models.BooleanField("HA data up to date", default=False)
+    local_maintenance = models.BooleanField(default=False)
+    engine_vm_here = models.BooleanField(default=False)
+    ha_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "he_host_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="host_unique_name_in_cluster"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Runbook(models.Model):
+    """A kind of procedure; its steps are code in ``upgrades.runbooks``."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+
+    def __str__(self):
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+RUN_ACTIVE = (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING)
+RUN_TERMINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
+
+
+class UpgradeRun(models.Model):
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="runs")
+    runbook = models.ForeignKey(Runbook, on_delete=models.PROTECT, related_name="runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs",
+    )
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.runbook} on {self.cluster} (#{self.pk})"
+
+    @property
+    def is_active(self):
+        return self.status in RUN_ACTIVE
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class RunStep(models.Model):
+    run = models.ForeignKey(UpgradeRun, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveIntegerField()
+    key = models.CharField(max_length=100, help_text="Stable step key from the runbook.")
+    host = models.ForeignKey(Host, on_delete=models.PROTECT, null=True, blank=True, related_name="steps")
+    title = models.CharField(max_length=200)
+    action = models.CharField(max_length=50, default="ssh")
+    command = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.PENDING)
+    exit_code = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "order"], name="runstep_unique_order"),
+        ]
+
+    def __str__(self):
+        return f"{self.order}. {self.title}"
+
+
+class OutputStream(models.TextChoices):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+    SYSTEM = "system"
+
+
+class StepOutput(models.Model):
+    """One line of a step's output; ``seq`` counts from 1 per step, without gaps."""
+
+    step = models.ForeignKey(RunStep, on_delete=models.CASCADE, related_name="output")
+    seq = models.PositiveIntegerField()
+    stream = models.CharField(max_length=6, choices=OutputStream.choices, default=OutputStream.STDOUT)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["step", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "seq"], name="stepoutput_unique_seq"),
+        ]
+
+
+class ApprovalDecision(models.TextChoices):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Approval(models.Model):
+    run = models.ForeignKey(UpgradeRun, on_delete=models.CASCADE, related_name="approvals")
+    step = models.ForeignKey(RunStep, on_delete=models.CASCADE, null=True, blank=True, related_name="approvals")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals")
+    decision = models.CharField(max_length=10, choices=ApprovalDecision.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what. Written by ``upgrades.audit.record``."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, help_text="Kept when the user is deleted.")
+    action = models.CharField(max_length=100)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.target_repr}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionDenied("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("Audit events are append-only.")
+
+
+class HaSample(models.Model):
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="ha_samples")
+    at = models.DateTimeField(db_index=True)
+    state = models.CharField(max_length=40, blank=True)
+    score = models.IntegerField(null=True, blank=True)
+    live = models.BooleanField(default=True)
+    engine_vm = models.CharField(max_length=20, blank=True)
+    local_maintenance = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["host", "-at"]
+        indexes = [models.Index(fields=["host", "at"], name="hasample_host_at")]

@@ -1,3 +1,47 @@
-from django.shortcuts import render
+"""Views are glue: look up with permission, call a service, render or redirect."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-# Create your views here.
+from . import services
+from .models import Cluster, Host, StepOutput, UpgradeRun
+from .permissions import can_operate
+
+
+@login_required
+def home(request):
+    clusters = Cluster.objects.prefetch_related("hosts")
+    runs = UpgradeRun.objects.select_related("cluster", "runbook", "requested_by")[:20]
+    return render(request, "upgrades/home.html", {
+        "clusters": clusters, "runs": runs, "can_operate": can_operate(request.user)})
+
+
+@login_required
+@require_POST
+def start_diagnostic(request, host_id):
+    host = get_object_or_404(Host, pk=host_id)
+    try:
+        run = services.start_runbook(host=host, slug="diagnostic", user=request.user)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("home")
+    return redirect("run-detail", run_id=run.pk)
+
+
+@login_required
+def run_detail(request, run_id):
+    run = get_object_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), pk=run_id)
+    steps = run.steps.select_related("host").order_by("order")
+    return render(request, "upgrades/run_detail.html", {"run": run, "steps": steps})
+
+
+@login_required
+def step_log(request, run_id, step_id):
+    """The full log as text, streamed: the page itself keeps only the tail."""
+    get_object_or_404(UpgradeRun, pk=run_id)
+    rows = StepOutput.objects.filter(step_id=step_id, step__run_id=run_id).order_by("seq")
+    lines = (f"{text}\n" for text in rows.values_list("text", flat=True).iterator(chunk_size=2000))
+    return StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")

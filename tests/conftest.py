@@ -1,0 +1,148 @@
+"""Shared fixtures: real Redis, real worker and daphne processes, personas.
+
+Each xdist worker gets its own Redis database and channel prefix, so runs
+queued by one test process are never taken by another's worker.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+
+def _configure_worker_services():
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw") or 0)
+    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+    url = f"{base}/{1 + index % 15}"
+    prefix = f"heportal-test-{worker}"
+    os.environ.update(REDIS_URL=url, CHANNELS_PREFIX=prefix, FAST_PASSWORD_HASHER="1")
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYERS["default"]["CONFIG"].update(hosts=[url], prefix=prefix)
+    for queue in settings.RQ_QUEUES.values():
+        queue["URL"] = url
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        # A file, not :memory:, so worker and daphne processes share it.
+        settings.DATABASES["default"]["TEST"]["NAME"] = str(settings.DATA_DIR / "test.sqlite3")
+
+
+_configure_worker_services()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_ready():
+    """A missing Redis is a failure, not a skip."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {settings.REDIS_URL} is not reachable: {exc}")
+    client.flushdb()
+    return client
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url():
+    """The test database as a DATABASE_URL for child processes."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def child_env():
+    env = dict(os.environ)
+    env.update(DATABASE_URL=database_url(), DJANGO_SETTINGS_MODULE="heportal.settings",
+               SECRET_KEY=settings.SECRET_KEY, DEBUG="false", PYTHONUNBUFFERED="1")
+    return env
+
+
+class Processes:
+    """Child processes that must all stop with the fixture."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.procs = []
+
+    def start(self, name, args):
+        log = open(self.log_dir / f"{name}.log", "wb")
+        proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append((name, proc))
+        return proc
+
+    def check_alive(self):
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                log = (self.log_dir / f"{name}.log").read_text()[-3000:]
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{log}")
+
+    def stop(self):
+        for _, proc in self.procs:
+            proc.terminate()
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def rq_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """One real `manage.py rqworker` process for the session."""
+    procs = Processes(tmp_path_factory.mktemp("worker"))
+    procs.start("rqworker", [sys.executable, "manage.py", "rqworker", "default"])
+    yield procs
+    procs.stop()
+
+
+@pytest.fixture(scope="session")
+def live_portal(rq_worker, tmp_path_factory):
+    """daphne serving the real ASGI app on a free port; yields its base URL."""
+    procs = Processes(tmp_path_factory.mktemp("daphne"))
+    port = free_port()
+    procs.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                           "heportal.asgi:application"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        pytest.fail("daphne did not start listening in 30 s")
+    yield f"http://127.0.0.1:{port}"
+    procs.stop()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    """make_user("operator") → a user in that role group, password PASSWORD."""
+    from django.contrib.auth.models import Group
+
+    def make(role, username=None):
+        user = django_user_model.objects.create_user(username or role, password=PASSWORD)
+        if role:
+            user.groups.add(Group.objects.get_or_create(name=role)[0])
+        return user
+
+    return make

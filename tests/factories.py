@@ -1,0 +1,22 @@
+"""Plain factories with overridable defaults."""
+from upgrades.models import Cluster, Host, RunStep, Runbook, UpgradeRun
+
+
+def make_cluster(**kw):
+    kw.setdefault("name", "Default")
+    return Cluster.objects.create(**kw)
+
+
+def make_host(cluster=None, **kw):
+    kw.setdefault("name", "he1.example.com")
+    kw.setdefault("address", "127.0.0.1")
+    return Host.objects.create(cluster=cluster or make_cluster(), **kw)
+
+
+def make_run(user, host, commands, slug="diagnostic"):
+    """A pending run with one step per command, not yet queued."""
+    runbook, _ = Runbook.objects.get_or_create(slug=slug, defaults={"name": slug.title()})
+    run = UpgradeRun.objects.create(cluster=host.cluster, runbook=runbook, requested_by=user)
+    for n, command in enumerate(commands, start=1):
+        RunStep.objects.create(run=run, order=n, key=f"step{n}", host=host, title=f"Step {n}", command=command)
+    return run

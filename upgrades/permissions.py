@@ -1,0 +1,15 @@
+"""Who may do what. First version: group membership; per-cluster roles come later."""
+VIEWER, OPERATOR, APPROVER, ADMIN = "viewer", "operator", "approver", "admin"
+ROLES = (VIEWER, OPERATOR, APPROVER, ADMIN)
+
+
+def has_role(user, *roles):
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return user.groups.filter(name__in=roles).exists()
+
+
+def can_operate(user):
+    return has_role(user, OPERATOR, ADMIN)

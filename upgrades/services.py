@@ -1,0 +1,72 @@
+"""Every state change goes through here, and each one is audited."""
+import django_rq
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from . import audit, events
+from .models import RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
+from .permissions import can_operate
+from .runbooks import get_runbook
+
+
+def start_runbook(*, host, slug, user):
+    """Create a run of runbook ``slug`` on ``host`` and queue it for a worker."""
+    if not can_operate(user):
+        raise PermissionDenied("Only operators can start runs.")
+    spec = get_runbook(slug)
+    with transaction.atomic():
+        runbook, _ = Runbook.objects.get_or_create(
+            slug=spec.slug, defaults={"name": spec.name, "description": spec.description})
+        run = UpgradeRun.objects.create(cluster=host.cluster, runbook=runbook, requested_by=user)
+        RunStep.objects.bulk_create([
+            RunStep(run=run, order=n, key=step.key, host=host, title=step.title,
+                    action=step.action, command=step.command)
+            for n, step in enumerate(spec.steps, start=1)
+        ])
+        audit.record(user, "run.start", run, runbook=spec.slug, host=host.name)
+        transaction.on_commit(lambda: enqueue_run(run.pk))
+    return run
+
+
+def enqueue_run(run_id):
+    from .jobs import execute_run
+
+    django_rq.get_queue("default").enqueue(execute_run, run_id, job_timeout=3600)
+
+
+def claim_run(run_id):
+    """Move a pending run to running; False when another worker got it first."""
+    claimed = UpgradeRun.objects.filter(pk=run_id, status=RunStatus.PENDING).update(
+        status=RunStatus.RUNNING, started_at=timezone.now())
+    if claimed:
+        run = UpgradeRun.objects.get(pk=run_id)
+        audit.record(None, "run.running", run)
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return bool(claimed)
+
+
+def start_step(step):
+    step.status = StepStatus.RUNNING
+    step.started_at = timezone.now()
+    step.save(update_fields=["status", "started_at"])
+    events.publish(events.run_group(step.run_id), events.step_event(step))
+
+
+def finish_step(step, *, exit_code, error=""):
+    step.exit_code = exit_code
+    step.error = error
+    step.status = StepStatus.SUCCEEDED if exit_code == 0 and not error else StepStatus.FAILED
+    step.finished_at = timezone.now()
+    step.save(update_fields=["status", "exit_code", "error", "finished_at"])
+    audit.record(None, "step.finish", step, status=step.status, exit_code=exit_code, error=error)
+    events.publish(events.run_group(step.run_id), events.step_event(step))
+    return step.status == StepStatus.SUCCEEDED
+
+
+def finish_run(run, status):
+    run.status = status
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    audit.record(None, f"run.{status}", run)
+    events.publish(events.run_group(run.pk), events.run_event(run))

@@ -70,6 +70,7 @@ def database_url():
 
 def child_env():
     env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env.update(DATABASE_URL=database_url(), DJANGO_SETTINGS_MODULE="heportal.settings",
                SECRET_KEY=settings.SECRET_KEY, DEBUG="false", PYTHONUNBUFFERED="1")
     return env
@@ -117,6 +118,8 @@ def rq_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 def live_portal(rq_worker, tmp_path_factory):
     """daphne serving the real ASGI app on a free port; yields its base URL."""
     procs = Processes(tmp_path_factory.mktemp("daphne"))
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"],
+                   cwd=ROOT, env=child_env(), check=True)
     port = free_port()
     procs.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                            "heportal.asgi:application"])

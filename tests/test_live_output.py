@@ -1,0 +1,128 @@
+"""The slice end to end below the browser: real worker process, real Redis
+channel layer, the real ASGI app with its websocket consumer."""
+import asyncio
+import time
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from heportal.asgi import application
+from tests.factories import make_host, make_run
+from upgrades.models import RunStatus, StepOutput, UpgradeRun
+from upgrades.services import enqueue_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_headers(user):
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return [(b"cookie", cookie.encode()), (b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+
+async def collect(communicator, run_id, timeout=30):
+    """Read events until the run ends; return {step: [seq, ...]} and texts."""
+    seqs, texts = {}, []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        event = await communicator.receive_json_from(timeout=timeout)
+        if event["type"] == "output.lines":
+            for seq, _stream, text in event["lines"]:
+                seqs.setdefault(event["step"], []).append(seq)
+                texts.append(text)
+        elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
+            return seqs, texts, event["status"]
+    raise AssertionError("run did not finish in time")
+
+
+def wait_for_lines(step, count, timeout=20):
+    deadline = time.monotonic() + timeout
+    while StepOutput.objects.filter(step=step).count() < count:
+        assert time.monotonic() < deadline, f"fewer than {count} lines after {timeout} s"
+        time.sleep(0.05)
+
+
+def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, make_user):
+    user = make_user("operator")
+    run = make_run(user, make_host(), ["for i in $(seq 1 300); do echo line $i; sleep 0.005; done"])
+    step = run.steps.get()
+    enqueue_run(run.pk)
+    wait_for_lines(step, 40)  # the run is well under way
+
+    headers = session_headers(user)
+
+    async def watch():
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        try:
+            return await collect(communicator, run.pk)
+        finally:
+            await communicator.disconnect()
+
+    seqs, texts, status = asyncio.run(watch())
+    assert status == "succeeded"
+    assert seqs[step.pk] == list(range(1, 301))
+    assert texts == [f"line {i}" for i in range(1, 301)]
+    assert list(StepOutput.objects.filter(step=step).values_list("seq", flat=True)) == list(range(1, 301))
+
+
+def test_a_reconnecting_viewer_gets_only_what_follows_its_cursor(rq_worker, make_user):
+    user = make_user("operator")
+    run = make_run(user, make_host(), ["for i in $(seq 1 50); do echo n$i; done; echo done >&2"])
+    enqueue_run(run.pk)
+    deadline = time.monotonic() + 20
+    while UpgradeRun.objects.get(pk=run.pk).status != RunStatus.SUCCEEDED:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    step = run.steps.get()
+
+    headers = session_headers(user)
+
+    async def resume():
+        communicator = WebsocketCommunicator(
+            application, f"/ws/runs/{run.pk}/?after={step.pk}:45", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        try:
+            return await collect(communicator, run.pk, timeout=10)
+        finally:
+            await communicator.disconnect()
+
+    seqs, texts, _ = asyncio.run(resume())
+    assert seqs[step.pk] == [46, 47, 48, 49, 50, 51]
+    assert texts == ["n46", "n47", "n48", "n49", "n50", "done"]
+    assert StepOutput.objects.get(step=step, seq=51).stream == "stderr"
+
+
+def test_an_anonymous_websocket_is_refused(make_user):
+    run = make_run(make_user("operator"), make_host(), ["true"])
+
+    async def anonymous():
+        communicator = WebsocketCommunicator(
+            application, f"/ws/runs/{run.pk}/", headers=[(b"origin", b"http://localhost")])
+        connected, code = await communicator.connect()
+        await communicator.disconnect()
+        return connected, code
+
+    connected, code = asyncio.run(anonymous())
+    assert connected is False
+    assert code == 4401
+
+
+def test_a_failing_command_fails_the_step_and_the_run(rq_worker, make_user):
+    user = make_user("operator")
+    run = make_run(user, make_host(), ["echo before; exit 3", "echo never"])
+    enqueue_run(run.pk)
+    deadline = time.monotonic() + 20
+    while UpgradeRun.objects.get(pk=run.pk).status not in (RunStatus.FAILED, RunStatus.SUCCEEDED):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first, second = run.steps.order_by("order")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert UpgradeRun.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert (first.status, first.exit_code) == ("failed", 3)
+    assert second.status == "pending"

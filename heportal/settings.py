@@ -192,6 +192,11 @@ if env_bool("BEHIND_TLS_PROXY", False):
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# The private key the portal uses for every host (the hosts' authorized_keys
+# hold its public half). Host keys are pinned per host in the database.
+SSH_KEY_FILE = os.environ.get("SSH_KEY_FILE", str(DATA_DIR / "ssh" / "id_ed25519"))
+SSH_CONNECT_TIMEOUT = float(os.environ.get("SSH_CONNECT_TIMEOUT", "15"))
+
 # Live output: the worker flushes a batch when it is this old or this big.
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))
 OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 500)

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import audit, events
-from .models import RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
+from .models import Cluster, Host, RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
 from .permissions import can_operate
 from .runbooks import get_runbook
 
@@ -70,3 +70,26 @@ def finish_run(run, status):
     run.save(update_fields=["status", "finished_at"])
     audit.record(None, f"run.{status}", run)
     events.publish(events.run_group(run.pk), events.run_event(run))
+
+
+def import_cluster(*, name, engine, password_file, hosts, user=None):
+    """Create or update a cluster and its hosts from inventory data."""
+    with transaction.atomic():
+        cluster, created = Cluster.objects.update_or_create(name=name, defaults={
+            "engine_url": engine.get("url", ""),
+            "engine_username": engine.get("username", "admin@internal"),
+            "engine_ca_file": engine.get("ca_file", ""),
+            "credentials_ref": f"file:{password_file}" if password_file else "",
+        })
+        for item in hosts:
+            Host.objects.update_or_create(cluster=cluster, name=item["name"], defaults={
+                "address": item["address"],
+                "ssh_port": int(item.get("port", 22)),
+                "ssh_user": item.get("ssh_user", "root"),
+                "he_host_id": item.get("host_id"),
+                "os_release": item.get("os", ""),
+                "known_hosts": item.get("known_hosts", ""),
+            })
+        audit.record(user, "cluster.import" if created else "cluster.reimport", cluster,
+                     hosts=[item["name"] for item in hosts])
+    return cluster

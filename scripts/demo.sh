@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The demo: a 3-host lab cluster, the portal (daphne) and two RQ workers.
+# Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/ensure-redis.sh
+
+PORT=${PORT:-8000}
+LAB_DIR=${LAB_DIR:-$PWD/data/lab}
+PY=.venv/bin/python
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "demo: stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+mkdir -p data/logs
+$PY manage.py migrate -v0
+$PY manage.py collectstatic --noinput -v0
+
+echo "demo: starting the lab (3 hosts) in $LAB_DIR"
+rm -f "$LAB_DIR/manifest.json"
+$PY -m lab up --hosts 3 --speed "${LAB_SPEED:-10}" --state-dir "$LAB_DIR" >data/logs/lab.log 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do [ -f "$LAB_DIR/manifest.json" ] && break; sleep 0.1; done
+[ -f "$LAB_DIR/manifest.json" ] || { echo "demo: the lab did not start; see data/logs/lab.log" >&2; exit 1; }
+$PY manage.py import_cluster "$LAB_DIR/manifest.json" --name Lab
+export SSH_KEY_FILE
+SSH_KEY_FILE=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['ssh_key'])" "$LAB_DIR/manifest.json")
+
+for n in 1 2; do
+  $PY manage.py rqworker default poll >"data/logs/worker$n.log" 2>&1 &
+  pids+=($!)
+done
+$PY -m daphne -b 127.0.0.1 -p "$PORT" heportal.asgi:application >data/logs/daphne.log 2>&1 &
+pids+=($!)
+
+echo "demo: accounts"
+$PY manage.py demo_users
+echo
+echo "demo: HE Portal is at http://127.0.0.1:$PORT/  (logs in data/logs/, Ctrl-C to stop)"
+wait -n "${pids[@]}" || true
+echo "demo: a process exited; see data/logs/" >&2

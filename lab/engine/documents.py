@@ -1,0 +1,197 @@
+"""XML documents in the shapes ovirtsdk4 4.6.3 reads (facts §10).
+
+Only elements the SDK knows are emitted; hrefs and `<link>`s follow the real
+API so clients that follow links or print objects see familiar values.
+"""
+import xml.etree.ElementTree as ET
+
+API = "/ovirt-engine/api"
+XML_TYPE = "application/xml"
+
+
+class Fault(Exception):
+    """A request the engine refuses; rendered as a `<fault>` document."""
+
+    def __init__(self, status: int, detail: str, reason: str = "Operation Failed"):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
+def render(root: ET.Element) -> bytes:
+    ET.indent(root)
+    body = ET.tostring(root, encoding="unicode")
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body + "\n").encode()
+
+
+def sub(parent: ET.Element, tag: str, text=None, **attrs) -> ET.Element:
+    child = ET.SubElement(parent, tag, {k: str(v) for k, v in attrs.items()})
+    if isinstance(text, bool):
+        child.text = "true" if text else "false"
+    elif text is not None:
+        child.text = str(text)
+    return child
+
+
+def ref(parent: ET.Element, tag: str, collection: str, obj_id: str | None) -> None:
+    if obj_id:
+        sub(parent, tag, href=f"{API}/{collection}/{obj_id}", id=obj_id)
+
+
+def _actions(parent: ET.Element, base: str, names: list[str]) -> None:
+    actions = sub(parent, "actions")
+    for name in names:
+        sub(actions, "link", href=f"{base}/{name}", rel=name)
+
+
+def fault(reason: str, detail: str) -> ET.Element:
+    root = ET.Element("fault")
+    sub(root, "detail", detail)
+    sub(root, "reason", reason)
+    return root
+
+
+def action(status: str = "complete", **fields) -> ET.Element:
+    root = ET.Element("action")
+    for tag, value in fields.items():
+        sub(root, tag, value)
+    sub(root, "status", status)
+    return root
+
+
+def version(parent: ET.Element, v: dict, tag: str = "version", full: str | None = None) -> None:
+    el = sub(parent, tag)
+    for key in ("build", "major", "minor", "revision"):
+        if key in v:
+            sub(el, key, v[key])
+    if full:
+        sub(el, "full_version", full)
+
+
+def api_root(engine_version: dict, full_version: str, now: str, counts: dict) -> ET.Element:
+    root = ET.Element("api")
+    for rel in ("clusters", "datacenters", "events", "hosts", "vms"):
+        sub(root, "link", href=f"{API}/{rel}", rel=rel)
+    info = sub(root, "product_info")
+    sub(info, "instance_id", "9f6e1c1a-5d2b-4d54-8d0b-2a1f3c4d5e6f")
+    sub(info, "name", "oVirt Engine")
+    sub(info, "vendor", "ovirt.org")
+    version(info, engine_version, full=full_version)
+    summary = sub(root, "summary")
+    for key in ("hosts", "vms"):
+        el = sub(summary, key)
+        sub(el, "active", counts[key + "_active"])
+        sub(el, "total", counts[key + "_total"])
+    sub(root, "time", now)
+    return root
+
+
+def host(h: dict) -> ET.Element:
+    """`h` is the engine's view of a host (see Engine.host_view)."""
+    base = f"{API}/hosts/{h['id']}"
+    root = ET.Element("host", href=base, id=h["id"])
+    _actions(root, base, ["activate", "deactivate", "upgrade", "upgradecheck"])
+    sub(root, "name", h["name"])
+    sub(root, "comment", "")
+    for rel in ("statistics", "nics", "tags"):
+        sub(root, "link", href=f"{base}/{rel}", rel=rel)
+    sub(root, "address", h["address"])
+    sub(root, "auto_numa_status", "unknown")
+    sub(root, "external_status", "ok")
+    if h["hosted_engine"] is not None:
+        he = sub(root, "hosted_engine")
+        for key in ("active", "configured", "global_maintenance", "local_maintenance", "score"):
+            sub(he, key, h["hosted_engine"][key])
+    os_el = sub(root, "os")
+    sub(os_el, "type", "RHEL")
+    version(os_el, {"major": h["os_major"]}, full=h["os_full"])
+    sub(root, "port", 54321)
+    sub(root, "protocol", "stomp")
+    sub(root, "status", h["status"])
+    summary = sub(root, "summary")
+    sub(summary, "active", h["vms_active"])
+    sub(summary, "migrating", h["vms_migrating"])
+    sub(summary, "total", h["vms_active"])
+    sub(root, "type", "rhel")
+    sub(root, "update_available", h["update_available"])
+    ref(root, "cluster", "clusters", h["cluster"])
+    return root
+
+
+def cluster(c: dict) -> ET.Element:
+    base = f"{API}/clusters/{c['id']}"
+    root = ET.Element("cluster", href=base, id=c["id"])
+    _actions(root, base, ["resetemulatedmachine", "syncallnetworks", "upgrade"])
+    sub(root, "name", c["name"])
+    sub(root, "description", c.get("description", ""))
+    for rel in ("affinitygroups", "networks", "permissions"):
+        sub(root, "link", href=f"{base}/{rel}", rel=rel)
+    sub(root, "ha_reservation", False)
+    sub(root, "upgrade_in_progress", c["upgrade_in_progress"])
+    sub(root, "upgrade_percent_complete", c["upgrade_percent_complete"])
+    if c.get("upgrade_correlation_id"):
+        sub(root, "upgrade_correlation_id", c["upgrade_correlation_id"])
+    version(root, c["version"])
+    sub(root, "virt_service", True)
+    ref(root, "data_center", "datacenters", c["data_center"])
+    policy_id = c.get("scheduling_policy_id")
+    if policy_id:
+        ref(root, "scheduling_policy", "schedulingpolicies", policy_id)
+    return root
+
+
+def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
+    base = f"{API}/datacenters/{d['id']}"
+    root = ET.Element("data_center", href=base, id=d["id"])
+    sub(root, "name", d["name"])
+    sub(root, "description", "The default Data Center")
+    if clusters_href:
+        sub(root, "link", href=f"{base}/clusters", rel="clusters")
+    sub(root, "local", False)
+    sub(root, "quota_mode", "disabled")
+    sub(root, "status", "up")
+    sub(root, "storage_format", "v5")
+    version(root, d["version"])
+    return root
+
+
+def vm(v: dict) -> ET.Element:
+    base = f"{API}/vms/{v['id']}"
+    root = ET.Element("vm", href=base, id=v["id"])
+    _actions(root, base, ["migrate", "shutdown", "start", "stop"])
+    sub(root, "name", "HostedEngine")
+    sub(root, "description", "Hosted engine VM")
+    sub(root, "memory", 17179869184)
+    sub(root, "origin", "managed_hosted_engine")
+    placement = sub(root, "placement_policy")
+    sub(placement, "affinity", "migratable")
+    sub(root, "stateless", False)
+    sub(root, "type", "server")
+    sub(root, "status", v["status"])
+    sub(root, "stop_reason", "")
+    ref(root, "cluster", "clusters", v["cluster"])
+    ref(root, "host", "hosts", v["host"])
+    return root
+
+
+def event(e: dict) -> ET.Element:
+    root = ET.Element("event", href=f"{API}/events/{e['id']}", id=str(e["id"]))
+    sub(root, "description", e["description"])
+    sub(root, "code", e["code"])
+    if e.get("correlation_id"):
+        sub(root, "correlation_id", e["correlation_id"])
+    sub(root, "custom_id", e.get("custom_id", -1))
+    sub(root, "flood_rate", 30)
+    sub(root, "index", e["id"])
+    sub(root, "origin", e.get("origin", "oVirt"))
+    sub(root, "severity", e["severity"])
+    sub(root, "time", e["time"])
+    ref(root, "cluster", "clusters", e.get("cluster"))
+    ref(root, "host", "hosts", e.get("host"))
+    ref(root, "vm", "vms", e.get("vm"))
+    return root
+
+
+def collection(tag: str, items: list[ET.Element]) -> ET.Element:
+    root = ET.Element(tag)
+    root.extend(items)
+    return root

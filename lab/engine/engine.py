@@ -1,0 +1,452 @@
+"""What the fake engine does: host, cluster and VM state, validations, and the
+long operations that keep running after a POST has returned.
+
+HTTP lives in server.py; this module never sees a request. Every state change
+is saved to the store at once, and long operations are asyncio tasks that
+sleep on the lab clock, so a client polling the API sees the same status
+sequence as with a real engine, only faster at high `--speed`.
+"""
+import asyncio
+import logging
+
+from lab.errors import LabError
+
+from .documents import Fault
+from .store import EngineStore, max_cluster_level, parse_version
+
+log = logging.getLogger(__name__)
+
+USER = "admin@internal-authz"
+
+# Real-world durations in seconds, before the lab clock scales them.
+MONITOR_DELAY = 5         # host monitoring notices an emptied host (VdsManager refresh)
+ACTIVATE_DELAY = 5        # Unassigned -> Up after activate
+UPGRADE_CHECK_DELAY = 30  # the check-for-updates ansible playbook
+UPGRADE_SETUP_DELAY = 15  # the host-upgrade playbook's set-up before packages
+REBOOT_DOWN_DELAY = 10    # the host takes this long to drop off after `reboot`
+POLL_DELAY = 5            # how often the engine re-probes a rebooting host
+INITIALIZING_DELAY = 5    # Initializing -> back to the previous status
+
+# Statuses the engine sets itself while it drives a host; monitoring does not
+# override them with non_responsive.
+_DRIVEN = {"installing", "reboot", "install_failed"}
+_MAINTENANCE_FROM = {"up", "preparing_for_maintenance", "non_responsive", "error",
+                     "non_operational", "install_failed"}
+
+
+def _bracket(text: str) -> str:
+    # The engine wraps validation messages in brackets in fault details.
+    return f"[{text}]"
+
+
+class Engine:
+    def __init__(self, backend, store: EngineStore):
+        self.backend = backend
+        self.store = store
+        self.busy: dict[str, asyncio.Task] = {}  # host id -> its running operation
+        self.tasks: set[asyncio.Task] = set()
+
+    # ---- reading state -------------------------------------------------
+
+    def version(self) -> dict:
+        """The engine's version; it changes when engine-setup upgrades the engine VM."""
+        return parse_version(self.backend.engine_version)
+
+    def info(self, host: dict) -> dict | None:
+        if host["name"] not in self.backend.host_names():
+            return None
+        return self.backend.host_info(host["name"])
+
+    def host_status(self, host: dict) -> str:
+        info = self.info(host)
+        if (info is None or not info["reachable"]) and host["status"] not in _DRIVEN:
+            return "non_responsive"
+        return host["status"]
+
+    def vm_host(self) -> dict | None:
+        name = self.backend.engine_vm_host()
+        return self.store.host_by_name(name) if name else None
+
+    def host_view(self, host: dict, all_content: bool) -> dict:
+        info = self.info(host) or {}
+        os_name = info.get("os", "el7")
+        os_major = int("".join(ch for ch in os_name if ch.isdigit()) or 7)
+        vm_host = self.vm_host()
+        here = vm_host is not None and vm_host["id"] == host["id"]
+        hosted_engine = None
+        if all_content and info:
+            hosted_engine = {
+                "active": info["live"],
+                "configured": info["configured"],
+                "global_maintenance": info["global_maintenance"],
+                "local_maintenance": info["local_maintenance"],
+                "score": info["score"],
+            }
+        return {
+            **host,
+            "status": self.host_status(host),
+            "os_major": os_major,
+            "os_full": f"{os_major} - {'2009' if os_major == 7 else '1'}.el{os_major}",
+            "hosted_engine": hosted_engine,
+            "vms_active": 1 if here else 0,
+            "vms_migrating": 1 if here and self.backend.engine_vm_status() == "migrating" else 0,
+        }
+
+    def host_search_record(self, host: dict) -> dict:
+        cluster = self.store.cluster(host["cluster"]) or {}
+        dc = self.store.data_center(cluster.get("data_center", "")) or {}
+        return {
+            "name": host["name"], "address": host["address"], "status": self.host_status(host),
+            "cluster": cluster.get("name"), "datacenter": dc.get("name"),
+            "update_available": "true" if host["update_available"] else "false",
+        }
+
+    def vm_view(self) -> dict:
+        vm_host = self.vm_host()
+        status = self.backend.engine_vm_status()
+        if vm_host is not None:
+            cluster = vm_host["cluster"]
+        else:
+            default = self.store.cluster_by_name("Default")
+            cluster = default["id"] if default else None
+        return {
+            "id": self.store.data["vm_id"], "status": status, "cluster": cluster,
+            "host": vm_host["id"] if vm_host and status != "down" else None,
+        }
+
+    def vm_search_record(self) -> dict:
+        view = self.vm_view()
+        host = self.store.host(view["host"]) if view["host"] else None
+        cluster = self.store.cluster(view["cluster"]) if view["cluster"] else None
+        return {"name": "HostedEngine", "status": view["status"],
+                "host": host["name"] if host else None,
+                "cluster": cluster["name"] if cluster else None}
+
+    def he_candidates(self, source: dict) -> list[dict]:
+        """Hosts that could take the engine VM from `source`, best first.
+
+        As HostedEngineHelper.haveHostsAvailableForHE: another host of the
+        same cluster that is Up, HA-active, not in local maintenance and has a
+        positive score.
+        """
+        found = []
+        for host in self.store.hosts():
+            if host["id"] == source["id"] or host["cluster"] != source["cluster"]:
+                continue
+            info = self.info(host)
+            if (info and self.host_status(host) == "up" and info["configured"] and info["live"]
+                    and not info["local_maintenance"] and info["score"] > 0):
+                found.append((info["score"], host))
+        found.sort(key=lambda pair: -pair[0])
+        return [host for _, host in found]
+
+    # ---- host actions --------------------------------------------------
+
+    def _check_idle(self, host: dict, action: str) -> None:
+        if host["id"] in self.busy:
+            raise Fault(409, _bracket(
+                f"Cannot {action}. Related operation is currently in progress. Please try again later."))
+
+    def _check_can_maintain(self, host: dict) -> None:
+        status = self.host_status(host)
+        if status == "maintenance":
+            raise Fault(409, _bracket(
+                "Cannot switch Host to Maintenance mode. Host is already in Maintenance mode."))
+        if status not in _MAINTENANCE_FROM:
+            raise Fault(409, _bracket(
+                "Cannot switch Host to Maintenance mode, Host is not operational."))
+        vm_host = self.vm_host()
+        if vm_host and vm_host["id"] == host["id"] and self.backend.engine_vm_status() != "down":
+            if status == "non_responsive":
+                raise Fault(409, _bracket(
+                    f"Cannot switch Host to Maintenance mode. Host {host['name']} is non responsive "
+                    "with running VMs."))
+            if not self.he_candidates(host):
+                raise Fault(409, _bracket(
+                    "Cannot switch Host to Maintenance mode. There is no available host "
+                    "capable of running the engine VM."))
+
+    def deactivate(self, host: dict, reason: str | None = None) -> None:
+        self._check_idle(host, "switch Host to Maintenance mode")
+        self._check_can_maintain(host)
+        self._set_status(host, "preparing_for_maintenance")
+        text = f"Host {host['name']} was switched to Maintenance mode by {USER}"
+        text += f" (Reason: {reason})." if reason else "."
+        self._start(host, self._maintenance(host, announce=text))
+
+    def activate(self, host: dict) -> None:
+        self._check_idle(host, "activate Host")
+        if self.host_status(host) == "up":
+            raise Fault(409, _bracket("Cannot activate Host. Host is already Up."))
+        self._set_status(host, "unassigned")
+        self._start(host, self._activate(host))
+
+    def upgrade_check(self, host: dict) -> None:
+        if self.host_status(host) not in ("up", "maintenance", "non_operational"):
+            self.store.add_event(
+                887, f"Failed to check for available updates on host {host['name']}: "
+                     "Unsupported host status.", severity="warning", host=host)
+            return
+        if host["id"] in self.busy:
+            self.store.add_event(886, f"Failed to check for available updates on host "
+                                      f"{host['name']}: Another process is already running.",
+                                 severity="warning", host=host)
+            return
+        self.store.add_event(884, f"Started to check for available updates on host {host['name']}.",
+                             host=host)
+        self._start(host, self._upgrade_check(host))
+
+    def upgrade(self, host: dict, reboot: bool, timeout_min: int) -> None:
+        self._check_idle(host, "upgrade Host")
+        if not host["update_available"]:
+            raise Fault(409, _bracket("Cannot upgrade Host. There are no available updates for the host."))
+        status = self.host_status(host)
+        if status not in ("up", "maintenance", "non_operational", "install_failed"):
+            raise Fault(409, _bracket("Cannot upgrade Host. Host is not in a valid status for upgrade."))
+        if status != "maintenance":
+            self._check_can_maintain(host)
+        self.store.add_event(840, f"Host {host['name']} upgrade was started (User: {USER}).", host=host)
+        self._start(host, self._upgrade(host, status, reboot, timeout_min))
+
+    def migrate_vm(self, dest: dict | None) -> None:
+        source = self.vm_host()
+        if source is None or self.backend.engine_vm_status() != "up":
+            raise Fault(409, _bracket("Cannot migrate VM. VM HostedEngine is not running."))
+        candidates = self.he_candidates(source)
+        if dest is None:
+            if not candidates:
+                raise Fault(409, _bracket(
+                    "Cannot migrate VM. There is no host that satisfies current scheduling constraints."))
+            dest = candidates[0]
+        elif dest["id"] == source["id"]:
+            raise Fault(409, _bracket("Cannot migrate VM. Source and destination hosts are the same."))
+        elif dest not in candidates:
+            raise Fault(409, _bracket(
+                "Cannot migrate VM. There is no host that satisfies current scheduling constraints. "
+                f"See below for details:, The host {dest['name']} did not satisfy internal filter HA "
+                "because it is not a Hosted Engine host or its hosted engine score is too low."))
+        self._spawn(self._migrate(source, dest, user=True))
+
+    # ---- clusters ------------------------------------------------------
+
+    def check_cluster_version(self, version: dict, action: str) -> None:
+        top = max_cluster_level(self.version())
+        if (version["major"], version["minor"]) > top:
+            raise Fault(409, _bracket(
+                f"Cannot {action} Cluster. Selected Compatibility Version is not supported."))
+
+    def cluster_upgrade(self, cluster: dict, action: str, percent=None, correlation_id=None) -> None:
+        if action == "start":
+            if cluster["upgrade_in_progress"]:
+                raise Fault(409, _bracket("Cannot upgrade Cluster. The cluster is already upgrading."))
+            cluster.update(upgrade_in_progress=True, upgrade_percent_complete=0,
+                           upgrade_correlation_id=correlation_id)
+        elif action == "update_progress":
+            if not cluster["upgrade_in_progress"]:
+                raise Fault(409, _bracket("Cannot update Cluster upgrade progress. "
+                                          "The cluster is not upgrading."))
+            cluster["upgrade_percent_complete"] = int(percent or 0)
+        elif action == "finish":
+            cluster.update(upgrade_in_progress=False, upgrade_percent_complete=100,
+                           upgrade_correlation_id=None)
+        else:
+            raise Fault(400, f"Invalid value '{action}' for upgrade_action",
+                        reason="Invalid value")
+        self.store.save()
+
+    # ---- background operations -----------------------------------------
+
+    def _set_status(self, host: dict, status: str) -> None:
+        host["status"] = status
+        self.store.save()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _start(self, host: dict, coro) -> None:
+        task = self._spawn(coro)
+        self.busy[host["id"]] = task
+        task.add_done_callback(lambda _t, hid=host["id"]: self.busy.pop(hid, None))
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine operation crashed", exc_info=task.exception())
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.backend.clock.sleep(seconds)
+
+    async def _migrate(self, source: dict, dest: dict, *, user: bool) -> bool:
+        """Live-migrate the engine VM; events as the engine's migrate commands."""
+        if user:
+            self.store.add_event(
+                62, f"Starting migration of VM HostedEngine from Host {source['name']} to Host "
+                    f"{dest['name']} (User: {USER}.).", host=source, vm=True)
+        else:
+            self.store.add_event(
+                67, f"System has initiated migration of VM HostedEngine from Host "
+                    f"{source['name']} to Host {dest['name']}", host=source, vm=True)
+        try:
+            await self.backend.migrate_engine_vm(dest["name"])
+        except LabError as exc:  # what vdsm would report back
+            if user:
+                self.store.add_event(
+                    65, f"Migration failed due to an Error: {exc} (VM: HostedEngine, Source Host: "
+                        f"{source['name']}).", severity="error", host=source, vm=True)
+            else:
+                self.store.add_event(
+                    140, f"VM migration failed due to an Error: {exc} while Host is in 'preparing "
+                         "for maintenance' state. Consider manual intervention: stopping/migrating "
+                         "Vms as Host's state will not turn to maintenance while VMs are still "
+                         f"running on it.(VM: HostedEngine, Source Host: {source['name']}).",
+                    severity="error", host=source, vm=True)
+            return False
+        self.store.add_event(
+            63, f"Migration complete (VM: HostedEngine, Source Host: {source['name']}).",
+            host=source, vm=True)
+        return True
+
+    async def _maintenance(self, host: dict, announce: str | None) -> bool:
+        """Move a host to maintenance as MaintenanceVdsCommand does.
+
+        1. On an HE host, ask vdsm to set HA local maintenance; a failure
+           aborts only when the engine VM runs here.
+        2. Migrate the engine VM away if it runs here.
+        3. Once monitoring sees the host empty, status -> maintenance.
+        """
+        info = self.info(host)
+        vm_here = (self.vm_host() or {}).get("id") == host["id"]
+        if info and info["configured"]:
+            try:
+                self.backend.set_local_maintenance(host["name"], True)
+            except LabError as exc:  # vdsm refused: see step 1
+                log.warning("set local maintenance on %s failed: %s", host["name"], exc)
+                if vm_here:
+                    return self._maintenance_failed(host)
+        if vm_here and self.backend.engine_vm_status() != "down":
+            # A failed migration leaves the host in preparing_for_maintenance,
+            # as event 140 says; the admin retries or activates it.
+            candidates = self.he_candidates(host)
+            if not candidates:
+                return self._maintenance_failed(host)
+            if not await self._migrate(host, candidates[0], user=False):
+                return False
+        await self._sleep(MONITOR_DELAY)
+        self._set_status(host, "maintenance")
+        self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.", host=host)
+        if announce:
+            self.store.add_event(600, announce, host=host)  # USER_VDS_MAINTENANCE
+        return True
+
+    def _maintenance_failed(self, host: dict) -> bool:
+        self.store.add_event(17, f"Failed to switch Host {host['name']} to Maintenance mode.",
+                             severity="error", host=host)
+        self._set_status(host, "up")
+        return False
+
+    async def _activate(self, host: dict) -> None:
+        info = self.info(host)
+        if info and info["configured"]:
+            # Activate clears only LOCAL maintenance (facts §6).
+            self.backend.set_local_maintenance(host["name"], False)
+        await self._sleep(ACTIVATE_DELAY)
+        self._set_status(host, "up")
+        self.store.add_event(16, f"Host {host['name']} was activated by {USER}.", host=host)
+
+    async def _upgrade_check(self, host: dict) -> None:
+        await self._sleep(UPGRADE_CHECK_DELAY)
+        info = self.info(host)
+        if info is None or not info["reachable"]:
+            self.store.add_event(
+                839, f"Failed to check for available updates on host {host['name']} with message "
+                     "'Failed to run check-update of host.'", severity="error", host=host)
+            return
+        host["update_available"] = bool(info["packages_outdated"])
+        message = ("found updates for packages ovirt-hosted-engine-ha, vdsm"
+                   if host["update_available"] else "no updates found.")
+        self.store.save()
+        if host["update_available"]:
+            self.store.add_event(843, f"Host {host['name']} has available updates: {message}.",
+                                 host=host)
+        self.store.add_event(
+            885, f"Check for available updates on host {host['name']} was completed successfully "
+                 f"with message '{message}'.", host=host)
+
+    async def _upgrade(self, host: dict, original: str, reboot: bool, timeout_min: int) -> None:
+        """Upgrade as UpgradeHostCommand + HostUpgradeCallback.
+
+        1. Maintenance first if the host is not there yet (events 15, 600).
+        2. installing: the ansible playbook updates packages on the host.
+        3. Without reboot: event 842; with reboot: event 888, status reboot,
+           wait for the host to come back, initializing.
+        4. Back to the original status: an Up host is activated again.
+        """
+        if original != "maintenance":
+            self._set_status(host, "preparing_for_maintenance")
+            if not await self._maintenance(host, announce=None):
+                self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
+                                     severity="error", host=host)
+                return
+        self._set_status(host, "installing")
+        await self._sleep(UPGRADE_SETUP_DELAY)
+        try:
+            await self.backend.upgrade_host(host["name"], reboot)
+        except LabError as exc:  # the playbook failed on the host
+            log.warning("upgrade of %s failed: %s", host["name"], exc)
+            self._set_status(host, "install_failed")
+            self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
+                                 severity="error", host=host)
+            return
+        host["update_available"] = False
+        if not reboot:
+            self.store.add_event(842, f"Host {host['name']} upgrade was completed successfully.",
+                                 host=host)
+        else:
+            self.store.add_event(
+                888, f"Host {host['name']} upgrade was completed successfully and will be rebooted.",
+                host=host)
+            self._set_status(host, "reboot")
+            await self._sleep(REBOOT_DOWN_DELAY)
+            if not await self._wait_reachable(host, timeout_min * 60):
+                self._set_status(host, "install_failed")
+                self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
+                                     severity="error", host=host)
+                return
+            self._set_status(host, "initializing")
+            await self._sleep(INITIALIZING_DELAY)
+        if original == "maintenance":
+            self._set_status(host, "maintenance")
+        else:
+            await self._activate(host)
+
+    async def _wait_reachable(self, host: dict, timeout_s: float) -> bool:
+        waited = 0.0
+        while waited < timeout_s:
+            info = self.info(host)
+            if info and info["reachable"]:
+                return True
+            await self._sleep(POLL_DELAY)
+            waited += POLL_DELAY
+        return False
+
+    def resume(self) -> None:
+        """Settle operations a previous lab process left half done.
+
+        Maintenance is restarted; short transitional statuses end as the
+        engine would end them; an interrupted upgrade counts as failed.
+        """
+        for host in self.store.hosts():
+            if host["status"] == "preparing_for_maintenance":
+                self._start(host, self._maintenance(host, announce=None))
+            elif host["status"] in ("unassigned", "initializing", "reboot"):
+                self._set_status(host, "up")
+            elif host["status"] == "installing":
+                self._set_status(host, "install_failed")
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,496 @@
+"""aiohttp application: SSO, the /ovirt-engine/api resources, and the
+Apache-style 503 while the engine VM is down.
+
+Handlers only parse the request, call Engine/EngineStore, and render; the
+rules live in engine.py.
+"""
+import base64
+import binascii
+import json
+import xml.etree.ElementTree as ET
+
+from aiohttp import web
+
+from . import documents as doc
+from . import search
+from .documents import API, Fault
+from .engine import Engine
+from .store import now_iso
+
+USERNAME = "admin@internal"
+TOKEN_LIFETIME_S = 10 * 3600
+
+# What Apache httpd in front of a stopped ovirt-engine answers (mod_proxy).
+APACHE_503 = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+<html><head>
+<title>503 Service Unavailable</title>
+</head><body>
+<h1>Service Unavailable</h1>
+<p>The server is temporarily unable to service your
+request due to maintenance downtime or capacity
+problems. Please try again later.</p>
+</body></html>
+"""
+
+SCHEDULING_POLICIES = {
+    "b4ed2332-a7ac-4d5f-9596-99a439cb2812": "none",
+    "20d25257-b4bd-4589-92a6-c4c5c5d3fd1a": "evenly_distributed",
+    "5a2b0939-7d46-4b73-a469-e9c2c7fc6a53": "power_saving",
+    "8d5d7bec-68de-4a67-b53e-0ac54686d579": "vm_evenly_distributed",
+    "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
+}
+
+
+def build_app(engine: Engine) -> web.Application:
+    api = _Api(engine)
+    app = web.Application(middlewares=[api.engine_down, api.faults, api.auth])
+    r = app.router
+    r.add_post("/ovirt-engine/sso/oauth/token", api.sso_token)
+    r.add_post("/ovirt-engine/services/sso-logout", api.sso_logout)
+    r.add_get("/ovirt-engine/services/health", api.health)
+    r.add_get(API, api.root)
+    r.add_get(API + "/", api.root)
+    r.add_get(API + "/hosts", api.list_hosts)
+    r.add_get(API + "/hosts/{id}", api.get_host)
+    r.add_put(API + "/hosts/{id}", api.update_host)
+    r.add_delete(API + "/hosts/{id}", api.remove_host)
+    r.add_post(API + "/hosts/{id}/{action}", api.host_action)
+    r.add_get(API + "/clusters", api.list_clusters)
+    r.add_post(API + "/clusters", api.add_cluster)
+    r.add_get(API + "/clusters/{id}", api.get_cluster)
+    r.add_put(API + "/clusters/{id}", api.update_cluster)
+    r.add_delete(API + "/clusters/{id}", api.remove_cluster)
+    r.add_post(API + "/clusters/{id}/upgrade", api.cluster_upgrade)
+    r.add_get(API + "/datacenters", api.list_data_centers)
+    r.add_get(API + "/datacenters/{id}", api.get_data_center)
+    r.add_get(API + "/schedulingpolicies", api.list_scheduling_policies)
+    r.add_get(API + "/vms", api.list_vms)
+    r.add_get(API + "/vms/{id}", api.get_vm)
+    r.add_post(API + "/vms/{id}/migrate", api.migrate_vm)
+    r.add_get(API + "/events", api.list_events)
+    r.add_get(API + "/events/{id}", api.get_event)
+    return app
+
+
+def _wants_json(request: web.Request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _respond(request: web.Request, element: ET.Element, status: int = 200) -> web.Response:
+    if _wants_json(request) and element.tag in ("action", "fault"):
+        # JSON only for the documents the cluster_upgrade role reads.
+        payload = {child.tag: child.text for child in element}
+        return web.json_response(payload, status=status)
+    return web.Response(body=doc.render(element), status=status, content_type=doc.XML_TYPE)
+
+
+def _element_to_dict(el: ET.Element) -> dict | str | None:
+    if len(el) == 0 and not el.attrib:
+        return el.text.strip() if el.text else None
+    out: dict = dict(el.attrib)
+    for child in el:
+        out[child.tag] = _element_to_dict(child)
+    return out
+
+
+async def _read_body(request: web.Request) -> dict:
+    """The request body as a dict, from XML (the SDK) or JSON (ansible `uri`)."""
+    raw = await request.text()
+    if not raw.strip():
+        return {}
+    try:
+        if "json" in request.headers.get("Content-Type", ""):
+            data = json.loads(raw)
+            return data if isinstance(data, dict) else {}
+        parsed = _element_to_dict(ET.fromstring(raw))
+    except (ValueError, ET.ParseError) as exc:
+        raise Fault(400, f"Request syntactically incorrect. {exc}", reason="Bad Request") from exc
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _bool(value, default: bool = False) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class _Api:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.store = engine.store
+        self.backend = engine.backend
+        self.down_seen = False
+
+    # ---- middlewares ---------------------------------------------------
+
+    @web.middleware
+    async def engine_down(self, request, handler):
+        if not self.backend.engine_healthy():
+            self.down_seen = True
+            return web.Response(status=503, text=APACHE_503, content_type="text/html",
+                                charset="iso-8859-1")
+        if self.down_seen:
+            # The engine process restarted: its in-memory SSO sessions are gone.
+            self.down_seen = False
+            self.store.drop_all_tokens()
+        return await handler(request)
+
+    @web.middleware
+    async def faults(self, request, handler):
+        try:
+            return await handler(request)
+        except Fault as fault:
+            return _respond(request, doc.fault(fault.reason, fault.detail), fault.status)
+        except web.HTTPNotFound:
+            return _respond(request, doc.fault(
+                "Not Found", f"HTTP 404 Not Found: {request.path}"), 404)
+        except web.HTTPMethodNotAllowed:
+            return _respond(request, doc.fault(
+                "Method Not Allowed", f"HTTP 405 Method Not Allowed: {request.method}"), 405)
+
+    @web.middleware
+    async def auth(self, request, handler):
+        if request.path.startswith(API) and not self._authorized(request):
+            # Empty body: the SDK turns a bodiless 401 into AuthError.
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="RESTAPI"'})
+        return await handler(request)
+
+    def _authorized(self, request) -> bool:
+        header = request.headers.get("Authorization", "")
+        kind, _, value = header.partition(" ")
+        if kind.lower() == "bearer":
+            return self.store.token_valid(value.strip())
+        if kind.lower() == "basic":
+            try:
+                user, _, password = base64.b64decode(value).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            return user == USERNAME and password == self.store.data["password"]
+        return False
+
+    # ---- SSO -----------------------------------------------------------
+
+    async def sso_token(self, request):
+        form = await request.post()
+        if form.get("grant_type") != "password":
+            return web.json_response({
+                "error": "unsupported_grant_type",
+                "error_description": f"The grant type '{form.get('grant_type')}' is not supported.",
+            }, status=400)
+        user, password = form.get("username", ""), form.get("password", "")
+        if user != USERNAME or password != self.store.data["password"]:
+            return web.json_response({
+                "error": "access_denied",
+                "error_description": f"Cannot authenticate user '{user}': "
+                                     "The username or password is incorrect..",
+            }, status=400)
+        token, expires_ms = self.store.add_token(TOKEN_LIFETIME_S)
+        return web.json_response({
+            "access_token": token, "scope": form.get("scope", "ovirt-app-api"),
+            "exp": str(expires_ms), "token_type": "bearer",
+        })
+
+    async def sso_logout(self, request):
+        form = await request.post()
+        self.store.drop_token(form.get("token", ""))
+        return web.json_response({})
+
+    async def health(self, request):
+        return web.Response(text="DB Up!Welcome to Health Status!", content_type="text/html")
+
+    # ---- lookups -------------------------------------------------------
+
+    def _host(self, request) -> dict:
+        host = self.store.host(request.match_info["id"])
+        if host is None:
+            raise Fault(404, f"Entity not found: {request.match_info['id']}")
+        return host
+
+    def _cluster(self, request) -> dict:
+        cluster = self.store.cluster(request.match_info["id"])
+        if cluster is None:
+            raise Fault(404, f"Entity not found: {request.match_info['id']}")
+        return cluster
+
+    def _ref(self, value, by_id, by_name, what: str) -> dict | None:
+        """Resolve `<x id=".."/>` or `<x><name>..</name></x>`."""
+        if not isinstance(value, dict):
+            return None
+        found = by_id(value["id"]) if value.get("id") else by_name(value.get("name") or "")
+        if found is None:
+            raise Fault(404, f"Entity not found: {what}: {value.get('id') or value.get('name')}")
+        return found
+
+    @staticmethod
+    def _search(request):
+        query = request.query.get("search")
+        if not query:
+            return None
+        try:
+            return search.parse(query)
+        except search.SearchError as exc:
+            raise Fault(400, str(exc), reason="Invalid search query") from exc
+
+    @staticmethod
+    def _matches(groups, record, request) -> bool:
+        if groups is None:
+            return True
+        case_sensitive = _bool(request.query.get("case_sensitive"), default=True)
+        try:
+            return search.matches(groups, record, case_sensitive=case_sensitive)
+        except search.SearchError as exc:
+            raise Fault(400, str(exc), reason="Invalid search query") from exc
+
+    @staticmethod
+    def _all_content(request) -> bool:
+        return _bool(request.query.get("all_content")) or _bool(request.headers.get("All-Content"))
+
+    # ---- root ----------------------------------------------------------
+
+    async def root(self, request):
+        hosts = self.store.hosts()
+        v = self.engine.version()
+        os_tag = ("el6" if (v["major"], v["minor"]) <= (3, 5) else
+                  "el7" if (v["major"], v["minor"]) <= (4, 3) else
+                  "el8" if (v["major"], v["minor"]) == (4, 4) else "el9")
+        full = f"{v['major']}.{v['minor']}.{v['build']}-1.{os_tag}"
+        vm_up = self.backend.engine_vm_status() == "up"
+        counts = {
+            "hosts_total": len(hosts),
+            "hosts_active": sum(self.engine.host_status(h) == "up" for h in hosts),
+            "vms_total": 1, "vms_active": 1 if vm_up else 0,
+        }
+        return _respond(request, doc.api_root(v, full, now_iso(), counts))
+
+    # ---- hosts ---------------------------------------------------------
+
+    async def list_hosts(self, request):
+        groups = self._search(request)
+        all_content = self._all_content(request)
+        found = [h for h in self.store.hosts()
+                 if self._matches(groups, self.engine.host_search_record(h), request)]
+        found = found[:_int(request.query.get("max"), len(found))]
+        items = [doc.host(self.engine.host_view(h, all_content)) for h in found]
+        return _respond(request, doc.collection("hosts", items))
+
+    async def get_host(self, request):
+        host = self._host(request)
+        return _respond(request, doc.host(self.engine.host_view(host, self._all_content(request))))
+
+    async def update_host(self, request):
+        host = self._host(request)
+        body = await _read_body(request)
+        cluster = self._ref(body.get("cluster"), self.store.cluster, self.store.cluster_by_name,
+                            "cluster")
+        if cluster and cluster["id"] != host["cluster"]:
+            if self.engine.host_status(host) != "maintenance":
+                raise Fault(409, "[Cannot edit Host. Host parameters cannot be modified while "
+                                 "Host is operational.\nPlease switch Host to Maintenance mode first.]")
+            host["cluster"] = cluster["id"]
+        if body.get("address"):
+            host["address"] = body["address"]
+        self.store.save()
+        return _respond(request, doc.host(self.engine.host_view(host, False)))
+
+    async def remove_host(self, request):
+        host = self._host(request)
+        if self.engine.host_status(host) not in ("maintenance", "non_responsive", "install_failed"):
+            raise Fault(409, "[Cannot remove Host. Host is operational.\n"
+                             "-Please switch Host to Maintenance mode first.]")
+        del self.store.data["hosts"][host["id"]]
+        self.store.save()
+        self.store.add_event(44, f"Host {host['name']} was removed by admin@internal-authz.",
+                             cluster_id=host["cluster"])
+        return web.Response(status=200)
+
+    async def host_action(self, request):
+        host = self._host(request)
+        action = request.match_info["action"]
+        body = await _read_body(request)
+        if action == "deactivate":
+            self.engine.deactivate(host, reason=body.get("reason"))
+        elif action == "activate":
+            self.engine.activate(host)
+        elif action == "upgradecheck":
+            self.engine.upgrade_check(host)
+        elif action == "upgrade":
+            self.engine.upgrade(host, reboot=_bool(body.get("reboot"), default=True),
+                                timeout_min=_int(body.get("timeout"), 60))
+        else:
+            raise Fault(404, f"HTTP 404 Not Found: {request.path}", reason="Not Found")
+        return _respond(request, doc.action())
+
+    # ---- clusters and data centers -------------------------------------
+
+    def _cluster_doc(self, cluster: dict) -> ET.Element:
+        policy_id = next((pid for pid, name in SCHEDULING_POLICIES.items()
+                          if name == cluster.get("scheduling_policy")), None)
+        return doc.cluster({**cluster, "scheduling_policy_id": policy_id})
+
+    async def list_clusters(self, request):
+        groups = self._search(request)
+        items = []
+        for cluster in sorted(self.store.data["clusters"].values(), key=lambda c: c["name"]):
+            dc = self.store.data_center(cluster["data_center"]) or {}
+            if self._matches(groups, {"name": cluster["name"], "datacenter": dc.get("name")},
+                             request):
+                items.append(self._cluster_doc(cluster))
+        items = items[:_int(request.query.get("max"), len(items))]
+        return _respond(request, doc.collection("clusters", items))
+
+    async def get_cluster(self, request):
+        return _respond(request, self._cluster_doc(self._cluster(request)))
+
+    def _version(self, body: dict) -> dict | None:
+        v = body.get("version")
+        if not isinstance(v, dict):
+            return None
+        if v.get("major") is None or v.get("minor") is None:
+            raise Fault(400, "Version [major, minor] required", reason="Incomplete parameters")
+        return {"major": int(v["major"]), "minor": int(v["minor"])}
+
+    def _apply_policy(self, cluster: dict, body: dict) -> None:
+        policy = body.get("scheduling_policy")
+        if isinstance(policy, dict):
+            name = SCHEDULING_POLICIES.get(policy.get("id", "")) or policy.get("name")
+            if name not in SCHEDULING_POLICIES.values():
+                raise Fault(404, f"Entity not found: scheduling policy: {policy}")
+            cluster["scheduling_policy"] = name
+
+    async def add_cluster(self, request):
+        body = await _read_body(request)
+        dc = self._ref(body.get("data_center"), self.store.data_center,
+                       self.store.data_center_by_name, "data center")
+        if not body.get("name") or dc is None:
+            raise Fault(400, "Cluster [name, dataCenter.name|id] required for add",
+                        reason="Incomplete parameters")
+        if self.store.cluster_by_name(body["name"]):
+            raise Fault(409, "[Cannot create Cluster. Cluster name is already in use.]")
+        version = self._version(body) or dict(dc["version"])
+        self.engine.check_cluster_version(version, "create")
+        cluster = self.store.add_cluster(body["name"], version, dc["id"],
+                                         body.get("description") or "")
+        self._apply_policy(cluster, body)
+        self.store.save()
+        self.store.add_event(809, f"Cluster {cluster['name']} was added by admin@internal-authz",
+                             cluster_id=cluster["id"])
+        response = _respond(request, self._cluster_doc(cluster), 201)
+        response.headers["Location"] = f"{API}/clusters/{cluster['id']}"
+        return response
+
+    async def update_cluster(self, request):
+        cluster = self._cluster(request)
+        body = await _read_body(request)
+        version = self._version(body)
+        if version:
+            self.engine.check_cluster_version(version, "edit")
+            cluster["version"] = version
+        if body.get("name") and body["name"] != cluster["name"]:
+            if self.store.cluster_by_name(body["name"]):
+                raise Fault(409, "[Cannot edit Cluster. Cluster name is already in use.]")
+            cluster["name"] = body["name"]
+        if body.get("description") is not None:
+            cluster["description"] = body["description"]
+        self._apply_policy(cluster, body)
+        self.store.save()
+        self.store.add_event(811, f"Host cluster {cluster['name']} was updated by "
+                                  "admin@internal-authz", cluster_id=cluster["id"])
+        return _respond(request, self._cluster_doc(cluster))
+
+    async def remove_cluster(self, request):
+        cluster = self._cluster(request)
+        if any(h["cluster"] == cluster["id"] for h in self.store.hosts()):
+            raise Fault(409, "[Cannot remove Cluster. Host Cluster contains one or more Hosts.]")
+        del self.store.data["clusters"][cluster["id"]]
+        self.store.save()
+        return web.Response(status=200)
+
+    async def cluster_upgrade(self, request):
+        cluster = self._cluster(request)
+        body = await _read_body(request)
+        correlation_id = (request.headers.get("Correlation-Id") or body.get("correlation_id")
+                          or request.query.get("correlation_id"))
+        self.engine.cluster_upgrade(cluster, body.get("upgrade_action") or "",
+                                    percent=body.get("upgrade_percent_complete"),
+                                    correlation_id=correlation_id)
+        return _respond(request, doc.action())
+
+    async def list_data_centers(self, request):
+        groups = self._search(request)
+        items = [doc.data_center(d) for d in self.store.data["data_centers"].values()
+                 if self._matches(groups, {"name": d["name"]}, request)]
+        return _respond(request, doc.collection("data_centers", items))
+
+    async def get_data_center(self, request):
+        dc = self.store.data_center(request.match_info["id"])
+        if dc is None:
+            raise Fault(404, f"Entity not found: {request.match_info['id']}")
+        return _respond(request, doc.data_center(dc))
+
+    async def list_scheduling_policies(self, request):
+        root = ET.Element("scheduling_policies")
+        for policy_id, name in SCHEDULING_POLICIES.items():
+            el = doc.sub(root, "scheduling_policy", href=f"{API}/schedulingpolicies/{policy_id}",
+                         id=policy_id)
+            doc.sub(el, "name", name)
+            doc.sub(el, "locked", True)
+            doc.sub(el, "default_policy", name == "none")
+        return _respond(request, root)
+
+    # ---- vms -----------------------------------------------------------
+
+    def _vm_id_or_404(self, request) -> None:
+        if request.match_info["id"] != self.store.data["vm_id"]:
+            raise Fault(404, f"Entity not found: {request.match_info['id']}")
+
+    async def list_vms(self, request):
+        groups = self._search(request)
+        items = []
+        if self._matches(groups, self.engine.vm_search_record(), request):
+            items.append(doc.vm(self.engine.vm_view()))
+        return _respond(request, doc.collection("vms", items))
+
+    async def get_vm(self, request):
+        self._vm_id_or_404(request)
+        return _respond(request, doc.vm(self.engine.vm_view()))
+
+    async def migrate_vm(self, request):
+        self._vm_id_or_404(request)
+        body = await _read_body(request)
+        dest = self._ref(body.get("host"), self.store.host, self.store.host_by_name, "host")
+        self.engine.migrate_vm(dest)
+        return _respond(request, doc.action())
+
+    # ---- events --------------------------------------------------------
+
+    def _event_record(self, event: dict) -> dict:
+        host = self.store.host(event["host"]) if event.get("host") else None
+        cluster = self.store.cluster(event["cluster"]) if event.get("cluster") else None
+        return {"type": event["code"], "severity": event["severity"],
+                "host": host["name"] if host else None,
+                "cluster": cluster["name"] if cluster else None,
+                "correlation_id": event.get("correlation_id")}
+
+    async def list_events(self, request):
+        groups = self._search(request)
+        after = _int(request.query.get("from"), -1)
+        found = [e for e in reversed(self.store.data["events"])
+                 if e["id"] > after and self._matches(groups, self._event_record(e), request)]
+        found = found[:_int(request.query.get("max"), len(found))]
+        return _respond(request, doc.collection("events", [doc.event(e) for e in found]))
+
+    async def get_event(self, request):
+        wanted = _int(request.match_info["id"], -1)
+        for event in self.store.data["events"]:
+            if event["id"] == wanted:
+                return _respond(request, doc.event(event))
+        raise Fault(404, f"Entity not found: {request.match_info['id']}")

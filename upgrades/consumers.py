@@ -10,8 +10,9 @@ from urllib.parse import parse_qs
 from channels.generic.websocket import JsonWebsocketConsumer
 from asgiref.sync import async_to_sync
 
-from .events import run_group, step_event, run_event
-from .models import StepOutput, UpgradeRun
+from .events import cluster_group, run_group, run_event, step_event
+from .ha import cluster_payload
+from .models import Cluster, StepOutput, UpgradeRun
 
 BACKLOG_CHUNK = 1_000
 
@@ -80,4 +81,29 @@ class RunConsumer(JsonWebsocketConsumer):
         self.send_json(event)
 
     def run_status(self, event):
+        self.send_json(event)
+
+
+class ClusterConsumer(JsonWebsocketConsumer):
+    """Live HA state of one cluster: a snapshot on connect, then each change."""
+
+    def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            self.close(code=4401)
+            return
+        cluster = Cluster.objects.filter(pk=self.scope["url_route"]["kwargs"]["cluster_id"]).first()
+        if cluster is None:
+            self.close(code=4404)
+            return
+        self.group = cluster_group(cluster.pk)
+        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
+        self.accept()
+        self.send_json(cluster_payload(cluster))
+
+    def disconnect(self, code):
+        if getattr(self, "group", None):
+            async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+
+    def ha_update(self, event):
         self.send_json(event)

@@ -32,6 +32,12 @@ class Cluster(models.Model):
         max_length=10, choices=MaintenanceMode.choices, default=MaintenanceMode.UNKNOWN,
         help_text="Global hosted-engine maintenance as last seen by the poller.",
     )
+    poll_interval = models.FloatField(
+        "HA poll interval (s)", default=10.0,
+        help_text="How often the poller reads hosted-engine --vm-status; the HA agents' own cycle is 10 s.",
+    )
+    polled_at = models.DateTimeField(null=True, blank=True)
+    poll_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("clusters/<int:cluster_id>/", views.cluster_detail, name="cluster-detail"),
     path("hosts/<int:host_id>/diagnostic/", views.start_diagnostic, name="start-diagnostic"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/steps/<int:step_id>/log.txt", views.step_log, name="step-log"),

@@ -20,6 +20,14 @@ def home(request):
 
 
 @login_required
+def cluster_detail(request, cluster_id):
+    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    hosts = cluster.hosts.order_by("he_host_id", "name")
+    return render(request, "upgrades/cluster_detail.html", {
+        "cluster": cluster, "hosts": hosts, "can_operate": can_operate(request.user)})
+
+
+@login_required
 @require_POST
 def start_diagnostic(request, host_id):
     host = get_object_or_404(Host, pk=host_id)

@@ -1,0 +1,114 @@
+"""Live HA state: apply one parsed ``--vm-status`` to a cluster's rows.
+
+Samples are downsampled for history: one is stored when a host's state,
+score, liveness or maintenance changes, and otherwise at most once per
+SAMPLE_EVERY. Changes are published to the cluster's group after saving.
+"""
+from datetime import timedelta
+from typing import TypedDict
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import events
+from .models import Cluster, HaSample, Host, MaintenanceMode
+
+SAMPLE_EVERY = timedelta(minutes=1)
+HOST_FIELDS = ("ha_state", "ha_score", "ha_live", "local_maintenance", "engine_vm_here")
+
+
+class HostHa(TypedDict):
+    id: int
+    name: str
+    state: str
+    score: int | None
+    live: bool
+    local_maintenance: bool
+    engine_vm_here: bool
+    seen_at: str | None
+
+
+class HaEvent(TypedDict):
+    type: str  # "ha.update"
+    cluster: int
+    maintenance_mode: str
+    polled_at: str | None
+    poll_error: str
+    hosts: list[HostHa]
+
+
+def host_payload(host) -> HostHa:
+    return {"id": host.pk, "name": host.name, "state": host.ha_state, "score": host.ha_score,
+            "live": host.ha_live, "local_maintenance": host.local_maintenance,
+            "engine_vm_here": host.engine_vm_here,
+            "seen_at": host.ha_seen_at.isoformat() if host.ha_seen_at else None}
+
+
+def cluster_payload(cluster) -> HaEvent:
+    return {"type": "ha.update", "cluster": cluster.pk, "maintenance_mode": cluster.maintenance_mode,
+            "polled_at": cluster.polled_at.isoformat() if cluster.polled_at else None,
+            "poll_error": cluster.poll_error,
+            "hosts": [host_payload(h) for h in cluster.hosts.order_by("he_host_id", "name")]}
+
+
+def _match(hosts, status):
+    """The Host row for a vm-status block: by HE host id, else by name."""
+    by_id = {h.he_host_id: h for h in hosts if h.he_host_id is not None}
+    by_name = {h.name: h for h in hosts}
+    return by_id.get(status.host_id) or by_name.get(status.hostname)
+
+
+def apply_vm_status(cluster_id, vm_status, *, now=None):
+    """Store one poll's result; returns True when anything visible changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        hosts = list(cluster.hosts.all())
+        changed = False
+        mode = MaintenanceMode.GLOBAL if vm_status.global_maintenance else MaintenanceMode.NONE
+        if cluster.maintenance_mode != mode or cluster.poll_error:
+            changed = True
+        cluster.maintenance_mode, cluster.polled_at, cluster.poll_error = mode, now, ""
+        cluster.save(update_fields=["maintenance_mode", "polled_at", "poll_error"])
+        last_samples = {s.host_id: s for s in _latest_samples(hosts)}
+        samples = []
+        for status in vm_status.hosts:
+            host = _match(hosts, status)
+            if host is None:
+                continue
+            new = {"ha_state": status.state or "", "ha_score": status.score, "ha_live": status.up_to_date,
+                   "local_maintenance": status.local_maintenance,
+                   "engine_vm_here": status.engine_vm == "up" and status.up_to_date}
+            host_changed = any(getattr(host, f) != v for f, v in new.items())
+            for field, value in new.items():
+                setattr(host, field, value)
+            host.ha_seen_at = now
+            host.save(update_fields=[*HOST_FIELDS, "ha_seen_at"])
+            last = last_samples.get(host.pk)
+            if host_changed or last is None or now - last.at >= SAMPLE_EVERY:
+                samples.append(HaSample(host=host, at=now, state=host.ha_state, score=host.ha_score,
+                                        live=host.ha_live, engine_vm=status.engine_vm or "",
+                                        local_maintenance=host.local_maintenance))
+            changed = changed or host_changed
+        HaSample.objects.bulk_create(samples)
+        if changed:
+            events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))
+    return changed
+
+
+def record_poll_error(cluster_id, message, *, now=None):
+    """Every host failed: keep the last known values, say why on the page."""
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        changed = cluster.poll_error != message
+        cluster.poll_error = message
+        cluster.save(update_fields=["poll_error"])
+        if changed:
+            events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))
+
+
+def _latest_samples(hosts):
+    for host in hosts:
+        sample = HaSample.objects.filter(host=host).order_by("-at").first()
+        if sample is not None:
+            yield sample

@@ -1,0 +1,92 @@
+"""Command line: `python -m lab up ...` and `python -m lab fault KIND ...`."""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+
+from .control import FAULT_KINDS
+from .errors import LabError
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m lab")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run a simulated hosted-engine cluster in the foreground")
+    up.add_argument("--hosts", type=int, default=3)
+    up.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    up.add_argument("--state-dir", required=True)
+    up.add_argument("--os", choices=("el6", "el7"), default="el7")
+    up.add_argument("--engine-version", choices=("3.5", "3.6", "4.x"), default="4.x")
+    up.add_argument("--ssh-port-base", type=int, default=0,
+                    help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
+    up.add_argument("--log-level", default="INFO")
+
+    fault = sub.add_parser("fault", help="inject a fault into a running lab")
+    fault.add_argument("kind", choices=FAULT_KINDS)
+    fault.add_argument("--state-dir", required=True)
+    fault.add_argument("--host")
+    fault.add_argument("--pattern", help="fail-next-command: regex or substring of the command")
+    fault.add_argument("--factor", type=float, help="slow-host: how many times slower")
+    fault.add_argument("--os", choices=("el6", "el7"), help="reinstall-host: the new OS")
+
+    state = sub.add_parser("state", help="print the running lab's state as JSON")
+    state.add_argument("--state-dir", required=True)
+    return parser.parse_args(argv)
+
+
+def control_url(state_dir):
+    path = os.path.join(state_dir, "manifest.json")
+    try:
+        with open(path) as f:
+            return json.load(f)["control"]["url"]
+    except FileNotFoundError:
+        raise SystemExit(f"no running lab in {state_dir} (no manifest.json)")
+
+
+def post_fault(url, body):
+    request = urllib.request.Request(url + "/fault", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        return json.load(exc)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "up":
+        logging.basicConfig(level=args.log_level,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
+        from .up import run
+        try:
+            asyncio.run(run(args))
+        except LabError as exc:
+            raise SystemExit(f"lab: {exc}")
+        return 0
+    url = control_url(args.state_dir)
+    if args.command == "state":
+        with urllib.request.urlopen(url + "/state", timeout=30) as response:
+            print(json.dumps(json.load(response), indent=2))
+        return 0
+    body = {"kind": args.kind, "host": args.host}
+    for key in ("pattern", "factor", "os"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    result = post_fault(url, body)
+    if not result.get("ok"):
+        print(f"lab: {result.get('error')}", file=sys.stderr)
+        return 1
+    print(result["message"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

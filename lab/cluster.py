@@ -1,0 +1,476 @@
+"""The simulated hosted-engine cluster: hosts, whiteboard, engine VM, faults.
+
+`Cluster` is also the `backend` the engine REST API (lab/engine/) talks to; see
+lab/INTERFACE.md. Everything runs on one asyncio loop, so no locking is needed.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import time
+import zlib
+
+from . import catalog, ha, vm
+from .clock import ScaledClock
+from .errors import LabError
+from .machines import HA_SERVICES, EngineVm, Host
+
+log = logging.getLogger(__name__)
+
+BOOT_TIME = 60            # power on -> sshd and services up
+AGENT_START_DELAY = 30    # broker connects the storage before the agent starts
+VDSM_RESTART_SECS = 5
+NETWORK_PENALTY = 1600    # gateway unreachable while a host is disconnected
+STATE_FILE = "state.json"
+CLUSTER_NAME = "Default"
+
+
+class Cluster:
+    def __init__(self, state_dir, hosts=3, speed=1.0, os_name="el7", engine_version="4.x"):
+        self.state_dir = state_dir
+        self.engine = None
+        self.agents = {}
+        self.on_change = None  # set by the runner: re-sync SSH listeners
+        self._tasks = set()
+        path = os.path.join(state_dir, STATE_FILE)
+        if os.path.exists(path):
+            with open(path) as f:
+                self._load(json.load(f), speed)
+        else:
+            self._create(hosts, speed, os_name, engine_version)
+
+    # -- creation and persistence --------------------------------------------------
+
+    def _create(self, count, speed, os_name, engine_version):
+        if engine_version not in catalog.RELEASES:
+            raise LabError(f"unknown engine version {engine_version!r} (3.5, 3.6 or 4.x)")
+        if os_name == "el6" and not catalog.RELEASES[engine_version]["el6"]:
+            raise LabError(f"oVirt {engine_version} has no el6 hosts; use --engine-version 3.5")
+        self.clock = ScaledClock(speed, start=0.0)
+        now = self.clock.now()
+        self.global_maintenance = False
+        self.lockspace_corrupt = False
+        self.segments = {}
+        self.hosts = {}
+        for index in range(1, count + 1):
+            host = Host(index, os_name)
+            host.add_release_repo(engine_version)
+            host.packages.update(host.release_packages(engine_version))
+            host.deploy_files(index)
+            host.booted_at = now - 3_800_000 + index * 1000
+            host.services = {name: True for name in HA_SERVICES}
+            self.hosts[host.name] = host
+        self.engine_vm = EngineVm(engine_version)
+        first = self.hosts["he1.lab.local"]
+        first.vm = vm.new_record("Up", now, started=now - 100_000)
+        self.lease = first.name
+        # Agents resume as if they had been running for a long time (steady state).
+        for host in self.hosts.values():
+            agent_state = "EngineUp" if host is first else "EngineDown"
+            self._resume_agent(host, {"state": agent_state, "history": 100_000})
+
+    def _load(self, data, speed):
+        self.clock = ScaledClock(speed, start=data["clock_now"], wall_start=data["wall_start"])
+        self.global_maintenance = data["global_maintenance"]
+        self.lockspace_corrupt = data["lockspace_corrupt"]
+        self.segments = data["segments"]
+        self.lease = data["lease"]
+        self.hosts = {}
+        for item in data["hosts"]:
+            host = Host(item["index"], item["os"])
+            host.load(item)
+            self.hosts[host.name] = host
+        self.engine_vm = EngineVm(data["engine_vm"]["engine_version"])
+        self.engine_vm.load(data["engine_vm"])
+        for item in data["hosts"]:
+            host = self.hosts[f"he{item['index']}.lab.local"]
+            if host.power == "on" and host.services["ovirt-ha-agent"] and item.get("agent"):
+                self._resume_agent(host, item["agent"])
+            elif host.power == "booting":
+                self._spawn(self._finish_boot(host))
+
+    def _resume_agent(self, host, snapshot):
+        agent = ha.Agent(self, host)
+        now = self.clock.now()
+        agent.state = snapshot["state"]
+        agent.started_at = now - snapshot.get("history", 0)
+        agent.entered = now - snapshot.get("in_state", 0)
+        agent.retry_count = snapshot.get("retry_count", 0)
+        agent.silent = snapshot.get("silent", False)
+        self.agents[host.name] = agent
+
+    def to_dict(self):
+        now = self.clock.now()
+        hosts = []
+        for host in self.hosts.values():
+            item = host.to_dict()
+            agent = self.agents.get(host.name)
+            if agent:
+                item["agent"] = {"state": agent.state, "history": agent.history(now),
+                                 "in_state": now - agent.entered,
+                                 "retry_count": agent.retry_count, "silent": agent.silent}
+            hosts.append(item)
+        return {"clock_now": now, "wall_start": self.clock.wall() - now,
+                "global_maintenance": self.global_maintenance,
+                "lockspace_corrupt": self.lockspace_corrupt, "segments": self.segments,
+                "lease": self.lease, "hosts": hosts, "engine_vm": self.engine_vm.to_dict()}
+
+    def save(self):
+        """Atomic write, so a crash never leaves half a state file."""
+        path = os.path.join(self.state_dir, STATE_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+
+    # -- running ------------------------------------------------------------------
+
+    def start(self):
+        """Start the agent tasks and the ticker; call on the running loop."""
+        for agent in self.agents.values():
+            agent.task = self._spawn(agent.run())
+        self._spawn(self._tick())
+
+    async def stop(self):
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.save()
+
+    def _spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _tick(self):
+        """Drive time-based transitions and save the state now and then."""
+        last_save = 0.0
+        while True:
+            self.advance(self.clock.now())
+            if time.monotonic() - last_save > 1.0:
+                self.save()
+                last_save = time.monotonic()
+            await asyncio.sleep(0.05)
+
+    def changed(self):
+        if self.on_change:
+            self.on_change()
+
+    def advance(self, now):
+        vm.advance(self, now)
+
+    def vdsm_up(self, host, now):
+        return host.power == "on" and host.services["vdsmd"] and now >= host.vdsm_down_until
+
+    def reachable(self, host):
+        return host.power == "on" and not host.disconnected and self.vdsm_up(host, self.clock.now())
+
+    def ssh_reachable(self, machine):
+        """Should this machine's sshd answer now? (False also for the stopped engine VM.)"""
+        if machine is self.engine_vm:
+            return self.engine_vm_host() is not None and vm.running_status(
+                self.hosts[self.engine_vm_host()]) in ("Up", "Migration Source")
+        return machine.power == "on"
+
+    # -- whiteboard ----------------------------------------------------------------
+
+    def host_ts(self, host, now):
+        return int(now - host.booted_at) + 60
+
+    def publish(self, host, now, *, state, score, engine_status, stopped, maintenance, extra):
+        if host.disconnected:
+            score = max(0, score - NETWORK_PENALTY) if state not in ha.ZERO_SCORE_STATES else 0
+        ts = self.host_ts(host, now)
+        wall = time.ctime(self.clock.wall())
+        seg = {"host-id": host.host_id, "host-ts": ts, "score": score,
+               "engine-status": engine_status, "hostname": host.name,
+               "maintenance": maintenance, "stopped": stopped,
+               "conf_on_shared_storage": True, "local_conf_timestamp": ts,
+               "state": state, "extra": extra, "wall": wall, "written_at": now}
+        raw = "|".join(str(seg[k]) for k in ("host-id", "host-ts", "score", "hostname", "state"))
+        seg["crc32"] = "%08x" % zlib.crc32(raw.encode())
+        self.segments[str(host.host_id)] = seg
+
+    def is_live(self, seg, now):
+        return now - seg["written_at"] <= ha.HOST_ALIVE_TIMEOUT
+
+    def live_segments(self, reader, now):
+        """Segments the reader's broker sees as live. A reader whose own agent stopped
+        publishing sees every host as stale (facts §7, "Agent stopped")."""
+        own = self.segments.get(str(reader.host_id))
+        if own is not None and not self.is_live(own, now):
+            return []
+        return [seg for seg in self.segments.values() if self.is_live(seg, now)]
+
+    # -- services ------------------------------------------------------------------
+
+    def start_service(self, host, name):
+        """Returns an error text, or None when the service is running."""
+        now = self.clock.now()
+        if name == "vdsmd" and not host.installed("vdsm"):
+            return "Failed to start vdsmd.service: Unit not found."
+        if name.startswith("ovirt-ha") and not host.installed("ovirt-hosted-engine-ha"):
+            return f"Failed to start {name}.service: Unit not found."
+        if name == "ovirt-ha-agent" and not host.configured:
+            return ("Job for ovirt-ha-agent.service failed because the control process exited "
+                    "with error code. See \"systemctl status ovirt-ha-agent.service\" and "
+                    "\"journalctl -xe\" for details.")
+        if host.services[name]:
+            return None
+        host.services[name] = True
+        if name == "vdsmd":
+            host.vdsm_down_until = now + VDSM_RESTART_SECS
+        if name == "ovirt-ha-agent":
+            agent = ha.Agent(self, host)
+            self.agents[host.name] = agent
+            agent.task = self._spawn(agent.run())
+        self.changed()
+        return None
+
+    def stop_service(self, host, name, clean=True):
+        host.services[name] = False
+        if name == "ovirt-ha-agent":
+            agent = self.agents.pop(host.name, None)
+            if agent:
+                if agent.task:
+                    agent.task.cancel()
+                if clean:
+                    agent.stop_cleanly()
+        self.changed()
+
+    def restart_service(self, host, name):
+        if host.services.get(name):
+            self.stop_service(host, name)
+        return self.start_service(host, name)
+
+    def agent_state(self, host):
+        agent = self.agents.get(host.name)
+        return agent.state if agent else None
+
+    # -- power ---------------------------------------------------------------------
+
+    def kill_host(self, host):
+        """Forced power-off: no clean agent exit, the VM dies, the lease lingers."""
+        if host.power == "off":
+            return
+        now = self.clock.now()
+        for name in HA_SERVICES:
+            self.stop_service(host, name, clean=False)
+        if host.vm and host.vm["status"] == "Migration Source":
+            self.hosts[host.vm["dest"]].vm = None
+        for other in self.hosts.values():
+            if other.vm and other.vm.get("status") == "Migration Destination" and other is not host:
+                source = [h for h in self.hosts.values() if h.vm and h.vm.get("dest") == other.name]
+                if not source:
+                    other.vm = None
+        host.vm = None
+        host.power = "off"
+        host.died_at = now
+        self.changed()
+
+    def boot_host(self, host):
+        if host.power != "off":
+            return
+        host.power = "booting"
+        host.booted_at = self.clock.now() + BOOT_TIME
+        self._spawn(self._finish_boot(host))
+        self.changed()
+
+    async def _finish_boot(self, host):
+        await self.clock.sleep(max(0.0, host.booted_at - self.clock.now()))
+        if host.power != "booting":
+            return
+        host.power = "on"
+        if self.lease == host.name and host.vm is None:
+            self.lease = None  # sanlock starts clean after a reboot
+        for name in ("vdsmd", "ovirt-ha-broker"):
+            if host.enabled[name]:
+                self.start_service(host, name)
+        self.changed()
+        if host.enabled["ovirt-ha-agent"]:
+            await self.clock.sleep(AGENT_START_DELAY)
+            if host.power == "on" and not host.services["ovirt-ha-agent"]:
+                self.start_service(host, "ovirt-ha-agent")
+
+    async def reboot_host(self, host):
+        """A clean reboot (e.g. after an upgrade); waits until the host is back."""
+        if vm.running_status(host):
+            raise LabError(f"Cannot reboot {host.name}: the HostedEngine VM is running on it")
+        for name in reversed(HA_SERVICES):
+            if host.services[name]:
+                self.stop_service(host, name)
+        host.power = "off"
+        host.died_at = None
+        self.boot_host(host)
+        while host.power != "on":
+            await self.clock.sleep(5)
+
+    # -- faults --------------------------------------------------------------------
+
+    def host_by_name(self, name):
+        for host in self.hosts.values():
+            if name in (host.name, host.short_name, host.address):
+                return host
+        raise LabError(f"no such host: {name}")
+
+    def fault(self, kind, host=None, **kw):
+        """Inject a fault from the control endpoint; returns a short description."""
+        needs_host = {"kill-host", "boot-host", "disconnect-host", "reconnect-host",
+                      "fail-next-command", "slow-host", "reinstall-host"}
+        target = None
+        if kind in needs_host:
+            if not host:
+                raise LabError(f"{kind} needs --host")
+            target = self.host_by_name(host)
+        if kind == "kill-host":
+            self.kill_host(target)
+        elif kind == "boot-host":
+            self.boot_host(target)
+        elif kind == "kill-engine-vm":
+            name = self.engine_vm_host()
+            if name is None:
+                raise LabError("the engine VM is not running")
+            vm.vm_crash(self, self.hosts[name], self.clock.now())
+        elif kind == "power-outage":
+            for each in self.hosts.values():
+                self.kill_host(each)
+            for each in self.hosts.values():
+                self.boot_host(each)
+        elif kind == "corrupt-lockspace":
+            self.lockspace_corrupt = True
+        elif kind == "disconnect-host":
+            target.disconnected = True
+        elif kind == "reconnect-host":
+            target.disconnected = False
+        elif kind == "fail-next-command":
+            pattern = kw.get("pattern")
+            if not pattern:
+                raise LabError("fail-next-command needs --pattern")
+            target.fail_patterns.append(pattern)
+        elif kind == "slow-host":
+            target.slow_factor = float(kw.get("factor") or 5)
+        elif kind == "reinstall-host":
+            self.kill_host(target)
+            target.reinstall(kw.get("os") or "el7")
+            self.boot_host(target)
+        else:
+            raise LabError(f"unknown fault kind: {kind}")
+        self.changed()
+        self.save()
+        return f"{kind} done" + (f" on {target.name}" if target else "")
+
+    # -- snapshot ------------------------------------------------------------------
+
+    def snapshot(self):
+        now = self.clock.now()
+        self.advance(now)
+        hosts = {}
+        for host in self.hosts.values():
+            info = self.host_info(host.name)
+            info.update(power=host.power, disconnected=host.disconnected,
+                        agent_state=self.agent_state(host),
+                        services=dict(host.services),
+                        vm=host.vm["status"] if host.vm else None,
+                        engine_status=vm.engine_status(self, host, now),
+                        packages=dict(host.packages), repos=sorted(host.repo_releases()),
+                        slow_factor=host.slow_factor, fail_patterns=list(host.fail_patterns))
+            hosts[host.name] = info
+        return {"now": now, "speed": self.clock.speed, "engine_version": self.engine_version,
+                "global_maintenance": self.global_maintenance,
+                "lockspace_corrupt": self.lockspace_corrupt,
+                "engine_vm": {"host": self.engine_vm_host(), "status": self.engine_vm_status(),
+                              "healthy": self.engine_healthy(), "lease": self.lease},
+                "hosts": hosts}
+
+    # -- backend API for lab/engine (see INTERFACE.md) -----------------------------
+
+    @property
+    def engine_version(self):
+        return self.engine_vm.engine_version
+
+    engine_fqdn = "engine.lab.local"
+
+    def attach_engine(self, engine):
+        self.engine = engine
+
+    def host_names(self):
+        return list(self.hosts)
+
+    def host_info(self, name):
+        host = self.host_by_name(name)
+        now = self.clock.now()
+        seg = self.segments.get(str(host.host_id)) if host.configured else None
+        live = bool(seg) and self.is_live(seg, now) and host.power == "on"
+        return {"name": host.name, "address": host.address, "os": host.os,
+                "host_id": host.host_id, "reachable": self.reachable(host),
+                "score": seg["score"] if seg else 0, "live": live,
+                "local_maintenance": bool(seg and seg["maintenance"]),
+                "global_maintenance": self.global_maintenance,
+                "configured": host.configured,
+                "agent_version": host.running_ha_version or host.packages.get(
+                    "ovirt-hosted-engine-ha", ""),
+                "packages_outdated": bool(host.outdated_packages())}
+
+    def engine_vm_host(self):
+        self.advance(self.clock.now())
+        for host in self.hosts.values():
+            if vm.running_status(host):
+                return host.name
+        return None
+
+    def engine_vm_status(self):
+        name = self.engine_vm_host()
+        if name is None:
+            return "down"
+        return {"WaitForLaunch": "wait_for_launch", "Powering up": "powering_up", "Up": "up",
+                "Powering down": "powering_down", "Migration Source": "migrating",
+                }[self.hosts[name].vm["status"]]
+
+    def engine_healthy(self):
+        name = self.engine_vm_host()
+        return name is not None and vm.healthy(self, self.hosts[name], self.clock.now())
+
+    def set_local_maintenance(self, name, on):
+        host = self.host_by_name(name)
+        host.local_maintenance = bool(on)
+        self.changed()
+
+    async def migrate_engine_vm(self, dest_name):
+        dest = self.host_by_name(dest_name)
+        source_name = self.engine_vm_host()
+        if source_name is None or self.hosts[source_name].vm["status"] != "Up":
+            raise LabError("Cannot migrate VM. VM HostedEngine is not running.")
+        source = self.hosts[source_name]
+        if dest is source:
+            raise LabError("Cannot migrate VM. The VM is already running on the destination host.")
+        info = self.host_info(dest.name)
+        if not info["reachable"] or not info["configured"] or dest.local_maintenance \
+                or dest.local_maintenance_manual or info["score"] <= 0:
+            raise LabError(f"Cannot migrate VM. Host {dest.name} cannot run the hosted engine "
+                           "(not up, not HA-active, in local maintenance or scoring 0).")
+        vm.start_migration(self, source, dest, self.clock.now())
+        while source.vm and source.vm.get("status") == "Migration Source":
+            await self.clock.sleep(1)
+        if self.engine_vm_host() != dest.name:
+            raise LabError("Migration failed: the source or destination host went down.")
+
+    async def upgrade_host(self, name, reboot):
+        """Engine-driven upgrade: yum update of every outdated package, then restart or reboot."""
+        host = self.host_by_name(name)
+        if not self.reachable(host):
+            raise LabError(f"Host {host.name} is not reachable")
+        await self.clock.sleep(60 * host.slow_factor)
+        host.packages.update(host.outdated_packages())
+        if reboot:
+            await self.reboot_host(host)
+        else:
+            for service in HA_SERVICES:
+                if host.services[service]:
+                    self.restart_service(host, service)
+        self.save()
+
+    def register_with_engine(self, host):
+        if self.engine is not None:
+            self.engine.register_host(host.name, host.address, CLUSTER_NAME)

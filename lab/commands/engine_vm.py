@@ -1,0 +1,121 @@
+"""Commands inside the engine VM: engine-setup and engine-backup."""
+
+import time
+
+from .. import catalog
+from . import command
+
+HE_NOT_GLOBAL = (
+    "[ ERROR ] It seems that you are running your engine inside of the hosted-engine VM and "
+    "are not in \"Global Maintenance\" mode.\n In that case you should put the system into the "
+    "\"Global Maintenance\" mode before running engine-setup, or the hosted-engine HA agent "
+    "might kill the machine, which might corrupt your data.\n")
+
+
+def release_of_engine_setup(version):
+    for release, packages in catalog.ENGINE_PACKAGES.items():
+        if packages["ovirt-engine-setup"] == version:
+            return release
+    return None
+
+
+@command("engine-setup", machines=("engine-vm",), package="ovirt-engine-setup")
+async def engine_setup(ctx, args):
+    vm = ctx.machine
+    ctx.print("[ INFO  ] Stage: Initializing")
+    ctx.print("[ INFO  ] Stage: Environment setup")
+    ctx.print("          Configuration files: ['/etc/ovirt-engine-setup.conf.d/10-packaging.conf', "
+              "'/etc/ovirt-engine-setup.conf.d/20-setup-ovirt-post.conf']")
+    await ctx.sleep(3)
+    ctx.print("[ INFO  ] Stage: Environment packages setup")
+    ctx.print("[ INFO  ] Stage: Programs detection")
+    ctx.print("[ INFO  ] Stage: Environment customization")
+    await ctx.sleep(2)
+    if not ctx.cluster.global_maintenance:
+        ctx.err.write(HE_NOT_GLOBAL)
+        ctx.error("[ ERROR ] Failed to execute stage 'Setup validation': Hosted Engine setup "
+                  "detected, but Global Maintenance is not set.")
+        ctx.print("[ INFO  ] Stage: Clean up")
+        ctx.print("[ INFO  ] Stage: Pre-termination")
+        ctx.print("[ INFO  ] Stage: Termination")
+        ctx.print("[ ERROR ] Execution of setup failed")
+        return 1
+    if "--accept-defaults" not in args:
+        ctx.out.write("          During execution engine service will be stopped (OK, Cancel) [OK]: ")
+        answer = await ctx.stdin.readline()
+        if answer == "":
+            ctx.error("[ ERROR ] Failed to execute stage 'Environment customization': End of file")
+            return 1
+        ctx.out.write("\n")
+        if answer.strip().lower() == "cancel":
+            ctx.error("[ ERROR ] Failed to execute stage 'Environment customization': Aborted by user")
+            return 1
+    ctx.print("[ INFO  ] Stage: Setup validation")
+    ctx.print("[ INFO  ] Stage: Transaction setup")
+    ctx.print("[ INFO  ] Stopping engine service")
+    vm.setup_running = True
+    try:
+        for step, seconds in (("Stopping ovirt-fence-kdump-listener service", 2),
+                              ("Stopping dwh service", 2), ("Stage: Misc configuration", 2),
+                              ("Stage: Package installation", 5), ("Stage: Misc configuration", 2),
+                              ("Backing up database localhost:engine to "
+                               "'/var/lib/ovirt-engine/backups/engine-20261125100000.sql'.", 20),
+                              ("Creating/refreshing Engine database schema", 40),
+                              ("Upgrading CA", 5), ("Stage: Transaction commit", 2),
+                              ("Stage: Closing up", 2), ("Starting engine service", 15)):
+            ctx.print(f"[ INFO  ] {step}")
+            await ctx.sleep(seconds)
+        release = release_of_engine_setup(vm.packages.get("ovirt-engine-setup", ""))
+        if release:
+            vm.engine_version = release
+            vm.packages["ovirt-engine"] = catalog.ENGINE_PACKAGES[release]["ovirt-engine"]
+        vm.engine_running = True
+    finally:
+        vm.setup_running = False
+    ctx.print("\n          --== SUMMARY ==--\n")
+    ctx.print("          Web access is enabled at:")
+    ctx.print(f"              http://{vm.name}:80/ovirt-engine")
+    ctx.print(f"              https://{vm.name}:443/ovirt-engine")
+    ctx.print("\n          --== END OF SUMMARY ==--\n")
+    ctx.print("[ INFO  ] Stage: Clean up")
+    ctx.print("[ INFO  ] Stage: Pre-termination")
+    ctx.print("[ INFO  ] Stage: Termination")
+    ctx.print("[ INFO  ] Execution of setup completed successfully")
+    return 0
+
+
+@command("engine-backup", machines=("engine-vm",), package="ovirt-engine")
+async def engine_backup(ctx, args):
+    opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
+    mode = opts.get("mode", "backup")
+    path = opts.get("file")
+    if mode not in ("backup", "restore"):
+        ctx.error(f"FATAL: Invalid mode '{mode}'")
+        return 1
+    if not path:
+        ctx.error("FATAL: --file is missing")
+        return 1
+    if mode == "restore":
+        if path not in ctx.machine.files:
+            ctx.error(f"FATAL: Backup file '{path}' not found")
+            return 1
+        for line, seconds in (("Preparing to restore:", 1), ("- Unpacking file", 5),
+                              ("Restoring:", 1), ("- Files", 5), ("Provisioning PostgreSQL users/databases:", 3),
+                              ("- Engine database 'engine'", 30), ("Done.", 0)):
+            ctx.print(line)
+            await ctx.sleep(seconds)
+        return 0
+    stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime(ctx.cluster.clock.wall()))
+    ctx.print(f"Start of engine-backup with mode 'backup'\nscope: all\narchive file: {path}")
+    for line, seconds in (("Backing up:", 1), ("Notifying engine", 1), ("- Files", 5),
+                          ("- Engine database 'engine'", 30),
+                          ("- DWH database 'ovirt_engine_history'", 10),
+                          (f"Packing into file '{path}'", 5), ("Notifying engine", 1)):
+        ctx.print(line)
+        await ctx.sleep(seconds)
+    ctx.machine.files[path] = (f"ovirt-engine-backup {stamp} engine "
+                               f"{ctx.machine.packages.get('ovirt-engine')}\n")
+    if "log" in opts:
+        ctx.machine.files[opts["log"]] = f"{stamp} engine-backup: backup done\n"
+    ctx.print("Done.")
+    return 0

@@ -1,0 +1,312 @@
+"""ovirt-ha-agent: one state machine per host, publishing to the shared whiteboard.
+
+Each state is a small function `(agent, view) -> (next_state, nowait)`, following the
+table in ovirt-facts.md §5. `view` is what the agent's broker told it this loop.
+"""
+
+import asyncio
+import logging
+import time
+
+from . import catalog, vm
+
+log = logging.getLogger(__name__)
+
+LOOP_DELAY = 10
+HOST_ALIVE_TIMEOUT = 60
+ENGINE_STARTING_TIMEOUT = 600
+ENGINE_BAD_HEALTH_TIMEOUT = 300
+ENGINE_STOP_TIMEOUT = 300
+ENGINE_AWAY_EXPIRATION = 40
+VM_UNEXPECTED_SHUTDOWN_EXPIRATION = 560
+RETRY_MAX = 3
+RETRY_EXPIRATION = 600
+HANDOVER_MARGIN = 800
+
+ZERO_SCORE_STATES = {"LocalMaintenance", "EngineUnexpectedlyDown", "ReinitializeFSM",
+                     "AgentStopped", "StartState"}
+
+
+class View:
+    """One loop's inputs: flags, the local engine status and the live remote hosts."""
+
+    def __init__(self, agent, cluster, now):
+        host = agent.host
+        self.now = now
+        self.global_maintenance = cluster.global_maintenance
+        self.local_maintenance = host.local_maintenance or host.local_maintenance_manual
+        self.status = vm.engine_status(cluster, host, now)
+        self.remotes = [seg for seg in cluster.live_segments(host, now)
+                        if seg["host-id"] != host.host_id]
+
+    @property
+    def vm(self):
+        return self.status["vm"]
+
+    def up_elsewhere(self):
+        return any(seg["engine-status"]["vm"] == "up" for seg in self.remotes)
+
+    def best_remote_score(self):
+        return max((seg["score"] for seg in self.remotes if seg["score"] > 0), default=0)
+
+
+def check_gul(agent, view, local=True):
+    """The G/U/L checks every state runs first (facts §5)."""
+    if view.global_maintenance:
+        return "GlobalMaintenance"
+    if view.vm == "unknown":
+        return "UnknownLocalVmState"
+    if local and view.local_maintenance:
+        return "LocalMaintenance"
+    return None
+
+
+def reinitialize_fsm(agent, view):
+    if (nxt := check_gul(agent, view)):
+        return nxt, False
+    if view.vm == "up":
+        return "EngineStarting", True
+    return "EngineDown", False
+
+
+def engine_down(agent, view):
+    if (nxt := check_gul(agent, view)):
+        return nxt, False
+    if view.vm == "up":
+        return "EngineStarting", False
+    if view.up_elsewhere() or agent.history(view.now) < HOST_ALIVE_TIMEOUT:
+        return "EngineDown", False
+    if agent.score(view) > 0 and agent.score(view) >= view.best_remote_score():
+        return "EngineStart", True
+    return "EngineDown", False
+
+
+def engine_start(agent, view):
+    ok = agent.start_vm(view.now)
+    if ok:
+        return "EngineStarting", False
+    agent.retry_count += 1
+    agent.retry_at = view.now
+    return "EngineDown", False
+
+
+def engine_starting(agent, view):
+    if agent.timed_out(view.now, ENGINE_STARTING_TIMEOUT):
+        return "EngineStop", False
+    if (nxt := check_gul(agent, view)):
+        return nxt, False
+    if view.vm == "up":
+        return ("EngineUp" if view.status["health"] == "good" else "EngineStarting"), False
+    if view.vm == "down":
+        # Another host won the lease (or the start never took): the howto's 3.5-era
+        # agents give up with EngineUnexpectedlyDown, later ones power off and retry.
+        if agent.legacy:
+            return "EngineUnexpectedlyDown", False
+        return "EngineForceStop", False
+    return "EngineMaybeAway", False
+
+
+def engine_up(agent, view):
+    if (nxt := check_gul(agent, view, local=False)):
+        return nxt, False
+    if view.vm == "down":
+        return "EngineMaybeAway", False
+    if view.vm == "down_unexpected":
+        return "EngineUnexpectedlyDown", False
+    if view.up_elsewhere():
+        return "EngineStop", False
+    if view.best_remote_score() >= agent.score(view) + HANDOVER_MARGIN:
+        log.info("%s: remote host scores higher, handing the engine VM over", agent.host.name)
+        return "EngineStop", False
+    if view.status["health"] != "good":
+        return "EngineUpBadHealth", False
+    return "EngineUp", False
+
+
+def engine_up_bad_health(agent, view):
+    if agent.timed_out(view.now, ENGINE_BAD_HEALTH_TIMEOUT):
+        return "EngineStop", False
+    nxt, nowait = engine_up(agent, view)
+    if nxt == "EngineUpBadHealth" or nxt == "EngineUp" and view.status["health"] != "good":
+        return "EngineUpBadHealth", False
+    return nxt, nowait
+
+
+def engine_stop(agent, view):
+    if agent.timed_out(view.now, ENGINE_STOP_TIMEOUT):
+        return "EngineForceStop", False
+    if view.vm != "up":
+        return "EngineDown", False
+    if not agent.stop_requested:
+        agent.stop_requested = True
+        if not agent.shutdown_vm(view.now):
+            return "ReinitializeFSM", False
+    if view.status["detail"] == "Paused":
+        return "EngineForceStop", False
+    return "EngineStop", False
+
+
+def engine_force_stop(agent, view):
+    agent.poweroff_vm(view.now)
+    return "EngineDown", False
+
+
+def engine_maybe_away(agent, view):
+    if agent.timed_out(view.now, ENGINE_AWAY_EXPIRATION):
+        return "EngineUnexpectedlyDown", False
+    if (nxt := check_gul(agent, view)):
+        return nxt, False
+    if view.vm == "down":
+        return "EngineDown", False
+    if view.vm == "down_unexpected":
+        return "EngineUnexpectedlyDown", False
+    if view.vm == "up":
+        return "EngineUp", False
+    if view.up_elsewhere():
+        return "EngineDown", False
+    return "EngineMaybeAway", False
+
+
+def engine_unexpectedly_down(agent, view):
+    if agent.timed_out(view.now, VM_UNEXPECTED_SHUTDOWN_EXPIRATION):
+        return "EngineDown", False
+    if (nxt := check_gul(agent, view)):
+        return nxt, False
+    if view.vm == "up":
+        return "EngineUp", False
+    return "EngineUnexpectedlyDown", False
+
+
+def local_maintenance(agent, view):
+    if not view.local_maintenance:
+        return "ReinitializeFSM", False
+    return "LocalMaintenance", False
+
+
+def global_maintenance(agent, view):
+    if not view.global_maintenance:
+        return ("LocalMaintenance" if view.local_maintenance else "ReinitializeFSM"), False
+    return "GlobalMaintenance", False
+
+
+def unknown_local_vm_state(agent, view):
+    if view.global_maintenance:
+        return "GlobalMaintenance", False
+    if view.vm == "unknown":
+        return "UnknownLocalVmState", False
+    if view.local_maintenance:
+        return "LocalMaintenance", False
+    return "ReinitializeFSM", False
+
+
+STATES = {
+    "StartState": lambda agent, view: ("ReinitializeFSM", True),
+    "ReinitializeFSM": reinitialize_fsm,
+    "EngineDown": engine_down,
+    "EngineStart": engine_start,
+    "EngineStarting": engine_starting,
+    "EngineUp": engine_up,
+    "EngineUpBadHealth": engine_up_bad_health,
+    "EngineStop": engine_stop,
+    "EngineForceStop": engine_force_stop,
+    "EngineMaybeAway": engine_maybe_away,
+    "EngineUnexpectedlyDown": engine_unexpectedly_down,
+    "LocalMaintenance": local_maintenance,
+    "GlobalMaintenance": global_maintenance,
+    "UnknownLocalVmState": unknown_local_vm_state,
+}
+TIMEOUTS = {"EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT}
+
+
+class Agent:
+    """The agent process of one host; lives from service start to stop or power loss."""
+
+    def __init__(self, cluster, host):
+        self.cluster = cluster
+        self.host = host
+        self.version = host.packages.get("ovirt-hosted-engine-ha", "0")
+        host.running_ha_version = self.version
+        self.legacy = catalog.is_legacy_agent(self.version)
+        now = cluster.clock.now()
+        self.started_at = now
+        self.state = "StartState"
+        self.entered = now
+        self.retry_count = 0
+        self.retry_at = None
+        self.stop_requested = False
+        # facts §6: an agent started under local maintenance publishes nothing until
+        # the flag clears, so the others see it as stale.
+        self.silent = host.local_maintenance or host.local_maintenance_manual
+        self.task = None
+
+    def history(self, now):
+        return now - self.started_at
+
+    def timed_out(self, now, seconds):
+        return now - self.entered >= seconds
+
+    def score(self, view):
+        if self.state in ZERO_SCORE_STATES:
+            return 0
+        if self.retry_at is not None and view.now - self.retry_at > RETRY_EXPIRATION:
+            self.retry_count = 0
+        if self.retry_count > RETRY_MAX:
+            return 0
+        return max(0, catalog.base_score(self.version) - 50 * self.retry_count)
+
+    def start_vm(self, now):
+        ok, _ = vm.vm_start(self.cluster, self.host, now)
+        if ok:
+            self.retry_count = 0
+        return ok
+
+    def shutdown_vm(self, now):
+        return vm.vm_shutdown(self.cluster, self.host, now)[0]
+
+    def poweroff_vm(self, now):
+        vm.vm_poweroff(self.cluster, self.host, now)
+
+    def step(self):
+        """One loop iteration; returns True when the next one should run at once."""
+        now = self.cluster.clock.now()
+        self.cluster.advance(now)
+        if self.cluster.lockspace_corrupt or not self.host.services["ovirt-ha-broker"]:
+            # The real agent dies at start-up here and systemd restarts it every 10 s.
+            return False
+        view = View(self, self.cluster, now)
+        nxt, nowait = STATES[self.state](self, view)
+        if nxt != self.state:
+            log.info("%s: %s-%s", self.host.name, self.state, nxt)
+            self.state = nxt
+            self.entered = now
+            self.stop_requested = False
+        if self.silent and not view.local_maintenance:
+            self.silent = False
+        if not self.silent:
+            self.publish(view)
+        return nowait
+
+    def publish(self, view, stopped=False):
+        extra = {}
+        if self.state in TIMEOUTS:
+            deadline = self.cluster.clock.wall() + TIMEOUTS[self.state] - (view.now - self.entered)
+            extra["timeout"] = time.ctime(deadline)
+        self.cluster.publish(self.host, view.now, state=self.state, score=self.score(view),
+                             engine_status=view.status, stopped=stopped,
+                             maintenance=self.state == "LocalMaintenance", extra=extra)
+
+    async def run(self):
+        while True:
+            try:
+                nowait = self.step()
+            except Exception:
+                log.exception("%s: agent loop failed", self.host.name)
+                nowait = False
+            await self.cluster.clock.sleep(0.05 if nowait else LOOP_DELAY)
+
+    def stop_cleanly(self):
+        """systemctl stop: publish AgentStopped once (score 0, stopped=True)."""
+        self.state = "AgentStopped"
+        if not self.silent and self.host.configured:
+            now = self.cluster.clock.now()
+            self.publish(View(self, self.cluster, now), stopped=True)

@@ -1,0 +1,177 @@
+"""Simulated machines: HE hosts and the engine VM, with their files and packages."""
+
+import re
+
+from . import catalog
+
+HE_CONF = "/etc/ovirt-hosted-engine/hosted-engine.conf"
+HA_SERVICES = ("vdsmd", "ovirt-ha-broker", "ovirt-ha-agent")
+STORAGE = "nfs.lab.local:/exports/hosted-engine"
+DOMAIN = "lab.local"
+
+
+class Machine:
+    """Something reachable over SSH: a filesystem (path -> text) and installed rpms."""
+
+    kind = "machine"
+    persisted = ("name", "address", "port", "os", "files", "packages", "slow_factor",
+                 "fail_patterns")
+
+    def __init__(self, name, address, port=0, os="el7"):
+        self.name = name
+        self.address = address
+        self.port = port
+        self.os = os
+        self.files = {}
+        self.packages = {}
+        self.slow_factor = 1.0
+        self.fail_patterns = []
+
+    @property
+    def short_name(self):
+        return self.name.split(".")[0]
+
+    def install_os(self, os):
+        """A fresh OS install: base packages and files only."""
+        self.os = os
+        self.packages = dict(catalog.EL6_BASE_PACKAGES if os == "el6" else catalog.BASE_PACKAGES)
+        self.files = {
+            "/etc/redhat-release": catalog.OS_RELEASE[os] + "\n",
+            "/etc/hostname": self.name + "\n",
+            "/etc/hosts": "127.0.0.1   localhost localhost.localdomain\n",
+            "/etc/yum.repos.d/CentOS-Base.repo":
+                "[base]\nname=CentOS-$releasever - Base\n"
+                "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n",
+        }
+
+    def add_release_repo(self, release):
+        self.files["/etc/yum.repos.d/" + catalog.RELEASE_FILE[release]] = catalog.repo_file_text(release)
+        self.packages[catalog.RELEASE_PACKAGE[release]] = "1-1"
+
+    def repo_releases(self):
+        """oVirt releases whose repos are configured (enabled) on this machine."""
+        found = set()
+        for path, text in self.files.items():
+            if not path.startswith("/etc/yum.repos.d/") or not path.endswith(".repo"):
+                continue
+            for section in re.split(r"^\[", text, flags=re.M):
+                if re.search(r"^enabled\s*=\s*0", section, flags=re.M):
+                    continue
+                for line in section.splitlines():
+                    if line.startswith(("baseurl", "mirrorlist", "metalink")):
+                        release = catalog.release_of_url(line)
+                        if release:
+                            found.add(release)
+        return found
+
+    def available_packages(self):
+        """name -> newest version the configured repos offer to this machine."""
+        best = {}
+        for release in sorted(self.repo_releases(), key=catalog.version_key):
+            for name, version in self.release_packages(release).items():
+                if name not in best or catalog.version_key(version) > catalog.version_key(best[name]):
+                    best[name] = version
+        return best
+
+    def release_packages(self, release):
+        info = catalog.RELEASES[release]
+        return dict(info["packages"]) if info[self.os] else {}
+
+    def outdated_packages(self):
+        available = self.available_packages()
+        return {name: available[name] for name, version in self.packages.items()
+                if name in available
+                and catalog.version_key(available[name]) > catalog.version_key(version)}
+
+    def to_dict(self):
+        return {key: getattr(self, key) for key in self.persisted}
+
+    def load(self, data):
+        for key in self.persisted:
+            if key in data:
+                setattr(self, key, data[key])
+
+
+class Host(Machine):
+    """A hypervisor: power, services, HA local flags and vdsm's view of the engine VM."""
+
+    kind = "host"
+    persisted = Machine.persisted + (
+        "index", "power", "booted_at", "died_at", "disconnected", "services", "enabled",
+        "vdsm_down_until", "local_maintenance", "local_maintenance_manual", "vm", "died_here",
+        "running_ha_version")
+
+    def __init__(self, index, os="el7", port=0):
+        super().__init__(f"he{index}.{DOMAIN}", f"127.0.1.{index}", port, os)
+        self.index = index
+        self.power = "on"  # on | off | booting
+        self.booted_at = 0.0
+        self.died_at = None
+        self.disconnected = False
+        self.services = {name: False for name in HA_SERVICES}
+        self.enabled = {name: False for name in HA_SERVICES}
+        self.vdsm_down_until = 0.0
+        self.local_maintenance = False
+        self.local_maintenance_manual = False
+        self.vm = None  # vdsm's record of HostedEngine on this host
+        self.died_here = False  # makes down_unexpected stick, see facts §4
+        self.running_ha_version = None
+        self.install_os(os)
+
+    @property
+    def host_id(self):
+        match = re.search(r"^host_id=(\d+)", self.files.get(HE_CONF, ""), flags=re.M)
+        return int(match.group(1)) if match else None
+
+    @property
+    def configured(self):
+        return self.host_id is not None
+
+    def installed(self, package):
+        return package in self.packages
+
+    def deploy_files(self, host_id):
+        self.files[HE_CONF] = (
+            f"fqdn=engine.{DOMAIN}\nvm_disk_id=6d2a5e1c-1b1c-4f0e-9b53-5a7c2b8f1d11\n"
+            "vmid=3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70\n"
+            f"storage={STORAGE}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
+            "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
+            f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
+            "network_test=ping\nconf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
+            "spUUID=00000000-0000-0000-0000-000000000000\n")
+        self.files["/etc/ovirt-hosted-engine-ha/agent.conf"] = (
+            "[score]\nbase-score=3400\nnetwork-score-penalty=1600\n"
+            "mgmt-bridge-score-penalty=600\nfree-memory-score-penalty=400\n"
+            "cpu-load-score-penalty=1000\nengine-retry-score-penalty=50\n")
+        for name in HA_SERVICES:
+            self.enabled[name] = True
+
+    def reinstall(self, os):
+        """A human reinstalls the OS: every package and HE file is gone."""
+        self.install_os(os)
+        self.services = {name: False for name in HA_SERVICES}
+        self.enabled = {name: False for name in HA_SERVICES}
+        self.local_maintenance = self.local_maintenance_manual = False
+        self.vm = None
+        self.died_here = False
+        self.running_ha_version = None
+        self.fail_patterns = []
+
+
+class EngineVm(Machine):
+    """The guest OS of HostedEngine: reachable only while the VM runs."""
+
+    kind = "engine-vm"
+    persisted = Machine.persisted + ("engine_running", "setup_running", "engine_version")
+
+    def __init__(self, engine_version, port=0):
+        super().__init__(f"engine.{DOMAIN}", "127.0.1.200", port, "el7")
+        self.engine_running = True
+        self.setup_running = False
+        self.engine_version = engine_version
+        self.install_os("el7")
+        self.add_release_repo(engine_version)
+        self.packages.update(catalog.ENGINE_PACKAGES[engine_version])
+
+    def release_packages(self, release):
+        return dict(catalog.ENGINE_PACKAGES[release])

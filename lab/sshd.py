@@ -1,0 +1,213 @@
+"""Real SSH servers (asyncssh), one per machine, on its own loopback address.
+
+A killed or booting host closes its port; a disconnected host accepts TCP but never
+answers (like a lost network: clients time out); the engine VM listens only while it runs.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+
+import asyncssh
+
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+def load_or_create_key(path):
+    """Keys live in the state dir so they stay the same across restarts."""
+    if os.path.exists(path):
+        return asyncssh.read_private_key(path)
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key.write_private_key(path, "openssh")
+    key.write_public_key(path + ".pub", "openssh")
+    os.chmod(path, 0o600)
+    return key
+
+
+def public_line(key):
+    return " ".join(key.export_public_key("openssh").decode().split()[:2])
+
+
+def bind(address, wanted=0):
+    """A socket bound to a free port on `address`, preferring `wanted` (last run's port).
+
+    The machine keeps a bound socket even while "closed" (bound, not listening: clients
+    get connection refused), so that a parallel lab can never take its port.
+    """
+    for port in ([wanted] if wanted else []) + [0]:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            sock.close()
+            continue
+        return sock
+    raise OSError(f"no free port on {address}")
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, front, machine):
+        self.front = front
+        self.machine = machine
+        self.conn = None
+
+    def connection_made(self, conn):
+        self.conn = conn
+        self.front.conns.setdefault(self.machine.name, set()).add(conn)
+
+    def connection_lost(self, exc):
+        self.front.conns.get(self.machine.name, set()).discard(self.conn)
+
+    def begin_auth(self, username):
+        return True
+
+    def password_auth_supported(self):
+        return False
+
+    def public_key_auth_supported(self):
+        return True
+
+    def validate_public_key(self, username, key):
+        return username == "root" and public_line(key) == self.front.client_public
+
+
+class SshFront:
+    """Keeps every machine's listener in the mode the cluster state asks for."""
+
+    def __init__(self, cluster, state_dir):
+        self.cluster = cluster
+        self.keys_dir = os.path.join(state_dir, "keys")
+        os.makedirs(self.keys_dir, exist_ok=True)
+        self.client_key_path = os.path.join(self.keys_dir, "client_ed25519")
+        self.client_public = public_line(load_or_create_key(self.client_key_path))
+        self.host_keys = {}
+        self.servers = {}   # name -> (mode, server)
+        self.conns = {}
+        self._wake = asyncio.Event()
+        self._task = None
+
+    def machines(self):
+        return list(self.cluster.hosts.values()) + [self.cluster.engine_vm]
+
+    def host_key(self, machine):
+        if machine.name not in self.host_keys:
+            path = os.path.join(self.keys_dir, f"{machine.short_name}_host_ed25519")
+            self.host_keys[machine.name] = load_or_create_key(path)
+        return self.host_keys[machine.name]
+
+    def known_hosts_line(self, machine):
+        return f"[{machine.address}]:{machine.port} {public_line(self.host_key(machine))}"
+
+    def wanted_mode(self, machine):
+        if machine.kind == "host":
+            if machine.power != "on":
+                return "closed"
+            return "blackhole" if machine.disconnected else "ssh"
+        return "ssh" if self.cluster.ssh_reachable(machine) else "closed"
+
+    async def start(self, ports=None):
+        for machine in self.machines():
+            wanted = (ports or {}).get(machine.name) or machine.port
+            sock = bind(machine.address, wanted)
+            machine.port = sock.getsockname()[1]
+            self.servers[machine.name] = ("closed", sock)
+        await self.reconcile()
+        self.cluster.on_change = self._wake.set
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self):
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("could not update SSH listeners")
+
+    async def reconcile(self):
+        for machine in self.machines():
+            mode = self.wanted_mode(machine)
+            current, server = self.servers[machine.name]
+            if mode == current:
+                continue
+            server.close()
+            for conn in list(self.conns.get(machine.name, ())):
+                conn.abort()
+            await asyncio.sleep(0)
+            sock = bind(machine.address, machine.port)
+            self.servers[machine.name] = (mode, await self._listen(machine, mode, sock))
+
+    async def _listen(self, machine, mode, sock):
+        if mode == "closed":
+            return sock
+        if mode == "blackhole":
+            held = []
+            server = await asyncio.get_running_loop().create_server(
+                lambda: _Blackhole(held), sock=sock)
+            return _BlackholeServer(server, held)
+        return await asyncssh.create_server(
+            lambda: _Server(self, machine), sock=sock,
+            server_host_keys=[self.host_key(machine)], process_factory=self._handler(machine))
+
+    def _handler(self, machine):
+        async def handle(process):
+            session = Session(self.cluster, machine, process.stdin, process.stdout, process.stderr)
+            try:
+                if process.command is not None:
+                    rc = await session.run(process.command)
+                else:
+                    rc = await interactive(session, process, machine)
+                process.exit(rc & 0xFF)
+            except (BrokenPipeError, ConnectionError, asyncssh.Error):
+                pass
+            except Exception:
+                log.exception("command failed on %s: %r", machine.name, process.command)
+                process.stderr.write("bash: internal error\n")
+                process.exit(1)
+        return handle
+
+    async def stop(self):
+        if self._task:
+            self._task.cancel()
+        for name, (mode, server) in self.servers.items():
+            server.close()
+            for conn in list(self.conns.get(name, ())):
+                conn.abort()
+
+
+async def interactive(session, process, machine):
+    """A minimal login shell: one prompt, one line at a time, `exit` to leave."""
+    rc = 0
+    while True:
+        process.stdout.write(f"[root@{machine.short_name} ~]# ")
+        line = await process.stdin.readline()
+        if line == "":
+            return rc
+        line = line.strip()
+        if line in ("exit", "logout"):
+            return rc
+        if line:
+            rc = await session.run(line)
+
+
+class _Blackhole(asyncio.Protocol):
+    def __init__(self, held):
+        self.held = held
+
+    def connection_made(self, transport):
+        self.held.append(transport)
+
+
+class _BlackholeServer:
+    def __init__(self, server, held):
+        self.server = server
+        self.held = held
+
+    def close(self):
+        self.server.close()
+        for transport in self.held:
+            transport.abort()

@@ -1,0 +1,90 @@
+"""`python -m lab up`: build or reload the cluster, open every endpoint, write the manifest."""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+
+from .cluster import Cluster
+from .control import start_control
+from .sshd import SshFront
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+async def start_engine(cluster, state_dir):
+    """Start the engine REST API from lab/engine if it is there.
+
+    Returns (engine manifest entry, stop coroutine function or None).
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    if not os.path.exists(os.path.join(here, "engine", "__init__.py")):
+        log.warning("lab/engine is missing: running without the engine REST API")
+        return None, None
+    from .engine import start_engine_api
+    url, ca_file, username, password, stop = await start_engine_api(
+        cluster, host="127.0.0.1", port=0, state_dir=state_dir)
+    return {"url": url, "username": username, "password": password, "ca_file": ca_file}, stop
+
+
+def write_manifest(state_dir, data):
+    """Atomic, so a reader polling for the file never sees half of it."""
+    path = os.path.join(state_dir, MANIFEST)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def build_manifest(cluster, front, engine, control_url):
+    def entry(machine):
+        return {"name": machine.name, "address": machine.address, "port": machine.port,
+                "ssh_user": "root", "known_hosts": front.known_hosts_line(machine)}
+    hosts = []
+    for host in cluster.hosts.values():
+        item = entry(host)
+        item.update(host_id=host.host_id or host.index, os=host.os)
+        hosts.append(item)
+    return {"engine": engine, "engine_vm": entry(cluster.engine_vm), "hosts": hosts,
+            "ssh_key": front.client_key_path, "control": {"url": control_url},
+            "speed": cluster.clock.speed, "engine_version": cluster.engine_version,
+            "pid": os.getpid()}
+
+
+async def run(args):
+    state_dir = os.path.abspath(args.state_dir)
+    os.makedirs(state_dir, exist_ok=True)
+    manifest_path = os.path.join(state_dir, MANIFEST)
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)  # a stale manifest must not look like a started lab
+    cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
+                      engine_version=args.engine_version)
+    front = SshFront(cluster, state_dir)
+    ports = {}
+    if args.ssh_port_base:
+        for i, machine in enumerate(front.machines()):
+            ports[machine.name] = args.ssh_port_base + i
+    cluster.start()
+    await front.start(ports)
+    control_url, control_runner = await start_control(cluster)
+    engine, engine_stop = await start_engine(cluster, state_dir)
+    cluster.save()
+    write_manifest(state_dir, build_manifest(cluster, front, engine, control_url))
+    log.info("lab up: %d hosts, speed %s, state in %s", len(cluster.hosts), args.speed, state_dir)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("lab stopping")
+    if engine_stop:
+        await engine_stop()
+    await control_runner.cleanup()
+    await front.stop()
+    await cluster.stop()
+    if os.path.exists(manifest_path):
+        os.remove(manifest_path)

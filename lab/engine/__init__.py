@@ -79,6 +79,7 @@ async def start_engine_api(backend, *, state_dir, host: str = "127.0.0.1",
     engine = Engine(backend, EngineStore(state_dir))
     engine.store.ensure_default(engine.version())
     engine.resume()
+    engine.start_monitoring()
 
     extra_names = [getattr(backend, "engine_fqdn", None)]
     ca_file, cert_file, key_file = ensure_certificates(state_dir, host, extra_names)

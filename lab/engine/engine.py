@@ -45,6 +45,7 @@ class Engine:
         self.store = store
         self.busy: dict[str, asyncio.Task] = {}  # host id -> its running operation
         self.tasks: set[asyncio.Task] = set()
+        self.last_status: dict[str, str] = {}  # host id -> status the monitor last saw
 
     # ---- reading state -------------------------------------------------
 
@@ -86,7 +87,9 @@ class Engine:
             **host,
             "status": self.host_status(host),
             "os_major": os_major,
-            "os_full": f"{os_major} - {'2009' if os_major == 7 else '1'}.el{os_major}",
+            # vdsm's "major - release" string for the lab's CentOS 6.7 and 7.2 hosts
+            "os_full": {6: "6 - 7.el6.centos.12.3", 7: "7 - 2.1511.el7.centos.2.10"}.get(
+                os_major, str(os_major)),
             "hosted_engine": hosted_engine,
             "vms_active": 1 if here else 0,
             "vms_migrating": 1 if here and self.backend.engine_vm_status() == "migrating" else 0,
@@ -431,6 +434,27 @@ class Engine:
             await self._sleep(POLL_DELAY)
             waited += POLL_DELAY
         return False
+
+    def start_monitoring(self) -> None:
+        self._spawn(self._monitor())
+
+    async def _monitor(self) -> None:
+        """Host monitoring: log event 12 when a host stops answering.
+
+        A host already unreachable when the engine starts is logged too, as a
+        starting engine does. Nothing is logged while the engine itself is
+        down: a stopped engine monitors nothing.
+        """
+        while True:
+            if self.backend.engine_healthy():
+                for host in self.store.hosts():
+                    status = self.host_status(host)
+                    previous = self.last_status.get(host["id"])
+                    if status == "non_responsive" and previous != "non_responsive":
+                        self.store.add_event(12, f"Host {host['name']} is non responsive.",
+                                             severity="error", host=host)
+                    self.last_status[host["id"]] = status
+            await self._sleep(MONITOR_DELAY)
 
     def resume(self) -> None:
         """Settle operations a previous lab process left half done.

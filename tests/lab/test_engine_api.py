@@ -85,14 +85,13 @@ class FakeBackend:
         self.upgrades.append((name, reboot))
 
 
-class EngineThread:
-    """The engine API on a private event loop in a daemon thread."""
+class LoopThread:
+    """A private event loop in a daemon thread, for servers the synchronous SDK calls."""
 
-    def __init__(self, backend, state_dir):
+    def __init__(self):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.api = self.run(start_engine_api(backend, state_dir=state_dir))
 
     def run(self, coro):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
@@ -102,11 +101,22 @@ class EngineThread:
             return fn(*args)
         return self.run(wrapper())
 
-    def stop(self):
-        self.run(self.api.stop())
+    def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+class EngineThread(LoopThread):
+    """The engine API alone, on its own loop."""
+
+    def __init__(self, backend, state_dir):
+        super().__init__()
+        self.api = self.run(start_engine_api(backend, state_dir=state_dir))
+
+    def stop(self):
+        self.run(self.api.stop())
+        self.close()
 
 
 @pytest.fixture
@@ -254,6 +264,8 @@ def test_it_searches_hosts_like_the_cluster_upgrade_role(engine, backend, conn):
     backend.hosts["he3"]["reachable"] = False
     assert names("status=nonresponsive") == ["he3"]
     assert host_status(conn, engine.ids["he3"]) == types.HostStatus.NON_RESPONSIVE
+    # Host monitoring logs it once.
+    wait_for(lambda: event_codes(conn, search="type=12"), what="event 12")
     with pytest.raises(sdk.Error) as error:
         hosts_service.list(search="colour=blue")
     assert error.value.code == 400
@@ -511,3 +523,50 @@ def test_it_keeps_engine_state_across_a_restart(backend, tmp_path):
         again.close()
     finally:
         second.stop()
+
+
+# ---- with the lab's own HA model -------------------------------------------
+
+def test_it_drives_the_lab_ha_model_through_deactivate_and_activate(tmp_path):
+    """Deactivating the VM's host moves the VM and the HA agent there ends in local
+    maintenance; activating clears it. The backend is lab.cluster.Cluster itself."""
+    from lab.cluster import Cluster
+
+    runner = LoopThread()
+
+    async def start():
+        cluster = Cluster(str(tmp_path), hosts=3, speed=200)
+        cluster.start()
+        api = await start_engine_api(cluster, state_dir=tmp_path / "engine")
+        for name in cluster.host_names():
+            api.register_host(name, cluster.host_info(name)["address"])
+        return cluster, api
+
+    cluster, api = runner.run(start())
+    try:
+        connection = connect(api)
+        vm_host = runner.call(cluster.engine_vm_host)
+        host = connection.system_service().hosts_service().list(search=f"name={vm_host}")[0]
+        host_service = connection.system_service().hosts_service().host_service(host.id)
+
+        host_service.deactivate()
+        wait_for(lambda: host_status(connection, host.id) == types.HostStatus.MAINTENANCE,
+                 timeout=60, what="maintenance")
+        new_host = runner.call(cluster.engine_vm_host)
+        assert new_host not in (None, vm_host)
+        [vm] = connection.system_service().vms_service().list(search="name=HostedEngine")
+        assert vm.host.id != host.id and vm.status == types.VmStatus.UP
+        wait_for(lambda: runner.call(cluster.host_info, vm_host)["local_maintenance"],
+                 timeout=60, what="HA local maintenance")
+        he = host_service.get(all_content=True).hosted_engine
+        assert he.local_maintenance is True and he.score == 0
+
+        host_service.activate()
+        wait_for(lambda: host_status(connection, host.id) == types.HostStatus.UP, timeout=60)
+        wait_for(lambda: not runner.call(cluster.host_info, vm_host)["local_maintenance"],
+                 timeout=60, what="local maintenance cleared")
+        connection.close()
+    finally:
+        runner.run(api.stop())
+        runner.run(cluster.stop())
+        runner.close()

@@ -48,6 +48,9 @@ class EngineApi:
         re-registering after a lab restart changes nothing but the address.
         """
         store = self._engine.store
+        if name in store.data["removed_hosts"]:
+            store.data["removed_hosts"].remove(name)
+            store.save()
         host = store.host_by_name(name)
         if host is not None:
             if host["address"] != address:
@@ -95,4 +98,14 @@ async def start_engine_api(backend, *, state_dir, host: str = "127.0.0.1",
     url = f"https://{host}:{sock.getsockname()[1]}/ovirt-engine/api"
     api = EngineApi(engine, runner, url, ca_file)
     backend.attach_engine(api)
+    _register_deployed_hosts(api, backend, engine.store)
     return api
+
+
+def _register_deployed_hosts(api: EngineApi, backend, store: EngineStore) -> None:
+    """Deployed HE hosts are in the engine already (deploy added them); a
+    host an admin removed through the API stays out until deployed again."""
+    for name in backend.host_names():
+        info = backend.host_info(name)
+        if info["configured"] and name not in store.data["removed_hosts"]:
+            api.register_host(name, info["address"])

@@ -307,6 +307,7 @@ class _Api:
             raise Fault(409, "[Cannot remove Host. Host is operational.\n"
                              "-Please switch Host to Maintenance mode first.]")
         del self.store.data["hosts"][host["id"]]
+        self.store.data["removed_hosts"].append(host["name"])
         self.store.save()
         self.store.add_event(44, f"Host {host['name']} was removed by admin@internal-authz.",
                              cluster_id=host["cluster"])

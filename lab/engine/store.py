@@ -56,6 +56,7 @@ class EngineStore:
                 "data_centers": {},
                 "clusters": {},
                 "hosts": {},
+                "removed_hosts": [],
                 "events": [],
                 "next_event_id": 1000,
                 "tokens": {},

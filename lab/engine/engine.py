@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 USER = "admin@internal-authz"
 
 # Real-world durations in seconds, before the lab clock scales them.
-MONITOR_DELAY = 5         # host monitoring notices an emptied host (VdsManager refresh)
+MONITOR_DELAY = 5         # host monitoring period (VdsManager refresh)
 ACTIVATE_DELAY = 5        # Unassigned -> Up after activate
 UPGRADE_CHECK_DELAY = 30  # the check-for-updates ansible playbook
 UPGRADE_SETUP_DELAY = 15  # the host-upgrade playbook's set-up before packages
@@ -34,9 +34,10 @@ _MAINTENANCE_FROM = {"up", "preparing_for_maintenance", "non_responsive", "error
                      "non_operational", "install_failed"}
 
 
-def _bracket(text: str) -> str:
-    # The engine wraps validation messages in brackets in fault details.
-    return f"[{text}]"
+def _refused(text: str) -> Fault:
+    """A failed validation: 409, detail in brackets as the engine writes it
+    (the code is an assumption, facts §12)."""
+    return Fault(409, f"[{text}]")
 
 
 class Engine:
@@ -147,27 +148,25 @@ class Engine:
 
     def _check_idle(self, host: dict, action: str) -> None:
         if host["id"] in self.busy:
-            raise Fault(409, _bracket(
-                f"Cannot {action}. Related operation is currently in progress. Please try again later."))
+            raise _refused(f"Cannot {action}. Related operation is currently in progress. "
+                           "Please try again later.")
 
     def _check_can_maintain(self, host: dict) -> None:
         status = self.host_status(host)
         if status == "maintenance":
-            raise Fault(409, _bracket(
-                "Cannot switch Host to Maintenance mode. Host is already in Maintenance mode."))
+            raise _refused(
+                "Cannot switch Host to Maintenance mode. Host is already in Maintenance mode.")
         if status not in _MAINTENANCE_FROM:
-            raise Fault(409, _bracket(
-                "Cannot switch Host to Maintenance mode, Host is not operational."))
+            raise _refused("Cannot switch Host to Maintenance mode, Host is not operational.")
         vm_host = self.vm_host()
         if vm_host and vm_host["id"] == host["id"] and self.backend.engine_vm_status() != "down":
             if status == "non_responsive":
-                raise Fault(409, _bracket(
-                    f"Cannot switch Host to Maintenance mode. Host {host['name']} is non responsive "
-                    "with running VMs."))
+                raise _refused(f"Cannot switch Host to Maintenance mode. Host {host['name']} "
+                               "is non responsive with running VMs.")
             if not self.he_candidates(host):
-                raise Fault(409, _bracket(
+                raise _refused(
                     "Cannot switch Host to Maintenance mode. There is no available host "
-                    "capable of running the engine VM."))
+                    "capable of running the engine VM.")
 
     def deactivate(self, host: dict, reason: str | None = None) -> None:
         self._check_idle(host, "switch Host to Maintenance mode")
@@ -180,7 +179,7 @@ class Engine:
     def activate(self, host: dict) -> None:
         self._check_idle(host, "activate Host")
         if self.host_status(host) == "up":
-            raise Fault(409, _bracket("Cannot activate Host. Host is already Up."))
+            raise _refused("Cannot activate Host. Host is already Up.")
         self._set_status(host, "unassigned")
         self._start(host, self._activate(host))
 
@@ -202,32 +201,34 @@ class Engine:
     def upgrade(self, host: dict, reboot: bool, timeout_min: int) -> None:
         self._check_idle(host, "upgrade Host")
         if not host["update_available"]:
-            raise Fault(409, _bracket("Cannot upgrade Host. There are no available updates for the host."))
+            raise _refused("Cannot upgrade Host. There are no available updates for the host.")
         status = self.host_status(host)
         if status not in ("up", "maintenance", "non_operational", "install_failed"):
-            raise Fault(409, _bracket("Cannot upgrade Host. Host is not in a valid status for upgrade."))
+            raise _refused("Cannot upgrade Host. Host is not in a valid status for upgrade.")
         if status != "maintenance":
             self._check_can_maintain(host)
-        self.store.add_event(840, f"Host {host['name']} upgrade was started (User: {USER}).", host=host)
+        self.store.add_event(840, f"Host {host['name']} upgrade was started (User: {USER}).",
+                             host=host)
         self._start(host, self._upgrade(host, status, reboot, timeout_min))
 
     def migrate_vm(self, dest: dict | None) -> None:
         source = self.vm_host()
         if source is None or self.backend.engine_vm_status() != "up":
-            raise Fault(409, _bracket("Cannot migrate VM. VM HostedEngine is not running."))
+            raise _refused("Cannot migrate VM. VM HostedEngine is not running.")
         candidates = self.he_candidates(source)
         if dest is None:
             if not candidates:
-                raise Fault(409, _bracket(
-                    "Cannot migrate VM. There is no host that satisfies current scheduling constraints."))
+                raise _refused("Cannot migrate VM. There is no host that satisfies current "
+                               "scheduling constraints.")
             dest = candidates[0]
         elif dest["id"] == source["id"]:
-            raise Fault(409, _bracket("Cannot migrate VM. Source and destination hosts are the same."))
+            raise _refused("Cannot migrate VM. Source and destination hosts are the same.")
         elif dest not in candidates:
-            raise Fault(409, _bracket(
-                "Cannot migrate VM. There is no host that satisfies current scheduling constraints. "
-                f"See below for details:, The host {dest['name']} did not satisfy internal filter HA "
-                "because it is not a Hosted Engine host or its hosted engine score is too low."))
+            raise _refused(
+                "Cannot migrate VM. There is no host that satisfies current scheduling "
+                f"constraints. See below for details:, The host {dest['name']} did not satisfy "
+                "internal filter HA because it is not a Hosted Engine host or its hosted engine "
+                "score is too low.")
         self._spawn(self._migrate(source, dest, user=True))
 
     # ---- clusters ------------------------------------------------------
@@ -235,19 +236,20 @@ class Engine:
     def check_cluster_version(self, version: dict, action: str) -> None:
         top = max_cluster_level(self.version())
         if (version["major"], version["minor"]) > top:
-            raise Fault(409, _bracket(
-                f"Cannot {action} Cluster. Selected Compatibility Version is not supported."))
+            raise _refused(
+                f"Cannot {action} Cluster. Selected Compatibility Version is not supported.")
 
-    def cluster_upgrade(self, cluster: dict, action: str, percent=None, correlation_id=None) -> None:
+    def cluster_upgrade(self, cluster: dict, action: str, percent=None,
+                        correlation_id=None) -> None:
         if action == "start":
             if cluster["upgrade_in_progress"]:
-                raise Fault(409, _bracket("Cannot upgrade Cluster. The cluster is already upgrading."))
+                raise _refused("Cannot upgrade Cluster. The cluster is already upgrading.")
             cluster.update(upgrade_in_progress=True, upgrade_percent_complete=0,
                            upgrade_correlation_id=correlation_id)
         elif action == "update_progress":
             if not cluster["upgrade_in_progress"]:
-                raise Fault(409, _bracket("Cannot update Cluster upgrade progress. "
-                                          "The cluster is not upgrading."))
+                raise _refused("Cannot update Cluster upgrade progress. "
+                               "The cluster is not upgrading.")
             cluster["upgrade_percent_complete"] = int(percent or 0)
         elif action == "finish":
             cluster.update(upgrade_in_progress=False, upgrade_percent_complete=100,
@@ -339,7 +341,8 @@ class Engine:
                 return False
         await self._sleep(MONITOR_DELAY)
         self._set_status(host, "maintenance")
-        self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.", host=host)
+        self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.",
+                             host=host)
         if announce:
             self.store.add_event(600, announce, host=host)  # USER_VDS_MAINTENANCE
         return True
@@ -409,7 +412,8 @@ class Engine:
                                  host=host)
         else:
             self.store.add_event(
-                888, f"Host {host['name']} upgrade was completed successfully and will be rebooted.",
+                888, f"Host {host['name']} upgrade was completed successfully and will be "
+                     "rebooted.",
                 host=host)
             self._set_status(host, "reboot")
             await self._sleep(REBOOT_DOWN_DELAY)

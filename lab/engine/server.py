@@ -294,7 +294,8 @@ class _Api:
         if cluster and cluster["id"] != host["cluster"]:
             if self.engine.host_status(host) != "maintenance":
                 raise Fault(409, "[Cannot edit Host. Host parameters cannot be modified while "
-                                 "Host is operational.\nPlease switch Host to Maintenance mode first.]")
+                                 "Host is operational.\nPlease switch Host to Maintenance mode "
+                                 "first.]")
             host["cluster"] = cluster["id"]
         if body.get("address"):
             host["address"] = body["address"]

@@ -328,7 +328,8 @@ def test_it_adds_a_cluster_and_updates_its_compatibility_version(engine, conn):
         service.update(types.Cluster(version=types.Version(major=4, minor=8)))
     assert error.value.code == 409
     with pytest.raises(sdk.Error, match="already in use"):
-        clusters_service.add(types.Cluster(name="el7", data_center=types.DataCenter(name="Default")))
+        clusters_service.add(types.Cluster(name="el7",
+                                           data_center=types.DataCenter(name="Default")))
 
 
 def test_it_raises_the_cluster_level_only_after_the_engine_is_upgraded(engine, backend, tmp_path):
@@ -343,7 +344,8 @@ def test_it_raises_the_cluster_level_only_after_the_engine_is_upgraded(engine, b
         with pytest.raises(sdk.Error, match="not supported"):
             service.update(types.Cluster(version=types.Version(major=3, minor=6)))
         old.engine_version = "3.6"  # engine-setup ran in the engine VM (howto step 10)
-        assert service.update(types.Cluster(version=types.Version(major=3, minor=6))).version.minor == 6
+        updated = service.update(types.Cluster(version=types.Version(major=3, minor=6)))
+        assert updated.version.minor == 6
         connection.close()
     finally:
         server.stop()
@@ -435,7 +437,8 @@ def test_it_checks_for_updates_and_upgrades_a_host_with_reboot(engine, backend, 
 
     def upgraded():
         seen.add(host_status(conn, he2))
-        return 888 in event_codes(conn, from_=last) and host_status(conn, he2) == types.HostStatus.UP
+        back = host_status(conn, he2) == types.HostStatus.UP
+        return back and 888 in event_codes(conn, from_=last)
 
     host_service.upgrade(reboot=True, timeout=60)
     wait_for(upgraded, what="upgrade back to up")

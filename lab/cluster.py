@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 BOOT_TIME = 60            # power on -> sshd and services up
 AGENT_START_DELAY = 30    # broker connects the storage before the agent starts
 VDSM_RESTART_SECS = 5
-NETWORK_PENALTY = 1600    # gateway unreachable while a host is disconnected
 STATE_FILE = "state.json"
 CLUSTER_NAME = "Default"
 
@@ -180,8 +179,6 @@ class Cluster:
         return int(now - host.booted_at) + 60
 
     def publish(self, host, now, *, state, score, engine_status, stopped, maintenance, extra):
-        if host.disconnected:
-            score = max(0, score - NETWORK_PENALTY) if state not in ha.ZERO_SCORE_STATES else 0
         ts = self.host_ts(host, now)
         wall = time.ctime(self.clock.wall())
         seg = {"host-id": host.host_id, "host-ts": ts, "score": score,
@@ -371,6 +368,8 @@ class Cluster:
             info = self.host_info(host.name)
             info.update(power=host.power, disconnected=host.disconnected,
                         agent_state=self.agent_state(host),
+                        transitions=list(self.agents[host.name].transitions)
+                        if host.name in self.agents else [],
                         services=dict(host.services),
                         vm=host.vm["status"] if host.vm else None,
                         engine_status=vm.engine_status(self, host, now),

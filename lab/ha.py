@@ -4,7 +4,7 @@ Each state is a small function `(agent, view) -> (next_state, nowait)`, followin
 table in ovirt-facts.md §5. `view` is what the agent's broker told it this loop.
 """
 
-import asyncio
+import collections
 import logging
 import time
 
@@ -22,6 +22,7 @@ VM_UNEXPECTED_SHUTDOWN_EXPIRATION = 560
 RETRY_MAX = 3
 RETRY_EXPIRATION = 600
 HANDOVER_MARGIN = 800
+NETWORK_PENALTY = 1600  # the gateway test fails on a disconnected host
 
 ZERO_SCORE_STATES = {"LocalMaintenance", "EngineUnexpectedlyDown", "ReinitializeFSM",
                      "AgentStopped", "StartState"}
@@ -126,10 +127,7 @@ def engine_up(agent, view):
 def engine_up_bad_health(agent, view):
     if agent.timed_out(view.now, ENGINE_BAD_HEALTH_TIMEOUT):
         return "EngineStop", False
-    nxt, nowait = engine_up(agent, view)
-    if nxt == "EngineUpBadHealth" or nxt == "EngineUp" and view.status["health"] != "good":
-        return "EngineUpBadHealth", False
-    return nxt, nowait
+    return engine_up(agent, view)
 
 
 def engine_stop(agent, view):
@@ -238,6 +236,8 @@ class Agent:
         # the flag clears, so the others see it as stale.
         self.silent = host.local_maintenance or host.local_maintenance_manual
         self.task = None
+        # The broker's state-transition notifications (`Old-New`), newest last.
+        self.transitions = collections.deque(maxlen=30)
 
     def history(self, now):
         return now - self.started_at
@@ -252,7 +252,10 @@ class Agent:
             self.retry_count = 0
         if self.retry_count > RETRY_MAX:
             return 0
-        return max(0, catalog.base_score(self.version) - 50 * self.retry_count)
+        score = catalog.base_score(self.version) - 50 * self.retry_count
+        if self.host.disconnected:
+            score -= NETWORK_PENALTY
+        return max(0, score)
 
     def start_vm(self, now):
         ok, _ = vm.vm_start(self.cluster, self.host, now)
@@ -277,6 +280,7 @@ class Agent:
         nxt, nowait = STATES[self.state](self, view)
         if nxt != self.state:
             log.info("%s: %s-%s", self.host.name, self.state, nxt)
+            self.transitions.append(f"{self.state}-{nxt}")
             self.state = nxt
             self.entered = now
             self.stop_requested = False

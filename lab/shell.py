@@ -210,7 +210,8 @@ class Shell:
         words = [expand(w, self.env) for w in command["words"]]
         out_file = err_file = None
         for kind, target in command["redirs"]:
-            target = expand(target, self.env) if kind != "<<" else target
+            if kind not in ("<<", "2>&1"):
+                target = expand(target, self.env)
             if kind in (">", ">>"):
                 out_file = (target, kind == ">>", Buffer())
             elif kind in ("2>", "2>>"):

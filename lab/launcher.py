@@ -1,0 +1,168 @@
+"""Start a lab as a subprocess and talk to it: what tests, fixtures and the demo use.
+
+    with start_lab(tmp_path, hosts=3, speed=60) as lab:
+        client = lab.connect("he1.lab.local")      # real paramiko, RejectPolicy
+        lab.fault("kill-host", host="he1.lab.local")
+        lab.wait_for(lambda s: ..., sim_seconds=300)
+"""
+
+import json
+import os as _os  # start_lab() has an `os` parameter (the hosts' OS)
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+from .errors import LabError
+
+MANIFEST = "manifest.json"
+LOG = "lab.log"
+
+
+class LabStartError(LabError):
+    pass
+
+
+class Lab:
+    def __init__(self, process, state_dir, manifest):
+        self.process = process
+        self.state_dir = state_dir
+        self.manifest = manifest
+
+    @property
+    def speed(self):
+        return self.manifest["speed"]
+
+    @property
+    def control_url(self):
+        return self.manifest["control"]["url"]
+
+    def host(self, name):
+        """Manifest entry of a host (name, short name or address) or of `engine`."""
+        if name in ("engine", self.manifest["engine_vm"]["name"]):
+            return self.manifest["engine_vm"]
+        for entry in self.manifest["hosts"]:
+            if name in (entry["name"], entry["name"].split(".")[0], entry["address"]):
+                return entry
+        raise LabError(f"no such host in the lab: {name}")
+
+    def known_hosts_file(self):
+        """A known_hosts file with every machine of the lab."""
+        path = _os.path.join(self.state_dir, "known_hosts")
+        lines = [h["known_hosts"] for h in self.manifest["hosts"]]
+        lines.append(self.manifest["engine_vm"]["known_hosts"])
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def connect(self, name, timeout=10):
+        """A connected paramiko SSHClient that trusts only the lab's host key."""
+        import paramiko
+
+        entry = self.host(name)
+        client = paramiko.SSHClient()
+        client.load_host_keys(self.known_hosts_file())
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect(entry["address"], entry["port"], username=entry["ssh_user"],
+                       key_filename=self.manifest["ssh_key"], timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout,
+                       allow_agent=False, look_for_keys=False)
+        return client
+
+    def _request(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.control_url + path, data=data,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            return json.load(exc)
+
+    def fault(self, kind, host=None, **kw):
+        """Inject a fault; raises LabError when the lab refuses it."""
+        result = self._request("/fault", {"kind": kind, "host": host, **kw})
+        if not result.get("ok"):
+            raise LabError(result.get("error", "fault refused"))
+        return result["message"]
+
+    def state(self):
+        return self._request("/state")
+
+    def wait_for(self, predicate, sim_seconds, poll=0.05):
+        """Poll `state()` until predicate(state) is truthy, for `sim_seconds` of lab time."""
+        deadline = time.monotonic() + sim_seconds / self.speed + 2
+        last = None
+        while time.monotonic() < deadline:
+            last = self.state()
+            result = predicate(last)
+            if result:
+                return result
+            time.sleep(poll)
+        raise TimeoutError(f"lab condition not met within {sim_seconds} simulated seconds; "
+                           f"last state: {json.dumps(summary(last))}")
+
+    def stop(self, timeout=15):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def summary(state):
+    """The interesting part of a state snapshot, for error messages."""
+    if not state:
+        return state
+    return {"engine_vm": state.get("engine_vm"),
+            "hosts": {name: {k: h.get(k) for k in ("power", "agent_state", "score", "vm")}
+                      for name, h in state.get("hosts", {}).items()}}
+
+
+def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x",
+              ssh_port_base=None, timeout=30):
+    """Spawn `python -m lab up` and wait until it has written its manifest."""
+    state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
+    _os.makedirs(state_dir, exist_ok=True)
+    manifest_path = _os.path.join(state_dir, MANIFEST)
+    if _os.path.exists(manifest_path):
+        _os.remove(manifest_path)
+    cmd = [sys.executable, "-m", "lab", "up", "--state-dir", state_dir, "--hosts", str(hosts),
+           "--speed", str(speed), "--os", os, "--engine-version", engine_version]
+    if ssh_port_base:
+        cmd += ["--ssh-port-base", str(ssh_port_base)]
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    env = dict(_os.environ, PYTHONPATH=root + _os.pathsep + _os.environ.get("PYTHONPATH", ""))
+    log = open(_os.path.join(state_dir, LOG), "ab")
+    process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabStartError(f"lab exited with status {process.returncode}:\n{tail(state_dir)}")
+        if _os.path.exists(manifest_path):
+            with open(manifest_path) as f:
+                return Lab(process, state_dir, json.load(f))
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    raise LabStartError(f"lab did not write {manifest_path} within {timeout}s:\n{tail(state_dir)}")
+
+
+def tail(state_dir, lines=30):
+    try:
+        with open(_os.path.join(state_dir, LOG), errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

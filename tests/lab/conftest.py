@@ -1,0 +1,83 @@
+"""Fixtures for lab tests: real `python -m lab up` subprocesses, real paramiko clients.
+
+`lab` is shared by a test module (read-mostly tests); `fresh_lab` gives a test its own
+lab when it injects faults or changes the HA state. Both run at high speed.
+"""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from lab.launcher import start_lab
+
+SPEED = 60  # one simulated minute per real second
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+    @property
+    def json(self):
+        return json.loads(self.out)
+
+
+class Shell:
+    """Runs commands on lab machines over real SSH (one cached client per machine)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.clients = {}
+
+    def client(self, host):
+        if host not in self.clients:
+            self.clients[host] = self.lab.connect(host)
+        return self.clients[host]
+
+    def __call__(self, host, command, stdin=None, timeout=60):
+        client = self.client(host)
+        chan_in, chan_out, chan_err = client.exec_command(command, timeout=timeout)
+        if stdin is not None:
+            chan_in.write(stdin)
+        chan_in.channel.shutdown_write()
+        out = chan_out.read().decode()
+        err = chan_err.read().decode()
+        return Result(chan_out.channel.recv_exit_status(), out, err)
+
+    def close(self):
+        for client in self.clients.values():
+            client.close()
+        self.clients.clear()
+
+
+def agent_states(state):
+    return {name: h["agent_state"] for name, h in state["hosts"].items()}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=SPEED) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh_lab(tmp_path):
+    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED) as running:
+        yield running
+
+
+@pytest.fixture
+def ssh(lab):
+    shell = Shell(lab)
+    yield shell
+    shell.close()
+
+
+@pytest.fixture
+def fresh_ssh(fresh_lab):
+    shell = Shell(fresh_lab)
+    yield shell
+    shell.close()

@@ -386,41 +386,45 @@ class Engine:
 
         1. Maintenance first if the host is not there yet (events 15, 600).
         2. installing: the ansible playbook updates packages on the host.
-        3. Without reboot: event 842; with reboot: event 888, status reboot,
-           wait for the host to come back, initializing.
+        3. Without reboot: event 842. With reboot: event 888 and status
+           reboot once the host drops off (or the playbook ends), then wait
+           for it to answer again, initializing.
         4. Back to the original status: an Up host is activated again.
         """
         if original != "maintenance":
             self._set_status(host, "preparing_for_maintenance")
             if not await self._maintenance(host, announce=None):
-                self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
-                                     severity="error", host=host)
+                self._upgrade_failed(host, status=None)
                 return
         self._set_status(host, "installing")
         await self._sleep(UPGRADE_SETUP_DELAY)
+        # The lab's upgrade_host covers packages and the reboot in one call;
+        # watch reachability meanwhile so status reboot spans the real reboot.
+        playbook = asyncio.ensure_future(self.backend.upgrade_host(host["name"], reboot))
         try:
-            await self.backend.upgrade_host(host["name"], reboot)
+            while not playbook.done():
+                info = self.info(host)
+                if reboot and host["status"] == "installing" and not (info and info["reachable"]):
+                    self._rebooting(host)
+                await asyncio.wait({playbook}, timeout=POLL_DELAY / self.backend.clock.speed)
+        finally:
+            playbook.cancel()  # only has an effect when the engine itself is stopping
+        try:
+            playbook.result()
         except LabError as exc:  # the playbook failed on the host
             log.warning("upgrade of %s failed: %s", host["name"], exc)
-            self._set_status(host, "install_failed")
-            self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
-                                 severity="error", host=host)
+            self._upgrade_failed(host)
             return
         host["update_available"] = False
         if not reboot:
             self.store.add_event(842, f"Host {host['name']} upgrade was completed successfully.",
                                  host=host)
         else:
-            self.store.add_event(
-                888, f"Host {host['name']} upgrade was completed successfully and will be "
-                     "rebooted.",
-                host=host)
-            self._set_status(host, "reboot")
-            await self._sleep(REBOOT_DOWN_DELAY)
+            if host["status"] == "installing":
+                self._rebooting(host)
+                await self._sleep(REBOOT_DOWN_DELAY)
             if not await self._wait_reachable(host, timeout_min * 60):
-                self._set_status(host, "install_failed")
-                self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
-                                     severity="error", host=host)
+                self._upgrade_failed(host)
                 return
             self._set_status(host, "initializing")
             await self._sleep(INITIALIZING_DELAY)
@@ -428,6 +432,18 @@ class Engine:
             self._set_status(host, "maintenance")
         else:
             await self._activate(host)
+
+    def _rebooting(self, host: dict) -> None:
+        self.store.add_event(
+            888, f"Host {host['name']} upgrade was completed successfully and will be rebooted.",
+            host=host)
+        self._set_status(host, "reboot")
+
+    def _upgrade_failed(self, host: dict, status: str | None = "install_failed") -> None:
+        if status:
+            self._set_status(host, status)
+        self.store.add_event(841, f"Failed to upgrade Host {host['name']} (User: {USER}).",
+                             severity="error", host=host)
 
     async def _wait_reachable(self, host: dict, timeout_s: float) -> bool:
         waited = 0.0

@@ -43,6 +43,7 @@ class FakeBackend:
             for i in (1, 2, 3)
         }
         self.vm_host, self.vm_status, self.healthy = "he1", "up", True
+        self.hold_migration = False  # a test holds a migration to observe the states during it
         self.upgrades = []
         self.engine = None
 
@@ -73,6 +74,8 @@ class FakeBackend:
             raise LabError(f"host {dest_name} is down")
         self.vm_status = "migrating"
         await self.clock.sleep(20)
+        while self.hold_migration:
+            await asyncio.sleep(0.01)
         self.vm_host, self.vm_status = dest_name, "up"
 
     async def upgrade_host(self, name, reboot):
@@ -276,9 +279,11 @@ def test_it_moves_the_engine_vm_away_on_deactivate_and_activates_again(engine, b
     host_service = conn.system_service().hosts_service().host_service(he1)
     last = conn.system_service().events_service().list(max=1)[0].id
 
+    backend.hold_migration = True
     host_service.deactivate(reason="kernel update")
     # The POST returns while the migration runs, as with the real engine.
     assert host_status(conn, he1) == types.HostStatus.PREPARING_FOR_MAINTENANCE
+    backend.hold_migration = False
     wait_for(lambda: host_status(conn, he1) == types.HostStatus.MAINTENANCE, what="maintenance")
     assert backend.vm_host in ("he2", "he3")
     assert backend.hosts["he1"]["local_maintenance"] is True
@@ -287,6 +292,7 @@ def test_it_moves_the_engine_vm_away_on_deactivate_and_activates_again(engine, b
     reason = conn.system_service().events_service().list(from_=int(last), search="type=600")[0]
     assert "kernel update" in reason.description and reason.host.id == he1
 
+    backend.clock.speed = 10  # slow enough to see the short unassigned phase (0.5 s)
     host_service.activate()
     assert host_status(conn, he1) == types.HostStatus.UNASSIGNED
     wait_for(lambda: host_status(conn, he1) == types.HostStatus.UP, what="up")
@@ -402,8 +408,10 @@ def test_it_shows_and_migrates_the_hosted_engine_vm(engine, backend, conn):
     assert vms_service.list(search="name=other") == []
 
     vm_service = vms_service.vm_service(vm.id)
+    backend.hold_migration = True
     vm_service.migrate(host=types.Host(id=engine.ids["he2"]), force=True)
-    assert vm_service.get().status == types.VmStatus.MIGRATING
+    wait_for(lambda: vm_service.get().status == types.VmStatus.MIGRATING, what="migrating")
+    backend.hold_migration = False
     wait_for(lambda: vm_service.get().host.id == engine.ids["he2"], what="migration")
     assert backend.vm_host == "he2"
     assert {62, 63} <= set(event_codes(conn, search="type=62 or type=63"))

@@ -1,12 +1,14 @@
 """Every state change goes through here, and each one is audited."""
 import django_rq
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from . import audit, events
 from .models import Cluster, Host, RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
-from .permissions import can_operate
+from .permissions import ADMIN, can_operate, has_role
+from .remote import ssh
+from .remote.base import RemoteError
 from .runbooks import get_runbook
 
 
@@ -93,3 +95,38 @@ def import_cluster(*, name, engine, password_file, hosts, user=None):
         audit.record(user, "cluster.import" if created else "cluster.reimport", cluster,
                      hosts=[item["name"] for item in hosts])
     return cluster
+
+
+def accept_host_key(*, host, known_hosts_line, user):
+    """Pin the SSH host key an admin reviewed; replaces keys pinned for the same address."""
+    if not has_role(user, ADMIN):
+        raise PermissionDenied("Only admins can accept host keys.")
+    line = known_hosts_line.strip()
+    name = ssh.known_hosts_name(host.address, host.ssh_port)
+    try:
+        offered = ssh.pinned_keys(line, host.address, host.ssh_port) if "\n" not in line else []
+    except RemoteError as exc:
+        raise ValidationError(exc.message) from None
+    if not offered:
+        raise ValidationError(f"That is not one known_hosts line for {name}.")
+    with transaction.atomic():
+        host = Host.objects.select_for_update().get(pk=host.pk)
+        kept, replaced = [], []
+        for old in host.known_hosts.splitlines():
+            if not old.strip():
+                continue
+            try:
+                mine = ssh.pinned_keys(old, host.address, host.ssh_port)
+            except RemoteError:
+                # An unreadable line would make every connection fail: drop it too.
+                mine = [("unreadable", old[:80])]
+            if mine:
+                replaced.extend(fingerprint for _, fingerprint in mine)
+            else:
+                kept.append(old)
+        host.known_hosts = "\n".join(kept + [line])
+        host.save(update_fields=["known_hosts"])
+        key_type, fingerprint = offered[0]
+        audit.record(user, "host.key_accept", host, key_type=key_type, fingerprint=fingerprint,
+                     replaced=replaced)
+    return host

@@ -1,14 +1,16 @@
 """Views are glue: look up with permission, call a service, render or redirect."""
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from . import services
 from .models import Cluster, Host, StepOutput, UpgradeRun
-from .permissions import can_operate
+from .permissions import ADMIN, can_operate, has_role
+from .remote import ssh
+from .remote.base import RemoteError
 
 
 @login_required
@@ -53,3 +55,32 @@ def step_log(request, run_id, step_id):
     rows = StepOutput.objects.filter(step_id=step_id, step__run_id=run_id).order_by("seq")
     lines = (f"{text}\n" for text in rows.values_list("text", flat=True).iterator(chunk_size=2000))
     return StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
+
+
+@login_required
+def host_key(request, host_id):
+    """Admins only: show the key the host offers now; POST pins the reviewed line."""
+    if not has_role(request.user, ADMIN):
+        raise PermissionDenied("Only admins can review host keys.")
+    host = get_object_or_404(Host.objects.select_related("cluster"), pk=host_id)
+    if request.method == "POST":
+        try:
+            services.accept_host_key(host=host, known_hosts_line=request.POST.get("known_hosts_line", ""),
+                                     user=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("host-key", host_id=host.pk)
+        messages.success(request, f"Host key of {host.name} accepted.")
+        return redirect("cluster-detail", cluster_id=host.cluster_id)
+    offered, error = None, ""
+    try:
+        offered = ssh.fetch_host_key(host.address, host.ssh_port)
+    except RemoteError as exc:
+        error = exc.message
+    try:
+        pinned = ssh.pinned_keys(host.known_hosts, host.address, host.ssh_port)
+    except RemoteError as exc:
+        pinned, error = [], error or exc.message
+    return render(request, "upgrades/host_key.html", {
+        "host": host, "offered": offered, "pinned": pinned, "error": error,
+        "already_pinned": bool(offered) and offered.fingerprint in {fp for _, fp in pinned}})

@@ -1,0 +1,372 @@
+"""The oVirt engine REST API (ovirtsdk4), reduced to what the runbooks need.
+
+Returns plain dataclasses, never SDK objects, and raises only EngineError
+with a message an operator can act on (wrong password, wrong CA file,
+engine down, the engine's own fault text).
+"""
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import ovirtsdk4 as sdk
+import ovirtsdk4.types as types
+import pycurl
+
+from .base import EngineError
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT = 30
+HOSTED_ENGINE_VM = "HostedEngine"
+# pycurl failures that mean "nothing answered" vs "TLS did not check out".
+_UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_OPERATION_TIMEDOUT,
+                pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR}
+_TLS = {pycurl.E_SSL_CACERT, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CONNECT_ERROR,
+        pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CERTPROBLEM}
+
+
+@dataclass(frozen=True)
+class HostedEngineInfo:
+    """A host's HA data as the engine shows it (from vdsm, so it may lag the agents)."""
+
+    configured: bool
+    active: bool
+    score: int | None
+    global_maintenance: bool
+    local_maintenance: bool
+
+
+@dataclass(frozen=True)
+class EngineHost:
+    id: str
+    name: str
+    address: str
+    status: str
+    cluster_id: str | None
+    update_available: bool
+    hosted_engine: HostedEngineInfo | None
+
+
+@dataclass(frozen=True)
+class EngineCluster:
+    id: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class EngineVm:
+    id: str
+    name: str
+    status: str
+    host_id: str | None
+    host_name: str | None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    product: str
+    version: str
+
+
+def resolve_secret(ref):
+    """The password a ``credentials_ref`` points at: ``env:VAR`` or ``file:/path``."""
+    kind, _, where = (ref or "").partition(":")
+    if kind == "env" and where:
+        value = os.environ.get(where)
+        if value is None:
+            raise EngineError(f"the engine password variable {where} is not set")
+        return value
+    if kind == "file" and where:
+        try:
+            return Path(where).read_text().strip()
+        except OSError as exc:
+            raise EngineError(f"cannot read the engine password file {where}: {exc.strerror}") from None
+    raise EngineError(f"credentials reference {ref!r} must be env:VARIABLE or file:/path")
+
+
+def _version(text):
+    match = re.fullmatch(r"(\d+)\.(\d+)", text or "")
+    if not match:
+        raise EngineError(f"compatibility version {text!r} must look like 4.7")
+    return types.Version(major=int(match[1]), minor=int(match[2]))
+
+
+def _enum(value):
+    return value.value if value is not None else "unknown"
+
+
+def _to_host(host):
+    he = host.hosted_engine
+    info = None
+    if he is not None:
+        info = HostedEngineInfo(configured=bool(he.configured), active=bool(he.active), score=he.score,
+                                global_maintenance=bool(he.global_maintenance),
+                                local_maintenance=bool(he.local_maintenance))
+    return EngineHost(id=host.id, name=host.name, address=host.address or "", status=_enum(host.status),
+                      cluster_id=host.cluster.id if host.cluster else None,
+                      update_available=bool(host.update_available), hosted_engine=info)
+
+
+def _to_cluster(cluster):
+    version = cluster.version
+    return EngineCluster(id=cluster.id, name=cluster.name,
+                         version=f"{version.major}.{version.minor}" if version else "")
+
+
+class EngineClient:
+    """One logged-in API connection; a context manager that logs out on exit.
+
+    Every request has ``timeout`` seconds, the login included. ``clock`` and
+    ``sleep`` are for the waiting helpers.
+    """
+
+    def __init__(self, url, username, password, ca_file=None, *, timeout=REQUEST_TIMEOUT,
+                 clock=time.monotonic, sleep=time.sleep):
+        self.url = url
+        self.username = username
+        self.ca_file = ca_file or None
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self._logged_in = False
+        if self.ca_file and not os.path.exists(self.ca_file):
+            raise EngineError(f"the engine CA file {self.ca_file} does not exist")
+        self.connection = sdk.Connection(url=url, username=username, password=password,
+                                         ca_file=self.ca_file, timeout=timeout)
+
+    @classmethod
+    def for_cluster(cls, cluster, **options):
+        if not cluster.engine_url:
+            raise EngineError(f"cluster {cluster.name} has no engine API URL")
+        return cls(cluster.engine_url, cluster.engine_username, resolve_secret(cluster.credentials_ref),
+                   cluster.engine_ca_file, **options)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Log out; an engine that is already gone is no error here."""
+        try:
+            self.connection.close(logout=self._logged_in)
+        except (sdk.Error, pycurl.error) as exc:
+            log.info("engine logout from %s failed: %s", self.url, exc)
+
+    # ---- operations ------------------------------------------------------
+
+    def test_connection(self):
+        api = self._call("connect to the engine", lambda: self._system.get())
+        info = api.product_info
+        version = info.version if info else None
+        return EngineInfo(product=(info.name if info else "") or "",
+                          version=(version.full_version if version else "") or "")
+
+    def list_hosts(self, search=None):
+        hosts = self._call("list hosts", lambda: self._system.hosts_service().list(
+            search=search, all_content=True))
+        return [_to_host(host) for host in hosts]
+
+    def get_host(self, name):
+        # The search narrows the list; the exact comparison is what counts.
+        search = f"name={name}" if re.fullmatch(r"[\w.-]+", name) else None
+        for host in self.list_hosts(search=search):
+            if host.name == name:
+                return host
+        raise EngineError(f"the engine has no host named {name}")
+
+    def deactivate_host(self, name, reason=None):
+        """Ask for maintenance; the engine migrates the VMs away (HostedEngine too)."""
+        host = self.get_host(name)
+        self._call(f"switch host {name} to maintenance",
+                   lambda: self._host_service(host).deactivate(reason=reason))
+
+    def activate_host(self, name):
+        host = self.get_host(name)
+        self._call(f"activate host {name}", lambda: self._host_service(host).activate())
+
+    def wait_for_host_status(self, name, statuses, timeout, poll=5.0,
+                             fail_statuses=("error", "install_failed")):
+        """Poll until the host has one of ``statuses``; give up early on ``fail_statuses``."""
+        statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+        deadline = self.clock() + timeout
+        while True:
+            host = self.get_host(name)
+            if host.status in statuses:
+                return host
+            if host.status in fail_statuses:
+                raise EngineError(f"host {name} went to status {host.status} while waiting for "
+                                  f"{' or '.join(sorted(statuses))}")
+            if self.clock() >= deadline:
+                raise EngineError(f"host {name} is still {host.status} after {timeout} s; "
+                                  f"expected {' or '.join(sorted(statuses))}", retryable=True)
+            self.sleep(poll)
+
+    def list_clusters(self):
+        clusters = self._call("list clusters", lambda: self._system.clusters_service().list())
+        return [_to_cluster(cluster) for cluster in clusters]
+
+    def get_cluster(self, name):
+        for cluster in self.list_clusters():
+            if cluster.name == name:
+                return cluster
+        raise EngineError(f"the engine has no cluster named {name}")
+
+    def create_cluster(self, name, *, data_center="Default", version=None, description=""):
+        """A new cluster (the howto's "el7" cluster); ``version`` like "4.7" or the DC's."""
+        spec = types.Cluster(name=name, description=description or None,
+                             data_center=types.DataCenter(name=data_center),
+                             version=_version(version) if version else None)
+        cluster = self._call(f"create cluster {name}",
+                             lambda: self._system.clusters_service().add(spec))
+        return _to_cluster(cluster)
+
+    def set_cluster_version(self, name, version):
+        """Raise a cluster's compatibility version (howto step 10)."""
+        wanted = _version(version)
+        cluster = self.get_cluster(name)
+        updated = self._call(f"change the compatibility version of cluster {name} to {version}",
+                             lambda: self._system.clusters_service().cluster_service(cluster.id).update(
+                                 types.Cluster(version=wanted)))
+        return _to_cluster(updated)
+
+    def engine_vm(self):
+        """The HostedEngine VM and the host it runs on (None when it is down)."""
+        vms = self._call("find the HostedEngine VM", lambda: self._system.vms_service().list(
+            search=f"name={HOSTED_ENGINE_VM}"))
+        vm = next((vm for vm in vms if vm.name == HOSTED_ENGINE_VM), None)
+        if vm is None:
+            raise EngineError(f"the engine has no VM named {HOSTED_ENGINE_VM}")
+        host_id = vm.host.id if vm.host else None
+        host_name = None
+        if host_id:
+            host = self._call("read the HostedEngine VM's host",
+                              lambda: self._system.hosts_service().host_service(host_id).get())
+            host_name = host.name
+        return EngineVm(id=vm.id, name=vm.name, status=_enum(vm.status), host_id=host_id, host_name=host_name)
+
+    def migrate_engine_vm(self, to_host=None, *, timeout=600, poll=5.0):
+        """Live-migrate HostedEngine (to ``to_host`` or where the engine picks); wait until it runs there."""
+        vm = self.engine_vm()
+        source = vm.host_name
+        target = types.Host(id=self.get_host(to_host).id) if to_host else None
+        self._call(f"migrate {HOSTED_ENGINE_VM} from {source} to {to_host or 'another host'}",
+                   lambda: self._system.vms_service().vm_service(vm.id).migrate(host=target))
+        deadline = self.clock() + timeout
+        while True:
+            vm = self.engine_vm()
+            arrived = vm.host_name == to_host if to_host else vm.host_name not in (None, source)
+            if vm.status == "up" and arrived:
+                return vm
+            if self.clock() >= deadline:
+                raise EngineError(f"{HOSTED_ENGINE_VM} is {vm.status} on {vm.host_name or 'no host'} "
+                                  f"{timeout} s after the migration from {source} started", retryable=True)
+            self.sleep(poll)
+
+    # ---- plumbing --------------------------------------------------------
+
+    @property
+    def _system(self):
+        return self.connection.system_service()
+
+    def _host_service(self, host):
+        return self._system.hosts_service().host_service(host.id)
+
+    def _call(self, action, request):
+        self._login()
+        try:
+            return request()
+        except sdk.Error as exc:
+            raise self._explain(action, exc) from None
+
+    def _login(self):
+        """The SDK's SSO request has no timeout of its own, so bound it here."""
+        if self._logged_in:
+            return
+        outcome = {}
+
+        def login():
+            try:
+                self.connection.authenticate()
+            except BaseException as exc:  # handed to the caller's thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=login, name="engine-login", daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        if thread.is_alive():
+            raise EngineError(f"the engine at {self._where} did not answer the login within "
+                              f"{self.timeout} s", retryable=True)
+        if "error" in outcome:
+            error = outcome["error"]
+            if isinstance(error, sdk.Error):
+                raise self._explain("log in", error) from None
+            raise error
+        self._logged_in = True
+
+    @property
+    def _where(self):
+        return urlsplit(self.url).netloc or self.url
+
+    def _explain(self, action, exc):
+        """SDK error → EngineError with what happened and what to check."""
+        curl_code = exc.__context__.args[0] if isinstance(exc.__context__, pycurl.error) else None
+        text = str(exc)
+        if isinstance(exc, sdk.AuthError) and exc.code is None:
+            detail = text.split(" : ", 1)[-1]
+            return EngineError(f"the engine at {self._where} refused the login of {self.username}: "
+                               f"{detail} Check the user name and the password its credentials "
+                               "reference points at.")
+        if isinstance(exc, sdk.AuthError):
+            return EngineError(f"the engine refused to {action}: {self.username} is not allowed "
+                               f"(HTTP {exc.code})")
+        if curl_code in _TLS or "SSL" in text or "certificate" in text:
+            return EngineError(f"TLS check of the engine at {self._where} failed ({_curl_detail(exc)}). "
+                               f"Check that the CA file {self.ca_file or '(system CAs)'} is the engine's CA "
+                               "(https://ENGINE/ovirt-engine/services/pki-resource?resource=ca-certificate"
+                               "&format=X509-PEM-CA) and that the URL uses the engine's name.")
+        if isinstance(exc, (sdk.ConnectionError, sdk.TimeoutError)) or curl_code in _UNREACHABLE:
+            return EngineError(f"cannot reach the engine at {self._where} to {action}: {_curl_detail(exc)}. "
+                               "Is the engine VM up (hosted-engine --vm-status)?", retryable=True)
+        if exc.fault is not None:
+            reason = exc.fault.reason or "engine fault"
+            return EngineError(f"the engine refused to {action}: {reason}: {exc.fault.detail or ''}".rstrip(": "))
+        status = exc.code if exc.code is not None else self._probe_health()
+        if status in (502, 503, 504):
+            return EngineError(f"the engine at {self._where} is not available (HTTP {status}) and could "
+                               f"not {action}: the engine VM or the ovirt-engine service is down or "
+                               "starting. Check hosted-engine --vm-status.", retryable=True)
+        if isinstance(exc, sdk.NotFoundError):
+            return EngineError(f"cannot {action}: the engine does not know it ({text})")
+        return EngineError(f"cannot {action}: {text}", retryable=status is None or status >= 500)
+
+    def _probe_health(self):
+        """HTTP status of the engine's health page, for errors the SDK left without one."""
+        parts = urlsplit(self.url)
+        context = ssl.create_default_context(cafile=self.ca_file)
+        try:
+            with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/ovirt-engine/services/health",
+                                        timeout=min(self.timeout, 10), context=context) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (OSError, ValueError):
+            return None
+
+
+def _curl_detail(exc):
+    """libcurl's own words, e.g. 'Failed to connect to ... Connection refused'."""
+    context = exc.__context__
+    if isinstance(context, pycurl.error) and len(context.args) > 1:
+        return str(context.args[1])
+    return str(exc)

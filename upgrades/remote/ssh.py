@@ -1,0 +1,387 @@
+"""Commands on hosts over SSH (paramiko).
+
+Hosts are trusted only through keys pinned in ``Host.known_hosts``: an
+unknown or changed key is refused, and an admin accepts a new one after
+reading its fingerprint (``fetch_host_key``). We log in with a private key
+file only. Commands are fixed templates filled by ``build_command``.
+"""
+import logging
+import select
+import shlex
+import socket
+import string
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import paramiko
+
+from .base import CommandResult, HostKeyError, LineSplitter, RemoteError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 65536
+# A window larger than paramiko's 2 MiB default lets a fast command keep
+# writing while the reader hands a burst of lines to the recorder.
+WINDOW_SIZE = 16 * 2**20
+CONNECT_TIMEOUT = 10
+KEEPALIVE_INTERVAL = 15
+IDLE_TIMEOUT = 600
+COMMAND_TIMEOUT = 3600
+# OpenSSH names RSA keys ssh-rsa but signs with SHA-2 algorithms.
+_KEY_ALGORITHMS = {"ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]}
+
+
+def build_command(template, **values):
+    """Fill ``{name}`` fields of a fixed template with shell-quoted values.
+
+    Strings are quoted with ``shlex.quote`` so each ends up one argument,
+    whatever it contains; ints go in as digits; a list or tuple becomes
+    several quoted arguments. Every field must get a value and every value
+    a field, so a typo fails here and not on a host.
+    """
+    fields = set()
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            raise ValueError(f"command template field {{{name}}} must be a plain name")
+        fields.add(name)
+    if fields != set(values):
+        raise ValueError(f"command template fields {sorted(fields)} do not match values {sorted(values)}")
+    return template.format(**{name: _quote(name, value) for name, value in values.items()})
+
+
+def _quote(name, value):
+    if isinstance(value, (list, tuple)):
+        return " ".join(_quote(name, item) for item in value)
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"command value {name!r} must be str or int, not {type(value).__name__}")
+    return str(value) if isinstance(value, int) else shlex.quote(value)
+
+
+def known_hosts_name(address, port):
+    """The host name as OpenSSH writes it in known_hosts."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def known_hosts_line(address, port, key):
+    return f"{known_hosts_name(address, port)} {key.get_name()} {key.get_base64()}"
+
+
+def parse_known_hosts(text):
+    """Stored known_hosts text → paramiko HostKeys; bad lines are an error, not skipped."""
+    keys = paramiko.HostKeys()
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = None
+        if not line.startswith("@"):  # @cert-authority / @revoked are not supported
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except (paramiko.SSHException, ValueError):
+                entry = None
+        if entry is None or entry.key is None:
+            raise RemoteError(f"known_hosts line {number} is not a host key line: {line[:80]!r}")
+        for name in entry.hostnames:
+            keys.add(name, entry.key.get_name(), entry.key)
+    return keys
+
+
+def describe_key(key):
+    """As OpenSSH shows a key to a person: type and SHA256 fingerprint."""
+    return f"{key.get_name()} key {key.fingerprint}"
+
+
+def pinned_keys(known_hosts, address, port):
+    """[(key type, fingerprint)] pinned for this address and port."""
+    found = parse_known_hosts(known_hosts).lookup(known_hosts_name(address, port)) or {}
+    return [(key.get_name(), key.fingerprint) for key in found.values()]
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how to log in; ``name`` is only for messages."""
+
+    address: str
+    port: int = 22
+    username: str = "root"
+    known_hosts: str = ""
+    key_file: str = ""
+    name: str = ""
+
+    @classmethod
+    def for_host(cls, host, *, key_file=None):
+        """From a ``Host`` row; the key file comes from settings.SSH_KEY_FILE by default."""
+        if key_file is None:
+            from django.conf import settings
+
+            key_file = settings.SSH_KEY_FILE
+        return cls(address=host.address, port=host.ssh_port, username=host.ssh_user,
+                   known_hosts=host.known_hosts, key_file=str(key_file), name=host.name)
+
+    @property
+    def label(self):
+        where = f"{self.address}:{self.port}"
+        return f"{self.name} ({where})" if self.name and self.name != self.address else where
+
+
+class OfferedKey(NamedTuple):
+    known_hosts_line: str
+    fingerprint: str
+
+
+def fetch_host_key(address, port=22, *, timeout=CONNECT_TIMEOUT):
+    """Read the key a host offers, without logging in, for an admin to review."""
+    transport = _handshake(SshTarget(address=address, port=port), timeout, key_types=None)
+    try:
+        key = transport.get_remote_server_key()
+        return OfferedKey(known_hosts_line(address, port, key), key.fingerprint)
+    finally:
+        transport.close()
+
+
+def _handshake(target, timeout, key_types):
+    """TCP connect and SSH key exchange; no host key check, no login yet."""
+    try:
+        sock = socket.create_connection((target.address, target.port), timeout=timeout)
+    except socket.timeout:
+        raise RemoteError(f"cannot connect to {target.label}: no answer within {timeout} s",
+                          retryable=True) from None
+    except OSError as exc:
+        raise RemoteError(f"cannot connect to {target.label}: {exc.strerror or exc}",
+                          retryable=True) from None
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = transport.handshake_timeout = timeout
+    if key_types:
+        options = transport.get_security_options()
+        preferred = [a for t in key_types for a in _KEY_ALGORITHMS.get(t, [t]) if a in options.key_types]
+        options.key_types = preferred + [t for t in options.key_types if t not in preferred]
+    try:
+        transport.start_client(timeout=timeout)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        transport.close()
+        raise RemoteError(f"SSH handshake with {target.label} failed: {exc or type(exc).__name__}",
+                          retryable=True) from None
+    return transport
+
+
+def connect(target, *, timeout=CONNECT_TIMEOUT, keepalive=KEEPALIVE_INTERVAL):
+    """An authenticated transport to ``target``, or RemoteError/HostKeyError.
+
+    1. Load the private key first: a missing key file is no reason to touch the host.
+    2. Key exchange, preferring the key types pinned for this host.
+    3. Compare the offered key with the pinned ones before sending anything else.
+    4. Public-key login, then keepalives so idle NAT/firewall state survives long steps.
+    """
+    pkey = _load_key(target.key_file)
+    pinned = parse_known_hosts(target.known_hosts)
+    name = known_hosts_name(target.address, target.port)
+    expected = pinned.lookup(name) or {}
+    transport = _handshake(target, timeout, key_types=list(expected.keys()))
+    try:
+        offered = transport.get_remote_server_key()
+        if not expected:
+            raise HostKeyError(
+                f"host key of {target.label} is not known: it offered {describe_key(offered)}. "
+                "An admin must check and accept this key before the portal connects.",
+                key_type=offered.get_name(), fingerprint=offered.fingerprint)
+        if not pinned.check(name, offered):
+            raise HostKeyError(
+                f"HOST KEY OF {target.label} HAS CHANGED: it offered {describe_key(offered)}, "
+                f"pinned is {', '.join(describe_key(k) for k in expected.values())}. Refusing to connect; "
+                "if the host was reinstalled an admin must accept the new key.",
+                key_type=offered.get_name(), fingerprint=offered.fingerprint)
+        transport.auth_timeout = timeout
+        try:
+            transport.auth_publickey(target.username, pkey)
+        except paramiko.AuthenticationException as exc:
+            raise RemoteError(f"{target.label} refused key login as {target.username!r} "
+                              f"with {target.key_file}: {exc}") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(f"login to {target.label} failed: {exc or type(exc).__name__}",
+                              retryable=True) from None
+        transport.set_keepalive(keepalive)
+        return transport
+    except BaseException:
+        transport.close()
+        raise
+
+
+def _load_key(path):
+    if not path:
+        raise RemoteError("no SSH private key configured (settings.SSH_KEY_FILE)")
+    try:
+        return paramiko.PKey.from_path(path)
+    except (OSError, paramiko.SSHException, ValueError) as exc:
+        raise RemoteError(f"cannot use SSH private key {path}: {exc}") from None
+
+
+class SshSession:
+    """One SSH connection to one host for a sequence of commands.
+
+    Each ``run`` opens a new channel on the same transport. A session whose
+    connection dropped reconnects on the next ``run``, so a retried step
+    works. Use from one thread at a time.
+    """
+
+    def __init__(self, target, *, connect_timeout=None, keepalive=KEEPALIVE_INTERVAL):
+        if connect_timeout is None:
+            from django.conf import settings
+
+            connect_timeout = getattr(settings, "SSH_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self.keepalive = keepalive
+        self.transport = None
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def connect(self):
+        if self.transport is None or not self.transport.is_active():
+            self.close()
+            self.transport = connect(self.target, timeout=self.connect_timeout, keepalive=self.keepalive)
+        return self.transport
+
+    def close(self):
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def run(self, command, on_line=None, *, idle_timeout=IDLE_TIMEOUT, timeout=COMMAND_TIMEOUT,
+            capture=None):
+        """Run ``command``; ``on_line(stream, text)`` gets each stdout/stderr line as it comes.
+
+        Returns CommandResult with the exit status; stdout/stderr text is kept
+        only when there is no callback (or ``capture=True``). Raises
+        RemoteError: retryable when the connection dropped (output up to then
+        already delivered), not retryable on idle or overall timeout.
+        ``on_line`` must be quick (the recorder only appends to a buffer): it
+        runs in the reading loop, and SSH flow control stalls the remote
+        command once the channel window is full.
+        """
+        if capture is None:
+            capture = on_line is None
+        captured = {"stdout": [], "stderr": []}
+
+        def deliver(stream, text):
+            if capture:
+                captured[stream].append(text)
+            if on_line is not None:
+                on_line(stream, text)
+
+        transport = self.connect()
+        try:
+            channel = transport.open_session(window_size=WINDOW_SIZE, timeout=self.connect_timeout)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise RemoteError(f"cannot start the command on {self.target.label}: "
+                              f"{exc or type(exc).__name__}", retryable=True) from None
+        out, err = LineSplitter("stdout", deliver), LineSplitter("stderr", deliver)
+        try:
+            status = self._pump(channel, out, err, idle_timeout, timeout)
+        finally:
+            out.flush()
+            err.flush()
+            channel.close()
+        return CommandResult(exit_status=status, stdout="\n".join(captured["stdout"]),
+                             stderr="\n".join(captured["stderr"]))
+
+    def _pump(self, channel, out, err, idle_timeout, timeout):
+        """Read both streams until the channel ends; return the exit status.
+
+        Hot loop: one recv of up to 64 KiB per stream and turn, and a select
+        on the channel's wake-up pipe when both are empty, so neither stream
+        can hold up the other and nothing is read byte by byte.
+        """
+        started = last_data = time.monotonic()
+        while True:
+            got = False
+            if channel.recv_ready():
+                out.feed(channel.recv(CHUNK))
+                got = True
+            if channel.recv_stderr_ready():
+                err.feed(channel.recv_stderr(CHUNK))
+                got = True
+            now = time.monotonic()
+            if got:
+                last_data = now
+            elif channel.eof_received or channel.closed:
+                break
+            self._check_time(channel, now, started, last_data, idle_timeout, timeout)
+            if not got:
+                wait = min(1.0, last_data + idle_timeout - now, started + timeout - now)
+                select.select([channel], [], [], max(wait, 0))
+        # exit-status may follow EOF; it never comes if the connection died.
+        while not channel.status_event.wait(0.2):
+            self._check_time(channel, time.monotonic(), started, last_data, idle_timeout, timeout)
+        if channel.exit_status_ready() and channel.exit_status != -1:
+            return channel.exit_status
+        if self._connection_lost():
+            raise self._lost()
+        raise RemoteError(f"the command on {self.target.label} ended without an exit status "
+                          "(killed by a signal?)")
+
+    def _connection_lost(self):
+        # paramiko closes the channels before it clears `active`, but it has
+        # saved the reason (EOFError, socket error) by then.
+        transport = self.transport
+        return transport.saved_exception is not None or not transport.is_active()
+
+    def _lost(self):
+        error = self.transport.get_exception()
+        if error is None or isinstance(error, EOFError):
+            reason = "the host closed the connection"
+        else:
+            reason = str(error) or type(error).__name__
+        self.close()
+        return RemoteError(f"connection to {self.target.label} was lost during the command "
+                           f"({reason}); the output up to then was kept", retryable=True)
+
+    def _check_time(self, channel, now, started, last_data, idle_timeout, timeout):
+        if self._connection_lost() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            raise self._lost()
+        if now - started >= timeout:
+            raise RemoteError(f"the command on {self.target.label} did not finish within {timeout} s; "
+                              "stopped waiting for it")
+        if now - last_data >= idle_timeout:
+            raise RemoteError(f"no output from {self.target.label} for {idle_timeout} s; "
+                              "stopped waiting for the command (it may still run there)")
+
+
+class SshPool:
+    """One session per host for the length of a run; closes them all at the end."""
+
+    def __init__(self, **session_options):
+        self.session_options = session_options
+        self.sessions = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def session(self, target):
+        key = (target.address, target.port, target.username)
+        if key not in self.sessions:
+            self.sessions[key] = SshSession(target, **self.session_options)
+        return self.sessions[key]
+
+    def close(self):
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+
+
+def run_command(target, command, on_line=None, **options):
+    """One command on a fresh connection; for sequences use SshSession."""
+    with SshSession(target) as session:
+        return session.run(command, on_line, **options)

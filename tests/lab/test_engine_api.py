@@ -583,29 +583,25 @@ def test_it_drives_the_lab_ha_model_through_deactivate_and_activate(tmp_path):
         runner.close()
 
 
-def test_it_serves_the_full_lab_started_by_python_m_lab_up(tmp_path):
+def test_it_serves_the_full_lab_started_by_python_m_lab_up(fresh_lab):
     """`python -m lab up` runs the engine; its manifest entry is all the SDK needs, and
     an SDK deactivate of the VM's host ends with the HA agent there in LocalMaintenance."""
-    from lab.launcher import start_lab
+    lab = fresh_lab
+    entry = lab.manifest["engine"]
+    connection = sdk.Connection(url=entry["url"], username=entry["username"],
+                                password=entry["password"], ca_file=entry["ca_file"], timeout=20)
+    hosts = connection.system_service().hosts_service().list(all_content=True)
+    assert sorted(h.name for h in hosts) == sorted(h["name"] for h in lab.manifest["hosts"])
+    assert all(h.hosted_engine.configured for h in hosts)
 
-    speed = 100
-    with start_lab(tmp_path / "lab", hosts=3, speed=speed) as lab:
-        entry = lab.manifest["engine"]
-        connection = sdk.Connection(url=entry["url"], username=entry["username"],
-                                    password=entry["password"], ca_file=entry["ca_file"],
-                                    timeout=20)
-        hosts = connection.system_service().hosts_service().list(all_content=True)
-        assert sorted(h.name for h in hosts) == sorted(h["name"] for h in lab.manifest["hosts"])
-        assert all(h.hosted_engine.configured for h in hosts)
-
-        [vm] = connection.system_service().vms_service().list(search="name=HostedEngine")
-        source = next(h for h in hosts if h.id == vm.host.id)
-        connection.system_service().hosts_service().host_service(source.id).deactivate()
-        wait_for(lambda: host_status(connection, source.id) == types.HostStatus.MAINTENANCE,
-                 timeout=600 / speed + 5, what="maintenance")
-        [vm] = connection.system_service().vms_service().list(search="name=HostedEngine")
-        assert vm.host.id != source.id
-        lab.wait_for(lambda s: s["hosts"][source.name]["agent_state"] == "LocalMaintenance",
-                     sim_seconds=120)
-        assert lab.state()["engine_vm"]["host"] != source.name
-        connection.close()
+    [vm] = connection.system_service().vms_service().list(search="name=HostedEngine")
+    source = next(h for h in hosts if h.id == vm.host.id)
+    connection.system_service().hosts_service().host_service(source.id).deactivate()
+    wait_for(lambda: host_status(connection, source.id) == types.HostStatus.MAINTENANCE,
+             timeout=600 / lab.speed + 5, what="maintenance")
+    [vm] = connection.system_service().vms_service().list(search="name=HostedEngine")
+    assert vm.host.id != source.id
+    lab.wait_for(lambda s: s["hosts"][source.name]["agent_state"] == "LocalMaintenance",
+                 sim_seconds=120)
+    assert lab.state()["engine_vm"]["host"] != source.name
+    connection.close()

@@ -1,0 +1,75 @@
+"""The howto's "Upgrade Hosted Engine" procedure, typed by hand over SSH on a 3.5 lab."""
+
+from conftest import SPEED, Shell
+from lab.launcher import start_lab
+
+RELEASE_36 = "http://resources.ovirt.org/pub/yum-repo/ovirt-release36.rpm"
+
+
+def scores(ssh, host="he1"):
+    status = ssh(host, "hosted-engine --vm-status --json").json
+    return {int(k): v["score"] for k, v in status.items() if k != "global_maintenance"}
+
+
+def upgrade_host(ssh, host):
+    """Howto steps 4-6 on one host."""
+    assert ssh(host, f"yum install -y {RELEASE_36}").rc == 0
+    update = ssh(host, "yum update -y")
+    assert update.rc == 0, update.err
+    assert "Updated:" in update.out and "ovirt-hosted-engine-ha" in update.out
+    assert "Complete!" in update.out
+    restart = ssh(host, "service vdsmd restart")
+    assert restart.rc == 0
+    assert "Redirecting to /bin/systemctl restart vdsmd.service" in restart.err
+    result = ssh(host, "systemctl restart ovirt-ha-broker && systemctl restart ovirt-ha-agent")
+    assert result.rc == 0, result.err
+
+
+def test_the_engine_vm_moves_to_the_upgraded_host(tmp_path):
+    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED, engine_version="3.5") as lab:
+        ssh = Shell(lab)
+        assert scores(ssh) == {1: 2400, 2: 2400, 3: 2400}
+
+        # 1. global maintenance
+        assert ssh("he1", "hosted-engine --set-maintenance --mode=global").rc == 0
+        lab.wait_for(lambda s: all(h["agent_state"] == "GlobalMaintenance"
+                                   for h in s["hosts"].values()), sim_seconds=30)
+
+        # 2. upgrade the engine inside the engine VM
+        assert ssh("engine", f"yum install -y {RELEASE_36}").rc == 0
+        assert ssh("engine", "yum update -y ovirt-engine-setup").rc == 0
+        setup = ssh("engine", "engine-setup --accept-defaults")
+        assert setup.rc == 0, setup.err
+        assert "Execution of setup completed successfully" in setup.out
+        assert lab.state()["engine_version"] == "3.6"
+
+        # 4-6. upgrade he2; its score changes only once the new agent runs
+        assert ssh("he2", f"yum install -y {RELEASE_36}").rc == 0
+        assert ssh("he2", "yum update -y").rc == 0
+        assert ssh("he2", "rpm -q ovirt-hosted-engine-ha").out.startswith("ovirt-hosted-engine-ha-1.3")
+        lab.wait_for(lambda s: s["hosts"]["he2.lab.local"]["score"] == 2400, sim_seconds=20)
+        assert ssh("he2", "service vdsmd restart").rc == 0
+        assert ssh("he2", "systemctl restart ovirt-ha-broker && systemctl restart ovirt-ha-agent").rc == 0
+        lab.wait_for(lambda s: scores(ssh)[2] == 3400, sim_seconds=60)
+        assert scores(ssh)[1] == 2400
+
+        # 7. leave global maintenance: the VM goes to the host that now scores 800+ more
+        assert ssh("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+        state = lab.wait_for(
+            lambda s: s["engine_vm"]["host"] == "he2.lab.local" and s["engine_vm"]["healthy"]
+            and s["hosts"]["he2.lab.local"]["agent_state"] == "EngineUp" and s,
+            sim_seconds=600)
+        assert "EngineUp-EngineStop" in state["hosts"]["he1.lab.local"]["transitions"]
+
+        # 8-9. back to global maintenance, upgrade the remaining hosts
+        assert ssh("he2", "hosted-engine --set-maintenance --mode=global").rc == 0
+        for host in ("he1", "he3"):
+            upgrade_host(ssh, host)
+        lab.wait_for(lambda s: scores(ssh) == {1: 3400, 2: 3400, 3: 3400}, sim_seconds=60)
+
+        # 11. leave maintenance: equal scores, the VM stays where it is
+        assert ssh("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+        lab.wait_for(lambda s: all(h["agent_state"] in ("EngineUp", "EngineDown")
+                                   for h in s["hosts"].values()), sim_seconds=60)
+        assert lab.state()["engine_vm"]["host"] == "he2.lab.local"
+        ssh.close()

@@ -68,17 +68,17 @@ class Dialog:
         self.given[key] = value
         return value
 
-    async def yes_no(self, key, prompt, default=True):
+    async def yes_no(self, key, prompt, default=True, end=":"):
         while True:
             dflt = "Yes" if default else "No"
-            value = await self.ask(key, f"{prompt} (Yes, No)[{dflt}]: ", dflt)
+            value = await self.ask(key, f"{prompt} (Yes, No)[{dflt}]{end} ", dflt)
             if isinstance(value, bool):
                 return value
             if value.lower() in ("yes", "y", "no", "n"):
                 result = value.lower().startswith("y")
                 self.given[key] = result
                 return result
-            self.ctx.print(f"[ ERROR ] Invalid value")
+            self.ctx.print("[ ERROR ] Invalid value")
 
 
 def info(ctx, text):
@@ -172,7 +172,7 @@ async def run_deploy(ctx, dialog, host, cluster):
     additional = await dialog.yes_no(
         "OVEHOSTED_CORE/isAdditionalHost",
         "The specified storage location already contains a data domain. "
-        "Is this an additional host setup")
+        "Is this an additional host setup", end="?")
     if not additional:
         raise Abort("Failed to execute stage 'Environment customization': "
                     "the storage already contains a hosted-engine data domain")

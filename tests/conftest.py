@@ -17,6 +17,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
+LAB_SPEED = 20
 
 
 def _configure_worker_services():
@@ -106,7 +107,7 @@ class Processes:
 
 
 @pytest.fixture(scope="session")
-def rq_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+def rq_worker(django_db_setup, django_db_blocker, lab, tmp_path_factory):
     """One real `manage.py rqworker` process for the session."""
     procs = Processes(tmp_path_factory.mktemp("worker"))
     procs.start("rqworker", [sys.executable, "manage.py", "rqworker", "default"])
@@ -149,3 +150,52 @@ def make_user(django_user_model):
         return user
 
     return make
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A 3-host lab per test process, at high speed; the portal reaches it by SSH."""
+    from lab.launcher import start_lab
+
+    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=LAB_SPEED) as running:
+        os.environ["SSH_KEY_FILE"] = running.manifest["ssh_key"]
+        settings.SSH_KEY_FILE = running.manifest["ssh_key"]
+        yield running
+
+
+@pytest.fixture
+def lab_cluster(lab):
+    """The lab registered as cluster "Lab" (function scope: transactional tests flush it)."""
+    from upgrades import services
+
+    manifest = lab.manifest
+    password_file = Path(lab.state_dir) / "engine-password"
+    password_file.write_text(manifest["engine"]["password"])
+    cluster = services.import_cluster(name="Lab", engine=manifest["engine"],
+                                      password_file=str(password_file), hosts=manifest["hosts"])
+    cluster.poll_interval = 10 / lab.speed
+    cluster.save(update_fields=["poll_interval"])
+    return cluster
+
+
+@pytest.fixture
+def fresh_lab_cluster(lab, tmp_path):
+    """A lab of its own, for tests that inject faults; it accepts the portal's key."""
+    import shutil
+
+    from lab.launcher import start_lab
+    from upgrades import services
+
+    keys = tmp_path / "lab" / "keys"
+    keys.mkdir(parents=True)
+    shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
+    with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED) as running:
+        manifest = running.manifest
+        password_file = tmp_path / "engine-password"
+        password_file.write_text(manifest["engine"]["password"])
+        cluster = services.import_cluster(name="Fresh", engine=manifest["engine"],
+                                          password_file=str(password_file), hosts=manifest["hosts"])
+        cluster.poll_interval = 10 / running.speed
+        cluster.save(update_fields=["poll_interval"])
+        cluster.lab = running
+        yield cluster

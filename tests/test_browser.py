@@ -3,7 +3,6 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
-from tests.factories import make_host
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -41,16 +40,21 @@ def log_in(page, base_url, username):
     page.click("button[type=submit]")
 
 
-def test_an_operator_starts_a_diagnostic_and_sees_every_line_in_order(live_portal, page, make_user):
+def test_an_operator_starts_a_diagnostic_and_sees_every_line_in_order(live_portal, lab_cluster, page, make_user):
     make_user("operator")
-    make_host(name="he1.example.com")
     log_in(page, live_portal, "operator")
-    page.click("button.start-diagnostic")
+    page.locator("button.start-diagnostic").first.click()
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
-    lines = page.locator("pre.log .line").all_inner_texts()
-    assert lines[0].startswith("Linux ")
-    assert [line.strip() for line in lines[1:]] == ["1", "2", "3"]
-    expect(page.locator(".step-status")).to_have_text("succeeded")
+    identity, ha_status = page.locator("section.step").all()
+    lines = [line.rstrip("\n") for line in identity.locator(".line").all_inner_texts()]
+    assert lines[0] == "he1.lab.local"
+    assert lines[1] == "CentOS Linux release 7.2.1511 (Core)"
+    assert lines[2].startswith("Linux he1.lab.local ")
+    status_text = "".join(ha_status.locator(".line").all_inner_texts())
+    assert "--== Host he1.lab.local (id: 1) status ==--" in status_text
+    seqs = [int(s) for s in ha_status.locator(".line").evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    expect(page.locator(".step-status")).to_have_text(["succeeded", "succeeded"])
     expect(page.locator("#conn-banner")).to_be_hidden()
 
 

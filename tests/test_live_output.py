@@ -44,9 +44,17 @@ def wait_for_lines(step, count, timeout=20):
         time.sleep(0.05)
 
 
-def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, make_user):
+def numbers(count):
+    return " ".join(str(i) for i in range(1, count + 1))
+
+
+def lab_host(cluster):
+    return cluster.hosts.order_by("he_host_id").first()
+
+
+def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, lab_cluster, make_user):
     user = make_user("operator")
-    run = make_run(user, make_host(), ["for i in $(seq 1 300); do echo line $i; sleep 0.005; done"])
+    run = make_run(user, lab_host(lab_cluster), [f"for i in {numbers(300)}; do echo line $i; sleep 0.1; done"])
     step = run.steps.get()
     enqueue_run(run.pk)
     wait_for_lines(step, 40)  # the run is well under way
@@ -69,9 +77,9 @@ def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, make_user):
     assert list(StepOutput.objects.filter(step=step).values_list("seq", flat=True)) == list(range(1, 301))
 
 
-def test_a_reconnecting_viewer_gets_only_what_follows_its_cursor(rq_worker, make_user):
+def test_a_reconnecting_viewer_gets_only_what_follows_its_cursor(rq_worker, lab_cluster, make_user):
     user = make_user("operator")
-    run = make_run(user, make_host(), ["for i in $(seq 1 50); do echo n$i; done; echo done >&2"])
+    run = make_run(user, lab_host(lab_cluster), [f"for i in {numbers(50)}; do echo n$i; done; cat /no/such/file; true"])
     enqueue_run(run.pk)
     deadline = time.monotonic() + 20
     while UpgradeRun.objects.get(pk=run.pk).status != RunStatus.SUCCEEDED:
@@ -93,7 +101,7 @@ def test_a_reconnecting_viewer_gets_only_what_follows_its_cursor(rq_worker, make
 
     seqs, texts, _ = asyncio.run(resume())
     assert seqs[step.pk] == [46, 47, 48, 49, 50, 51]
-    assert texts == ["n46", "n47", "n48", "n49", "n50", "done"]
+    assert texts == ["n46", "n47", "n48", "n49", "n50", "cat: /no/such/file: No such file or directory"]
     assert StepOutput.objects.get(step=step, seq=51).stream == "stderr"
 
 
@@ -112,9 +120,9 @@ def test_an_anonymous_websocket_is_refused(make_user):
     assert code == 4401
 
 
-def test_a_failing_command_fails_the_step_and_the_run(rq_worker, make_user):
+def test_a_failing_command_fails_the_step_and_the_run(rq_worker, lab_cluster, make_user):
     user = make_user("operator")
-    run = make_run(user, make_host(), ["echo before; exit 3", "echo never"])
+    run = make_run(user, lab_host(lab_cluster), ["echo before; no-such-command", "echo never"])
     enqueue_run(run.pk)
     deadline = time.monotonic() + 20
     while UpgradeRun.objects.get(pk=run.pk).status not in (RunStatus.FAILED, RunStatus.SUCCEEDED):
@@ -124,5 +132,7 @@ def test_a_failing_command_fails_the_step_and_the_run(rq_worker, make_user):
     first.refresh_from_db()
     second.refresh_from_db()
     assert UpgradeRun.objects.get(pk=run.pk).status == RunStatus.FAILED
-    assert (first.status, first.exit_code) == ("failed", 3)
+    assert (first.status, first.exit_code) == ("failed", 127)
+    assert list(first.output.values_list("stream", "text")) == [
+        ("stdout", "before"), ("stderr", "bash: no-such-command: command not found")]
     assert second.status == "pending"

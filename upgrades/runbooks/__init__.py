@@ -24,7 +24,8 @@ DIAGNOSTIC = RunbookSpec(
     name="Diagnostic",
     description="Read-only checks on one host: identity, OS release and hosted-engine status.",
     steps=(
-        Step("identity", "Host identity", "uname -a; for i in 1 2 3; do echo $i; sleep 1; done"),
+        Step("identity", "Host identity", "hostname; cat /etc/redhat-release; uname -a; uptime"),
+        Step("ha-status", "Hosted-engine status", "hosted-engine --vm-status"),
     ),
 )
 

@@ -1,0 +1,104 @@
+"""The HA poller against the lab: real SSH, real vm-status output."""
+import asyncio
+import threading
+import time
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.core.management import CommandError
+
+from heportal.asgi import application
+from tests.test_live_output import session_headers
+from upgrades.management.commands.ha_poller import parse_shard
+from upgrades.models import Cluster, HaSample, Host
+from upgrades.poller import ClusterPoller, run_poller
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def hosts_by_name(cluster):
+    return {h.name: h for h in Host.objects.filter(cluster=cluster)}
+
+
+def test_a_poll_updates_hosts_and_stores_samples_only_on_change(lab_cluster):
+    poller = ClusterPoller(lab_cluster.pk)
+    assert poller.poll() is True
+    hosts = hosts_by_name(lab_cluster)
+    he1 = hosts["he1.lab.local"]
+    assert (he1.ha_state, he1.ha_score, he1.ha_live, he1.engine_vm_here) == ("EngineUp", 3400, True, True)
+    assert hosts["he2.lab.local"].ha_state == "EngineDown"
+    assert hosts["he2.lab.local"].engine_vm_here is False
+    assert Cluster.objects.get(pk=lab_cluster.pk).maintenance_mode == "none"
+    assert HaSample.objects.count() == 3
+    assert poller.poll() is True
+    assert HaSample.objects.count() == 3  # nothing changed: downsampled away
+    poller.close()
+
+
+def test_global_maintenance_reaches_a_websocket_client_within_a_second_of_the_poll(lab_cluster, lab, make_user):
+    user = make_user("viewer")
+    headers = session_headers(user)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_poller, kwargs={"stop": stop, "threads": 2}, daemon=True)
+    thread.start()
+    client = lab.connect("he2.lab.local")
+    try:
+        async def watch():
+            communicator = WebsocketCommunicator(application, f"/ws/clusters/{lab_cluster.pk}/", headers=headers)
+            connected, _ = await communicator.connect()
+            assert connected
+            snapshot = await communicator.receive_json_from(timeout=5)
+            assert snapshot["type"] == "ha.update"
+            await asyncio.to_thread(lambda: client.exec_command(
+                "hosted-engine --set-maintenance --mode=global")[1].channel.recv_exit_status())
+            asked = time.monotonic()
+            try:
+                while True:
+                    event = await communicator.receive_json_from(timeout=10)
+                    if event["maintenance_mode"] == "global":
+                        return event, time.monotonic() - asked
+            finally:
+                await communicator.disconnect()
+
+        event, elapsed = asyncio.run(watch())
+        # The agents react within one loop, the poller within one interval, the push at once.
+        assert elapsed < 2 * lab_cluster.poll_interval + 1.0
+        assert Cluster.objects.get(pk=lab_cluster.pk).maintenance_mode == "global"
+        assert {h["name"] for h in event["hosts"]} == {"he1.lab.local", "he2.lab.local", "he3.lab.local"}
+    finally:
+        client.exec_command("hosted-engine --set-maintenance --mode=none")[1].channel.recv_exit_status()
+        client.close()
+        stop.set()
+        thread.join(10)
+
+
+def test_one_unreachable_host_does_not_stop_the_clusters_polling(fresh_lab_cluster):
+    poller = ClusterPoller(fresh_lab_cluster.pk, timeout=3)
+    assert poller.poll()
+    first = poller.session_host_id
+    first_name = Host.objects.get(pk=first).name
+    fresh_lab_cluster.lab.fault("disconnect-host", host=first_name)
+    assert poller.poll() is True
+    assert poller.session_host_id != first
+    cluster = Cluster.objects.get(pk=fresh_lab_cluster.pk)
+    assert cluster.poll_error == ""
+
+
+def test_when_no_host_answers_the_cluster_says_why_and_keeps_last_values(fresh_lab_cluster):
+    poller = ClusterPoller(fresh_lab_cluster.pk, timeout=3)
+    assert poller.poll()
+    for host in Host.objects.filter(cluster=fresh_lab_cluster):
+        fresh_lab_cluster.lab.fault("disconnect-host", host=host.name)
+    assert poller.poll() is False
+    cluster = Cluster.objects.get(pk=fresh_lab_cluster.pk)
+    assert cluster.poll_error.startswith("no host answered: ")
+    assert "he1.lab.local" in cluster.poll_error
+    assert Host.objects.get(cluster=cluster, name="he1.lab.local").ha_score == 3400
+
+
+def test_shard_argument_is_checked():
+    assert parse_shard("1/2") == (1, 2)
+    with pytest.raises(CommandError, match="expected I/N"):
+        parse_shard("two")
+    with pytest.raises(CommandError, match="between 0 and N-1"):
+        parse_shard("2/2")

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 BOOT_TIME = 60            # power on -> sshd and services up
 AGENT_START_DELAY = 30    # broker connects the storage before the agent starts
-VDSM_RESTART_SECS = 5
+VDSM_RESTART_SECS = 15     # vdsm recovers its VMs before answering
 STATE_FILE = "state.json"
 CLUSTER_NAME = "Default"
 

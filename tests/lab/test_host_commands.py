@@ -1,0 +1,143 @@
+"""yum, services and the hosted-engine VM commands on a lab host."""
+
+import json
+
+
+def test_yum_install_of_a_release_rpm_adds_its_repo(fresh_lab, fresh_ssh):
+    result = fresh_ssh("he2", "yum install -y http://resources.ovirt.org/pub/yum-repo/ovirt-release36.rpm")
+    assert result.rc == 0
+    assert "Installing:" in result.out and "ovirt-release36" in result.out
+    repo = fresh_ssh("he2", "cat /etc/yum.repos.d/ovirt-3.6.repo").out
+    assert "baseurl=http://resources.ovirt.org/pub/ovirt-3.6/rpm/el$releasever/" in repo
+
+
+def test_yum_update_streams_a_long_transaction(fresh_lab):
+    ssh = fresh_lab.connect("he1")
+    # downgrade-free setup: a 3.5 repo on a 4.x host offers nothing newer
+    _, out, _ = ssh.exec_command("yum update -y")
+    assert "No packages marked for update" in out.read().decode()
+    ssh.exec_command("yum-config-manager --add-repo http://resources.ovirt.org/pub/ovirt-4.6/rpm/el7/")[1].read()
+    # a repo that names no known release adds nothing to update
+    _, out, _ = ssh.exec_command("yum check-update")
+    assert out.channel.recv_exit_status() == 0
+    ssh.close()
+
+
+def test_yum_update_after_adding_a_newer_repo(tmp_path):
+    from conftest import SPEED, Shell
+    from lab.launcher import start_lab
+
+    with start_lab(tmp_path / "lab", hosts=1, speed=SPEED, engine_version="3.5") as lab:
+        ssh = Shell(lab)
+        assert ssh("he1", "yum check-update").rc == 0
+        assert ssh("he1", "yum-config-manager --add-repo "
+                          "http://resources.ovirt.org/pub/ovirt-3.6/rpm/el7/").rc == 0
+        check = ssh("he1", "yum check-update")
+        assert check.rc == 100
+        assert "ovirt-hosted-engine-ha.noarch" in check.out
+        # without -y yum asks, and "N" (or no answer) aborts
+        result = ssh("he1", "yum update", stdin="N\n")
+        assert result.rc == 1
+        assert "Is this ok [y/d/N]: " in result.out and "Exiting on user command" in result.out
+        client = lab.connect("he1")
+        channel = client.get_transport().open_session()
+        channel.exec_command("yum update -y")
+        channel.settimeout(10)
+        first = channel.recv(4096).decode()
+        assert first.startswith("Loaded plugins")
+        assert not channel.exit_status_ready()  # still running: output is streamed
+        rest = b""
+        while True:
+            chunk = channel.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        assert channel.recv_exit_status() == 0
+        assert "Updating   : " not in first and "Complete!" in rest.decode()
+        assert json.loads(json.dumps(lab.state()))["hosts"]["he1.lab.local"]["packages"][
+            "ovirt-hosted-engine-ha"].startswith("1.3")
+        client.close()
+        # yum remove, and what happens to a name that does not exist
+        result = ssh("he1", "yum remove -y ovirt-engine-sdk-python")
+        assert result.rc == 0 and "Removed:" in result.out
+        result = ssh("he1", "yum install -y no-such-package")
+        assert result.rc == 1
+        assert "No package no-such-package available." in result.out
+        assert result.err == "Error: Nothing to do\n"
+        ssh.close()
+
+
+def test_systemctl_controls_the_ha_agent(fresh_lab, fresh_ssh):
+    status = fresh_ssh("he2", "systemctl status ovirt-ha-agent")
+    assert status.rc == 0
+    assert "Active: active (running)" in status.out
+    assert fresh_ssh("he2", "systemctl stop ovirt-ha-agent").rc == 0
+    assert fresh_ssh("he2", "systemctl status ovirt-ha-agent.service").rc == 3
+    assert fresh_ssh("he2", "systemctl is-active ovirt-ha-agent").out == "inactive\n"
+    # a clean stop publishes AgentStopped once: score 0, stopped=True
+    status = fresh_ssh("he1", "hosted-engine --vm-status --json").json
+    assert status["2"]["stopped"] is True
+    assert status["2"]["score"] == 0
+    assert "state=AgentStopped" in status["2"]["extra"]
+    # after 60 s the stopped host's own vm-status shows everyone stale
+    start = fresh_lab.state()["now"]
+    fresh_lab.wait_for(lambda s: s["now"] - start > 65, sim_seconds=80)
+    own = fresh_ssh("he2", "hosted-engine --vm-status --json").json
+    assert not any(own[i]["live-data"] for i in ("1", "2", "3"))
+    assert fresh_ssh("he1", "hosted-engine --vm-status --json").json["1"]["live-data"] is True
+    result = fresh_ssh("he2", "systemctl restart nosuchd")
+    assert (result.rc, result.err) == (5, "Failed to restart nosuchd.service: Unit not found.\n")
+
+
+def test_broker_down_breaks_vm_status(fresh_lab, fresh_ssh):
+    assert fresh_ssh("he3", "systemctl stop ovirt-ha-broker").rc == 0
+    result = fresh_ssh("he3", "hosted-engine --vm-status")
+    assert result.rc == 1
+    assert result.err == ("An error occured while retrieving vm status, please make sure the HA "
+                          "daemon is ready and reachable.\n")
+    assert fresh_ssh("he3", "systemctl start ovirt-ha-broker").rc == 0
+    assert fresh_ssh("he3", "hosted-engine --vm-status").rc == 0
+
+
+def test_vdsm_restart_passes_through_unknown_local_vm_state(fresh_lab, fresh_ssh):
+    assert fresh_ssh("he1", "service vdsmd restart").rc == 0
+    state = fresh_lab.wait_for(
+        lambda s: s["hosts"]["he1.lab.local"]["agent_state"] == "EngineUp"
+        and "UnknownLocalVmState-ReinitializeFSM" in s["hosts"]["he1.lab.local"]["transitions"]
+        and s, sim_seconds=120)
+    assert state["engine_vm"]["host"] == "he1.lab.local"  # the VM kept running
+
+
+def test_clean_metadata_needs_a_stopped_agent_or_force(fresh_lab, fresh_ssh):
+    fresh_lab.fault("kill-host", host="he3")
+    result = fresh_ssh("he1", "hosted-engine --clean-metadata --host-id=3")
+    assert result.rc == 1
+    assert "Cannot clean unclean metadata block. Consider --force-clean." in result.err
+    result = fresh_ssh("he1", "hosted-engine --clean-metadata --host-id=3 --force-cleanup")
+    assert result.rc == 0
+    assert "3" not in fresh_ssh("he1", "hosted-engine --vm-status --json").json
+    assert "--== Host he3" not in fresh_ssh("he1", "hosted-engine --vm-status").out
+    # a cleanly stopped agent can be cleaned without force
+    fresh_ssh("he2", "systemctl stop ovirt-ha-agent")
+    assert fresh_ssh("he2", "hosted-engine --clean-metadata").rc == 0
+    assert "2" not in fresh_ssh("he1", "hosted-engine --vm-status --json").json
+
+
+def test_vm_start_shutdown_and_poweroff(fresh_lab, fresh_ssh):
+    assert fresh_ssh("he1", "hosted-engine --check-liveliness").out == "Hosted Engine is up!\n"
+    result = fresh_ssh("he1", "hosted-engine --vm-start")
+    assert (result.rc, result.err) == (1, "VM exists and its status is Up\n")
+    fresh_ssh("he1", "hosted-engine --set-maintenance --mode=global")
+    assert fresh_ssh("he1", "hosted-engine --vm-shutdown").rc == 0
+    fresh_lab.wait_for(lambda s: s["engine_vm"]["host"] is None, sim_seconds=60)
+    result = fresh_ssh("he1", "hosted-engine --check-liveliness")
+    assert (result.rc, result.out) == (1, "Hosted Engine is not up!\n")
+    result = fresh_ssh("he2", "hosted-engine --vm-start")
+    assert (result.rc, result.out) == (0, "VM in WaitForLaunch\n")
+    state = fresh_lab.wait_for(lambda s: s["engine_vm"]["status"] == "powering_up" and s, sim_seconds=10)
+    assert state["engine_vm"]["host"] == "he2.lab.local"
+    fresh_lab.wait_for(lambda s: s["engine_vm"]["healthy"], sim_seconds=200)
+    assert fresh_ssh("he2", "hosted-engine --vm-poweroff").rc == 0
+    assert fresh_lab.state()["engine_vm"]["status"] == "down"
+    result = fresh_ssh("he2", "hosted-engine --vm-poweroff")
+    assert result.rc == 1 and "Virtual machine does not exist" in result.err

@@ -7,6 +7,7 @@ bash scripts/bootstrap.sh
 source scripts/ensure-redis.sh
 
 PORT=${PORT:-8000}
+LAB_SPEED=${LAB_SPEED:-10}
 LAB_DIR=${LAB_DIR:-$PWD/data/lab}
 PY=.venv/bin/python
 pids=()
@@ -24,11 +25,12 @@ $PY manage.py collectstatic --noinput -v0
 
 echo "demo: starting the lab (3 hosts) in $LAB_DIR"
 rm -f "$LAB_DIR/manifest.json"
-$PY -m lab up --hosts 3 --speed "${LAB_SPEED:-10}" --state-dir "$LAB_DIR" >data/logs/lab.log 2>&1 &
+$PY -m lab up --hosts 3 --speed "$LAB_SPEED" --state-dir "$LAB_DIR" >data/logs/lab.log 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do [ -f "$LAB_DIR/manifest.json" ] && break; sleep 0.1; done
 [ -f "$LAB_DIR/manifest.json" ] || { echo "demo: the lab did not start; see data/logs/lab.log" >&2; exit 1; }
-$PY manage.py import_cluster "$LAB_DIR/manifest.json" --name Lab
+$PY manage.py import_cluster "$LAB_DIR/manifest.json" --name Lab \
+  --poll-interval "$($PY -c "print(10 / float('$LAB_SPEED'))")"
 export SSH_KEY_FILE
 SSH_KEY_FILE=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['ssh_key'])" "$LAB_DIR/manifest.json")
 
@@ -36,6 +38,8 @@ for n in 1 2; do
   $PY manage.py rqworker default poll >"data/logs/worker$n.log" 2>&1 &
   pids+=($!)
 done
+$PY manage.py ha_poller >data/logs/poller.log 2>&1 &
+pids+=($!)
 $PY -m daphne -b 127.0.0.1 -p "$PORT" heportal.asgi:application >data/logs/daphne.log 2>&1 &
 pids+=($!)
 

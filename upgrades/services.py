@@ -74,15 +74,18 @@ def finish_run(run, status):
     events.publish(events.run_group(run.pk), events.run_event(run))
 
 
-def import_cluster(*, name, engine, password_file, hosts, user=None):
+def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, user=None):
     """Create or update a cluster and its hosts from inventory data."""
+    defaults = {
+        "engine_url": engine.get("url", ""),
+        "engine_username": engine.get("username", "admin@internal"),
+        "engine_ca_file": engine.get("ca_file", ""),
+        "credentials_ref": f"file:{password_file}" if password_file else "",
+    }
+    if poll_interval is not None:
+        defaults["poll_interval"] = poll_interval
     with transaction.atomic():
-        cluster, created = Cluster.objects.update_or_create(name=name, defaults={
-            "engine_url": engine.get("url", ""),
-            "engine_username": engine.get("username", "admin@internal"),
-            "engine_ca_file": engine.get("ca_file", ""),
-            "credentials_ref": f"file:{password_file}" if password_file else "",
-        })
+        cluster, created = Cluster.objects.update_or_create(name=name, defaults=defaults)
         for item in hosts:
             Host.objects.update_or_create(cluster=cluster, name=item["name"], defaults={
                 "address": item["address"],

@@ -19,8 +19,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("inventory")
         parser.add_argument("--name", default="Default", help="cluster name in the portal")
+        parser.add_argument("--poll-interval", type=float, default=None,
+                            help="seconds between HA polls (default 10, the HA agents' cycle; "
+                                 "for a lab, 10 divided by its speed)")
 
-    def handle(self, *args, inventory, name, **options):
+    def handle(self, *args, inventory, name, poll_interval, **options):
+        if poll_interval is not None and poll_interval <= 0:
+            raise CommandError("--poll-interval must be positive")
         path = Path(inventory)
         try:
             data = json.loads(path.read_text())
@@ -36,5 +41,6 @@ class Command(BaseCommand):
             secret.write_text(engine["password"])
             password_file = str(secret.resolve())
         cluster = services.import_cluster(
-            name=name, engine=engine, password_file=password_file, hosts=hosts)
+            name=name, engine=engine, password_file=password_file, hosts=hosts,
+            poll_interval=poll_interval)
         self.stdout.write(f"cluster {cluster.name}: {cluster.hosts.count()} hosts")

@@ -39,5 +39,5 @@ class Dispatch:
 
 
 def commands_for(machine):
-    from . import basic, engine_vm, hosted_engine, services, yum  # noqa: F401 (registers)
+    from . import basic, coreutils, engine_vm, hosted_engine, services, yum  # noqa: F401 (registers)
     return {name: Dispatch(fns, machine) for name, fns in COMMANDS.items()}

@@ -197,7 +197,12 @@ async def whoami(ctx, args):
 
 @command("date")
 async def date(ctx, args):
-    ctx.print(time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ctx.cluster.clock.wall())))
+    wall = ctx.cluster.clock.wall()
+    fmt = "%a %b %d %H:%M:%S UTC %Y"
+    if args and args[0].startswith("+"):
+        # GNU date's %s (epoch) and %N (nanoseconds) are not in strftime.
+        fmt = args[0][1:].replace("%s", str(int(wall))).replace("%N", f"{int(wall % 1 * 1e9):09d}")
+    ctx.print(time.strftime(fmt, time.gmtime(wall)))
     return 0
 
 

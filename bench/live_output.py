@@ -1,0 +1,142 @@
+"""Live output: latency at 1,000 lines/s with 1/10/50 viewers, and throughput of
+one step printing 200,000 lines with 10 viewers (bench, not a test).
+
+Latency is measured from the moment a lab host prints a line (the line is
+that moment, `date +%s.%N`, the lab running at speed 1 on this machine's
+clock) to its arrival at a websocket client connected through daphne.
+"""
+import asyncio
+import json
+import sys
+import time
+
+from harness import Bench, percentile, report
+
+LATENCY_LINES = 5_000
+THROUGHPUT_LINES = 200_000
+
+
+def make_run(user, host, command):
+    from tests.factories import make_run as factory
+
+    return factory(user, host, [command])
+
+
+async def viewer(base, path, cookie, ready, done, out):
+    import aiohttp
+
+    headers = {"Cookie": cookie, "Origin": f"http://{base}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"ws://{base}{path}", headers=headers, max_msg_size=0) as ws:
+            ready.release()
+            async for msg in ws:
+                now = time.time()
+                event = json.loads(msg.data)
+                if event["type"] == "output.lines":
+                    out.append((now, event["lines"]))
+                elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
+                    out.append((now, event["status"]))
+                    break
+    done.release()
+
+
+async def watch(base, run_id, cookie, viewers, start):
+    ready, done = asyncio.Semaphore(0), asyncio.Semaphore(0)
+    outs = [[] for _ in range(viewers)]
+    tasks = [asyncio.create_task(viewer(base, f"/ws/runs/{run_id}/", cookie, ready, done, out)) for out in outs]
+    for _ in range(viewers):
+        await ready.acquire()
+    await asyncio.sleep(0.5)  # let the initial snapshot pass
+    started = time.time()
+    await asyncio.to_thread(start)
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=900)
+    return started, outs
+
+
+def clock_offset(lab):
+    """The lab's simulated wall clock minus ours (it runs its agents' history ahead)."""
+    client = lab.connect(lab.manifest["hosts"][0]["name"])
+    try:
+        samples = []
+        for _ in range(5):
+            before = time.time()
+            stamp = float(client.exec_command("date +%s.%N")[1].read())
+            after = time.time()
+            samples.append((after - before, stamp - (before + after) / 2))
+        return min(samples)[1]
+    finally:
+        client.close()
+
+
+def lines_of(out):
+    return [line for _, batch in out if isinstance(batch, list) for line in batch]
+
+
+def main():
+    bench = Bench("live_output")
+    try:
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+
+        from upgrades.models import StepOutput, UpgradeRun
+        from upgrades.services import enqueue_run
+
+        cluster = bench.import_lab()
+        host = cluster.hosts.order_by("he_host_id").first()
+        user = get_user_model().objects.create_user("bench")
+        client = Client()
+        client.force_login(user)
+        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        bench.start_worker(1)
+        base = bench.start_daphne()
+        rows = []
+
+        offset = clock_offset(bench.labs[0])
+        numbers = " ".join(str(i) for i in range(LATENCY_LINES))
+        for viewers in (1, 10, 50):
+            run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; sleep 0.001; done")
+            _, outs = asyncio.run(watch(base, run.pk, cookie, viewers, lambda: enqueue_run(run.pk)))
+            latencies, stamps = [], []
+            for out in outs:
+                for received, batch in out:
+                    if isinstance(batch, list):
+                        for _seq, _stream, text in batch:
+                            latencies.append((received - (float(text) - offset)) * 1000)
+                            stamps.append(float(text))
+            complete = all(len(lines_of(out)) == LATENCY_LINES for out in outs)
+            rate = LATENCY_LINES / (max(stamps) - min(stamps))
+            rows.append((f"latency, {viewers} viewer(s), {rate:,.0f} lines/s printed",
+                         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
+                         f"{'' if complete else ' (LINES MISSING)'}",
+                         "p99 ≤ 50 ms"))
+            print(rows[-1], file=sys.stderr)
+
+        run = make_run(user, host, f"seq {THROUGHPUT_LINES}")
+        started, outs = asyncio.run(watch(base, run.pk, cookie, 10, lambda: enqueue_run(run.pk)))
+        expected = [[i, "stdout", str(i)] for i in range(1, THROUGHPUT_LINES + 1)]
+        ok_viewers = sum(1 for out in outs if lines_of(out) == expected)
+        first = min(out[0][0] for out in outs)
+        last = max(out[-1][0] for out in outs)
+        step = run.steps.get()
+        stored = list(StepOutput.objects.filter(step=step).order_by("seq").values_list("seq", "text"))
+        stored_ok = stored == [(i, str(i)) for i in range(1, THROUGHPUT_LINES + 1)]
+        status = UpgradeRun.objects.get(pk=run.pk).status
+        rows.append((f"throughput, {THROUGHPUT_LINES:,} lines, 10 viewers",
+                     f"{THROUGHPUT_LINES / (last - first):,.0f} lines/s (first to last line at the slowest viewer); "
+                     f"{THROUGHPUT_LINES / (last - started):,.0f} lines/s from queueing the run",
+                     "≥ 50,000 lines/s"))
+        rows.append(("lost or duplicated lines",
+                     f"{10 - ok_viewers} of 10 viewers differ; stored log {'exact' if stored_ok else 'DIFFERS'}; "
+                     f"run {status}", "0"))
+        report("Live output", rows, NOTES)
+    finally:
+        bench.close()
+
+
+NOTES = """
+One RQ worker, daphne, Redis channel layer, lab at speed 1 on the same 2-core machine
+as the viewers, so every process competes for the same two cores.
+"""
+
+if __name__ == "__main__":
+    main()

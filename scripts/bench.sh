@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmarks on demand; results are appended to docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+source scripts/ensure-redis.sh
+for b in ${BENCHES:-live_output ha_polling}; do
+  echo "== bench/$b.py"
+  (cd bench && ../.venv/bin/python "$b.py")
+done

@@ -84,8 +84,8 @@ class Cluster:
         self.engine_vm.load(data["engine_vm"])
         for item in data["hosts"]:
             host = self.hosts[f"he{item['index']}.lab.local"]
-            if host.power == "on" and host.services["ovirt-ha-agent"] and item.get("agent"):
-                self._resume_agent(host, item["agent"])
+            if host.power == "on" and host.services["ovirt-ha-agent"]:
+                self._resume_agent(host, item.get("agent") or {"state": "StartState"})
             elif host.power == "booting":
                 self._spawn(self._finish_boot(host))
 

@@ -70,6 +70,7 @@ def apply_event(cluster, host, action, when):
             cluster.lease = host.name
             host.died_here = False
             host.vm = new_record("Powering up", when, started=rec["started"])
+            cluster.engine_vm.engine_running = True  # ovirt-engine is enabled at boot
         else:
             host.vm = new_record("Down", when, reason="locked")
     elif action == "up":

@@ -84,3 +84,20 @@ def test_a_bad_start_reports_the_lab_output(tmp_path):
 
     with pytest.raises(LabStartError, match="has no el6 hosts"):
         start_lab(tmp_path / "lab", os="el6", engine_version="4.x", timeout=20)
+
+
+def test_a_hung_engine_is_restarted_after_the_bad_health_timeout(fresh_lab, fresh_ssh):
+    assert fresh_ssh("engine", "systemctl stop ovirt-engine").rc == 0
+    start = fresh_lab.state()["now"]
+    fresh_lab.wait_for(lambda s: s["hosts"]["he1.lab.local"]["agent_state"] == "EngineUpBadHealth",
+                       sim_seconds=30)
+    status = fresh_ssh("he2", "hosted-engine --vm-status --json").json
+    fresh_lab.wait_for(lambda s: "timeout=" in fresh_ssh("he2", "hosted-engine --vm-status --json")
+                       .json["1"]["extra"], sim_seconds=30)
+    assert status["1"]["engine-status"]["reason"] == "failed liveliness check"
+    # FAQ: 5 minutes of grace, then the VM is shut down and started again (maybe elsewhere)
+    state = fresh_lab.wait_for(
+        lambda s: "EngineUpBadHealth-EngineStop" in s["hosts"]["he1.lab.local"]["transitions"] and s,
+        sim_seconds=330)
+    assert state["now"] - start >= 300
+    fresh_lab.wait_for(lambda s: s["engine_vm"]["healthy"], sim_seconds=400)

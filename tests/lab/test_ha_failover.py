@@ -100,7 +100,6 @@ def test_losers_of_the_lock_race_follow_their_agent_version(tmp_path, version, l
         paths = {n: state["hosts"][n]["transitions"] for n in losers}
         assert any(loser_path in paths[n] for n in losers), paths
         ssh.close()
-        # The lock error shows up as the documented engine status on a loser.
 
 
 def test_it_hands_the_vm_to_a_host_scoring_800_more(fresh_lab, fresh_ssh):

@@ -110,7 +110,6 @@ def test_it_accepts_only_root_with_the_lab_key(lab, tmp_path):
         client.connect(entry["address"], entry["port"], username="admin",
                        key_filename=lab.manifest["ssh_key"], allow_agent=False,
                        look_for_keys=False, timeout=5)
-    other = paramiko.Ed25519Key.from_private_key_file  # noqa: F841 (documenting the key type)
     stranger = paramiko.RSAKey.generate(2048)
     with pytest.raises(paramiko.AuthenticationException):
         client.connect(entry["address"], entry["port"], username="root", pkey=stranger,

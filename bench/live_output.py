@@ -7,6 +7,7 @@ clock) to its arrival at a websocket client connected through daphne.
 """
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -14,6 +15,8 @@ from harness import Bench, percentile, report
 
 LATENCY_LINES = 5_000
 THROUGHPUT_LINES = 200_000
+VIEWERS = [int(v) for v in os.environ.get("BENCH_VIEWERS", "1,10,50").split(",")]
+SKIP_THROUGHPUT = os.environ.get("BENCH_SKIP_THROUGHPUT") == "1"
 
 
 def make_run(user, host, command):
@@ -93,7 +96,7 @@ def main():
 
         offset = clock_offset(bench.labs[0])
         numbers = " ".join(str(i) for i in range(LATENCY_LINES))
-        for viewers in (1, 10, 50):
+        for viewers in VIEWERS:
             run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; sleep 0.001; done")
             _, outs = asyncio.run(watch(base, run.pk, cookie, viewers, lambda: enqueue_run(run.pk)))
             latencies, stamps = [], []
@@ -111,6 +114,9 @@ def main():
                          "p99 ≤ 50 ms"))
             print(rows[-1], file=sys.stderr)
 
+        if SKIP_THROUGHPUT:
+            report("Live output (latency only)", rows, NOTES)
+            return
         run = make_run(user, host, f"seq {THROUGHPUT_LINES}")
         started, outs = asyncio.run(watch(base, run.pk, cookie, 10, lambda: enqueue_run(run.pk)))
         expected = [[i, "stdout", str(i)] for i in range(1, THROUGHPUT_LINES + 1)]

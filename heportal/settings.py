@@ -199,7 +199,7 @@ SSH_CONNECT_TIMEOUT = float(os.environ.get("SSH_CONNECT_TIMEOUT", "15"))
 
 # Live output: the worker flushes a batch when it is this old or this big.
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))
-OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 500)
+OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 1000)
 
 LOGGING = {
     "version": 1,

@@ -12,9 +12,12 @@ from django.db import transaction
 
 
 class OutputEvent(TypedDict):
+    """On the channel layer; viewers get ``json``: {type, step, lines: [[seq, stream, text], ...]}."""
     type: str  # "output.lines"
     step: int
-    lines: list  # [[seq, stream, text], ...]
+    first: int  # seq of the first and last line in ``json``
+    last: int
+    json: str
 
 
 class StepEvent(TypedDict):

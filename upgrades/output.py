@@ -1,25 +1,32 @@
 """Lossless, low-latency recording of a step's output.
 
-The command's reader only appends lines to a buffer; a flusher thread
-writes each batch to the database and then publishes it to the run's group.
-A batch closes when it is OUTPUT_BATCH_SECONDS old or OUTPUT_BATCH_LINES big,
-so a fast command gets large batches and a slow one gets each line at once,
-and a slow database never blocks the reader (batches just grow).
+The command's reader only appends lines to a queue; a flusher thread wakes
+on the first line, waits OUTPUT_BATCH_SECONDS for more, then writes all it
+has to the database in one transaction and publishes it to the run's group
+in messages of at most OUTPUT_BATCH_LINES lines. A fast command gets big
+batches, a slow one gets each line within a few ms, and a slow database
+never blocks the reader (batches just grow).
 """
 import asyncio
+import collections
+import json
 import threading
-import time
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 
-from .events import run_group
+from .events import OutputEvent, run_group
 from .models import StepOutput
 
 MAX_LINE_CHARS = 16_384
-MAX_LINES_PER_MESSAGE = 1_000
+
+
+def output_event(step_id, lines) -> OutputEvent:
+    """The batch is JSON-encoded here, once, not once per viewer."""
+    return {"type": "output.lines", "step": step_id, "first": lines[0][0], "last": lines[-1][0],
+            "json": json.dumps({"type": "output.lines", "step": step_id, "lines": lines})}
 
 
 def clean_line(text):
@@ -27,10 +34,17 @@ def clean_line(text):
     without NULs (PostgreSQL refuses them), cut at MAX_LINE_CHARS."""
     if "\r" in text:
         text = text.rstrip("\r").rsplit("\r", 1)[-1]
-    text = text.replace("\x00", "\ufffd")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     if len(text) > MAX_LINE_CHARS:
         text = text[:MAX_LINE_CHARS] + " [line cut at %d characters]" % MAX_LINE_CHARS
     return text
+
+
+def insert_sql():
+    quote = connection.ops.quote_name
+    fields = [quote(StepOutput._meta.get_field(name).column) for name in ("step", "seq", "stream", "text")]
+    return f"INSERT INTO {quote(StepOutput._meta.db_table)} ({', '.join(fields)}) VALUES (%s, %s, %s, %s)"
 
 
 class OutputRecorder:
@@ -43,10 +57,10 @@ class OutputRecorder:
         self.batch_lines = settings.OUTPUT_BATCH_LINES if batch_lines is None else batch_lines
         last = StepOutput.objects.filter(step_id=step.pk).aggregate(m=Max("seq"))["m"]
         self.next_seq = (last or 0) + 1
-        self._pending = []
-        self._first_at = None
-        self._cond = threading.Condition()
-        self._closed = False
+        # deque.append/popleft are atomic: the reader never takes a lock.
+        self._queue = collections.deque()
+        self._wake = threading.Event()
+        self._closed = threading.Event()
         self._error = None
         self._thread = threading.Thread(target=self._run, name=f"output-{step.pk}", daemon=True)
 
@@ -58,61 +72,47 @@ class OutputRecorder:
         self.close()
 
     def line(self, stream, text):
-        with self._cond:
-            if not self._pending:
-                self._first_at = time.monotonic()
-            self._pending.append((stream, clean_line(text)))
-            if len(self._pending) in (1, self.batch_lines):
-                self._cond.notify()
+        self._queue.append((stream, clean_line(text)))
+        if not self._wake.is_set():
+            self._wake.set()
 
     def close(self):
         """Flush what is left and stop; re-raises a failure of the flusher."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._closed.set()
+        self._wake.set()
         self._thread.join()
         if self._error is not None:
             raise self._error
-
-    def _take_batch(self):
-        with self._cond:
-            while True:
-                if self._pending:
-                    age = time.monotonic() - self._first_at
-                    if self._closed or len(self._pending) >= self.batch_lines or age >= self.batch_seconds:
-                        batch, self._pending = self._pending, []
-                        return batch
-                    self._cond.wait(self.batch_seconds - age)
-                elif self._closed:
-                    return None
-                else:
-                    self._cond.wait()
 
     def _run(self):
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()
         try:
-            while (batch := self._take_batch()) is not None:
-                self._flush(batch, loop, layer)
+            while True:
+                self._wake.wait()
+                closing = self._closed.wait(self.batch_seconds)
+                # Clear before draining: a line added after the drain sets it again.
+                self._wake.clear()
+                batch = [self._queue.popleft() for _ in range(len(self._queue))]
+                if batch:
+                    self._flush(batch, loop, layer)
+                if closing and not self._queue:
+                    break
         except BaseException as exc:  # surfaced by close() in the job's thread
             self._error = exc
-            with self._cond:
-                self._pending = []
         finally:
-            if layer is not None:
-                loop.run_until_complete(layer.close_pools())
+            loop.run_until_complete(layer.close_pools())
             loop.close()
             connection.close()
             close_old_connections()
 
     def _flush(self, batch, loop, layer):
-        rows = []
-        for stream, text in batch:
-            rows.append(StepOutput(step_id=self.step_id, seq=self.next_seq, stream=stream, text=text))
-            self.next_seq += 1
-        StepOutput.objects.bulk_create(rows, batch_size=2000)
-        lines = [[row.seq, row.stream, row.text] for row in rows]
-        for start in range(0, len(lines), MAX_LINES_PER_MESSAGE):
-            chunk = lines[start:start + MAX_LINES_PER_MESSAGE]
-            loop.run_until_complete(layer.group_send(
-                self.group, {"type": "output.lines", "step": self.step_id, "lines": chunk}))
+        """Save, then publish: the page must be rebuildable from the database."""
+        first = self.next_seq
+        self.next_seq += len(batch)
+        rows = [(self.step_id, seq, stream, text) for seq, (stream, text) in enumerate(batch, start=first)]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(insert_sql(), rows)
+        for start in range(0, len(rows), self.batch_lines):
+            chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
+            loop.run_until_complete(layer.group_send(self.group, output_event(self.step_id, chunk)))

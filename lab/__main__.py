@@ -26,6 +26,8 @@ def parse_args(argv):
     up.add_argument("--ssh-port-base", type=int, default=0,
                     help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
     up.add_argument("--log-level", default="INFO")
+    up.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the starting process dies (used by lab.launcher)")
 
     fault = sub.add_parser("fault", help="inject a fault into a running lab")
     fault.add_argument("kind", choices=FAULT_KINDS)

@@ -139,7 +139,8 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x"
     if _os.path.exists(manifest_path):
         _os.remove(manifest_path)
     cmd = [sys.executable, "-m", "lab", "up", "--state-dir", state_dir, "--hosts", str(hosts),
-           "--speed", str(speed), "--os", os, "--engine-version", engine_version]
+           "--speed", str(speed), "--os", os, "--engine-version", engine_version,
+           "--exit-with-parent"]
     if ssh_port_base:
         cmd += ["--ssh-port-base", str(ssh_port_base)]
     root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))

@@ -53,6 +53,15 @@ def build_manifest(cluster, front, engine, control_url):
             "pid": os.getpid()}
 
 
+async def watch_parent(stop):
+    """A test run killed hard must not leave labs behind: stop once reparented."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    log.warning("parent process %d is gone", parent)
+    stop.set()
+
+
 async def run(args):
     state_dir = os.path.abspath(args.state_dir)
     os.makedirs(state_dir, exist_ok=True)
@@ -78,6 +87,8 @@ async def run(args):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if args.exit_with_parent:
+        loop.create_task(watch_parent(stop))
     await stop.wait()
 
     log.info("lab stopping")

@@ -145,3 +145,48 @@ def test_the_cli_posts_faults_to_the_running_lab(fresh_lab):
     assert result.stderr == "lab: no such host: nope\n"
     result = cli("state")
     assert '"he1.lab.local"' in result.stdout
+
+
+def test_reinitialize_lockspace_needs_force_when_a_host_died(fresh_lab, fresh_ssh):
+    fresh_lab.fault("kill-host", host="he3")
+    assert fresh_ssh("he1", "hosted-engine --set-maintenance --mode=global").rc == 0
+    for host in ("he1", "he2"):
+        assert fresh_ssh(host, "systemctl stop ovirt-ha-agent").rc == 0
+    # he3 never reported a clean shutdown
+    result = fresh_ssh("he1", "hosted-engine --reinitialize-lockspace")
+    assert (result.rc, result.err) == (1, "Lockfile reset cannot be performed with an active agent.\n")
+    assert fresh_ssh("he1", "hosted-engine --reinitialize-lockspace --force").rc == 0
+
+
+def test_a_lab_stops_when_its_parent_dies(tmp_path):
+    import json
+    import os
+    import signal as sig
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from lab.launcher import start_lab
+        lab = start_lab({str(tmp_path / 'lab')!r}, hosts=1, speed=60)
+        print(lab.manifest["pid"], flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    lab_pid = int(parent.stdout.readline())
+    assert json.load(open(tmp_path / "lab" / "manifest.json"))["pid"] == lab_pid
+    parent.send_signal(sig.SIGKILL)
+    parent.wait()
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and alive(lab_pid):
+        time.sleep(0.1)
+    # the lab noticed, cleaned up (manifest removed) and exited
+    assert not alive(lab_pid)
+    assert not (tmp_path / "lab" / "manifest.json").exists()

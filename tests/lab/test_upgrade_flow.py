@@ -26,7 +26,7 @@ def upgrade_host(ssh, host):
 
 
 def test_the_engine_vm_moves_to_the_upgraded_host(tmp_path):
-    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED, engine_version="3.5") as lab:
+    with start_lab(tmp_path / "lab", hosts=3, speed=2 * SPEED, engine_version="3.5") as lab:
         ssh = Shell(lab)
         assert scores(ssh) == {1: 2400, 2: 2400, 3: 2400}
 

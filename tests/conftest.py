@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -34,7 +35,11 @@ def _configure_worker_services():
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # A file, not :memory:, so worker and daphne processes share it.
-        settings.DATABASES["default"]["TEST"]["NAME"] = str(settings.DATA_DIR / "test.sqlite3")
+        # One directory per test run, so two runs on one machine never share a file.
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+        folder = Path(tempfile.gettempdir()) / "heportal-tests" / run
+        folder.mkdir(parents=True, exist_ok=True)
+        settings.DATABASES["default"]["TEST"]["NAME"] = str(folder / "test.sqlite3")
 
 
 _configure_worker_services()

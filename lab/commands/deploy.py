@@ -8,7 +8,6 @@ the howto. Answers come from `--config-append` otopi files first, then from stdi
 import time
 
 from ..machines import STORAGE
-from . import command  # noqa: F401 (keeps the package import order simple)
 
 ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
 PAD = " " * 10

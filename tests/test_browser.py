@@ -3,6 +3,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import PASSWORD
+from tests.netproxy import CuttableProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -66,3 +67,49 @@ def test_a_wrong_password_keeps_the_user_out(live_portal, page, make_user):
     page.click("button[type=submit]")
     expect(page.locator(".message.error")).to_contain_text("didn't match")
     assert "/login/" in page.url
+
+
+def start_run(user, cluster, command):
+    from tests.factories import make_run
+    from upgrades.services import enqueue_run
+
+    run = make_run(user, cluster.hosts.order_by("he_host_id").first(), [command])
+    enqueue_run(run.pk)
+    return run
+
+
+def test_the_page_reconnects_by_itself_and_misses_nothing(live_portal, lab_cluster, page, make_user):
+    host, port = live_portal.removeprefix("http://").split(":")
+    proxy = CuttableProxy(host, int(port))
+    base = f"http://127.0.0.1:{proxy.port}"
+    try:
+        user = make_user("operator")
+        log_in(page, base, "operator")
+        numbers = " ".join(str(i) for i in range(1, 401))
+        run = start_run(user, lab_cluster, f"for i in {numbers}; do echo line $i; sleep 0.2; done")
+        page.goto(f"{base}/runs/{run.pk}/")
+        expect(page.locator("pre.log .line").nth(20)).to_be_attached(timeout=20_000)
+        proxy.cut()  # the network drops
+        expect(page.locator("#conn-banner")).to_be_visible(timeout=10_000)
+        page.wait_for_timeout(1000)
+        proxy.restore()
+        expect(page.locator("#conn-banner")).to_be_hidden(timeout=20_000)
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
+        texts = [t.rstrip("\n") for t in page.locator("pre.log .line").all_inner_texts()]
+        assert texts == [f"line {i}" for i in range(1, 401)]
+    finally:
+        proxy.close()
+
+
+def test_a_huge_log_keeps_the_page_bounded_and_the_full_log_complete(live_portal, lab_cluster, page, make_user):
+    user = make_user("operator")
+    log_in(page, live_portal, "operator")
+    run = start_run(user, lab_cluster, "seq 100000")
+    page.goto(f"{live_portal}/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("pre.log .line").last).to_have_text("100000\n", timeout=30_000)
+    assert page.locator("pre.log .line").count() == 5000
+    expect(page.locator("pre.log .line").first).to_have_text("95001\n")
+    response = page.request.get(live_portal + page.locator("a.full-log").get_attribute("href"))
+    assert response.ok
+    assert response.text() == "".join(f"{i}\n" for i in range(1, 100001))

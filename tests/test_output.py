@@ -1,0 +1,33 @@
+"""The output recorder on its own: cleaning, ordering, batching."""
+import pytest
+
+from tests.factories import make_host, make_run
+from upgrades.models import StepOutput
+from upgrades.output import MAX_LINE_CHARS, OutputRecorder, clean_line
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_progress_bar_keeps_what_a_terminal_shows():
+    assert clean_line("  10%\r  50%\r 100% done") == " 100% done"
+    assert clean_line("Downloading\r") == "Downloading"
+
+
+def test_nul_bytes_and_huge_lines_are_made_storable():
+    assert clean_line("a\x00b") == "a\ufffdb"
+    cut = clean_line("x" * (MAX_LINE_CHARS + 10))
+    assert cut.startswith("x" * MAX_LINE_CHARS) and cut.endswith("[line cut at 16384 characters]")
+
+
+def test_lines_get_consecutive_sequence_numbers_across_recorders(make_user):
+    run = make_run(make_user("operator"), make_host(), ["true"])
+    step = run.steps.get()
+    with OutputRecorder(step) as recorder:
+        for i in range(2500):
+            recorder.line("stdout", f"l{i}")
+    with OutputRecorder(step) as recorder:  # a retried step appends after what it had
+        recorder.line("stderr", "again\x00")
+    rows = list(StepOutput.objects.filter(step=step).order_by("seq").values_list("seq", "stream", "text"))
+    assert [seq for seq, _, _ in rows] == list(range(1, 2502))
+    assert rows[0] == (1, "stdout", "l0")
+    assert rows[-1] == (2501, "stderr", "again\ufffd")

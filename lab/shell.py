@@ -9,8 +9,9 @@ import re
 import shlex
 
 OPERATORS = {";", "&&", "||", "|"}
-REDIRECTS = {">", ">>", "<", "2>", "2>>", "2>&1", "<<"}
+REDIRECTS = {">", ">>", "<", "2>", "2>>", "2>&1", ">&2", "<<"}
 ERR_TO_OUT = "\x00ERR2OUT"
+OUT_TO_ERR = "\x00OUT2ERR"
 ERR_TO = "\x00ERRTO"
 ERR_APPEND = "\x00ERRAPPEND"
 
@@ -43,6 +44,7 @@ def extract_heredocs(text):
 
 def tokenize(text):
     text = re.sub(r"(^|\s)2>&1", r"\1 " + ERR_TO_OUT + " ", text)
+    text = re.sub(r"(^|\s)1?>&2", r"\1 " + OUT_TO_ERR + " ", text)
     text = re.sub(r"(^|\s)2>>", r"\1 " + ERR_APPEND + " ", text)
     text = re.sub(r"(^|\s)2>", r"\1 " + ERR_TO + " ", text)
     lexer = shlex.shlex(text.replace("\n", " ; "), posix=True, punctuation_chars=";&|<>")
@@ -52,7 +54,8 @@ def tokenize(text):
         tokens = list(lexer)
     except ValueError as exc:
         raise ShellSyntaxError(f"syntax error: {exc}") from None
-    return [{ERR_TO_OUT: "2>&1", ERR_TO: "2>", ERR_APPEND: "2>>"}.get(t, t) for t in tokens]
+    return [{ERR_TO_OUT: "2>&1", OUT_TO_ERR: ">&2", ERR_TO: "2>", ERR_APPEND: "2>>"}.get(t, t)
+            for t in tokens]
 
 
 def parse(text):
@@ -116,8 +119,8 @@ def parse_command(tokens, bodies, stop):
     while tokens and tokens[0] not in OPERATORS and tokens[0] not in stop:
         token = tokens[0]
         if token in REDIRECTS:
-            if token == "2>&1":
-                redirs.append(("2>&1", None))
+            if token in ("2>&1", ">&2"):
+                redirs.append((token, None))
                 tokens = tokens[1:]
                 continue
             if len(tokens) < 2:
@@ -210,7 +213,7 @@ class Shell:
         words = [expand(w, self.env) for w in command["words"]]
         out_file = err_file = None
         for kind, target in command["redirs"]:
-            if kind not in ("<<", "2>&1"):
+            if kind not in ("<<", "2>&1", ">&2"):
                 target = expand(target, self.env)
             if kind in (">", ">>"):
                 out_file = (target, kind == ">>", Buffer())
@@ -218,6 +221,8 @@ class Shell:
                 err_file = (target, kind == "2>>", Buffer())
             elif kind == "2>&1":
                 err_file = ("&1", False, None)
+            elif kind == ">&2":
+                out_file = ("&2", False, None)
             elif kind == "<":
                 text = self.session.machine.files.get(target)
                 if text is None:
@@ -226,7 +231,10 @@ class Shell:
                 stdin = StringInput(text)
             elif kind == "<<":
                 stdin = StringInput(target)
-        out = out_file[2] if out_file else stdout
+        if out_file and out_file[0] == "&2":
+            out = stderr
+        else:
+            out = out_file[2] if out_file else stdout
         if err_file and err_file[0] == "&1":
             err = out
         elif err_file:

@@ -43,6 +43,17 @@ def test_it_redirects_stderr_and_writes_files(ssh):
     assert ssh("he1", "cat /nope 2>/dev/null").err == ""
     ssh("he1", "echo hello > /tmp/x && echo again >> /tmp/x")
     assert ssh("he1", "cat /tmp/x").out == "hello\nagain\n"
+    to_err = ssh("he1", "echo oops >&2; echo fine")
+    assert (to_err.out, to_err.err) == ("fine\n", "oops\n")
+
+
+def test_seq_and_date_behave_as_coreutils(ssh):
+    assert ssh("he1", "seq 3").out == "1\n2\n3\n"
+    assert ssh("he1", "seq 2 2 7").out == "2\n4\n6\n"
+    bad = ssh("he1", "seq x")
+    assert (bad.rc, bad.err) == (1, "seq: invalid floating point argument: 'x'\n")
+    seconds, nanos = ssh("he1", "date +%s.%N").out.strip().split(".")
+    assert seconds.isdigit() and len(nanos) == 9
 
 
 def test_it_writes_files_from_a_here_document(ssh):

@@ -157,11 +157,12 @@ class EngineClient:
         self.close()
 
     def close(self):
-        """Log out; an engine that is already gone is no error here."""
+        """Log out and release the connection; an engine already gone is no error here."""
+        logout, self._logged_in = self._logged_in, False
         try:
-            self.connection.close(logout=self._logged_in)
-        except (sdk.Error, pycurl.error) as exc:
-            log.info("engine logout from %s failed: %s", self.url, exc)
+            self._bounded(lambda: self.connection.close(logout=logout), "log out")
+        except EngineError as exc:
+            log.info("engine logout from %s failed: %s", self.url, exc.message)
 
     # ---- operations ------------------------------------------------------
 
@@ -199,17 +200,28 @@ class EngineClient:
                              fail_statuses=("error", "install_failed")):
         """Poll until the host has one of ``statuses``; give up early on ``fail_statuses``."""
         statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+        wanted = " or ".join(sorted(statuses))
+
+        def reached(host):
+            if host.status in fail_statuses:
+                raise EngineError(f"host {name} went to status {host.status} while waiting for {wanted}")
+            return host.status in statuses
+
+        return self.wait_for_host(name, reached, f"expected {wanted}", timeout, poll)
+
+    def wait_for_host(self, name, condition, expected, timeout, poll=5.0):
+        """Poll until ``condition(host)`` holds, e.g. the HA agent reporting local maintenance.
+
+        The timeout message shows the host's last status and ``expected``.
+        """
         deadline = self.clock() + timeout
         while True:
             host = self.get_host(name)
-            if host.status in statuses:
+            if condition(host):
                 return host
-            if host.status in fail_statuses:
-                raise EngineError(f"host {name} went to status {host.status} while waiting for "
-                                  f"{' or '.join(sorted(statuses))}")
             if self.clock() >= deadline:
-                raise EngineError(f"host {name} is still {host.status} after {timeout} s; "
-                                  f"expected {' or '.join(sorted(statuses))}", retryable=True)
+                raise EngineError(f"host {name} is still {host.status} after {timeout} s; {expected}",
+                                  retryable=True)
             self.sleep(poll)
 
     def list_clusters(self):
@@ -288,31 +300,37 @@ class EngineClient:
             return request()
         except sdk.Error as exc:
             raise self._explain(action, exc) from None
+        except pycurl.error as exc:  # the SDK lets a few through, e.g. after close()
+            raise EngineError(f"cannot {action}: {exc.args[-1]}") from None
 
     def _login(self):
-        """The SDK's SSO request has no timeout of its own, so bound it here."""
-        if self._logged_in:
-            return
+        if not self._logged_in:
+            self._bounded(self.connection.authenticate, "log in")
+            self._logged_in = True
+
+    def _bounded(self, request, action):
+        """Run an SSO request with our timeout: the SDK sets none on those."""
         outcome = {}
 
-        def login():
+        def call():
             try:
-                self.connection.authenticate()
+                request()
             except BaseException as exc:  # handed to the caller's thread
                 outcome["error"] = exc
 
-        thread = threading.Thread(target=login, name="engine-login", daemon=True)
+        thread = threading.Thread(target=call, name=f"engine-{action}", daemon=True)
         thread.start()
         thread.join(self.timeout)
         if thread.is_alive():
-            raise EngineError(f"the engine at {self._where} did not answer the login within "
+            raise EngineError(f"the engine at {self._where} did not answer the {action} request within "
                               f"{self.timeout} s", retryable=True)
-        if "error" in outcome:
-            error = outcome["error"]
-            if isinstance(error, sdk.Error):
-                raise self._explain("log in", error) from None
+        error = outcome.get("error")
+        if isinstance(error, sdk.Error):
+            raise self._explain(action, error) from None
+        if isinstance(error, pycurl.error):
+            raise EngineError(f"cannot {action}: {error.args[-1]}", retryable=True) from None
+        if error is not None:
             raise error
-        self._logged_in = True
 
     @property
     def _where(self):

@@ -6,7 +6,7 @@ reading its fingerprint (``fetch_host_key``). We log in with a private key
 file only. Commands are fixed templates filled by ``build_command``.
 """
 import logging
-import select
+import selectors
 import shlex
 import socket
 import string
@@ -162,8 +162,12 @@ def _handshake(target, timeout, key_types):
         transport.start_client(timeout=timeout)
     except (paramiko.SSHException, OSError, EOFError) as exc:
         transport.close()
-        raise RemoteError(f"SSH handshake with {target.label} failed: {exc or type(exc).__name__}",
+        raise RemoteError(f"SSH handshake with {target.label} failed: {_why(exc)}",
                           retryable=True) from None
+    if transport.host_key is None:  # start_client returns quietly when its timeout runs out
+        transport.close()
+        raise RemoteError(f"SSH handshake with {target.label} failed: no answer within {timeout} s",
+                          retryable=True)
     return transport
 
 
@@ -200,13 +204,22 @@ def connect(target, *, timeout=CONNECT_TIMEOUT, keepalive=KEEPALIVE_INTERVAL):
             raise RemoteError(f"{target.label} refused key login as {target.username!r} "
                               f"with {target.key_file}: {exc}") from None
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(f"login to {target.label} failed: {exc or type(exc).__name__}",
+            raise RemoteError(f"login to {target.label} failed: {_why(exc)}",
                               retryable=True) from None
         transport.set_keepalive(keepalive)
         return transport
     except BaseException:
         transport.close()
         raise
+
+
+def _why(exc):
+    """paramiko raises some errors (EOFError, socket.timeout) with no text."""
+    if isinstance(exc, EOFError):
+        return "the host closed the connection"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
 
 
 def _load_key(path):
@@ -283,7 +296,7 @@ class SshSession:
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise RemoteError(f"cannot start the command on {self.target.label}: "
-                              f"{exc or type(exc).__name__}", retryable=True) from None
+                              f"{_why(exc)}", retryable=True) from None
         out, err = LineSplitter("stdout", deliver), LineSplitter("stderr", deliver)
         try:
             status = self._pump(channel, out, err, idle_timeout, timeout)
@@ -297,10 +310,16 @@ class SshSession:
     def _pump(self, channel, out, err, idle_timeout, timeout):
         """Read both streams until the channel ends; return the exit status.
 
-        Hot loop: one recv of up to 64 KiB per stream and turn, and a select
-        on the channel's wake-up pipe when both are empty, so neither stream
-        can hold up the other and nothing is read byte by byte.
+        Hot loop: one recv of up to 64 KiB per stream and turn, and a wait
+        on the channel's wake-up pipe (set for either stream) when both are
+        empty, so neither stream can hold up the other and nothing is read
+        byte by byte. A selector, not select(): a poller holds many channels.
         """
+        with selectors.DefaultSelector() as selector:
+            selector.register(channel, selectors.EVENT_READ)
+            return self._pump_with(selector, channel, out, err, idle_timeout, timeout)
+
+    def _pump_with(self, selector, channel, out, err, idle_timeout, timeout):
         started = last_data = time.monotonic()
         while True:
             got = False
@@ -318,7 +337,7 @@ class SshSession:
             self._check_time(channel, now, started, last_data, idle_timeout, timeout)
             if not got:
                 wait = min(1.0, last_data + idle_timeout - now, started + timeout - now)
-                select.select([channel], [], [], max(wait, 0))
+                selector.select(max(wait, 0))
         # exit-status may follow EOF; it never comes if the connection died.
         while not channel.status_event.wait(0.2):
             self._check_time(channel, time.monotonic(), started, last_data, idle_timeout, timeout)
@@ -337,10 +356,7 @@ class SshSession:
 
     def _lost(self):
         error = self.transport.get_exception()
-        if error is None or isinstance(error, EOFError):
-            reason = "the host closed the connection"
-        else:
-            reason = str(error) or type(error).__name__
+        reason = _why(error) if error is not None else "the host closed the connection"
         self.close()
         return RemoteError(f"connection to {self.target.label} was lost during the command "
                            f"({reason}); the output up to then was kept", retryable=True)

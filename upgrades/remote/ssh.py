@@ -243,7 +243,9 @@ class SshSession:
         if connect_timeout is None:
             from django.conf import settings
 
-            connect_timeout = getattr(settings, "SSH_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+            # Also usable without Django (bench scripts): then the module default.
+            connect_timeout = (getattr(settings, "SSH_CONNECT_TIMEOUT", CONNECT_TIMEOUT)
+                               if settings.configured else CONNECT_TIMEOUT)
         self.target = target
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive

@@ -207,4 +207,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # paramiko logs a traceback for every failed handshake; upgrades.remote.ssh
+    # turns those into one clear RemoteError, so only its own messages count.
+    "loggers": {"paramiko": {"level": "CRITICAL"}},
 }

@@ -42,7 +42,27 @@ def extract_heredocs(text):
     return "\n".join(out), bodies
 
 
+LITERAL_DOLLAR = "\x00DOLLAR"
+
+
+def protect_single_quoted(text):
+    """bash expands nothing between single quotes: hide their `$` from expand()."""
+    out, quote, i = [], None, 0
+    while i < len(text):
+        c = text[i]
+        if quote is None and c == "\\" and i + 1 < len(text):
+            out.append(text[i:i + 2])
+            i += 2
+            continue
+        if c in "'\"" and quote in (None, c):
+            quote = None if quote else c
+        out.append(LITERAL_DOLLAR if c == "$" and quote == "'" else c)
+        i += 1
+    return "".join(out)
+
+
 def tokenize(text):
+    text = protect_single_quoted(text)
     text = re.sub(r"(^|\s)2>&1", r"\1 " + ERR_TO_OUT + " ", text)
     text = re.sub(r"(^|\s)1?>&2", r"\1 " + OUT_TO_ERR + " ", text)
     text = re.sub(r"(^|\s)2>>", r"\1 " + ERR_APPEND + " ", text)
@@ -139,8 +159,9 @@ def parse_command(tokens, bodies, stop):
 
 
 def expand(word, env):
-    return re.sub(r"\$\{(\w+|\?)\}|\$(\w+|\?)",
+    word = re.sub(r"\$\{(\w+|\?)\}|\$(\w+|\?)",
                   lambda m: str(env.get(m.group(1) or m.group(2), "")), word)
+    return word.replace(LITERAL_DOLLAR, "$")
 
 
 class StringInput:

@@ -18,7 +18,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
-LAB_SPEED = 20
+LAB_SPEED = 60  # one simulated minute per real second
 
 
 def _configure_worker_services():
@@ -33,6 +33,9 @@ def _configure_worker_services():
     for queue in settings.RQ_QUEUES.values():
         queue["URL"] = url
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Pages render without a collectstatic manifest; daphne children use the real one.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # A file, not :memory:, so worker and daphne processes share it.
         # One directory per test run, so two runs on one machine never share a file.
@@ -176,31 +179,34 @@ def lab_cluster(lab):
     manifest = lab.manifest
     password_file = Path(lab.state_dir) / "engine-password"
     password_file.write_text(manifest["engine"]["password"])
-    cluster = services.import_cluster(name="Lab", engine=manifest["engine"],
-                                      password_file=str(password_file), hosts=manifest["hosts"])
-    cluster.poll_interval = 10 / lab.speed
-    cluster.save(update_fields=["poll_interval"])
-    return cluster
+    return services.import_cluster(name="Lab", engine=manifest["engine"], password_file=str(password_file),
+                                   hosts=manifest["hosts"], poll_interval=10 / lab.speed)
 
 
 @pytest.fixture
-def fresh_lab_cluster(lab, tmp_path):
+def fresh_lab(lab, tmp_path):
     """A lab of its own, for tests that inject faults; it accepts the portal's key."""
     import shutil
 
     from lab.launcher import start_lab
-    from upgrades import services
 
     keys = tmp_path / "lab" / "keys"
     keys.mkdir(parents=True)
     shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
     with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED) as running:
-        manifest = running.manifest
-        password_file = tmp_path / "engine-password"
-        password_file.write_text(manifest["engine"]["password"])
-        cluster = services.import_cluster(name="Fresh", engine=manifest["engine"],
-                                          password_file=str(password_file), hosts=manifest["hosts"])
-        cluster.poll_interval = 10 / running.speed
-        cluster.save(update_fields=["poll_interval"])
-        cluster.lab = running
-        yield cluster
+        yield running
+
+
+@pytest.fixture
+def fresh_lab_cluster(fresh_lab, tmp_path):
+    """A fresh lab registered as cluster "Fresh"; the lab is ``cluster.lab``."""
+    from upgrades import services
+
+    manifest = fresh_lab.manifest
+    password_file = tmp_path / "engine-password"
+    password_file.write_text(manifest["engine"]["password"])
+    cluster = services.import_cluster(name="Fresh", engine=manifest["engine"],
+                                      password_file=str(password_file), hosts=manifest["hosts"],
+                                      poll_interval=10 / fresh_lab.speed)
+    cluster.lab = fresh_lab
+    return cluster

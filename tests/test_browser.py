@@ -86,7 +86,7 @@ def test_the_page_reconnects_by_itself_and_misses_nothing(live_portal, lab_clust
         user = make_user("operator")
         log_in(page, base, "operator")
         numbers = " ".join(str(i) for i in range(1, 401))
-        run = start_run(user, lab_cluster, f"for i in {numbers}; do echo line $i; sleep 0.2; done")
+        run = start_run(user, lab_cluster, f"for i in {numbers}; do echo line $i; sleep 1; done")
         page.goto(f"{base}/runs/{run.pk}/")
         expect(page.locator("pre.log .line").nth(20)).to_be_attached(timeout=20_000)
         proxy.cut()  # the network drops

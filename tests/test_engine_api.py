@@ -14,26 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from lab.launcher import start_lab
 from tests.factories import make_cluster
 from upgrades.remote.base import EngineError
 from upgrades.remote.engine_api import EngineClient, resolve_secret
 
-SPEED = 60
 WAIT = 30  # real seconds; the lab needs well under one
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """For tests that only read."""
-    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=SPEED) as running:
-        yield running
 
 
-@pytest.fixture
-def fresh_lab(tmp_path):
-    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED) as running:
-        yield running
 
 
 def client_for(lab, **overrides):

@@ -13,25 +13,15 @@ import time
 import pytest
 from django.urls import reverse
 
-from lab.launcher import start_lab
 from tests.factories import make_host
 from upgrades.models import AuditEvent, Host
 from upgrades.remote.base import HostKeyError, LineSplitter, RemoteError
 from upgrades.remote.ssh import SshPool, SshSession, SshTarget, build_command, fetch_host_key
 
-SPEED = 60
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=SPEED) as running:
-        yield running
 
 
-@pytest.fixture
-def fresh_lab(tmp_path):
-    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED) as running:
-        yield running
 
 
 def target(lab, index=0, known_hosts=None):
@@ -248,7 +238,7 @@ def test_only_admins_may_see_or_accept_host_keys(lab, client, make_user, role):
 # ---- quoting --------------------------------------------------------------------
 
 def test_quoted_hostile_values_stay_one_harmless_argument(lab):
-    hostile = "x;  rm  -rf /root && echo pwned > /root/pwned | cat"
+    hostile = "x;  rm  -rf /root && echo pwned > /root/pwned | cat $HOME 'q"
     command = build_command("echo {value}", value=hostile)
     with SshSession(target(lab)) as session:
         result = session.run(command)

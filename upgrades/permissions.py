@@ -13,3 +13,7 @@ def has_role(user, *roles):
 
 def can_operate(user):
     return has_role(user, OPERATOR, ADMIN)
+
+
+def can_admin(user):
+    return has_role(user, ADMIN)

@@ -8,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .models import Cluster, Host, StepOutput, UpgradeRun
-from .permissions import ADMIN, can_operate, has_role
+from .permissions import can_admin, can_operate
 from .remote import ssh
 from .remote.base import RemoteError
 
@@ -26,7 +26,8 @@ def cluster_detail(request, cluster_id):
     cluster = get_object_or_404(Cluster, pk=cluster_id)
     hosts = cluster.hosts.order_by("he_host_id", "name")
     return render(request, "upgrades/cluster_detail.html", {
-        "cluster": cluster, "hosts": hosts, "can_operate": can_operate(request.user)})
+        "cluster": cluster, "hosts": hosts, "can_operate": can_operate(request.user),
+        "can_admin": can_admin(request.user)})
 
 
 @login_required
@@ -60,7 +61,7 @@ def step_log(request, run_id, step_id):
 @login_required
 def host_key(request, host_id):
     """Admins only: show the key the host offers now; POST pins the reviewed line."""
-    if not has_role(request.user, ADMIN):
+    if not can_admin(request.user):
         raise PermissionDenied("Only admins can review host keys.")
     host = get_object_or_404(Host.objects.select_related("cluster"), pk=host_id)
     if request.method == "POST":

@@ -43,6 +43,7 @@ def test_it_redirects_stderr_and_writes_files(ssh):
     assert ssh("he1", "cat /nope 2>/dev/null").err == ""
     ssh("he1", "echo hello > /tmp/x && echo again >> /tmp/x")
     assert ssh("he1", "cat /tmp/x").out == "hello\nagain\n"
+    assert ssh("he1", "echo '$HOME' \"$HOME\" $HOME").out == "$HOME /root /root\n"
     to_err = ssh("he1", "echo oops >&2; echo fine")
     assert (to_err.out, to_err.err) == ("fine\n", "oops\n")
 

@@ -2,6 +2,7 @@
 
 The Django app is built before the routing import so that models load first.
 """
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -19,3 +20,8 @@ application = ProtocolTypeRouter({
     "http": django_asgi_app,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
+
+# Everything loaded so far lives as long as the process: keep it out of the
+# garbage collector's full passes, which otherwise pause every websocket
+# (50 viewers: p99 latency 76 ms without, 44 ms with; docs/benchmarks.md).
+gc.freeze()

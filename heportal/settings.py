@@ -197,9 +197,11 @@ X_FRAME_OPTIONS = "DENY"
 SSH_KEY_FILE = os.environ.get("SSH_KEY_FILE", str(DATA_DIR / "ssh" / "id_ed25519"))
 SSH_CONNECT_TIMEOUT = float(os.environ.get("SSH_CONNECT_TIMEOUT", "15"))
 
-# Live output: the worker flushes a batch when it is this old or this big.
+# Live output: a batch goes out this long after its first line, at least
+# OUTPUT_MIN_INTERVAL after the previous one, in messages of at most this many lines.
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))
 OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 1000)
+OUTPUT_MIN_INTERVAL = float(os.environ.get("OUTPUT_MIN_INTERVAL", "0.02"))
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,10 @@
 """Lossless, low-latency recording of a step's output.
 
 The command's reader only appends lines to a queue; a flusher thread wakes
-on the first line, waits OUTPUT_BATCH_SECONDS for more, then writes all it
-has to the database in one transaction and publishes it to the run's group
-in messages of at most OUTPUT_BATCH_LINES lines. A fast command gets big
+on the first line, waits OUTPUT_BATCH_SECONDS for more (and at least
+OUTPUT_MIN_INTERVAL since its previous batch), then writes all it has to the
+database in one transaction and publishes it to the run's group in messages
+of at most OUTPUT_BATCH_LINES lines. A fast command gets big
 batches, a slow one gets each line within a few ms, and a slow database
 never blocks the reader (batches just grow).
 """
@@ -11,6 +12,7 @@ import asyncio
 import collections
 import json
 import threading
+import time
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -55,6 +57,7 @@ class OutputRecorder:
         self.group = run_group(step.run_id)
         self.batch_seconds = settings.OUTPUT_BATCH_SECONDS if batch_seconds is None else batch_seconds
         self.batch_lines = settings.OUTPUT_BATCH_LINES if batch_lines is None else batch_lines
+        self.min_interval = settings.OUTPUT_MIN_INTERVAL
         last = StepOutput.objects.filter(step_id=step.pk).aggregate(m=Max("seq"))["m"]
         self.next_seq = (last or 0) + 1
         # deque.append/popleft are atomic: the reader never takes a lock.
@@ -87,15 +90,22 @@ class OutputRecorder:
     def _run(self):
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()
+        last_flush = 0.0
         try:
             while True:
                 self._wake.wait()
-                closing = self._closed.wait(self.batch_seconds)
+                # A few ms after the first line, and at least min_interval after
+                # the previous batch: under sustained output each viewer gets at
+                # most 1/min_interval messages a second, which is what the web
+                # process can push to many viewers (docs/benchmarks.md).
+                delay = max(self.batch_seconds, last_flush + self.min_interval - time.monotonic())
+                closing = self._closed.wait(delay)
                 # Clear before draining: a line added after the drain sets it again.
                 self._wake.clear()
                 batch = [self._queue.popleft() for _ in range(len(self._queue))]
                 if batch:
                     self._flush(batch, loop, layer)
+                    last_flush = time.monotonic()
                 if closing and not self._queue:
                     break
         except BaseException as exc:  # surfaced by close() in the job's thread

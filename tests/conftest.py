@@ -1,8 +1,9 @@
 """Shared fixtures: real Redis, real worker and daphne processes, personas.
 
-Each xdist worker gets its own Redis database and channel prefix, so runs
-queued by one test process are never taken by another's worker.
+Each test process (xdist worker) starts its own Redis server, so runs queued
+by one test process are never taken by another's worker.
 """
+import atexit
 import os
 import socket
 import subprocess
@@ -21,13 +22,34 @@ PASSWORD = "correct horse battery staple"
 LAB_SPEED = 60  # one simulated minute per real second
 
 
+def _start_redis(folder):
+    """A Redis server of this test process's own, on a unix socket: no shared
+    state with other test processes or runs, no port to race for. A missing
+    redis-server is a failure, not a skip."""
+    sock = folder / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    atexit.register(proc.terminate)
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"redis-server did not start (exit {proc.returncode})")
+        time.sleep(0.02)
+    return f"unix://{sock}?db=0"
+
+
 def _configure_worker_services():
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker.removeprefix("gw") or 0)
-    base = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-    url = f"{base}/{1 + index % 15}"
+    # One directory per test process, so two runs on one machine never share a file.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    folder = Path(tempfile.mkdtemp(prefix=f"heportal-test-{run[:8]}-{worker}-"))
+    url = _start_redis(folder)
     prefix = f"heportal-test-{worker}"
-    os.environ.update(REDIS_URL=url, CHANNELS_PREFIX=prefix, FAST_PASSWORD_HASHER="1")
+    (folder / "static").mkdir()  # children's collectstatic target, one per process
+    os.environ.update(REDIS_URL=url, CHANNELS_PREFIX=prefix, FAST_PASSWORD_HASHER="1",
+                      STATIC_ROOT=str(folder / "static"))
+    settings.STATIC_ROOT = folder / "static"
     settings.REDIS_URL = url
     settings.CHANNEL_LAYERS["default"]["CONFIG"].update(hosts=[url], prefix=prefix)
     for queue in settings.RQ_QUEUES.values():
@@ -38,10 +60,6 @@ def _configure_worker_services():
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         # A file, not :memory:, so worker and daphne processes share it.
-        # One directory per test run, so two runs on one machine never share a file.
-        run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
-        folder = Path(tempfile.gettempdir()) / "heportal-tests" / run
-        folder.mkdir(parents=True, exist_ok=True)
         settings.DATABASES["default"]["TEST"]["NAME"] = str(folder / "test.sqlite3")
 
 
@@ -50,13 +68,12 @@ _configure_worker_services()
 
 @pytest.fixture(scope="session", autouse=True)
 def redis_ready():
-    """A missing Redis is a failure, not a skip."""
+    """Our own Redis answers (started above)."""
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         client.ping()
     except redis.RedisError as exc:
         pytest.fail(f"Redis at {settings.REDIS_URL} is not reachable: {exc}")
-    client.flushdb()
     return client
 
 
@@ -210,3 +227,12 @@ def fresh_lab_cluster(fresh_lab, tmp_path):
                                       poll_interval=10 / fresh_lab.speed)
     cluster.lab = fresh_lab
     return cluster
+
+
+def leave_global_maintenance(lab, client):
+    """Undo a test's global maintenance on the shared lab and wait until the
+    agents have settled again, so the next test sees the usual cluster."""
+    assert client.exec_command("hosted-engine --set-maintenance --mode=none")[1].channel.recv_exit_status() == 0
+    lab.wait_for(lambda state: {name: h["agent_state"] for name, h in state["hosts"].items()} == {
+        "he1.lab.local": "EngineUp", "he2.lab.local": "EngineDown", "he3.lab.local": "EngineDown"},
+        sim_seconds=300)

@@ -2,7 +2,7 @@
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, leave_global_maintenance
 from tests.netproxy import CuttableProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -113,3 +113,31 @@ def test_a_huge_log_keeps_the_page_bounded_and_the_full_log_complete(live_portal
     response = page.request.get(live_portal + page.locator("a.full-log").get_attribute("href"))
     assert response.ok
     assert response.text() == "".join(f"{i}\n" for i in range(1, 100001))
+
+
+def test_the_cluster_page_shows_ha_changes_as_the_poller_sees_them(live_portal, lab_cluster, lab, page, make_user):
+    import threading
+
+    from upgrades.poller import run_poller
+
+    make_user("viewer")
+    log_in(page, live_portal, "viewer")
+    page.goto(f"{live_portal}/clusters/{lab_cluster.pk}/")
+    stop = threading.Event()
+    poller = threading.Thread(target=run_poller, kwargs={"stop": stop, "threads": 2}, daemon=True)
+    poller.start()
+    client = lab.connect("he3.lab.local")
+    try:
+        he1 = page.locator("tr", has_text="he1.lab.local")
+        expect(he1.locator(".ha-state")).to_have_text("EngineUp", timeout=15_000)
+        expect(he1.locator(".ha-score")).to_have_text("3400")
+        expect(he1.locator(".ha-vm")).to_have_text("here")
+        assert client.exec_command("hosted-engine --set-maintenance --mode=global")[1].channel.recv_exit_status() == 0
+        expect(page.locator("#maintenance-mode")).to_have_text("global", timeout=15_000)
+        expect(he1.locator(".ha-state")).to_have_text("GlobalMaintenance", timeout=15_000)
+        expect(page.locator("button.start-diagnostic")).to_have_count(0)  # a viewer cannot start runs
+    finally:
+        stop.set()
+        poller.join(10)
+        leave_global_maintenance(lab, client)
+        client.close()

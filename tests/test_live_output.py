@@ -136,3 +136,26 @@ def test_a_failing_command_fails_the_step_and_the_run(rq_worker, lab_cluster, ma
     assert list(first.output.values_list("stream", "text")) == [
         ("stdout", "before"), ("stderr", "bash: no-such-command: command not found")]
     assert second.status == "pending"
+
+
+def test_a_dropped_connection_fails_the_step_and_keeps_the_output_so_far(rq_worker, fresh_lab_cluster, make_user):
+    user = make_user("operator")
+    host = fresh_lab_cluster.hosts.get(name="he2.lab.local")
+    run = make_run(user, host, [f"for i in {numbers(600)}; do echo line $i; sleep 1; done"])
+    enqueue_run(run.pk)
+    step = run.steps.get()
+    wait_for_lines(step, 30)
+    fresh_lab_cluster.lab.fault("kill-host", host="he2.lab.local")
+    deadline = time.monotonic() + 60
+    while UpgradeRun.objects.get(pk=run.pk).status not in (RunStatus.FAILED, RunStatus.SUCCEEDED):
+        assert time.monotonic() < deadline, "the run did not end after its host died"
+        time.sleep(0.1)
+    step.refresh_from_db()
+    assert UpgradeRun.objects.get(pk=run.pk).status == RunStatus.FAILED
+    assert step.status == "failed" and step.exit_code is None
+    assert "he2.lab.local" in step.error
+    texts = list(step.output.order_by("seq").values_list("text", flat=True))
+    kept = [t for t in texts if t.startswith("line ")]
+    assert len(kept) >= 30
+    assert kept == [f"line {i}" for i in range(1, len(kept) + 1)]
+    assert texts[-1] == step.error  # the reason is the last line of the log too

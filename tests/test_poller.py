@@ -8,6 +8,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError
 
 from heportal.asgi import application
+from tests.conftest import leave_global_maintenance
 from tests.test_live_output import session_headers
 from upgrades.management.commands.ha_poller import parse_shard
 from upgrades.models import Cluster, HaSample, Host
@@ -66,10 +67,10 @@ def test_global_maintenance_reaches_a_websocket_client_within_a_second_of_the_po
         assert Cluster.objects.get(pk=lab_cluster.pk).maintenance_mode == "global"
         assert {h["name"] for h in event["hosts"]} == {"he1.lab.local", "he2.lab.local", "he3.lab.local"}
     finally:
-        client.exec_command("hosted-engine --set-maintenance --mode=none")[1].channel.recv_exit_status()
-        client.close()
         stop.set()
         thread.join(10)
+        leave_global_maintenance(lab, client)
+        client.close()
 
 
 def test_one_unreachable_host_does_not_stop_the_clusters_polling(fresh_lab_cluster):

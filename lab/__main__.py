@@ -25,6 +25,8 @@ def parse_args(argv):
     up.add_argument("--engine-version", choices=("3.5", "3.6", "4.x"), default="4.x")
     up.add_argument("--ssh-port-base", type=int, default=0,
                     help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
+    up.add_argument("--undeployed", action="store_true",
+                    help="hosts without hosted-engine, empty HE storage: deploy the first host")
     up.add_argument("--log-level", default="INFO")
     up.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the starting process dies (used by lab.launcher)")

@@ -14,7 +14,7 @@ import zlib
 from . import catalog, ha, vm
 from .clock import ScaledClock
 from .errors import LabError
-from .machines import HA_SERVICES, EngineVm, Host
+from .machines import HA_SERVICES, STORAGE, EngineVm, Host
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +26,25 @@ CLUSTER_NAME = "Default"
 
 
 class Cluster:
-    def __init__(self, state_dir, hosts=3, speed=1.0, os_name="el7", engine_version="4.x"):
+    def __init__(self, state_dir, hosts=3, speed=1.0, os_name="el7", engine_version="4.x",
+                 undeployed=False):
         self.state_dir = state_dir
         self.engine = None
         self.agents = {}
         self.on_change = None  # set by the runner: re-sync SSH listeners
+        self.on_manifest_change = None  # set by the runner: rewrite manifest.json
+        self.settle = None  # set by the runner: async, brings SSH listeners up to date
         self._tasks = set()
         path = os.path.join(state_dir, STATE_FILE)
         if os.path.exists(path):
             with open(path) as f:
                 self._load(json.load(f), speed)
         else:
-            self._create(hosts, speed, os_name, engine_version)
+            self._create(hosts, speed, os_name, engine_version, undeployed)
 
     # -- creation and persistence --------------------------------------------------
 
-    def _create(self, count, speed, os_name, engine_version):
+    def _create(self, count, speed, os_name, engine_version, undeployed):
         if engine_version not in catalog.RELEASES:
             raise LabError(f"unknown engine version {engine_version!r} (3.5, 3.6 or 4.x)")
         if os_name == "el6" and not catalog.RELEASES[engine_version]["el6"]:
@@ -55,12 +58,22 @@ class Cluster:
         for index in range(1, count + 1):
             host = Host(index, os_name)
             host.add_release_repo(engine_version)
-            host.packages.update(host.release_packages(engine_version))
-            host.deploy_files(index)
             host.booted_at = now - 3_800_000 + index * 1000
-            host.services = {name: True for name in HA_SERVICES}
+            if not undeployed:
+                host.packages.update(host.release_packages(engine_version))
+                host.deploy_files(index)
+                host.services = {name: True for name in HA_SERVICES}
             self.hosts[host.name] = host
         self.engine_vm = EngineVm(engine_version)
+        # The HE storage domain (None: nothing deployed yet) and the host whose
+        # first-host deployment has created the VM there but not finished.
+        self.he_storage = STORAGE
+        self.deploying = None
+        if undeployed:
+            self.he_storage = None
+            self.lease = None
+            self.engine_vm.wipe()
+            return
         first = self.hosts["he1.lab.local"]
         first.vm = vm.new_record("Up", now, started=now - 100_000)
         self.lease = first.name
@@ -75,6 +88,8 @@ class Cluster:
         self.lockspace_corrupt = data["lockspace_corrupt"]
         self.segments = data["segments"]
         self.lease = data["lease"]
+        self.he_storage = data.get("he_storage", STORAGE)
+        self.deploying = data.get("deploying")
         self.hosts = {}
         for item in data["hosts"]:
             host = Host(item["index"], item["os"])
@@ -113,7 +128,8 @@ class Cluster:
         return {"clock_now": now, "wall_start": self.clock.wall() - now,
                 "global_maintenance": self.global_maintenance,
                 "lockspace_corrupt": self.lockspace_corrupt, "segments": self.segments,
-                "lease": self.lease, "hosts": hosts, "engine_vm": self.engine_vm.to_dict()}
+                "lease": self.lease, "he_storage": self.he_storage, "deploying": self.deploying,
+                "hosts": hosts, "engine_vm": self.engine_vm.to_dict()}
 
     def save(self):
         """Atomic write, so a crash never leaves half a state file."""
@@ -169,8 +185,9 @@ class Cluster:
     def ssh_reachable(self, machine):
         """Should this machine's sshd answer now? (False also for the stopped engine VM.)"""
         if machine is self.engine_vm:
-            return self.engine_vm_host() is not None and vm.running_status(
-                self.hosts[self.engine_vm_host()]) in ("Up", "Migration Source")
+            name = self.engine_vm_host()
+            return (self.engine_vm.os_installed and name is not None
+                    and vm.running_status(self.hosts[name]) in ("Up", "Migration Source"))
         return machine.power == "on"
 
     # -- whiteboard ----------------------------------------------------------------
@@ -381,6 +398,7 @@ class Cluster:
                 "lockspace_corrupt": self.lockspace_corrupt,
                 "engine_vm": {"host": self.engine_vm_host(), "status": self.engine_vm_status(),
                               "healthy": self.engine_healthy(), "lease": self.lease},
+                "he_storage": self.he_storage, "deploying": self.deploying,
                 "hosts": hosts}
 
     # -- backend API for lab/engine (see INTERFACE.md) -----------------------------
@@ -473,3 +491,42 @@ class Cluster:
     def register_with_engine(self, host):
         if self.engine is not None:
             self.engine.register_host(host.name, host.address, CLUSTER_NAME)
+
+    def set_admin_password(self, password):
+        """engine-setup on a fresh engine sets the admin@internal password of the API."""
+        if self.engine is not None and hasattr(self.engine, "set_password"):
+            self.engine.set_password(password)
+        if self.on_manifest_change:
+            self.on_manifest_change()
+
+    # -- first-host deployment -----------------------------------------------------
+
+    @property
+    def he_deployed(self):
+        return self.he_storage is not None and self.deploying is None
+
+    def create_he_storage(self, host, path):
+        """The deploy created the storage domain and an empty engine VM disk on `path`."""
+        self.he_storage = path
+        self.deploying = host.name
+        self.engine_vm.wipe()
+        self.save()
+
+    def boot_setup_vm(self, host):
+        """vdsm (re)creates the not-yet-HA VM on the deploying host (boot device or disk)."""
+        now = self.clock.now()
+        vm.vm_poweroff(self, host, now)
+        vm.vm_start(self, host, now)
+
+    def destroy_setup_vm(self, host):
+        """Option (4): destroy the VM and clean the storage, back to nothing deployed."""
+        vm.vm_poweroff(self, host, self.clock.now())
+        self.engine_vm.wipe()
+        self.he_storage = None
+        self.deploying = None
+        self.lease = None
+        self.save()
+
+    def finish_first_deploy(self):
+        self.deploying = None
+        self.save()

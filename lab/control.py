@@ -10,8 +10,16 @@ FAULT_KINDS = ("kill-host", "boot-host", "kill-engine-vm", "power-outage", "corr
 
 
 def make_app(cluster):
+    async def settle():
+        """Answer only once SSH listens (or not) as the state says, so a client that
+        saw a host come back can connect at once."""
+        if cluster.settle:
+            await cluster.settle()
+
     async def state(request):
-        return web.json_response(cluster.snapshot())
+        snapshot = cluster.snapshot()
+        await settle()
+        return web.json_response(snapshot)
 
     async def fault(request):
         try:
@@ -24,6 +32,7 @@ def make_app(cluster):
             message = cluster.fault(kind, host, **body)
         except LabError as exc:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        await settle()
         return web.json_response({"ok": True, "message": message})
 
     app = web.Application()

@@ -92,6 +92,12 @@ class Lab:
     def state(self):
         return self._request("/state")
 
+    def reload_manifest(self):
+        """Re-read manifest.json (engine-setup on a first host changes the password)."""
+        with open(_os.path.join(self.state_dir, MANIFEST)) as f:
+            self.manifest = json.load(f)
+        return self.manifest
+
     def wait_for(self, predicate, sim_seconds, poll=0.05):
         """Poll `state()` until predicate(state) is truthy, for `sim_seconds` of lab time."""
         deadline = time.monotonic() + sim_seconds / self.speed + 2
@@ -131,7 +137,7 @@ def summary(state):
 
 
 def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x",
-              ssh_port_base=None, timeout=30):
+              ssh_port_base=None, timeout=30, undeployed=False):
     """Spawn `python -m lab up` and wait until it has written its manifest."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
     _os.makedirs(state_dir, exist_ok=True)
@@ -143,6 +149,8 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x"
            "--exit-with-parent"]
     if ssh_port_base:
         cmd += ["--ssh-port-base", str(ssh_port_base)]
+    if undeployed:
+        cmd.append("--undeployed")
     root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
     env = dict(_os.environ, PYTHONPATH=root + _os.pathsep + _os.environ.get("PYTHONPATH", ""))
     log = open(_os.path.join(state_dir, LOG), "ab")

@@ -130,11 +130,11 @@ class Host(Machine):
     def installed(self, package):
         return package in self.packages
 
-    def deploy_files(self, host_id):
+    def deploy_files(self, host_id, storage=STORAGE):
         self.files[HE_CONF] = (
             f"fqdn=engine.{DOMAIN}\nvm_disk_id=6d2a5e1c-1b1c-4f0e-9b53-5a7c2b8f1d11\n"
             "vmid=3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70\n"
-            f"storage={STORAGE}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
+            f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
             "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
             f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
             "network_test=ping\nconf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
@@ -159,19 +159,40 @@ class Host(Machine):
 
 
 class EngineVm(Machine):
-    """The guest OS of HostedEngine: reachable only while the VM runs."""
+    """The guest OS of HostedEngine: reachable only while the VM runs and has an OS.
+
+    `engine_configured` is set by engine-setup; `admin_password` and `engine_fqdn` are
+    what it was given, so a first-host deploy can check them (the howto's notes).
+    """
 
     kind = "engine-vm"
-    persisted = Machine.persisted + ("engine_running", "setup_running", "engine_version")
+    persisted = Machine.persisted + ("engine_running", "setup_running", "engine_version",
+                                     "os_installed", "engine_configured", "engine_fqdn",
+                                     "admin_password")
 
     def __init__(self, engine_version, port=0):
         super().__init__(f"engine.{DOMAIN}", "127.0.1.200", port, "el7")
         self.engine_running = True
         self.setup_running = False
         self.engine_version = engine_version
-        self.install_os("el7")
-        self.add_release_repo(engine_version)
+        self.os_installed = True
+        self.engine_configured = True
+        self.engine_fqdn = self.name
+        self.admin_password = None  # unknown for the pre-deployed lab: not checked
+        self.install_guest()
         self.packages.update(catalog.ENGINE_PACKAGES[engine_version])
+
+    def install_guest(self):
+        """The admin installed the guest OS (and added the oVirt repo while at it)."""
+        self.install_os("el7")
+        self.add_release_repo(self.engine_version)
+        self.os_installed = True
+
+    def wipe(self):
+        """A blank VM disk, as first-host deployment creates it."""
+        self.files, self.packages = {}, {}
+        self.os_installed = self.engine_configured = self.engine_running = False
+        self.admin_password = None
 
     def release_packages(self, release):
         return dict(catalog.ENGINE_PACKAGES[release])

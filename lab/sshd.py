@@ -88,6 +88,7 @@ class SshFront:
         self.servers = {}   # name -> (mode, server)
         self.conns = {}
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # the loop and the control endpoint both reconcile
         self._task = None
 
     def machines(self):
@@ -117,6 +118,7 @@ class SshFront:
             self.servers[machine.name] = ("closed", sock)
         await self.reconcile()
         self.cluster.on_change = self._wake.set
+        self.cluster.settle = self.reconcile
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self):
@@ -129,6 +131,10 @@ class SshFront:
                 log.exception("could not update SSH listeners")
 
     async def reconcile(self):
+        async with self._lock:
+            await self._reconcile()
+
+    async def _reconcile(self):
         for machine in self.machines():
             mode = self.wanted_mode(machine)
             current, server = self.servers[machine.name]

@@ -15,18 +15,21 @@ MANIFEST = "manifest.json"
 
 
 async def start_engine(cluster, state_dir):
-    """Start the engine REST API from lab/engine if it is there.
-
-    Returns (engine manifest entry, stop coroutine function or None).
-    """
+    """Start the engine REST API from lab/engine if it is there; returns it or None."""
     here = os.path.dirname(os.path.abspath(__file__))
     if not os.path.exists(os.path.join(here, "engine", "__init__.py")):
         log.warning("lab/engine is missing: running without the engine REST API")
-        return None, None
+        return None
     from .engine import start_engine_api
-    url, ca_file, username, password, stop = await start_engine_api(
-        cluster, host="127.0.0.1", port=0, state_dir=state_dir)
-    return {"url": url, "username": username, "password": password, "ca_file": ca_file}, stop
+    return await start_engine_api(cluster, host="127.0.0.1", port=0, state_dir=state_dir)
+
+
+def engine_entry(api):
+    """Read each time: a first-host engine-setup changes the admin password."""
+    if api is None:
+        return None
+    return {"url": api.url, "username": api.username, "password": api.password,
+            "ca_file": api.ca_file}
 
 
 def write_manifest(state_dir, data):
@@ -69,7 +72,7 @@ async def run(args):
     if os.path.exists(manifest_path):
         os.remove(manifest_path)  # a stale manifest must not look like a started lab
     cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
-                      engine_version=args.engine_version)
+                      engine_version=args.engine_version, undeployed=args.undeployed)
     front = SshFront(cluster, state_dir)
     ports = {}
     if args.ssh_port_base:
@@ -78,9 +81,14 @@ async def run(args):
     cluster.start()
     await front.start(ports)
     control_url, control_runner = await start_control(cluster)
-    engine, engine_stop = await start_engine(cluster, state_dir)
+    api = await start_engine(cluster, state_dir)
     cluster.save()
-    write_manifest(state_dir, build_manifest(cluster, front, engine, control_url))
+
+    def refresh_manifest():
+        write_manifest(state_dir, build_manifest(cluster, front, engine_entry(api), control_url))
+
+    refresh_manifest()
+    cluster.on_manifest_change = refresh_manifest
     log.info("lab up: %d hosts, speed %s, state in %s", len(cluster.hosts), args.speed, state_dir)
 
     stop = asyncio.Event()
@@ -92,8 +100,8 @@ async def run(args):
     await stop.wait()
 
     log.info("lab stopping")
-    if engine_stop:
-        await engine_stop()
+    if api is not None:
+        await api.stop()
     await control_runner.cleanup()
     await front.stop()
     await cluster.stop()

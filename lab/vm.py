@@ -70,7 +70,8 @@ def apply_event(cluster, host, action, when):
             cluster.lease = host.name
             host.died_here = False
             host.vm = new_record("Powering up", when, started=rec["started"])
-            cluster.engine_vm.engine_running = True  # ovirt-engine is enabled at boot
+            # ovirt-engine is enabled at boot, once engine-setup has configured it
+            cluster.engine_vm.engine_running = cluster.engine_vm.engine_configured
         else:
             host.vm = new_record("Down", when, reason="locked")
     elif action == "up":

@@ -31,7 +31,9 @@ async def engine_setup(ctx, args):
     ctx.print("[ INFO  ] Stage: Programs detection")
     ctx.print("[ INFO  ] Stage: Environment customization")
     await ctx.sleep(2)
-    if not ctx.cluster.global_maintenance:
+    if not vm.engine_configured:
+        return await fresh_setup(ctx, args)
+    if ctx.cluster.he_deployed and not ctx.cluster.global_maintenance:
         ctx.err.write(HE_NOT_GLOBAL)
         ctx.error("[ ERROR ] Failed to execute stage 'Setup validation': Hosted Engine setup "
                   "detected, but Global Maintenance is not set.")
@@ -76,6 +78,86 @@ async def engine_setup(ctx, args):
     ctx.print("          Web access is enabled at:")
     ctx.print(f"              http://{vm.name}:80/ovirt-engine")
     ctx.print(f"              https://{vm.name}:443/ovirt-engine")
+    ctx.print("\n          --== END OF SUMMARY ==--\n")
+    ctx.print("[ INFO  ] Stage: Clean up")
+    ctx.print("[ INFO  ] Stage: Pre-termination")
+    ctx.print("[ INFO  ] Stage: Termination")
+    ctx.print("[ INFO  ] Execution of setup completed successfully")
+    return 0
+
+
+async def ask(ctx, prompt, secret=False):
+    """One answer from stdin; None at end of input (the caller fails like otopi)."""
+    ctx.out.write(f"          {prompt}")
+    line = await ctx.stdin.readline()
+    if line == "":
+        ctx.error("[ ERROR ] Failed to execute stage 'Environment customization': End of file")
+        return None
+    ctx.out.write("\n")
+    return line.strip()
+
+
+async def fresh_setup(ctx, args):
+    """First engine-setup in a new engine VM (the howto's first-host deployment).
+
+    Only the answers the lab uses are asked: the FQDN (must match the one given to
+    hosted-engine --deploy, the howto's note) and the admin password (must match too).
+    """
+    vm = ctx.machine
+    defaults = "--accept-defaults" in args
+    ctx.print("\n          --== NETWORK CONFIGURATION ==--\n")
+    fqdn = vm.name
+    if not defaults:
+        fqdn = await ask(ctx, f"Host fully qualified DNS name of this server [{vm.name}]: ")
+        if fqdn is None:
+            return 1
+        fqdn = fqdn or vm.name
+    ctx.print("\n          --== OVIRT ENGINE CONFIGURATION ==--\n")
+    while True:
+        password = await ask(ctx, "Engine admin password: ", secret=True)
+        if password is None:
+            return 1
+        again = await ask(ctx, "Confirm engine admin password: ", secret=True)
+        if again is None:
+            return 1
+        if password and password == again:
+            break
+        ctx.print("[ ERROR ] Passwords do not match" if password else "[ ERROR ] Empty password")
+    ctx.print("[ INFO  ] Stage: Setup validation")
+    ctx.print("\n          --== CONFIGURATION PREVIEW ==--\n")
+    ctx.print(f"          {'Host FQDN':<40}: {fqdn}")
+    ctx.print(f"          {'Engine database name':<40}: engine")
+    if not defaults:
+        answer = await ask(ctx, "Please confirm installation settings (OK, Cancel) [OK]: ")
+        if answer is None:
+            return 1
+        if answer.lower() == "cancel":
+            ctx.error("[ ERROR ] Failed to execute stage 'Setup validation': Aborted by user")
+            return 1
+    vm.setup_running = True
+    try:
+        for step, seconds in (("Stage: Transaction setup", 2), ("Stage: Misc configuration", 2),
+                              ("Stage: Package installation", 3), ("Stage: Misc configuration", 2),
+                              ("Initializing PostgreSQL", 5),
+                              ("Creating PostgreSQL 'engine' database", 3),
+                              ("Configuring PostgreSQL", 2), ("Creating CA", 3),
+                              ("Creating/refreshing Engine database schema", 30),
+                              ("Generating post install configuration file "
+                               "'/etc/ovirt-engine-setup.conf.d/20-setup-ovirt-post.conf'", 1),
+                              ("Stage: Transaction commit", 1), ("Stage: Closing up", 1),
+                              ("Starting engine service", 10)):
+            ctx.print(f"[ INFO  ] {step}")
+            await ctx.sleep(seconds)
+        vm.engine_fqdn = fqdn
+        vm.admin_password = password
+        vm.engine_configured = vm.engine_running = True
+        ctx.cluster.set_admin_password(password)
+    finally:
+        vm.setup_running = False
+    ctx.print("\n          --== SUMMARY ==--\n")
+    ctx.print("          Web access is enabled at:")
+    ctx.print(f"              http://{fqdn}:80/ovirt-engine")
+    ctx.print(f"              https://{fqdn}:443/ovirt-engine")
     ctx.print("\n          --== END OF SUMMARY ==--\n")
     ctx.print("[ INFO  ] Stage: Clean up")
     ctx.print("[ INFO  ] Stage: Pre-termination")

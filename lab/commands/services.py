@@ -64,6 +64,10 @@ async def do_action(ctx, action, unit):
             if problem:
                 return 1, problem
         elif unit == "ovirt-engine":
+            if not machine.engine_configured:
+                return 1, ("Job for ovirt-engine.service failed because the control process "
+                           "exited with error code. See \"systemctl status "
+                           "ovirt-engine.service\" and \"journalctl -xe\" for details.")
             machine.engine_running = True
     return 0, None
 

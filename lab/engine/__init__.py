@@ -41,6 +41,12 @@ class EngineApi:
         # INTERFACE.md's first draft returned a tuple; keep that unpacking working.
         return iter((self.url, self.ca_file, self.username, self.password, self.stop))
 
+    def set_password(self, password: str) -> None:
+        """engine-setup of a fresh engine sets the admin@internal password."""
+        self._engine.store.data["password"] = password
+        self._engine.store.drop_all_tokens()
+        self._engine.store.save()
+
     def register_host(self, name: str, address: str, cluster_name: str = "Default") -> str:
         """Add a host to the engine (as hosted-engine --deploy does); return its id.
 

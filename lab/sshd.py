@@ -49,6 +49,21 @@ def bind(address, wanted=0):
     raise OSError(f"no free port on {address}")
 
 
+async def rebind(address, port, attempts=100):
+    """The machine's own port again: the manifest names it, so another port would
+    look like a dead host. The old socket may take a moment to let go."""
+    for _ in range(attempts):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+            return sock
+        except OSError:
+            sock.close()
+            await asyncio.sleep(0.02)
+    raise OSError(f"{address}:{port} stays busy")
+
+
 class _Server(asyncssh.SSHServer):
     def __init__(self, front, machine):
         self.front = front
@@ -143,8 +158,7 @@ class SshFront:
             server.close()
             for conn in list(self.conns.get(machine.name, ())):
                 conn.abort()
-            await asyncio.sleep(0)
-            sock = bind(machine.address, machine.port)
+            sock = await rebind(machine.address, machine.port)
             self.servers[machine.name] = (mode, await self._listen(machine, mode, sock))
 
     async def _listen(self, machine, mode, sock):

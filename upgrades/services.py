@@ -52,6 +52,7 @@ def start_step(step):
     step.status = StepStatus.RUNNING
     step.started_at = timezone.now()
     step.save(update_fields=["status", "started_at"])
+    audit.record(None, "step.start", step, host=step.host.name if step.host else "", command=step.command)
     events.publish(events.run_group(step.run_id), events.step_event(step))
 
 

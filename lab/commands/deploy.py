@@ -69,6 +69,7 @@ class Dialog:
         self.ctx.out.write(f"{PAD}{prompt}")
         line = await self.ctx.stdin.readline()
         if line == "":
+            self.ctx.out.write("\n")
             raise Abort(f"Failed to execute stage '{self.stage}': End of file")
         if not secret:
             self.ctx.out.write("\n")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, a reachable Redis, then pytest in parallel.
+# The whole test suite: set-up, then pytest in parallel (each test process
+# starts its own Redis server; see tests/conftest.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-source scripts/ensure-redis.sh
 if [ -n "${DATABASE_URL:-}" ]; then
   echo "test: database $DATABASE_URL"
 else

@@ -4,7 +4,9 @@ Each test process (xdist worker) starts its own Redis server, so runs queued
 by one test process are never taken by another's worker.
 """
 import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +24,12 @@ PASSWORD = "correct horse battery staple"
 LAB_SPEED = 60  # one simulated minute per real second
 
 
+def die_with_parent():
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL,
+    so an interrupted run leaves no workers or servers behind (Linux only)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _start_redis(folder):
     """A Redis server of this test process's own, on a unix socket: no shared
     state with other test processes or runs, no port to race for. A missing
@@ -29,7 +37,7 @@ def _start_redis(folder):
     sock = folder / "redis.sock"
     proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
                              "--appendonly", "no", "--dir", str(folder)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     atexit.register(proc.terminate)
     deadline = time.monotonic() + 10
     while not sock.exists():
@@ -111,7 +119,8 @@ class Processes:
 
     def start(self, name, args):
         log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=die_with_parent)
         self.procs.append((name, proc))
         return proc
 

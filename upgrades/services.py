@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from . import audit, events
 from .models import Cluster, Host, RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
-from .permissions import ADMIN, can_operate, has_role
+from .permissions import can_admin, can_operate
 from .remote import ssh
 from .remote.base import RemoteError
 from .runbooks import get_runbook
@@ -103,7 +103,7 @@ def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, us
 
 def accept_host_key(*, host, known_hosts_line, user):
     """Pin the SSH host key an admin reviewed; replaces keys pinned for the same address."""
-    if not has_role(user, ADMIN):
+    if not can_admin(user):
         raise PermissionDenied("Only admins can accept host keys.")
     line = known_hosts_line.strip()
     name = ssh.known_hosts_name(host.address, host.ssh_port)

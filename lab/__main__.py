@@ -6,11 +6,10 @@ import json
 import logging
 import os
 import sys
-import urllib.error
-import urllib.request
 
 from .control import FAULT_KINDS
 from .errors import LabError
+from .launcher import control_request
 
 
 def parse_args(argv):
@@ -53,16 +52,6 @@ def control_url(state_dir):
         raise SystemExit(f"no running lab in {state_dir} (no manifest.json)")
 
 
-def post_fault(url, body):
-    request = urllib.request.Request(url + "/fault", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as exc:
-        return json.load(exc)
-
-
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "up":
@@ -77,14 +66,13 @@ def main(argv=None):
         return 0
     url = control_url(args.state_dir)
     if args.command == "state":
-        with urllib.request.urlopen(url + "/state", timeout=30) as response:
-            print(json.dumps(json.load(response), indent=2))
+        print(json.dumps(control_request(url, "/state"), indent=2))
         return 0
     body = {"kind": args.kind, "host": args.host}
     for key in ("pattern", "factor", "os"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    result = post_fault(url, body)
+    result = control_request(url, "/fault", body)
     if not result.get("ok"):
         print(f"lab: {result.get('error')}", file=sys.stderr)
         return 1

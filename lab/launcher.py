@@ -26,6 +26,18 @@ class LabStartError(LabError):
     pass
 
 
+def control_request(control_url, path, body=None):
+    """GET (or POST `body` as JSON) on the lab's control endpoint; its JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(control_url + path, data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as exc:
+        return json.load(exc)
+
+
 class Lab:
     def __init__(self, process, state_dir, manifest):
         self.process = process
@@ -73,14 +85,7 @@ class Lab:
         return client
 
     def _request(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.control_url + path, data=data,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as exc:
-            return json.load(exc)
+        return control_request(self.control_url, path, body)
 
     def fault(self, kind, host=None, **kw):
         """Inject a fault; raises LabError when the lab refuses it."""

@@ -102,24 +102,21 @@ async def vm_start(ctx, args):
 
 
 async def vm_shutdown(ctx, args):
-    await ctx.sleep(1)
-    if not vdsm_check(ctx):
-        return 1
-    ok, message = vm.vm_shutdown(ctx.cluster, ctx.host, ctx.now())
-    if not ok:
-        ctx.error(f"Command VM.shutdown with args {{'vmID': '3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70'}} "
-                  f"failed:\n(code=1, message={message})")
-        return 1
-    return 0
+    return await _vm_stop(ctx, vm.vm_shutdown, "VM.shutdown")
 
 
 async def vm_poweroff(ctx, args):
+    return await _vm_stop(ctx, vm.vm_poweroff, "VM.destroy")
+
+
+async def _vm_stop(ctx, stop, verb):
+    """--vm-shutdown and --vm-poweroff: the vdsm call, and its failure as vdsm words it."""
     await ctx.sleep(1)
     if not vdsm_check(ctx):
         return 1
-    ok, message = vm.vm_poweroff(ctx.cluster, ctx.host, ctx.now())
+    ok, message = stop(ctx.cluster, ctx.host, ctx.now())
     if not ok:
-        ctx.error(f"Command VM.destroy with args {{'vmID': '3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70'}} "
+        ctx.error(f"Command {verb} with args {{'vmID': '3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70'}} "
                   f"failed:\n(code=1, message={message})")
         return 1
     return 0

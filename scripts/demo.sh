@@ -14,7 +14,7 @@ pids=()
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "demo: stopping"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}" ${REDIS_STARTED_PID:-}; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT

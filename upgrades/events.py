@@ -34,6 +34,26 @@ class RunEvent(TypedDict):
     status: str
 
 
+class HostHa(TypedDict):
+    id: int
+    name: str
+    state: str
+    score: int | None
+    live: bool
+    local_maintenance: bool
+    engine_vm_here: bool
+    seen_at: str | None
+
+
+class HaEvent(TypedDict):
+    type: str  # "ha.update"
+    cluster: int
+    maintenance_mode: str
+    polled_at: str | None
+    poll_error: str
+    hosts: list[HostHa]
+
+
 def run_group(run_id):
     return f"run-{run_id}"
 

@@ -5,36 +5,16 @@ score, liveness or maintenance changes, and otherwise at most once per
 SAMPLE_EVERY. Changes are published to the cluster's group after saving.
 """
 from datetime import timedelta
-from typing import TypedDict
 
 from django.db import transaction
 from django.utils import timezone
 
 from . import events
+from .events import HaEvent, HostHa
 from .models import Cluster, HaSample, Host, MaintenanceMode
 
 SAMPLE_EVERY = timedelta(minutes=1)
 HOST_FIELDS = ("ha_state", "ha_score", "ha_live", "local_maintenance", "engine_vm_here")
-
-
-class HostHa(TypedDict):
-    id: int
-    name: str
-    state: str
-    score: int | None
-    live: bool
-    local_maintenance: bool
-    engine_vm_here: bool
-    seen_at: str | None
-
-
-class HaEvent(TypedDict):
-    type: str  # "ha.update"
-    cluster: int
-    maintenance_mode: str
-    polled_at: str | None
-    poll_error: str
-    hosts: list[HostHa]
 
 
 def host_payload(host) -> HostHa:

@@ -5,7 +5,6 @@ gets the 3 hosts of one lab), so the portal side does 100 clusters' work:
 100 SSH sessions, 100 parses and stores every 5 s.
 """
 import os
-import sys
 import time
 
 from harness import Bench, percentile, report

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from . import events
 from .events import HaEvent, HostHa
-from .models import Cluster, HaSample, Host, MaintenanceMode
+from .models import Cluster, HaSample, MaintenanceMode
 
 SAMPLE_EVERY = timedelta(minutes=1)
 HOST_FIELDS = ("ha_state", "ha_score", "ha_live", "local_maintenance", "engine_vm_here")

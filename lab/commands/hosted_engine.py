@@ -189,8 +189,8 @@ async def clean_metadata(ctx, args):
         ctx.print(f"INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
                   f"Metadata block for host {host_id} is already clean")
     elif seg["stopped"] or "--force-cleanup" in args:
-        ctx.print(f"INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
-                  f"Cleaning the metadata block!")
+        ctx.print("INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
+                  "Cleaning the metadata block!")
         del cluster.segments[str(host_id)]
         cluster.changed()
     else:

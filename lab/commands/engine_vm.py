@@ -74,15 +74,19 @@ async def engine_setup(ctx, args):
         vm.engine_running = True
     finally:
         vm.setup_running = False
+    return setup_summary(ctx, vm.name)
+
+
+def setup_summary(ctx, fqdn):
+    """engine-setup's closing lines, the same for an upgrade and a fresh install."""
     ctx.print("\n          --== SUMMARY ==--\n")
     ctx.print("          Web access is enabled at:")
-    ctx.print(f"              http://{vm.name}:80/ovirt-engine")
-    ctx.print(f"              https://{vm.name}:443/ovirt-engine")
+    ctx.print(f"              http://{fqdn}:80/ovirt-engine")
+    ctx.print(f"              https://{fqdn}:443/ovirt-engine")
     ctx.print("\n          --== END OF SUMMARY ==--\n")
-    ctx.print("[ INFO  ] Stage: Clean up")
-    ctx.print("[ INFO  ] Stage: Pre-termination")
-    ctx.print("[ INFO  ] Stage: Termination")
-    ctx.print("[ INFO  ] Execution of setup completed successfully")
+    for stage in ("Stage: Clean up", "Stage: Pre-termination", "Stage: Termination",
+                  "Execution of setup completed successfully"):
+        ctx.print(f"[ INFO  ] {stage}")
     return 0
 
 
@@ -154,16 +158,7 @@ async def fresh_setup(ctx, args):
         ctx.cluster.set_admin_password(password)
     finally:
         vm.setup_running = False
-    ctx.print("\n          --== SUMMARY ==--\n")
-    ctx.print("          Web access is enabled at:")
-    ctx.print(f"              http://{fqdn}:80/ovirt-engine")
-    ctx.print(f"              https://{fqdn}:443/ovirt-engine")
-    ctx.print("\n          --== END OF SUMMARY ==--\n")
-    ctx.print("[ INFO  ] Stage: Clean up")
-    ctx.print("[ INFO  ] Stage: Pre-termination")
-    ctx.print("[ INFO  ] Stage: Termination")
-    ctx.print("[ INFO  ] Execution of setup completed successfully")
-    return 0
+    return setup_summary(ctx, fqdn)
 
 
 @command("engine-backup", machines=("engine-vm",), package="ovirt-engine")

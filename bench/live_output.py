@@ -112,7 +112,7 @@ def main():
         numbers = " ".join(str(i) for i in range(LATENCY_LINES // 2))
         for viewers in VIEWERS:
             run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; date +%s.%N; sleep 0.001; done")
-            _, outs = asyncio.run(watch(base, run.pk, cookie, viewers, lambda: enqueue_run(run.pk)))
+            _, outs = asyncio.run(watch(base, run.pk, cookie, viewers, lambda: enqueue_run(run)))
             latencies, stamps = [], []
             for out in outs:
                 for received, batch in out:
@@ -136,7 +136,7 @@ def main():
             report("Live output (latency only)", rows, NOTES)
             return
         run = make_run(user, host, f"seq {THROUGHPUT_LINES}")
-        started, outs = asyncio.run(watch(base, run.pk, cookie, 10, lambda: enqueue_run(run.pk)))
+        started, outs = asyncio.run(watch(base, run.pk, cookie, 10, lambda: enqueue_run(run)))
         expected = [[i, "stdout", str(i)] for i in range(1, THROUGHPUT_LINES + 1)]
         ok_viewers = sum(1 for out in outs if lines_of(out) == expected)
         first = min(out[0][0] for out in outs)

@@ -51,7 +51,22 @@ def env_secret(name):
 
 
 DATA_DIR = Path(os.environ.get("HEPORTAL_DATA_DIR", BASE_DIR / "data"))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# The data folder holds the secret key, the database (sessions, password
+# hashes) and SSH keys: only its owner may read it.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if DATA_DIR.stat().st_uid == os.getuid():
+    DATA_DIR.chmod(0o700)
+
+
+def private_file(path):
+    """Create ``path`` empty with mode 0600, or make an existing one of ours 0600; returns it."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        info = os.stat(path)
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, 0o600)
+    return path
 
 
 def _secret_key():
@@ -61,8 +76,7 @@ def _secret_key():
         return key
     path = DATA_DIR / "secret_key"
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(50))
+        private_file(path).write_text(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 
@@ -121,6 +135,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite creates the file (and its -wal/-shm files, with the same mode)
+    # world-readable: create it 0600 first.
+    if DATABASES["default"]["NAME"] and not str(DATABASES["default"]["NAME"]).startswith(":"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        private_file(DATABASES["default"]["NAME"])
     # Web process and RQ workers write the same file: wait for locks instead
     # of failing, and let readers run beside the writer.
     DATABASES["default"]["OPTIONS"] = {
@@ -133,11 +152,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# channels-redis waits for messages with BZPOPMIN blocking up to 5 s; redis-py's
+# default 5 s socket timeout would end that wait with a TimeoutError and close
+# every idle websocket. The read timeout must outlast the blocking call.
+REDIS_SOCKET_TIMEOUT = 15
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                       "socket_connect_timeout": 5}],
             "prefix": os.environ.get("CHANNELS_PREFIX", "heportal"),
             "capacity": 5000,
             "expiry": 60,
@@ -149,6 +173,8 @@ RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "poll": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
 }
+# A worker that keeps its job running while Redis restarts (upgrades/worker.py).
+RQ = {"WORKER_CLASS": "upgrades.worker.Worker"}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -30,21 +30,45 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _start_redis(folder):
+class RedisServer:
     """A Redis server of this test process's own, on a unix socket: no shared
     state with other test processes or runs, no port to race for. A missing
-    redis-server is a failure, not a skip."""
-    sock = folder / "redis.sock"
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
-    atexit.register(proc.terminate)
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"redis-server did not start (exit {proc.returncode})")
-        time.sleep(0.02)
-    return f"unix://{sock}?db=0"
+    redis-server is a failure, not a skip. Tests of fault tolerance stop and
+    start it for real (``restart``): like a production Redis without
+    persistence, it comes back empty."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.sock = folder / "redis.sock"
+        self.url = f"unix://{self.sock}?db=0"
+        self.proc = None
+        atexit.register(self.stop)
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", str(self.sock), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + 10
+        while not self.sock.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start (exit {self.proc.returncode})")
+            time.sleep(0.02)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.sock.unlink(missing_ok=True)
+
+    def restart(self, down_seconds=0.0):
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+
+REDIS = None
 
 
 def _configure_worker_services():
@@ -52,14 +76,17 @@ def _configure_worker_services():
     # One directory per test process, so two runs on one machine never share a file.
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
     folder = Path(tempfile.mkdtemp(prefix=f"heportal-test-{run[:8]}-{worker}-"))
-    url = _start_redis(folder)
+    global REDIS
+    REDIS = RedisServer(folder).start()
+    url = REDIS.url
     prefix = f"heportal-test-{worker}"
     (folder / "static").mkdir()  # children's collectstatic target, one per process
     os.environ.update(REDIS_URL=url, CHANNELS_PREFIX=prefix, FAST_PASSWORD_HASHER="1",
                       STATIC_ROOT=str(folder / "static"))
     settings.STATIC_ROOT = folder / "static"
     settings.REDIS_URL = url
-    settings.CHANNEL_LAYERS["default"]["CONFIG"].update(hosts=[url], prefix=prefix)
+    layer = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    layer.update(hosts=[{**layer["hosts"][0], "address": url}], prefix=prefix)
     for queue in settings.RQ_QUEUES.values():
         queue["URL"] = url
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -149,6 +176,12 @@ def rq_worker(django_db_setup, django_db_blocker, lab, tmp_path_factory):
     procs.stop()
 
 
+class PortalUrl(str):
+    """The live portal's base URL; ``log`` is daphne's log file."""
+
+    log: Path
+
+
 @pytest.fixture(scope="session")
 def live_portal(rq_worker, tmp_path_factory):
     """daphne serving the real ASGI app on a free port; yields its base URL."""
@@ -168,7 +201,26 @@ def live_portal(rq_worker, tmp_path_factory):
             time.sleep(0.1)
     else:
         pytest.fail("daphne did not start listening in 30 s")
-    yield f"http://127.0.0.1:{port}"
+    url = PortalUrl(f"http://127.0.0.1:{port}")
+    url.log = procs.log_dir / "daphne.log"
+    yield url
+    procs.stop()
+
+
+@pytest.fixture
+def redis_server():
+    """This test process's Redis, to stop and start; running again after the test."""
+    yield REDIS
+    if REDIS.proc is None or REDIS.proc.poll() is not None:
+        REDIS.start()
+
+
+@pytest.fixture
+def ha_poller(django_db_setup, lab, tmp_path):
+    """A real `manage.py ha_poller` process; its loop also runs the run sweeper."""
+    procs = Processes(tmp_path)
+    procs.start("ha_poller", [sys.executable, "manage.py", "ha_poller"])
+    yield procs
     procs.stop()
 
 

@@ -74,7 +74,7 @@ def start_run(user, cluster, command):
     from upgrades.services import enqueue_run
 
     run = make_run(user, cluster.hosts.order_by("he_host_id").first(), [command])
-    enqueue_run(run.pk)
+    enqueue_run(run)
     return run
 
 

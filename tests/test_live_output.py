@@ -56,7 +56,7 @@ def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, lab_cluster, mak
     user = make_user("operator")
     run = make_run(user, lab_host(lab_cluster), [f"for i in {numbers(300)}; do echo line $i; sleep 0.5; done"])
     step = run.steps.get()
-    enqueue_run(run.pk)
+    enqueue_run(run)
     wait_for_lines(step, 40)  # the run is well under way
 
     headers = session_headers(user)
@@ -80,7 +80,7 @@ def test_a_late_viewer_gets_every_line_once_in_order(rq_worker, lab_cluster, mak
 def test_a_reconnecting_viewer_gets_only_what_follows_its_cursor(rq_worker, lab_cluster, make_user):
     user = make_user("operator")
     run = make_run(user, lab_host(lab_cluster), [f"for i in {numbers(50)}; do echo n$i; done; cat /no/such/file; true"])
-    enqueue_run(run.pk)
+    enqueue_run(run)
     deadline = time.monotonic() + 60
     while UpgradeRun.objects.get(pk=run.pk).status != RunStatus.SUCCEEDED:
         assert time.monotonic() < deadline
@@ -123,7 +123,7 @@ def test_an_anonymous_websocket_is_refused(make_user):
 def test_a_failing_command_fails_the_step_and_the_run(rq_worker, lab_cluster, make_user):
     user = make_user("operator")
     run = make_run(user, lab_host(lab_cluster), ["echo before; no-such-command", "echo never"])
-    enqueue_run(run.pk)
+    enqueue_run(run)
     deadline = time.monotonic() + 60
     while UpgradeRun.objects.get(pk=run.pk).status not in (RunStatus.FAILED, RunStatus.SUCCEEDED):
         assert time.monotonic() < deadline
@@ -142,7 +142,7 @@ def test_a_dropped_connection_fails_the_step_and_keeps_the_output_so_far(rq_work
     user = make_user("operator")
     host = fresh_lab_cluster.hosts.get(name="he2.lab.local")
     run = make_run(user, host, [f"for i in {numbers(600)}; do echo line $i; sleep 1; done"])
-    enqueue_run(run.pk)
+    enqueue_run(run)
     step = run.steps.get()
     wait_for_lines(step, 30)
     fresh_lab_cluster.lab.fault("kill-host", host="he2.lab.local")

@@ -3,7 +3,10 @@
 Lossless resume: the client says which line it has per step
 (``?after=<step>:<seq>,...``). The consumer joins the group *before* reading
 the backlog from the database, so a line is either in the backlog or
-arrives live afterwards; ``self.sent`` drops the ones that are both.
+arrives live afterwards; ``self.sent`` drops the ones that are both. A live
+batch that starts beyond the next line (batches not published while Redis
+was away) is preceded by the missing lines, read from the database, and so
+is a step's final status.
 """
 import json
 from urllib.parse import parse_qs
@@ -59,24 +62,30 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         """Every step's status and the lines after the client's cursors, then the run's status."""
         run, steps = await database_sync_to_async(self._load_run)()
         for step in steps:
-            await self.send_json(step_event(step))
-            after = self.sent.get(step.pk, 0)
-            while True:
-                rows = await database_sync_to_async(self._rows)(step.pk, after)
-                if not rows:
-                    break
-                await self._send_lines(step.pk, rows)
-                after = rows[-1][0]
+            await self.send_json(step_event(step, lines=0))
+            await self._catch_up(step.pk)
         await self.send_json(run_event(run))
+
+    async def _catch_up(self, step_id, upto=None):
+        """Send the stored lines after what this viewer has, up to ``upto``."""
+        after = self.sent.get(step_id, 0)
+        while upto is None or after < upto:
+            rows = await database_sync_to_async(self._rows)(step_id, after, upto)
+            if not rows:
+                break
+            await self._send_lines(step_id, rows)
+            after = rows[-1][0]
 
     def _load_run(self):
         run = UpgradeRun.objects.get(pk=self.run_id)
         return run, list(run.steps.order_by("order"))
 
     @staticmethod
-    def _rows(step_id, after):
-        return [list(row) for row in StepOutput.objects.filter(step_id=step_id, seq__gt=after)
-                .order_by("seq").values_list("seq", "stream", "text")[:BACKLOG_CHUNK]]
+    def _rows(step_id, after, upto=None):
+        rows = StepOutput.objects.filter(step_id=step_id, seq__gt=after)
+        if upto is not None:
+            rows = rows.filter(seq__lte=upto)
+        return [list(row) for row in rows.order_by("seq").values_list("seq", "stream", "text")[:BACKLOG_CHUNK]]
 
     async def _send_lines(self, step_id, lines):
         last = self.sent.get(step_id, 0)
@@ -87,7 +96,10 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def output_lines(self, event):
         """Forward the batch as encoded once by the worker, unless it overlaps the backlog."""
-        step_id, last = event["step"], self.sent.get(event["step"], 0)
+        step_id = event["step"]
+        if event["first"] > self.sent.get(step_id, 0) + 1:
+            await self._catch_up(step_id, upto=event["first"] - 1)
+        last = self.sent.get(step_id, 0)
         if event["first"] > last:
             self.sent[step_id] = event["last"]
             await self.send(text_data=event["json"])
@@ -95,6 +107,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self._send_lines(step_id, json.loads(event["json"])["lines"])
 
     async def step_status(self, event):
+        if event.get("lines", 0) > self.sent.get(event["step"], 0):
+            await self._catch_up(event["step"], upto=event["lines"])
         await self.send_json(event)
 
     async def run_status(self, event):

@@ -2,13 +2,17 @@
 
 Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
 state. Payloads are saved to the database before they are published, so a
-page can always be rebuilt from the database.
+page can always be rebuilt from the database; publishing is best effort
+(Redis may be restarting) and a viewer catches up from the database.
 """
+import logging
 from typing import TypedDict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+log = logging.getLogger(__name__)
 
 
 class OutputEvent(TypedDict):
@@ -26,6 +30,7 @@ class StepEvent(TypedDict):
     status: str
     exit_code: int | None
     error: str
+    lines: int  # the step's last stored output line: a viewer below it has missed some
 
 
 class RunEvent(TypedDict):
@@ -64,12 +69,25 @@ def cluster_group(cluster_id):
 
 def publish(group, payload):
     """Send after the current transaction commits (at once in autocommit)."""
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, payload))
+    transaction.on_commit(lambda: send_now(group, payload))
 
 
-def step_event(step) -> StepEvent:
+def send_now(group, payload):
+    """Send, or log why not: the change is saved already, and a failed send
+    must never fail the step or the request that made it."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(group, payload)
+    except Exception as exc:  # redis errors, OSError, ChannelFull
+        log.warning("not published to %s (viewers catch up from the database): %s", group, exc)
+        return False
+    return True
+
+
+def step_event(step, lines=None) -> StepEvent:
+    if lines is None:
+        lines = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
     return {"type": "step.status", "step": step.pk, "status": step.status,
-            "exit_code": step.exit_code, "error": step.error}
+            "exit_code": step.exit_code, "error": step.error, "lines": lines}
 
 
 def run_event(run) -> RunEvent:

@@ -88,16 +88,24 @@ class Runbook(models.Model):
 
 class RunStatus(models.TextChoices):
     PENDING = "pending"
-    AWAITING_APPROVAL = "awaiting_approval"
+    AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
     RUNNING = "running"
+    WAITING = "waiting", "waiting for a person"
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
 
 
-RUN_ACTIVE = (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING)
+# A cluster has at most one run in these states (a database constraint).
+# Failed and interrupted runs can be resumed, but hold no lock meanwhile:
+# resuming one takes the lock again, or is refused while another run holds it.
+RUN_ACTIVE = (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.WAITING,
+              RunStatus.PAUSED)
 RUN_TERMINAL = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
+# A worker should be executing (or about to execute) runs in these states.
+RUN_ADVANCING = (RunStatus.PENDING, RunStatus.RUNNING)
 
 
 class UpgradeRun(models.Model):
@@ -110,9 +118,21 @@ class UpgradeRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # While a worker executes the run: its claim token and its last heartbeat.
+    # The sweeper marks a run whose heartbeat stopped as interrupted.
+    executor = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The job last put on the queue to advance the run, and when (None: it
+    # never reached the queue); the sweeper queues it again if it was lost.
+    job_id = models.CharField(max_length=64, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE),
+                                    name="one_active_run_per_cluster"),
+        ]
 
     def __str__(self):
         return f"{self.runbook} on {self.cluster} (#{self.pk})"
@@ -129,6 +149,7 @@ class StepStatus(models.TextChoices):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
 
 
 class RunStep(models.Model):

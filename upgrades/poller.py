@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections
 from django.db.models.functions import Mod
 
-from . import ha
+from . import ha, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
 from .remote.ssh import SshSession, SshTarget
@@ -73,13 +73,21 @@ class ClusterPoller:
 
 
 def run_poller(*, shard=0, shards=1, threads=16, stop=None):
-    """Poll every cluster of this shard at its own interval until ``stop`` is set."""
+    """Poll every cluster of this shard at its own interval until ``stop`` is set.
+
+    The loop also runs the run sweeper (``upgrades.sweeper``) every few
+    seconds: this process lives whether or not any RQ worker does.
+    """
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
     clusters, refreshed = {}, 0.0
+    sweeping, sweep_due = None, 0.0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
         while not stop.is_set():
             now = time.monotonic()
+            if now >= sweep_due and (sweeping is None or sweeping.done()):
+                sweep_due = now + sweeper.SWEEP_SECONDS
+                sweeping = pool.submit(_sweep_safely)
             if now - refreshed >= CLUSTER_REFRESH_SECONDS:
                 close_old_connections()
                 clusters = dict(Cluster.objects.annotate(shard=Mod("id", shards)).filter(shard=shard)
@@ -97,6 +105,14 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             stop.wait(0.05)
         for poller in pollers.values():
             poller.close()
+
+
+def _sweep_safely():
+    close_old_connections()
+    try:
+        sweeper.sweep()
+    except Exception:
+        log.exception("sweeping runs failed")
 
 
 def _poll_safely(poller):

@@ -36,9 +36,12 @@ def start_diagnostic(request, host_id):
     host = get_object_or_404(Host, pk=host_id)
     try:
         run = services.start_runbook(host=host, slug="diagnostic", user=request.user)
-    except PermissionDenied as exc:
+    except (PermissionDenied, services.RunConflict) as exc:
         messages.error(request, str(exc))
-        return redirect("home")
+        return redirect("cluster-detail", cluster_id=host.cluster_id)
+    if run.queued_at is None:
+        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
+                                  "starts as soon as the queue answers again.")
     return redirect("run-detail", run_id=run.pk)
 
 

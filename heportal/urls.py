@@ -8,3 +8,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("upgrades.urls")),
 ]
+
+# 403 and 500 use Django's handlers with templates/403.html and 500.html.
+handler404 = "upgrades.errors.page_not_found"

@@ -1,9 +1,11 @@
 """Admin: clusters, hosts and runbook kinds are edited here (audited); runs,
 their output, approvals, HA samples and the audit trail are records and
 stay read-only. Host keys are pinned only through the host-key review page."""
+from django import forms
 from django.contrib import admin
 
 from . import audit
+from .inventory import is_address
 from .models import Approval, AuditEvent, Cluster, HaSample, Host, Runbook, RunStep, StepOutput, UpgradeRun
 
 
@@ -36,8 +38,26 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class HostForm(forms.ModelForm):
+    """The checks an inventory file gets, so the admin cannot save a host
+    the portal could never connect to."""
+
+    def clean_address(self):
+        address = self.cleaned_data["address"].strip()
+        if not is_address(address):
+            raise forms.ValidationError("Not a host name or IP address.")
+        return address
+
+    def clean_ssh_port(self):
+        port = self.cleaned_data["ssh_port"]
+        if port is not None and not 1 <= port <= 65535:
+            raise forms.ValidationError("An SSH port is 1-65535.")
+        return port
+
+
 class HostInline(admin.TabularInline):
     model = Host
+    form = HostForm
     extra = 0
     fields = ("name", "address", "ssh_port", "he_host_id", "os_release", "ha_state", "ha_score")
     readonly_fields = ("ha_state", "ha_score")
@@ -59,6 +79,7 @@ class ClusterAdmin(AuditedAdmin):
 
 @admin.register(Host)
 class HostAdmin(AuditedAdmin):
+    form = HostForm
     list_display = ("name", "cluster", "address", "ssh_port", "he_host_id", "ha_state", "ha_score")
     list_filter = ("cluster",)
     readonly_fields = ("known_hosts", "ha_state", "ha_score", "ha_live", "local_maintenance",

@@ -64,6 +64,7 @@ def test_a_step_of_another_run_is_a_404(client, make_user):
     user = make_user("viewer")
     host = make_host()
     first = make_run(user, host, ["true"])
+    UpgradeRun.objects.filter(pk=first.pk).update(status="succeeded")  # one active run per cluster
     second = make_run(user, host, ["true"])
     client.force_login(user)
     step = second.steps.get()

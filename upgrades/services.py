@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, events, inventory
+from . import audit, events
 from .models import Cluster, Host, RunStatus, RunStep, Runbook, StepStatus, UpgradeRun
 from .permissions import can_admin, can_operate
 from .remote import ssh
@@ -83,7 +83,9 @@ def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, us
     the data mentions is set; no ``engine`` block leaves the engine URL and
     credentials as they are, and a host keeps the fields its entry leaves out.
     """
-    found = inventory.validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval)
+    from .inventory import validate
+
+    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval)
     values = dict(found.cluster)
     if password_file:
         values["credentials_ref"] = f"file:{password_file}"

@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from . import downloads, services
@@ -41,7 +41,7 @@ def cluster_detail(request, cluster_id):
 @login_required
 @require_POST
 def start_diagnostic(request, host_id):
-    host = get_or_404(Host.objects.select_related("cluster"), host_id, "host")
+    host = get_object_or_404(Host, pk=host_id)
     try:
         run = services.start_runbook(host=host, slug="diagnostic", user=request.user)
     except PermissionDenied as exc:

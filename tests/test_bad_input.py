@@ -42,7 +42,8 @@ def test_cursors_keep_only_ascii_numbers_within_range():
 
 
 @pytest.mark.django_db
-def test_an_unknown_page_is_a_404_in_the_portal_layout(client, make_user):
+def test_an_unknown_page_is_a_404_in_the_portal_layout(client, make_user, settings):
+    assert settings.DEBUG is False  # the pages people get, not Django's debug pages
     assert_portal_page(client.get("/no/such/page/"), 404, "There is no page at this address.")
     client.force_login(make_user("viewer"))
     assert_portal_page(client.get(reverse("run-detail", args=[4242])), 404, "There is no run #4242.")

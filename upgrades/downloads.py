@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from .models import RunStep, StepOutput
+from .models import StepOutput
 
 # A line is at most ~16 KiB (output.MAX_LINE_CHARS), so a chunk is at most
 # ~16 MiB and usually ~100 KiB; 1,000 rows a query keeps queries few.

@@ -1,9 +1,15 @@
 """Admin: clusters, hosts and runbook kinds are edited here (audited); runs,
 their output, approvals, HA samples and the audit trail are records and
 stay read-only. Host keys are pinned only through the host-key review page."""
+from functools import wraps
+from importlib.util import find_spec
+
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 
 from . import audit
+from .inventory import is_address
 from .models import Approval, AuditEvent, Cluster, HaSample, Host, Runbook, RunStep, StepOutput, UpgradeRun
 
 
@@ -36,8 +42,26 @@ class RecordAdmin(admin.ModelAdmin):
         return False
 
 
+class HostForm(forms.ModelForm):
+    """The checks an inventory file gets, so the admin cannot save a host
+    the portal could never connect to."""
+
+    def clean_address(self):
+        address = self.cleaned_data["address"].strip()
+        if not is_address(address):
+            raise forms.ValidationError("Not a host name or IP address.")
+        return address
+
+    def clean_ssh_port(self):
+        port = self.cleaned_data["ssh_port"]
+        if port is not None and not 1 <= port <= 65535:
+            raise forms.ValidationError("An SSH port is 1-65535.")
+        return port
+
+
 class HostInline(admin.TabularInline):
     model = Host
+    form = HostForm
     extra = 0
     fields = ("name", "address", "ssh_port", "he_host_id", "os_release", "ha_state", "ha_score")
     readonly_fields = ("ha_state", "ha_score")
@@ -59,6 +83,7 @@ class ClusterAdmin(AuditedAdmin):
 
 @admin.register(Host)
 class HostAdmin(AuditedAdmin):
+    form = HostForm
     list_display = ("name", "cluster", "address", "ssh_port", "he_host_id", "ha_state", "ha_score")
     list_filter = ("cluster",)
     readonly_fields = ("known_hosts", "ha_state", "ha_score", "ha_live", "local_maintenance",
@@ -110,3 +135,84 @@ class AuditEventAdmin(RecordAdmin):
 class HaSampleAdmin(RecordAdmin):
     list_display = ("host", "at", "state", "score", "live")
     list_filter = ("host",)
+
+
+def _unknown_is_not_found(view):
+    """django_rq's dashboard answers with a 500 where it should say "not found":
+    an unknown queue index (IndexError), job (NoSuchJobError) or worker key
+    (ValueError, a bare assert), scheduler pages without rq_scheduler; and
+    its open stats.json/<token>/ does on a non-ASCII token (compare_digest).
+    For staff those are 404s; others fall through to the view's own login check."""
+    from django.http import Http404
+    from django_rq.queues import get_queue_by_index, get_queues_list
+    from rq.exceptions import NoSuchJobError
+    from rq.worker import Worker
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if not (kwargs.get("token") or "").isascii():
+            # stats.json/<token>/ is open to anyone; compare_digest raises on non-ASCII.
+            raise PermissionDenied("Not a valid RQ API token.")
+        if not (request.user.is_active and request.user.is_staff):
+            return view(request, *args, **kwargs)
+        for key in ("queue_index", "scheduler_index"):
+            if key in kwargs and not 0 <= kwargs[key] < len(get_queues_list()):
+                raise Http404(f"There is no RQ queue #{kwargs[key]}.")
+        if "scheduler_index" in kwargs and find_spec("rq_scheduler") is None:
+            raise Http404("The RQ scheduler is not installed.")
+        if "key" in kwargs:
+            connection = get_queue_by_index(kwargs["queue_index"]).connection
+            prefix = Worker.redis_worker_namespace_prefix
+            if not kwargs["key"].startswith(prefix) or not Worker.find_by_key(kwargs["key"], connection=connection):
+                raise Http404("There is no such RQ worker.")
+        try:
+            return view(request, *args, **kwargs)
+        except NoSuchJobError:
+            raise Http404("There is no such RQ job.") from None
+
+    return guarded
+
+
+def _guard_rq_dashboard():
+    """Re-register django_rq's admin dashboard (when it is shown) with every view
+    guarded, and without the ModelAdmin's object views: its model has no table,
+    so /admin/django_rq/dashboard/1/change/ was a 500."""
+    from django.urls import URLPattern
+    from django_rq.admin import QueueAdmin
+    from django_rq.models import Dashboard
+
+    if not admin.site.is_registered(Dashboard):
+        return
+
+    class GuardedQueueAdmin(QueueAdmin):
+        def get_urls(self):
+            urls = super().get_urls()
+            # QueueAdmin puts its own views first and the ModelAdmin's last.
+            own = urls[:len(urls) - len(admin.ModelAdmin.get_urls(self))]
+            return [URLPattern(url.pattern, _unknown_is_not_found(url.callback), url.default_args, url.name)
+                    for url in own]
+
+    admin.site.unregister(Dashboard)
+    admin.site.register(Dashboard, GuardedQueueAdmin)
+
+
+_guard_rq_dashboard()
+
+
+def view_on_site(request, content_type_id, object_id):
+    """The admin's "view on site" redirect (admin/r/...). Django's looks the
+    object up before asking whether its model has a page, and for django_rq's
+    table-less dashboard model that lookup is a 500. None of our models has a
+    page, so a model without one is a 404 at once."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.contrib.contenttypes.views import shortcut
+    from django.http import Http404
+
+    from .converters import parse_id
+
+    pk = parse_id(content_type_id)
+    content_type = ContentType.objects.filter(pk=pk).first() if pk is not None else None
+    model = content_type.model_class() if content_type else None
+    if model is None or not model._meta.managed or not hasattr(model, "get_absolute_url"):
+        raise Http404("That object has no page to view.")
+    return shortcut(request, content_type_id, object_id)

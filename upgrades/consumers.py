@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
+from .converters import parse_id
 from .events import cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
@@ -23,13 +24,16 @@ BACKLOG_CHUNK = 1_000
 
 
 def parse_cursors(query_string):
-    """``after=12:340,13:0`` → {12: 340, 13: 0}; malformed parts are ignored."""
+    """``after=12:340,13:0`` → {12: 340, 13: 0}. A part that is not two ASCII
+    numbers within the database's range ("7:²", 5,000 digits) is ignored:
+    the client then gets that step from its first line, and never an error."""
     cursors = {}
     raw = parse_qs(query_string).get("after", [""])[0]
     for part in raw.split(","):
         step, _, seq = part.partition(":")
-        if step.isdigit() and seq.isdigit():
-            cursors[int(step)] = int(seq)
+        step, seq = parse_id(step), parse_id(seq)
+        if step is not None and seq is not None:
+            cursors[step] = seq
     return cursors
 
 
@@ -48,7 +52,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         if self.run_id is None:
             await self.close(code=4404)
             return
-        self.sent = parse_cursors(self.scope.get("query_string", b"").decode())
+        # latin-1 decodes any bytes; a valid query string is ASCII anyway.
+        self.sent = parse_cursors(self.scope.get("query_string", b"").decode("latin-1"))
         self.group = run_group(self.run_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -113,6 +118,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
 
     async def run_status(self, event):
         await self.send_json(event)
+
+
+class NotFoundConsumer(AsyncJsonWebsocketConsumer):
+    """Any websocket path no route takes, e.g. an id beyond the database's range."""
+
+    async def connect(self):
+        await self.close(code=4404)
 
 
 class ClusterConsumer(JsonWebsocketConsumer):

@@ -164,28 +164,26 @@ def finish_step(step, *, exit_code, error="", lines=None):
 
 
 def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, user=None):
-    """Create or update a cluster and its hosts from inventory data."""
-    defaults = {
-        "engine_url": engine.get("url", ""),
-        "engine_username": engine.get("username", "admin@internal"),
-        "engine_ca_file": engine.get("ca_file", ""),
-        "credentials_ref": f"file:{password_file}" if password_file else "",
-    }
-    if poll_interval is not None:
-        defaults["poll_interval"] = poll_interval
+    """Create or update a cluster and its hosts from inventory data.
+
+    The whole inventory is checked first (``upgrades.inventory``): any problem
+    raises ValidationError listing them all, and nothing is written. Only what
+    the data mentions is set; no ``engine`` block leaves the engine URL and
+    credentials as they are, and a host keeps the fields its entry leaves out.
+    """
+    from .inventory import validate
+
+    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval)
+    values = dict(found.cluster)
+    if password_file:
+        values["credentials_ref"] = f"file:{password_file}"
     with transaction.atomic():
-        cluster, created = Cluster.objects.update_or_create(name=name, defaults=defaults)
-        for item in hosts:
-            Host.objects.update_or_create(cluster=cluster, name=item["name"], defaults={
-                "address": item["address"],
-                "ssh_port": int(item.get("port", 22)),
-                "ssh_user": item.get("ssh_user", "root"),
-                "he_host_id": item.get("host_id"),
-                "os_release": item.get("os", ""),
-                "known_hosts": item.get("known_hosts", ""),
-            })
+        cluster, created = Cluster.objects.update_or_create(name=name, defaults=values)
+        for host in found.hosts:
+            fields = dict(host)
+            Host.objects.update_or_create(cluster=cluster, name=fields.pop("name"), defaults=fields)
         audit.record(user, "cluster.import" if created else "cluster.reimport", cluster,
-                     hosts=[item["name"] for item in hosts])
+                     hosts=[host["name"] for host in found.hosts], fields=sorted(values))
     return cluster
 
 

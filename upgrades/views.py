@@ -2,15 +2,23 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from . import services
-from .models import Cluster, Host, StepOutput, UpgradeRun
+from . import downloads, services
+from .models import Cluster, Host, RunStep, UpgradeRun
 from .permissions import can_admin, can_operate
 from .remote import ssh
 from .remote.base import RemoteError
+
+
+def get_or_404(queryset, pk, what):
+    """The object, or a 404 whose page says what was missing."""
+    found = queryset.filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"There is no {what} #{pk}.")
+    return found
 
 
 @login_required
@@ -23,7 +31,7 @@ def home(request):
 
 @login_required
 def cluster_detail(request, cluster_id):
-    cluster = get_object_or_404(Cluster, pk=cluster_id)
+    cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     hosts = cluster.hosts.order_by("he_host_id", "name")
     return render(request, "upgrades/cluster_detail.html", {
         "cluster": cluster, "hosts": hosts, "can_operate": can_operate(request.user),
@@ -47,18 +55,31 @@ def start_diagnostic(request, host_id):
 
 @login_required
 def run_detail(request, run_id):
-    run = get_object_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), pk=run_id)
+    run = get_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), run_id, "run")
     steps = run.steps.select_related("host").order_by("order")
     return render(request, "upgrades/run_detail.html", {"run": run, "steps": steps})
 
 
+@require_GET
 @login_required
-def step_log(request, run_id, step_id):
-    """The full log as text, streamed: the page itself keeps only the tail."""
-    get_object_or_404(UpgradeRun, pk=run_id)
-    rows = StepOutput.objects.filter(step_id=step_id, step__run_id=run_id).order_by("seq")
-    lines = (f"{text}\n" for text in rows.values_list("text", flat=True).iterator(chunk_size=2000))
-    return StreamingHttpResponse(lines, content_type="text/plain; charset=utf-8")
+async def step_log(request, run_id, step_id):
+    """One step's full log as a file, streamed: the page itself keeps only the tail."""
+    step = await RunStep.objects.filter(pk=step_id, run_id=run_id).afirst()
+    if step is None:
+        raise Http404(f"Run #{run_id} has no step #{step_id}.")
+    return downloads.log_response(downloads.step_lines(step.pk), f"run-{run_id}-step-{step.order}.log")
+
+
+@require_GET
+@login_required
+async def run_log(request, run_id):
+    """Every step's full log in one file, each step headed with what ran where."""
+    run = await (UpgradeRun.objects.select_related("cluster", "runbook", "requested_by")
+                 .filter(pk=run_id).afirst())
+    if run is None:
+        raise Http404(f"There is no run #{run_id}.")
+    steps = [step async for step in run.steps.select_related("host").order_by("order")]
+    return downloads.log_response(downloads.run_lines(run, steps), f"run-{run_id}.log")
 
 
 @login_required
@@ -66,7 +87,7 @@ def host_key(request, host_id):
     """Admins only: show the key the host offers now; POST pins the reviewed line."""
     if not can_admin(request.user):
         raise PermissionDenied("Only admins can review host keys.")
-    host = get_object_or_404(Host.objects.select_related("cluster"), pk=host_id)
+    host = get_or_404(Host.objects.select_related("cluster"), host_id, "host")
     if request.method == "POST":
         try:
             services.accept_host_key(host=host, known_hosts_line=request.POST.get("known_hosts_line", ""),

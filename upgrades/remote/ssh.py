@@ -80,13 +80,29 @@ def parse_known_hosts(text):
         if not line.startswith("@"):  # @cert-authority / @revoked are not supported
             try:
                 entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
-            except (paramiko.SSHException, ValueError):
+            except Exception:
+                # Decoding the key is paramiko's parsers all the way down, and
+                # they raise whatever the bytes trip on: InvalidHostKey (bad
+                # base64), SSHException, ValueError, OverflowError... Any of
+                # them means the same thing here: not a host key line.
                 entry = None
-        if entry is None or entry.key is None:
+        if entry is None or entry.key is None or not all(map(_readable_name, entry.hostnames)):
             raise RemoteError(f"known_hosts line {number} is not a host key line: {line[:80]!r}")
         for name in entry.hostnames:
             keys.add(name, entry.key.get_name(), entry.key)
     return keys
+
+
+def _readable_name(name):
+    """A hashed name (``|1|salt|hash``) whose salt paramiko can use: a bad one
+    would fail in every later lookup (binascii.Error, AssertionError)."""
+    if not name.startswith("|1|"):
+        return True
+    try:
+        paramiko.HostKeys.hash_host("", name)
+    except Exception:
+        return False
+    return True
 
 
 def describe_key(key):

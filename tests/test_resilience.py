@@ -49,7 +49,10 @@ def wait_for_status(run, statuses, timeout):
         run.refresh_from_db()
         if run.status in statuses:
             return run
-        assert time.monotonic() < deadline, f"run still {run.status} after {timeout} s"
+        assert time.monotonic() < deadline, (
+            f"run still {run.status} after {timeout} s (executor {run.executor!r}, heartbeat {run.heartbeat_at}, "
+            f"job {run.job_id} queued {run.queued_at}); steps: "
+            f"{list(run.steps.values_list('order', 'status', 'exit_code', 'error'))}")
         time.sleep(0.2)
 
 

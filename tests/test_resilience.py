@@ -194,5 +194,6 @@ def test_four_simultaneous_starts_on_one_cluster_make_one_run(lab_cluster, make_
     assert locations == sorted([reverse("run-detail", args=[run.pk])] + [cluster_url] * 3)
     loser = next(n for n, r in enumerate(responses) if r["Location"] == cluster_url)
     page = clients[loser].get(cluster_url).content.decode()
-    assert f"Cluster Lab already has an active run: #{run.pk} Diagnostic (pending)." in page
+    assert (f"Cluster Lab already has an active run: #{run.pk} Diagnostic (pending). Only one run per cluster "
+            "at a time. Nothing was started.") in page
     assert AuditEvent.objects.filter(action="run.start").count() == 1

@@ -31,12 +31,16 @@ class StepEvent(TypedDict):
     exit_code: int | None
     error: str
     lines: int  # the step's last stored output line: a viewer below it has missed some
+    note: str
 
 
 class RunEvent(TypedDict):
     type: str  # "run.status"
     run: int
     status: str
+    error: str
+    pause_requested: bool
+    cancel_requested: bool
 
 
 class HostHa(TypedDict):
@@ -87,8 +91,9 @@ def step_event(step, lines=None) -> StepEvent:
     if lines is None:
         lines = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
     return {"type": "step.status", "step": step.pk, "status": step.status,
-            "exit_code": step.exit_code, "error": step.error, "lines": lines}
+            "exit_code": step.exit_code, "error": step.error, "lines": lines, "note": step.note}
 
 
 def run_event(run) -> RunEvent:
-    return {"type": "run.status", "run": run.pk, "status": run.status}
+    return {"type": "run.status", "run": run.pk, "status": run.status, "error": run.error,
+            "pause_requested": run.pause_requested, "cancel_requested": run.cancel_requested}

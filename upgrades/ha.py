@@ -31,7 +31,7 @@ def cluster_payload(cluster) -> HaEvent:
             "hosts": [host_payload(h) for h in cluster.hosts.order_by("he_host_id", "name")]}
 
 
-def _match(hosts, status):
+def match_host(hosts, status):
     """The Host row for a vm-status block: by HE host id, else by name."""
     by_id = {h.he_host_id: h for h in hosts if h.he_host_id is not None}
     by_name = {h.name: h for h in hosts}
@@ -53,7 +53,7 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
         last_samples = {s.host_id: s for s in _latest_samples(hosts)}
         samples = []
         for status in vm_status.hosts:
-            host = _match(hosts, status)
+            host = match_host(hosts, status)
             if host is None:
                 continue
             new = {"ha_state": status.state or "", "ha_score": status.score, "ha_live": status.up_to_date,

@@ -122,6 +122,13 @@ class UpgradeRun(models.Model):
     # The sweeper marks a run whose heartbeat stopped as interrupted.
     executor = models.CharField(max_length=64, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True, help_text="The runbook's parameters, validated.")
+    # Preflight results as shown with the plan and as found when the run started.
+    preflight = models.JSONField(default=dict, blank=True)
+    # Requests an executing worker honours between steps (cancel also stops the current command).
+    pause_requested = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True, help_text="Why the run stopped, when no step says it.")
     # The job last put on the queue to advance the run, and when (None: it
     # never reached the queue); the sweeper queues it again if it was lost.
     job_id = models.CharField(max_length=64, blank=True)
@@ -145,11 +152,24 @@ class UpgradeRun(models.Model):
 class StepStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
+    WAITING = "waiting", "waiting for a person"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    REJECTED = "rejected"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
+
+
+STEP_DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+
+
+class StepKind(models.TextChoices):
+    SSH = "ssh", "command"
+    ENGINE = "engine", "engine API"
+    WAIT = "wait"
+    MANUAL = "manual", "by a person"
+    APPROVAL = "approval"
 
 
 class RunStep(models.Model):
@@ -158,8 +178,14 @@ class RunStep(models.Model):
     key = models.CharField(max_length=100, help_text="Stable step key from the runbook.")
     host = models.ForeignKey(Host, on_delete=models.PROTECT, null=True, blank=True, related_name="steps")
     title = models.CharField(max_length=200)
-    action = models.CharField(max_length=50, default="ssh")
+    action = models.CharField("kind", max_length=50, choices=StepKind.choices, default=StepKind.SSH)
+    # What it does, for people: the exact command, the engine action, the condition, the instructions.
     command = models.TextField(blank=True)
+    # How to execute it (upgrades.engine): expected exit codes, condition, guards, timeout...
+    spec = models.JSONField(default=dict, blank=True)
+    changes = models.BooleanField("changes the system", default=False)
+    rerun_safe = models.BooleanField("safe to run again", default=True)
+    note = models.TextField(blank=True, help_text="Why it was skipped, marked done, confirmed or decided.")
     status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.PENDING)
     exit_code = models.IntegerField(null=True, blank=True)
     error = models.TextField(blank=True)

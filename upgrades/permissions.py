@@ -17,3 +17,8 @@ def can_operate(user):
 
 def can_admin(user):
     return has_role(user, ADMIN)
+
+
+def can_approve(user):
+    """The role only; that the requester never approves their own run is checked with the run."""
+    return has_role(user, APPROVER, ADMIN)

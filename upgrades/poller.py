@@ -17,11 +17,11 @@ from . import ha, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
 from .remote.ssh import SshSession, SshTarget
-from .remote.vmstatus import VmStatusParseError, parse_vm_status
+from .remote.vmstatus import VmStatusParseError
+from .state import fetch_vm_status
 
 log = logging.getLogger(__name__)
 
-VM_STATUS_COMMAND = "hosted-engine --vm-status --json"
 CLUSTER_REFRESH_SECONDS = 5.0
 
 
@@ -58,12 +58,7 @@ class ClusterPoller:
             self.close()
             self.session = SshSession(SshTarget.for_host(host), connect_timeout=self.timeout)
             self.session_host_id = host.pk
-        result = self.session.run(VM_STATUS_COMMAND, timeout=self.timeout, idle_timeout=self.timeout)
-        if result.exit_status != 0:
-            reason = (result.stderr or result.stdout).strip().splitlines()
-            raise RemoteError(f"vm-status exited with {result.exit_status}: "
-                              f"{reason[0] if reason else 'no output'}")
-        return parse_vm_status(result.stdout)
+        return fetch_vm_status(self.session, timeout=self.timeout)
 
     def close(self):
         if self.session is not None:

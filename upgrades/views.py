@@ -41,10 +41,11 @@ def cluster_detail(request, cluster_id):
 @login_required
 @require_POST
 def start_diagnostic(request, host_id):
-    host = get_object_or_404(Host, pk=host_id)
+    host = get_object_or_404(Host.objects.select_related("cluster"), pk=host_id)
     try:
-        run = services.start_runbook(host=host, slug="diagnostic", user=request.user)
-    except (PermissionDenied, services.RunConflict) as exc:
+        run = services.start_run(cluster=host.cluster, slug="diagnostic", params={"host": host.name},
+                                 user=request.user)
+    except (PermissionDenied, services.RunConflict, services.Blocked) as exc:
         messages.error(request, str(exc))
         return redirect("cluster-detail", cluster_id=host.cluster_id)
     if run.queued_at is None:

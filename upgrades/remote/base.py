@@ -32,6 +32,10 @@ class HostKeyError(RemoteError):
         self.fingerprint = fingerprint
 
 
+class CommandStopped(RemoteError):
+    """The command was stopped on request (a run was cancelled)."""
+
+
 class EngineError(RemoteError):
     """The oVirt engine API refused or failed a request."""
 

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import paramiko
 
-from .base import CommandResult, HostKeyError, LineSplitter, RemoteError
+from .base import CommandResult, CommandStopped, HostKeyError, LineSplitter, RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class SshSession:
             self.transport = None
 
     def run(self, command, on_line=None, *, idle_timeout=IDLE_TIMEOUT, timeout=COMMAND_TIMEOUT,
-            capture=None):
+            capture=None, stop=None):
         """Run ``command``; ``on_line(stream, text)`` gets each stdout/stderr line as it comes.
 
         Returns CommandResult with the exit status; stdout/stderr text is kept
@@ -295,7 +295,9 @@ class SshSession:
         already delivered), not retryable on idle or overall timeout.
         ``on_line`` must be quick (the recorder only appends to a buffer): it
         runs in the reading loop, and SSH flow control stalls the remote
-        command once the channel window is full.
+        command once the channel window is full. Setting the ``stop`` event
+        stops the command within a second: it is sent SIGTERM and its channel
+        is closed (``CommandStopped``).
         """
         if capture is None:
             capture = on_line is None
@@ -317,7 +319,7 @@ class SshSession:
                               f"{_why(exc)}", retryable=True) from None
         out, err = LineSplitter("stdout", deliver), LineSplitter("stderr", deliver)
         try:
-            status = self._pump(channel, out, err, idle_timeout, timeout)
+            status = self._pump(channel, out, err, idle_timeout, timeout, stop)
         finally:
             out.flush()
             err.flush()
@@ -325,7 +327,7 @@ class SshSession:
         return CommandResult(exit_status=status, stdout="\n".join(captured["stdout"]),
                              stderr="\n".join(captured["stderr"]))
 
-    def _pump(self, channel, out, err, idle_timeout, timeout):
+    def _pump(self, channel, out, err, idle_timeout, timeout, stop=None):
         """Read both streams until the channel ends; return the exit status.
 
         Hot loop: one recv of up to 64 KiB per stream and turn, and a wait
@@ -335,11 +337,13 @@ class SshSession:
         """
         with selectors.DefaultSelector() as selector:
             selector.register(channel, selectors.EVENT_READ)
-            return self._pump_with(selector, channel, out, err, idle_timeout, timeout)
+            return self._pump_with(selector, channel, out, err, idle_timeout, timeout, stop)
 
-    def _pump_with(self, selector, channel, out, err, idle_timeout, timeout):
+    def _pump_with(self, selector, channel, out, err, idle_timeout, timeout, stop):
         started = last_data = time.monotonic()
         while True:
+            if stop is not None and stop.is_set():
+                self._stop(channel)
             got = False
             if channel.recv_ready():
                 out.feed(channel.recv(CHUNK))
@@ -365,6 +369,23 @@ class SshSession:
             raise self._lost()
         raise RemoteError(f"the command on {self.target.label} ended without an exit status "
                           "(killed by a signal?)")
+
+    def _stop(self, channel):
+        """SIGTERM to the command (RFC 4254 "signal", OpenSSH 7.9+), then close
+        its channel: an sshd that ignores the signal request hangs up the
+        command's pipes instead. paramiko has no call for the request."""
+        message = paramiko.Message()
+        message.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+        message.add_int(channel.remote_chanid)
+        message.add_string("signal")
+        message.add_boolean(False)
+        message.add_string("TERM")
+        try:
+            channel.transport._send_user_message(message)
+        except (paramiko.SSHException, OSError, EOFError):
+            pass  # the connection is going anyway
+        channel.close()
+        raise CommandStopped(f"the command on {self.target.label} was stopped (SIGTERM, channel closed)")
 
     def _connection_lost(self):
         # paramiko closes the channels before it clears `active`, but it has

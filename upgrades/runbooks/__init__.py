@@ -1,36 +1,34 @@
-"""Runbooks are data: ordered steps. Importing one does no I/O."""
-from dataclasses import dataclass, field
+"""The runbook registry: slug -> Runbook, one module per runbook (see docs/runbooks.md).
+
+Importing a runbook module does no I/O. ``register`` also serves tests,
+which add runbooks of their own.
+"""
+from .diagnostic import DIAGNOSTIC
+from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
+
+REGISTRY = {}
 
 
-@dataclass(frozen=True)
-class Step:
-    key: str
-    title: str
-    command: str
-    action: str = "ssh"
-    timeout: int = 600
+def register(runbook):
+    REGISTRY[runbook.slug] = runbook
+    return runbook
 
 
-@dataclass(frozen=True)
-class RunbookSpec:
-    slug: str
-    name: str
-    description: str
-    steps: tuple[Step, ...] = field(default_factory=tuple)
+for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+    register(_runbook)
 
 
-DIAGNOSTIC = RunbookSpec(
-    slug="diagnostic",
-    name="Diagnostic",
-    description="Read-only checks on one host: identity, OS release and hosted-engine status.",
-    steps=(
-        Step("identity", "Host identity", "hostname; cat /etc/redhat-release; uname -a; uptime"),
-        Step("ha-status", "Hosted-engine status", "hosted-engine --vm-status"),
-    ),
-)
-
-REGISTRY = {spec.slug: spec for spec in (DIAGNOSTIC,)}
+class UnknownRunbook(KeyError):
+    def __str__(self):
+        return f"there is no runbook {self.args[0]!r} (manage.py runbook list shows them)"
 
 
 def get_runbook(slug):
-    return REGISTRY[slug]
+    try:
+        return REGISTRY[slug]
+    except KeyError:
+        raise UnknownRunbook(slug) from None
+
+
+def all_runbooks():
+    return sorted(REGISTRY.values(), key=lambda r: r.slug)

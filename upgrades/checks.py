@@ -1,0 +1,198 @@
+"""Checks (preflight and step guards) and wait conditions, by name.
+
+Runbooks refer to them as ``Check(name, args)``; stored steps keep the name
+and the resolved arguments as JSON, so a worker evaluates exactly what the
+plan showed. A check returns ``Result(level, message)``: ``ok``, ``warning``
+(shown, acknowledged to start) or ``inhibitor`` (blocks, with the reason). A
+condition returns ``(holds, what was seen)``. Both read a ``ClusterState``
+(``upgrades.state``) and a ``Context`` with the run's cluster.
+"""
+from dataclasses import asdict, dataclass
+
+OK, WARNING, INHIBITOR = "ok", "warning", "inhibitor"
+
+CHECKS = {}
+CONDITIONS = {}
+
+
+@dataclass(frozen=True)
+class Result:
+    check: str
+    level: str
+    message: str
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class Context:
+    """What a check may look at besides the HA state."""
+
+    cluster: object
+    run_id: int | None = None
+    engine_probe: object = None  # callable -> error text or "" (None: not probed here)
+
+
+def check(name, describe):
+    def register(fn):
+        CHECKS[name] = (fn, describe)
+        return fn
+    return register
+
+
+def condition(name, describe):
+    def register(fn):
+        CONDITIONS[name] = (fn, describe)
+        return fn
+    return register
+
+
+def run_check(name, args, state, ctx):
+    fn, _ = CHECKS[name]
+    level, message = fn(state, ctx, **args)
+    return Result(name, level, message)
+
+
+def describe_check(name, args):
+    return CHECKS[name][1].format(**args)
+
+
+def test_condition(name, args, state, ctx):
+    fn, _ = CONDITIONS[name]
+    return fn(state, ctx, **args)
+
+
+def describe_condition(name, args):
+    return CONDITIONS[name][1].format(**args)
+
+
+def _unknown(state):
+    return INHIBITOR, f"The cluster's HA state is unknown: {state.error}."
+
+
+@check("ha-fresh", "every host's HA data is up to date")
+def ha_fresh(state, ctx):
+    if state.error:
+        return _unknown(state)
+    stale = [h.name for h in state.hosts if not h.live]
+    if stale:
+        why = f" ({'; '.join(state.notes)})" if state.notes and state.source == "poll" else ""
+        return INHIBITOR, f"HA data is not up to date for {', '.join(stale)}{why}."
+    return OK, "Every host's HA data is up to date."
+
+
+def active_run_message(cluster, exclude=None):
+    """Who holds the cluster, as the second operator reads it; "" when nobody does."""
+    from .models import RUN_ACTIVE, UpgradeRun
+
+    other = (UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
+             .select_related("runbook").first())
+    if other is None:
+        return ""
+    return (f"Cluster {cluster.name} already has an active run: #{other.pk} {other.runbook.name} "
+            f"({other.get_status_display().lower()}). Only one run per cluster at a time.")
+
+
+@check("no-other-active-run", "no other run is active on the cluster")
+def no_other_active_run(state, ctx):
+    message = active_run_message(ctx.cluster, exclude=ctx.run_id)
+    return (INHIBITOR, message) if message else (OK, "No other run is active on the cluster.")
+
+
+@check("engine-reachable", "the engine API answers")
+def engine_reachable(state, ctx):
+    if not ctx.cluster.engine_url:
+        return INHIBITOR, f"Cluster {ctx.cluster.name} has no engine API URL."
+    if ctx.engine_probe is None:
+        return OK, "The engine API is checked when the run starts and before each engine step."
+    problem = ctx.engine_probe()
+    return (INHIBITOR, f"The engine API does not answer: {problem}") if problem else (OK, "The engine API answers.")
+
+
+@check("not-last-engine-host", "another host can run the engine VM while {host} is in local maintenance")
+def not_last_engine_host(state, ctx, host):
+    if state.error:
+        return _unknown(state)
+    others = [h.name for h in state.hosts if h.name != host and h.can_run_engine_vm]
+    if not others:
+        return INHIBITOR, (f"{host} is the last host able to run the engine VM: no other live host out of "
+                           "local maintenance has a positive score.")
+    return OK, f"Other hosts can run the engine VM: {', '.join(others)}."
+
+
+@check("engine-vm-elsewhere", "the engine VM does not run on {host}")
+def engine_vm_elsewhere(state, ctx, host):
+    here = state.host(host)
+    if here is not None and here.engine_vm_here:
+        return WARNING, (f"The engine VM runs on {host}. hosted-engine 2.4 and later refuse local maintenance "
+                         "there: migrate the VM first (put the host into maintenance from the engine).")
+    return OK, f"The engine VM does not run on {host}."
+
+
+@check("global-maintenance-off", "the cluster is not in global maintenance already")
+def global_maintenance_off(state, ctx):
+    if state.global_maintenance:
+        return WARNING, "The cluster is in global maintenance already."
+    return OK, "The cluster is not in global maintenance."
+
+
+@check("local-maintenance-off", "{host} is not in local maintenance already")
+def local_maintenance_off(state, ctx, host):
+    here = state.host(host)
+    if here is not None and here.local_maintenance:
+        return WARNING, f"{host} is in local maintenance already."
+    return OK, f"{host} is not in local maintenance."
+
+
+@check("something-in-maintenance", "something is in maintenance")
+def something_in_maintenance(state, ctx, host=""):
+    if state.error:
+        return _unknown(state)
+    local = [h.name for h in state.hosts if h.local_maintenance and (not host or h.name == host)]
+    if not state.global_maintenance and not local:
+        where = f"{host} is" if host else "nothing is"
+        return WARNING, f"Nothing to undo: {where} not in local maintenance and the cluster is not in global maintenance."
+    parts = (["global maintenance"] if state.global_maintenance else []) + [f"local maintenance on {n}" for n in local]
+    return OK, "In maintenance now: " + ", ".join(parts) + "."
+
+
+@condition("global-maintenance", "vm-status shows global maintenance {on}")
+def global_maintenance(state, ctx, on):
+    seen = "unknown" if state.global_maintenance is None else ("on" if state.global_maintenance else "off")
+    return state.global_maintenance is on, f"global maintenance {seen}"
+
+
+@condition("local-maintenance", "{host} shows local maintenance {on} in vm-status")
+def local_maintenance(state, ctx, host, on):
+    here = state.host(host)
+    if here is None or not here.known:
+        return False, f"{host} is not in vm-status"
+    seen = f"{host}: local maintenance {here.local_maintenance}, state {here.state or '?'}, score {here.score}"
+    return here.live and here.local_maintenance is on, seen + ("" if here.live else " (stale)")
+
+
+@condition("no-maintenance", "vm-status shows no global maintenance and {host} out of local maintenance")
+def no_maintenance(state, ctx, host=""):
+    ok_global, seen_global = global_maintenance(state, ctx, on=False)
+    if not host:
+        return ok_global, seen_global
+    ok_local, seen_local = local_maintenance(state, ctx, host=host, on=False)
+    return ok_global and ok_local, f"{seen_global}; {seen_local}"
+
+
+@condition("engine-vm-up", "the engine VM is up and healthy on a host other than {not_on}")
+def engine_vm_up(state, ctx, not_on=""):
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return vm_host.name != not_on, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+
+
+@condition("host-score", "{host} is live with a score of at least {min_score}")
+def host_score(state, ctx, host, min_score):
+    here = state.host(host)
+    if here is None or not here.known:
+        return False, f"{host} is not in vm-status"
+    return here.live and (here.score or 0) >= min_score, \
+        f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"

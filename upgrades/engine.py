@@ -1,0 +1,218 @@
+"""Walks a run's stored steps; never imports rq, channels or django.http.
+
+``advance`` is called by the job that claimed the run (``upgrades.jobs``) or
+by ``manage.py runbook start --sync``. It executes pending steps in order
+until the run ends, fails, or waits for a person, and returns the status the
+run should take. Between steps it re-reads the run's pause and cancel
+requests; a cancel also stops the current command (via ``Heartbeat.stop``).
+Every state change goes through ``upgrades.services``.
+"""
+import logging
+import re
+import time
+import traceback
+
+from . import checks, services, state
+from .models import STEP_DONE, RunStatus, StepKind, StepStatus, UpgradeRun
+from .output import OutputRecorder
+from .remote.base import CommandStopped, RemoteError
+from .remote.engine_api import EngineClient
+from .remote.ssh import SshTarget
+
+log = logging.getLogger(__name__)
+
+ENGINE_ACTIONS = {
+    "deactivate_host": lambda client, timeout, host, reason="": (
+        client.deactivate_host(host, reason=reason or None),
+        client.wait_for_host_status(host, "maintenance", timeout)),
+    "activate_host": lambda client, timeout, host: (
+        client.activate_host(host), client.wait_for_host_status(host, "up", timeout)),
+    "create_cluster": lambda client, timeout, name, version="", data_center="Default": client.create_cluster(
+        name, version=version or None, data_center=data_center),
+    "set_cluster_version": lambda client, timeout, name, version: client.set_cluster_version(name, version),
+    "migrate_engine_vm": lambda client, timeout, host="": client.migrate_engine_vm(host or None, timeout=timeout),
+}
+
+
+class Outcome:
+    DONE, FAILED, WAITING, APPROVAL, STOPPED = "done", "failed", "waiting", "approval", "stopped"
+
+
+def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
+    """Execute the run's next steps; returns (run status, error text)."""
+    if "start" not in run.preflight:
+        error = start_preflight(run, pool, engine_client)
+        if error:
+            return RunStatus.FAILED, error
+    while True:
+        if beat.lost.is_set():
+            return None, ""
+        flags = UpgradeRun.objects.filter(pk=run.pk).values("pause_requested", "cancel_requested").get()
+        if flags["cancel_requested"]:
+            return RunStatus.CANCELLED, ""
+        if flags["pause_requested"]:
+            return RunStatus.PAUSED, ""
+        step = next((s for s in run.steps.select_related("host").order_by("order") if s.status not in STEP_DONE), None)
+        if step is None:
+            return RunStatus.SUCCEEDED, ""
+        if step.status == StepStatus.WAITING:
+            return (RunStatus.AWAITING_APPROVAL if step.action == StepKind.APPROVAL else RunStatus.WAITING), ""
+        if step.status != StepStatus.PENDING:
+            return RunStatus.FAILED, f"step {step.order} is {step.get_status_display()}"
+        outcome = execute_step(step, run, beat=beat, pool=pool, engine_client=engine_client)
+        if outcome == Outcome.STOPPED:
+            return RunStatus.CANCELLED, ""
+        if outcome == Outcome.FAILED:
+            return RunStatus.FAILED, ""
+        if outcome == Outcome.WAITING:
+            return RunStatus.WAITING, ""
+        if outcome == Outcome.APPROVAL:
+            return RunStatus.AWAITING_APPROVAL, ""
+
+
+def start_preflight(run, pool, engine_client):
+    """The plan's checks again, on state read now; an inhibitor fails the run before any step."""
+    wanted = run.preflight.get("checks", [])
+    if not wanted:
+        services.record_start_preflight(run, [])
+        return ""
+    fresh = state.read(run.cluster, pool)
+
+    def engine_probe():
+        try:
+            with engine_client(run.cluster) as client:
+                client.test_connection()
+        except RemoteError as exc:
+            return exc.message
+        return ""
+
+    ctx = checks.Context(cluster=run.cluster, run_id=run.pk, engine_probe=engine_probe)
+    results = [checks.run_check(c["name"], c["args"], fresh, ctx) for c in wanted]
+    services.record_start_preflight(run, [r.to_dict() for r in results])
+    blocked = [r.message for r in results if r.level == checks.INHIBITOR]
+    return ("Preflight when the run started: " + " ".join(blocked)) if blocked else ""
+
+
+def execute_step(step, run, *, beat, pool, engine_client):
+    """Run one step; the step's record says how it ended."""
+    if step.action in (StepKind.MANUAL, StepKind.APPROVAL):
+        services.wait_for_person(step)
+        return Outcome.APPROVAL if step.action == StepKind.APPROVAL else Outcome.WAITING
+    if not services.start_step(step):
+        return Outcome.DONE  # skipped by someone meanwhile: look at the steps again
+    status, exit_code, error, lines = StepStatus.FAILED, None, "", None
+    quiet = False  # the exit status is in the step's record; no need to repeat it in the log
+    try:
+        with OutputRecorder(step) as out:
+            try:
+                blocked = run_guards(step, run, pool, out)
+                if blocked:
+                    error = blocked
+                elif step.action == StepKind.SSH:
+                    exit_code, error = run_ssh(step, run, pool, out, beat)
+                    quiet = exit_code is not None and error.startswith("exited with")
+                elif step.action == StepKind.ENGINE:
+                    error = run_engine_action(step, run, out, engine_client)
+                elif step.action == StepKind.WAIT:
+                    error = run_wait(step, run, pool, out, beat)
+                else:
+                    error = f"unknown step kind {step.action!r}"
+            except CommandStopped as exc:
+                status, error = StepStatus.CANCELLED, exc.message
+            except RemoteError as exc:
+                error = exc.message
+            if error and status != StepStatus.CANCELLED and beat.stop.is_set():
+                status = StepStatus.CANCELLED
+            if error and not quiet:
+                out.line("system", error)
+            if not error:
+                status = StepStatus.SUCCEEDED
+        lines = out.last_seq
+    except Exception:
+        log.exception("step %s crashed", step.pk)
+        status, error = StepStatus.FAILED, "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]
+    services.finish_step(step, status=status, exit_code=exit_code, error=error, lines=lines)
+    if status == StepStatus.CANCELLED:
+        return Outcome.STOPPED
+    return Outcome.DONE if status == StepStatus.SUCCEEDED else Outcome.FAILED
+
+
+def run_guards(step, run, pool, out):
+    """The step's checks again, right before it; the reason when one blocks."""
+    guards = step.spec.get("guards") or []
+    if not guards:
+        return ""
+    fresh = state.read(run.cluster, pool)
+    ctx = checks.Context(cluster=run.cluster, run_id=run.pk)
+    for guard in guards:
+        result = checks.run_check(guard["name"], guard["args"], fresh, ctx)
+        out.line("system", f"check {result.check}: {result.level}: {result.message}")
+        if result.level == checks.INHIBITOR:
+            return f"Not run: {result.message}"
+    return ""
+
+
+def run_ssh(step, run, pool, out, beat):
+    """The command on its host; (exit code, error or "")."""
+    spec = step.spec
+    command = spec.get("command", step.command)
+    host = step.host
+    if spec.get("on") == "any":
+        fresh = state.read(run.cluster, pool)
+        live = [h.name for h in fresh.hosts if h.live]
+        host = run.cluster.hosts.filter(name__in=live).order_by("he_host_id", "name").first()
+        if host is None:
+            return None, "no live host to run the command on"
+        out.line("system", f"on {host.name}")
+    seen = [] if spec.get("output_check") else None
+
+    def on_line(stream, text):
+        out.line(stream, text)
+        if seen is not None:
+            seen.append(text)
+
+    timeout = spec.get("timeout", 3600)
+    result = pool.session(SshTarget.for_host(host)).run(command, on_line, timeout=timeout, stop=beat.stop)
+    expected = spec.get("expect", [0])
+    if result.exit_status not in expected:
+        return result.exit_status, (f"exited with {result.exit_status}" +
+                                    (f" (expected {', '.join(map(str, expected))})" if expected != [0] else ""))
+    if seen is not None and not re.search(spec["output_check"], "\n".join(seen), re.MULTILINE):
+        return result.exit_status, f"the output does not show {spec['output_check']!r}"
+    return result.exit_status, ""
+
+
+def run_engine_action(step, run, out, engine_client):
+    spec = step.spec
+    action = ENGINE_ACTIONS.get(spec["action"])
+    if action is None:
+        return f"unknown engine action {spec['action']!r}"
+    out.line("system", step.command)
+    with engine_client(run.cluster) as client:
+        action(client, spec.get("timeout", 900), **spec.get("args", {}))
+    out.line("system", "done")
+    return ""
+
+
+def run_wait(step, run, pool, out, beat):
+    """Re-read the state until the condition holds; say what it waits for and what it sees."""
+    spec = step.spec
+    name, args = spec["condition"]["name"], spec["condition"]["args"]
+    ctx = checks.Context(cluster=run.cluster, run_id=run.pk)
+    out.line("system", f"waiting until {checks.describe_condition(name, args)}")
+    interval = min(spec.get("interval", 5.0), max(0.5, run.cluster.poll_interval))
+    deadline = time.monotonic() + spec.get("timeout", 600)
+    last = None
+    while True:
+        fresh = state.read(run.cluster, pool)
+        holds, seen = (False, f"HA state unknown: {fresh.error}") if fresh.error else \
+            checks.test_condition(name, args, fresh, ctx)
+        if seen != last:
+            out.line("system", f"seen: {seen}")
+            last = seen
+        if holds:
+            return ""
+        if time.monotonic() >= deadline:
+            return f"timed out after {spec.get('timeout', 600)} s; last seen: {seen}"
+        if beat.stop.wait(interval):
+            raise CommandStopped("the wait was stopped")

@@ -1,0 +1,464 @@
+"""Runs: every state change of a run and its steps goes through here, audited.
+
+Lifecycle (the run row is the truth): pending -> [awaiting approval] ->
+running <-> waiting for a person -> succeeded | failed | cancelled |
+interrupted, and paused. A job advances a run (``upgrades.jobs``) until it
+ends or waits for a person; a person's action queues the next advance.
+"""
+import logging
+import os
+import socket
+import uuid
+
+import django_rq
+import redis
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .. import audit, checks, events, plan as planning, state as cluster_state
+from ..models import (RUN_ACTIVE, RUN_ADVANCING, RUN_TERMINAL, STEP_DONE, Approval, ApprovalDecision, Runbook,
+                      RunStatus, RunStep, StepKind, StepStatus, UpgradeRun)
+from ..output import insert_rows
+from ..permissions import can_approve, can_operate
+from ..runbooks import get_runbook
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT = 24 * 3600  # a rolling upgrade of many hosts; the run's own steps have timeouts
+
+
+class RunConflict(Exception):
+    """The cluster already has an active run: only one at a time (a database constraint)."""
+
+
+class Refused(Exception):
+    """The action does not apply to the run or step as it is now (the message says why)."""
+
+
+class Blocked(Exception):
+    """A preflight inhibitor blocks the start, or warnings were not acknowledged."""
+
+    def __init__(self, message, plan):
+        super().__init__(message)
+        self.plan = plan
+
+
+# Starting ----------------------------------------------------------------
+
+def plan_run(*, cluster, slug, params, state=None):
+    """Validate the parameters and expand the runbook: the dry run an operator sees.
+
+    ``state`` defaults to the poller's last result (no remote call, so pages
+    may call this). Raises ValidationError with the form's messages.
+    """
+    runbook = get_runbook(slug)
+    form = planning.param_form(runbook, cluster, data=params)
+    if not form.is_valid():
+        raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
+    state = state or cluster_state.from_poll(cluster)
+    try:
+        return planning.make_plan(runbook, cluster, form.cleaned_data, state)
+    except planning.PlanError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def start_run(*, cluster, slug, params, user, acknowledge=False, state=None):
+    """Plan, check and store a run, then queue it once the transaction commits.
+
+    Nothing is saved when a parameter is invalid, an inhibitor blocks, or
+    warnings were not acknowledged. If the queue (Redis) is unreachable the
+    run stays pending with ``queued_at`` unset, and the sweeper queues it as
+    soon as Redis answers again.
+    """
+    if not can_operate(user):
+        raise PermissionDenied("Only operators can start runs.")
+    plan = plan_run(cluster=cluster, slug=slug, params=params, state=state)
+    if plan.inhibitors:
+        raise Blocked(" ".join(c.message for c in plan.inhibitors) + " Nothing was started.", plan)
+    if plan.warnings and not acknowledge:
+        raise Blocked("Not started: acknowledge the warnings first: " +
+                      " ".join(c.message for c in plan.warnings), plan)
+    try:
+        with transaction.atomic():
+            run = create_run(plan, user)
+            audit.record(user, "run.start", run, runbook=slug, params=run.params,
+                         acknowledged=[c.message for c in plan.warnings])
+            transaction.on_commit(lambda: enqueue_run(run))
+    except IntegrityError:
+        if not UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exists():
+            raise
+        raise RunConflict(active_run_message(cluster)) from None
+    return run
+
+
+def create_run(plan, user):
+    """Store the plan's concrete steps; nothing runs yet."""
+    spec = plan.runbook
+    runbook, _ = Runbook.objects.get_or_create(slug=spec.slug, defaults={"name": spec.name,
+                                                                        "description": spec.description})
+    run = UpgradeRun.objects.create(
+        cluster=plan.cluster, runbook=runbook, requested_by=user, params=_jsonable(plan.params),
+        preflight={"checks": plan.check_specs, "plan": [c.to_dict() for c in plan.checks],
+                   "state": plan.state.describe()})
+    RunStep.objects.bulk_create([
+        RunStep(run=run, order=n, key=step.key, host=step.host, title=step.title, action=step.kind,
+                command=step.command, spec=step.spec, changes=step.changes, rerun_safe=step.rerun_safe)
+        for n, step in enumerate(plan.steps, start=1)])
+    return run
+
+
+def _jsonable(params):
+    return {k: v for k, v in params.items() if v not in (None, "")}
+
+
+def active_run_message(cluster):
+    """What the second operator reads when a cluster is busy."""
+    return (checks.active_run_message(cluster) or f"Cluster {cluster.name} just got another run.") + \
+        " Nothing was started."
+
+
+def enqueue_run(run):
+    """Queue a job to advance ``run``; False (and logged) when Redis is unreachable.
+
+    Each job gets its own id, kept on the run with the time, so the sweeper
+    can tell a lost job (Redis restarted, or was away) from a queued one.
+    """
+    from ..jobs import advance_run
+
+    job_id = f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
+    try:
+        django_rq.get_queue("default").enqueue(advance_run, run.pk, job_id=job_id, job_timeout=JOB_TIMEOUT)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("run %s not queued (the sweeper queues it when Redis is back): %s", run.pk, exc)
+        return False
+    run.job_id, run.queued_at = job_id, timezone.now()
+    UpgradeRun.objects.filter(pk=run.pk).update(job_id=run.job_id, queued_at=run.queued_at)
+    return True
+
+
+# The executing worker ----------------------------------------------------
+
+def claim_run(run_id):
+    """Take a run for this process: a token when it was ours to advance, else None.
+
+    A conditional update, so two workers never execute one run. The token
+    names this process (host:pid) for whoever looks at a stuck run.
+    """
+    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    now = timezone.now()
+    claimed = UpgradeRun.objects.filter(pk=run_id, status__in=RUN_ADVANCING, executor="").update(
+        status=RunStatus.RUNNING, executor=token, heartbeat_at=now,
+        started_at=Coalesce(F("started_at"), Value(now)))
+    if not claimed:
+        return None
+    run = UpgradeRun.objects.get(pk=run_id)
+    audit.record(None, "run.running", run, executor=token)
+    events.publish(events.run_group(run.pk), events.run_event(run))
+    return token
+
+
+def heartbeat(run_id, token):
+    """Still ours? False once the sweeper took the run away."""
+    return bool(UpgradeRun.objects.filter(pk=run_id, executor=token).update(heartbeat_at=timezone.now()))
+
+
+def cancel_requested(run_id):
+    return UpgradeRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def record_start_preflight(run, results):
+    run.preflight = {**run.preflight, "start": results}
+    UpgradeRun.objects.filter(pk=run.pk).update(preflight=run.preflight)
+    if results:
+        audit.record(None, "run.preflight", run, results=results)
+
+
+def release_run(run, token, status, *, error=""):
+    """The executing worker ends its turn with ``status``; False if the run was no longer its own."""
+    now = timezone.now()
+    finished = now if status in RUN_TERMINAL else None
+    with transaction.atomic():
+        if not UpgradeRun.objects.filter(pk=run.pk, executor=token).update(
+                status=status, finished_at=finished, executor="", heartbeat_at=None, error=error,
+                pause_requested=False, cancel_requested=False):
+            return False
+        if status == RunStatus.CANCELLED:
+            _cancel_open_steps(run)
+        run.refresh_from_db()
+        audit.record(None, f"run.{status}", run, **({"error": error} if error else {}))
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return True
+
+
+def interrupt_run(run, *, executor, reason):
+    """Mark a run whose worker was lost as interrupted, and the step it was
+    running too (its output is kept). Conditional on the same executor, so a
+    worker that is alive after all loses nothing it has written."""
+    with transaction.atomic():
+        if not UpgradeRun.objects.filter(pk=run.pk, executor=executor, status=RunStatus.RUNNING).update(
+                status=RunStatus.INTERRUPTED, finished_at=timezone.now(), executor="", heartbeat_at=None,
+                error=reason):
+            return False
+        steps = list(run.steps.filter(status=StepStatus.RUNNING))
+        for step in steps:
+            step.status, step.error, step.finished_at = StepStatus.INTERRUPTED, reason, timezone.now()
+            step.save(update_fields=["status", "error", "finished_at"])
+            events.publish(events.run_group(run.pk), events.step_event(step))
+        run.refresh_from_db()
+        audit.record(None, "run.interrupted", run, reason=reason, executor=executor,
+                     steps=[f"{s.order}. {s.title}" for s in steps])
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return True
+
+
+def start_step(step):
+    """Pending -> running; False when it is not pending any more (skipped meanwhile)."""
+    now = timezone.now()
+    if not RunStep.objects.filter(pk=step.pk, status=StepStatus.PENDING).update(
+            status=StepStatus.RUNNING, started_at=now, finished_at=None, exit_code=None, error=""):
+        return False
+    step.status, step.started_at = StepStatus.RUNNING, now
+    audit.record(None, "step.start", step, run=step.run_id, host=step.host.name if step.host else "",
+                 command=step.command)
+    events.publish(events.run_group(step.run_id), events.step_event(step, lines=0))
+    return True
+
+
+def finish_step(step, *, status, exit_code=None, error="", lines=None):
+    """Record how the step ended; ``lines`` is its last output line (for viewers to check)."""
+    step.status, step.exit_code, step.error, step.finished_at = status, exit_code, error, timezone.now()
+    step.save(update_fields=["status", "exit_code", "error", "finished_at"])
+    audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code, error=error)
+    events.publish(events.run_group(step.run_id), events.step_event(step, lines=lines))
+    return status == StepStatus.SUCCEEDED
+
+
+def wait_for_person(step):
+    """A manual or approval step now waits; the run is released waiting by the engine."""
+    RunStep.objects.filter(pk=step.pk, status=StepStatus.PENDING).update(
+        status=StepStatus.WAITING, started_at=timezone.now())
+    step.refresh_from_db()
+    audit.record(None, "step.wait", step, run=step.run_id, kind=step.action)
+    events.publish(events.run_group(step.run_id), events.step_event(step, lines=0))
+
+
+# People's actions ----------------------------------------------------------
+
+def _operator(user, what):
+    if not can_operate(user):
+        raise PermissionDenied(f"Only operators can {what}.")
+
+
+def _step_locked(step):
+    """The step and its run, locked for this transaction."""
+    run = UpgradeRun.objects.select_for_update().get(pk=step.run_id)
+    return RunStep.objects.select_for_update().get(pk=step.pk), run
+
+
+def _continue(run, user, action, target, **details):
+    """Hand the run back to a worker: running with no executor, queued after commit."""
+    try:
+        with transaction.atomic():
+            UpgradeRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.RUNNING, finished_at=None, error="", pause_requested=False)
+    except IntegrityError:
+        raise RunConflict(checks.active_run_message(run.cluster, exclude=run.pk) + " This run stays as it is.") \
+            from None
+    run.refresh_from_db()
+    audit.record(user, action, target, run=run.pk, **details)
+    events.publish(events.run_group(run.pk), events.run_event(run))
+    transaction.on_commit(lambda: enqueue_run(run))
+
+
+def confirm_step(*, step, user, comment=""):
+    """A person says the manual step is done; the run goes on."""
+    _operator(user, "confirm manual steps")
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        if step.action != StepKind.MANUAL or step.status != StepStatus.WAITING:
+            raise Refused(f"Step {step.order} is not waiting for a confirmation.")
+        _close_person_step(step, StepStatus.SUCCEEDED, note=comment)
+        _continue(run, user, "step.confirm", step, comment=comment)
+    return step
+
+
+def approve_step(*, step, user, comment=""):
+    """An approver who is not the requester signs off; the run goes on."""
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        _approver(user, run)
+        if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
+            raise Refused(f"Step {step.order} is not waiting for an approval.")
+        Approval.objects.create(run=run, step=step, user=user, decision=ApprovalDecision.APPROVED, comment=comment)
+        _close_person_step(step, StepStatus.SUCCEEDED, note=comment)
+        _continue(run, user, "step.approve", step, comment=comment)
+    return step
+
+
+def reject_step(*, step, user, comment=""):
+    """A rejection ends the run: nothing after the approval runs."""
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        _approver(user, run)
+        if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
+            raise Refused(f"Step {step.order} is not waiting for an approval.")
+        Approval.objects.create(run=run, step=step, user=user, decision=ApprovalDecision.REJECTED, comment=comment)
+        _close_person_step(step, StepStatus.REJECTED, note=comment, error=f"rejected by {user.username}")
+        error = f"Rejected by {user.username}" + (f": {comment}" if comment else ".")
+        UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now(),
+                                                    error=error)
+        run.refresh_from_db()
+        audit.record(user, "step.reject", step, run=run.pk, comment=comment)
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return step
+
+
+def _approver(user, run):
+    if not can_approve(user):
+        raise PermissionDenied("Only approvers can approve or reject.")
+    if user.pk == run.requested_by_id:
+        raise PermissionDenied(f"You requested run #{run.pk}: another approver must decide (four eyes).")
+
+
+def _close_person_step(step, status, *, note, error=""):
+    step.status, step.note, step.error, step.finished_at = status, note, error, timezone.now()
+    step.save(update_fields=["status", "note", "error", "finished_at"])
+    events.publish(events.run_group(step.run_id), events.step_event(step, lines=0))
+
+
+def pause_run(*, run, user):
+    """Pause after the current step (at once when nothing executes)."""
+    _operator(user, "pause runs")
+    with transaction.atomic():
+        run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == RunStatus.RUNNING and run.executor:
+            UpgradeRun.objects.filter(pk=run.pk).update(pause_requested=True)
+            audit.record(user, "run.pause_request", run)
+        elif run.status in (RunStatus.PENDING, RunStatus.RUNNING):
+            UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.PAUSED)
+            audit.record(user, "run.pause", run)
+        else:
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: only a running run can be paused.")
+        run.refresh_from_db()
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return run
+
+
+def cancel_run(*, run, user, reason=""):
+    """No further step runs; an executing command is stopped (the worker sees the request within 1 s)."""
+    _operator(user, "cancel runs")
+    with transaction.atomic():
+        run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in RUN_ACTIVE:
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to cancel.")
+        if run.executor:
+            UpgradeRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+            audit.record(user, "run.cancel_request", run, reason=reason)
+        else:
+            UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now(),
+                                                        error=f"Cancelled by {user.username}")
+            _cancel_open_steps(run)
+            audit.record(user, "run.cancel", run, reason=reason)
+        run.refresh_from_db()
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return run
+
+
+def _cancel_open_steps(run):
+    for step in run.steps.filter(status__in=(StepStatus.PENDING, StepStatus.WAITING)):
+        step.status = StepStatus.CANCELLED
+        step.save(update_fields=["status"])
+        events.publish(events.run_group(run.pk), events.step_event(step, lines=0))
+
+
+def resume_run(*, run, user):
+    """Go on from where the run stopped; a finished step never runs twice.
+
+    After an interruption a read-only or wait step simply runs again; a step
+    that changes the system and was cut off must be retried, marked done or
+    skipped first (with a reason).
+    """
+    _operator(user, "resume runs")
+    with transaction.atomic():
+        run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.INTERRUPTED):
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: only a paused, failed or "
+                          "interrupted run can be resumed.")
+        blocking = next((s for s in run.steps.order_by("order") if s.status not in STEP_DONE), None)
+        if blocking is not None and blocking.status == StepStatus.REJECTED:
+            raise Refused(f"Step {blocking.order} was rejected: start a new run.")
+        if blocking is not None and blocking.status in (StepStatus.FAILED, StepStatus.CANCELLED):
+            raise Refused(f"Step {blocking.order} ({blocking.title}) {blocking.get_status_display().lower()}: "
+                          "retry it, or skip it with a reason, first.")
+        if blocking is not None and blocking.status == StepStatus.INTERRUPTED:
+            if blocking.changes and blocking.action != StepKind.WAIT:
+                raise Refused(f"Step {blocking.order} ({blocking.title}) changes the system and was cut off: "
+                              "check the host, then retry it, or mark it done or skip it with a reason.")
+            _reset_step(blocking, user, "runs again on resume (read-only or a wait)")
+        _continue(run, user, "run.resume", run)
+    return run
+
+
+def retry_step(*, step, user):
+    """Run a failed, cancelled or interrupted step again; its earlier output stays, followed by the new."""
+    _operator(user, "retry steps")
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        if run.status not in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.PAUSED):
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: a step is retried once the run "
+                          "has stopped.")
+        if step.status not in (StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED):
+            raise Refused(f"Step {step.order} is {step.get_status_display().lower()}: only a failed, cancelled or "
+                          "interrupted step can be retried.")
+        _reset_step(step, user, "retried")
+        _continue(run, user, "step.retry", step)
+    return step
+
+
+def _reset_step(step, user, why):
+    last = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
+    insert_rows([(step.pk, last + 1, "system", f"--- {why} by {user.username} ---")])
+    step.status, step.exit_code, step.error = StepStatus.PENDING, None, ""
+    step.save(update_fields=["status", "exit_code", "error"])
+    events.publish(events.run_group(step.run_id), events.step_event(step))
+
+
+def skip_step(*, step, user, reason):
+    """A failed, interrupted or pending step is passed over, with a written reason."""
+    _operator(user, "skip steps")
+    reason = _reason(reason, "skipped")
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        stopped = run.status in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.PAUSED)
+        if not (step.status == StepStatus.PENDING and run.status in RUN_ACTIVE + (RunStatus.FAILED,
+                                                                                 RunStatus.INTERRUPTED)
+                or step.status in (StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED) and stopped):
+            raise Refused(f"Step {step.order} is {step.get_status_display().lower()}: only a pending step, or a "
+                          "failed or interrupted one of a stopped run, can be skipped.")
+        _close_person_step(step, StepStatus.SKIPPED, note=reason)
+        audit.record(user, "step.skip", step, run=run.pk, reason=reason)
+    return step
+
+
+def mark_step_done(*, step, user, reason):
+    """An interrupted step that changes the system was finished by hand: say so, with a reason."""
+    _operator(user, "mark steps done")
+    reason = _reason(reason, "marked done")
+    with transaction.atomic():
+        step, run = _step_locked(step)
+        if step.status != StepStatus.INTERRUPTED:
+            raise Refused(f"Step {step.order} is {step.get_status_display().lower()}: only an interrupted step "
+                          "can be marked done.")
+        _close_person_step(step, StepStatus.SUCCEEDED, note=f"marked done: {reason}")
+        audit.record(user, "step.mark_done", step, run=run.pk, reason=reason)
+    return step
+
+
+def _reason(text, what):
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError(f"Say why the step is {what}.")
+    return text

@@ -164,7 +164,8 @@ class Cluster:
     def save(self):
         """Atomic write, so a crash never leaves half a state file."""
         # It holds what engine-setup was given, the admin password too: 0600.
-        write_private(os.path.join(self.state_dir, STATE_FILE), json.dumps(self.to_dict(), indent=1))
+        write_private(os.path.join(self.state_dir, STATE_FILE),
+                      json.dumps(self.to_dict(), indent=1))
 
     # -- running ------------------------------------------------------------------
 
@@ -269,7 +270,8 @@ class Cluster:
                       f"I am the actual vdsm {host.packages['vdsm']} {host.name} "
                       f"({catalog.KERNEL[host.os]})")
         if name == "ovirt-ha-broker":
-            logs.broker(host, wall, "broker::47::ovirt_hosted_engine_ha.broker.broker.Broker::(run)",
+            logs.broker(host, wall,
+                        "broker::47::ovirt_hosted_engine_ha.broker.broker.Broker::(run)",
                         f"ovirt-hosted-engine-ha broker {host.packages['ovirt-hosted-engine-ha']} "
                         "started", thread="MainThread")
         if name == "ovirt-ha-agent":

@@ -231,7 +231,8 @@ def deploy_files(machine, host_id, storage, stamp):
     fs.write("/var/cache/libvirt/qemu/capabilities/3d4b5c6e.xml", "<qemuCaps/>\n")
     fs.write("/etc/libvirt/nwfilter/vdsm-no-mac-spoofing.xml",
              "<filter name='vdsm-no-mac-spoofing' chain='root'>\n"
-             "  <filterref filter='no-mac-spoofing'/>\n  <filterref filter='no-arp-mac-spoofing'/>\n"
+             "  <filterref filter='no-mac-spoofing'/>\n"
+             "  <filterref filter='no-arp-mac-spoofing'/>\n"
              "</filter>\n")
     if machine.os == "el6":  # vdsm runs libvirtd as an upstart job there
         fs.write("/etc/init/libvirtd.conf", "# libvirtd upstart job (configured by vdsm)\n"

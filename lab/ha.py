@@ -339,7 +339,8 @@ class Agent:
     def stop_cleanly(self):
         """systemctl stop: publish AgentStopped once (score 0, stopped=True)."""
         self.state = "AgentStopped"
-        self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)", "Agent shutting down")
+        self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
+                 "Agent shutting down")
         if not self.silent and self.host_id is not None:
             now = self.cluster.clock.now()
             self.publish(View(self, self.cluster, now), stopped=True)

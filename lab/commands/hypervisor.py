@@ -47,7 +47,8 @@ async def vdsm_client(ctx, args):
             return 1
         ctx.print(json.dumps([stats], indent=4))
     else:
-        ctx.error(f"vdsm-client: the lab answers Host getVMList and VM getStats, not {' '.join(call)}")
+        ctx.error("vdsm-client: the lab answers Host getVMList and VM getStats, "
+                  f"not {' '.join(call)}")
         return 1
     return 0
 

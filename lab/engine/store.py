@@ -7,7 +7,6 @@ a client already saw.
 """
 import datetime
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path

@@ -133,7 +133,8 @@ def test_the_lab_refuses_to_start_without_a_working_sandbox(tmp_path, monkeypatc
         start_lab(tmp_path / "none", hosts=1, speed=SPEED, timeout=20)
     broken = tmp_path / "bin"
     broken.mkdir()
-    (broken / "bwrap").write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\n"
+    (broken / "bwrap").write_text("#!/bin/sh\n"
+                                  "echo 'bwrap: setting up uid map: Permission denied' >&2\n"
                                   "exit 1\n")
     (broken / "bwrap").chmod(0o755)
     monkeypatch.setenv("PATH", f"{broken}:/usr/bin:/bin")

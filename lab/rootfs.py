@@ -8,7 +8,6 @@ root, as it would on the host, and never leads the simulator to the machine's ow
 """
 
 import ctypes
-import errno
 import fnmatch
 import os
 import shutil
@@ -139,34 +138,32 @@ class RootFs:
 
     def remove(self, path):
         """rm -rf of one path (a symlink itself, not what it points to)."""
-        try:
-            fd, name = self._parent(path)
-        except OSError:
-            return
-        try:
+        def remove(fd, name):
             try:
                 os.unlink(name, dir_fd=fd)
-            except IsADirectoryError:
-                shutil.rmtree(name, dir_fd=fd)
             except FileNotFoundError:
                 pass
-            except OSError as exc:
-                if exc.errno != errno.EPERM:  # EPERM: unlink of a directory
-                    raise
+            except (IsADirectoryError, PermissionError):  # unlink(2) of a directory
                 shutil.rmtree(name, dir_fd=fd)
-        finally:
-            os.close(fd)
+        self._in_parent(path, remove)
 
     def rmdir(self, path):
         """Remove a directory if it is empty, as rpm does with the ones it owns."""
+        def rmdir(fd, name):
+            try:
+                os.rmdir(name, dir_fd=fd)
+            except OSError:
+                pass
+        self._in_parent(path, rmdir)
+
+    def _in_parent(self, path, action):
+        """action(parent's fd, name); nothing when the parent is missing."""
         try:
             fd, name = self._parent(path)
         except OSError:
             return
         try:
-            os.rmdir(name, dir_fd=fd)
-        except OSError:
-            pass
+            action(fd, name)
         finally:
             os.close(fd)
 

@@ -49,7 +49,9 @@ date() {
         (exec -a date /.lab/usr/bin/date -d "@$s.$ns" "$@")
         return
     fi
-    for n in 1 2 3 4 5 6 7 8 9; do fmt=${fmt//%${n}N/${ns:0:n}}; done
+    if [[ $fmt == *%[1-9]N* ]]; then
+        for n in 1 2 3 4 5 6 7 8 9; do fmt=${fmt//%${n}N/${ns:0:n}}; done
+    fi
     fmt=${fmt//%N/$ns}
     printf "%(${fmt:-%a %b %e %H:%M:%S %Z %Y})T\n" "$s"
 }

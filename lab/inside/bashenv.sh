@@ -57,14 +57,18 @@ date() {
 }
 
 sleep() {
-    local - total=0 arg n frac
+    local - total=0 arg n int frac unit
     set +x
-    for arg; do
-        [[ $arg =~ ^([0-9]*)(\.([0-9]*))?([smhd]?)$ && -n ${BASH_REMATCH[1]}${BASH_REMATCH[3]} ]] \
-            || { (exec -a sleep /.lab/usr/bin/sleep "$@"); return; }  # its errors; `sleep inf`
-        frac=${BASH_REMATCH[3]}000000
-        n=$(( 10#0${BASH_REMATCH[1]} * 1000000 + 10#${frac:0:6} ))
-        case ${BASH_REMATCH[4]} in
+    for arg; do  # N[.N][smhd] each, added up; anything else to the real sleep
+        unit=${arg: -1}
+        case $unit in [smhd]) arg=${arg%?} ;; *) unit=s ;; esac
+        case $arg in
+            ''|.|*[!0-9.]*|*.*.*) (exec -a sleep /.lab/usr/bin/sleep "$@"); return ;;
+        esac
+        int=${arg%%.*} frac=${arg#"$int"}
+        frac=${frac#.}000000
+        n=$(( 10#0$int * 1000000 + 10#${frac:0:6} ))
+        case $unit in
             m) n=$(( n * 60 )) ;; h) n=$(( n * 3600 )) ;; d) n=$(( n * 86400 )) ;;
         esac
         total=$(( total + n ))

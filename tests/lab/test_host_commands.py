@@ -182,3 +182,20 @@ def test_reboot_drops_the_session_and_brings_the_host_back(fresh_lab, fresh_ssh)
     assert fresh_ssh("he3", "cat /root/x; ls /run").out == "kept\n"
     fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["agent_state"] == "EngineDown"
                        and s["hosts"]["he3.lab.local"]["live"], sim_seconds=150)
+
+
+def test_the_simulator_reads_its_files_back_from_the_host_disk(fresh_lab, fresh_ssh):
+    assert "ovirt-4.5" in fresh_ssh("he3", "yum repolist").out
+    assert fresh_ssh("he3", "rm /etc/yum.repos.d/ovirt-4.5.repo").rc == 0
+    assert "ovirt-4.5" not in fresh_ssh("he3", "yum repolist").out
+    assert fresh_ssh("he3", "sed -i 's/host_id=3/host_id=7/' "
+                            "/etc/ovirt-hosted-engine/hosted-engine.conf").rc == 0
+    assert fresh_lab.state()["hosts"]["he3.lab.local"]["host_id"] == 7
+    assert fresh_ssh("he3", "rm /etc/ovirt-hosted-engine/hosted-engine.conf").rc == 0
+    result = fresh_ssh("he3", "hosted-engine --vm-status")
+    assert (result.rc, result.err) == (1, "You must run deploy first\n")
+    result = fresh_ssh("he3", "systemctl restart ovirt-ha-agent")
+    assert result.rc == 1 and "Job for ovirt-ha-agent.service failed" in result.err
+    # what the agent logged while it ran stays for the admin to grep
+    log = fresh_ssh("he3", "grep -c 'Current state' /var/log/ovirt-hosted-engine-ha/agent.log")
+    assert int(log.out) >= 1

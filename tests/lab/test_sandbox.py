@@ -99,31 +99,32 @@ def test_the_simulator_follows_a_host_symlink_inside_that_host(fresh_lab, fresh_
     assert fresh_ssh("he1", f"ls {outside}").out == "example.com_extra.repo\n"
 
 
+def sandboxes(lab, command):
+    """Processes of this machine running `command` in he1's sandbox (bwrap's argv)."""
+    root = os.path.join(lab.state_dir, "roots", "he1.lab.local").encode()
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if root in argv and command.encode() in argv:
+            found.append(pid)
+    return found
+
+
 def test_a_command_dies_with_its_channel(lab):
     client = lab.connect("he1")
-    root = os.path.join(lab.state_dir, "roots", "he1.lab.local")
-
-    def sandboxes():
-        found = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if root.encode() in argv and b"sleep 6000; echo done" in argv:
-                found.append(pid)
-        return found
-
     channel = client.get_transport().open_session()
     channel.exec_command("sleep 6000; echo done")  # 100 real seconds
     deadline = time.monotonic() + 10
-    while not sandboxes():
+    while not sandboxes(lab, "sleep 6000; echo done"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     channel.close()
     client.close()
-    while sandboxes():
+    while sandboxes(lab, "sleep 6000; echo done"):
         assert time.monotonic() < deadline + 5, "the sandbox outlived its SSH channel"
         time.sleep(0.05)
 
@@ -161,3 +162,19 @@ def test_secrets_are_private_from_the_start(tmp_path):
         ssh = Shell(lab)
         assert ssh("he1", "true").rc == 0
         ssh.close()
+
+
+def test_sandboxes_die_with_the_lab(tmp_path):
+    lab = start_lab(tmp_path / "lab", hosts=1, speed=SPEED)
+    client = lab.connect("he1")
+    client.get_transport().open_session().exec_command("sleep 6000")
+    deadline = time.monotonic() + 10
+    while not sandboxes(lab, "sleep 6000"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    lab.process.kill()  # no clean-up at all
+    lab.process.wait()
+    while sandboxes(lab, "sleep 6000"):
+        assert time.monotonic() < deadline + 5, "a sandbox outlived its lab"
+        time.sleep(0.05)
+    client.close()

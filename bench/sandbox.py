@@ -14,7 +14,6 @@ shell), extracted with `git archive` and run the same way.
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -71,15 +71,20 @@ class Sandbox:
 
     def argv(self, command, cwd):
         """bwrap's command line; `command` None is a login shell."""
-        caps = [arg for cap in CAPS for arg in ("--cap-add", cap)]
         # "bash" found on PATH, so that its messages say `bash:` as sshd's login shell does.
         bash = ["bash", "-l"] if command is None else ["bash", "-c", command]
-        return [self.bwrap, "--bind", self.machine.fs.path, "/", "--ro-bind", self.dir, LAB,
-                "--ro-bind", "/usr", LAB + "/usr", "--proc", "/proc", "--dev", "/dev",
+        return [self.bwrap, "--bind", self.machine.fs.path, "/", *self._isolation(),
+                "--chdir", cwd, "--", *bash]
+
+    def _isolation(self):
+        """/.lab, /proc, /dev, the namespaces and the capabilities of every sandbox."""
+        caps = [arg for cap in CAPS for arg in ("--cap-add", cap)]
+        return ["--ro-bind", self.dir, LAB, "--ro-bind", "/usr", LAB + "/usr",
+                "--proc", "/proc", "--dev", "/dev",
                 "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
                 "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",
                 "--cap-drop", "ALL", *caps, "--hostname", self.machine.name,
-                "--die-with-parent", "--chdir", cwd, "--", *bash]
+                "--die-with-parent"]
 
     async def spawn(self, command, stdin, stdout, stderr, term=None):
         """Start `command` (None: a login shell); on a terminal when `term` is given."""
@@ -95,15 +100,24 @@ class Sandbox:
                                                     stderr=stderr, env=env)
 
     async def check(self):
-        """Run one command through the whole path (bwrap, bash, a simulated tool over the
-        socket); raise LabError if anything is wrong."""
+        """Set up this machine's sandbox once, around a root of this machine's own /usr
+        rather than the host's (whose programs an admin may have broken, as on a real
+        host): its root bound, its hostname, and the tools' socket reached from inside.
+        Raise LabError if anything fails."""
+        merged = [arg for name in ("bin", "sbin", "lib", "lib64") if os.path.islink("/" + name)
+                  for arg in ("--symlink", os.readlink("/" + name), "/" + name)]
+        probe = ("hostname; exec python3 -IS -c \"import _socket; "
+                 "_socket.socket(_socket.AF_UNIX).connect('/.lab/sock'); print('socket')\"")
+        argv = [self.bwrap, "--tmpfs", "/", "--ro-bind", "/usr", "/usr", *merged,
+                "--bind", self.machine.fs.path, "/mnt", *self._isolation(),
+                "--", "/usr/bin/bash", "-c", probe]
         try:
-            proc = await self.spawn("hostname; uname -n", asyncio.subprocess.DEVNULL,
-                                    asyncio.subprocess.PIPE, asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin"})
             out, err = await asyncio.wait_for(proc.communicate(), 30)
         except (OSError, asyncio.TimeoutError) as exc:
             raise LabError(f"cannot run commands on {self.machine.name} in its sandbox: {exc}")
-        expected = f"{self.machine.name}\n{self.machine.name}\n"
-        if proc.returncode != 0 or out.decode() != expected:
+        if proc.returncode != 0 or out.decode() != f"{self.machine.name}\nsocket\n":
             raise LabError(f"cannot run commands on {self.machine.name} in its sandbox "
                            f"(bwrap status {proc.returncode}): {err.decode().strip()}")

@@ -65,8 +65,7 @@ async def start_sandboxes(cluster, state_dir, bwrap):
         server = ToolServer(cluster, machine, sandbox.socket_path)
         await server.start()
         sandboxes[machine.name], servers = sandbox, servers + [server]
-    await asyncio.gather(*(sandbox.check() for sandbox in sandboxes.values()
-                           if sandbox.machine.kind == "host" or sandbox.machine.os_installed))
+    await asyncio.gather(*(sandbox.check() for sandbox in sandboxes.values()))
     return sandboxes, servers
 
 

@@ -132,7 +132,7 @@ def test_a_command_dies_with_its_channel(lab):
 def test_the_lab_refuses_to_start_without_a_working_sandbox(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(LabStartError, match="bubblewrap \\(bwrap\\) is not installed"):
-        start_lab(tmp_path / "none", hosts=1, speed=SPEED, timeout=20)
+        start_lab(tmp_path / "none", hosts=1, speed=SPEED, timeout=60)
     broken = tmp_path / "bin"
     broken.mkdir()
     (broken / "bwrap").write_text("#!/bin/sh\n"
@@ -141,7 +141,7 @@ def test_the_lab_refuses_to_start_without_a_working_sandbox(tmp_path, monkeypatc
     (broken / "bwrap").chmod(0o755)
     monkeypatch.setenv("PATH", f"{broken}:/usr/bin:/bin")
     with pytest.raises(LabStartError, match="cannot run commands on he1.lab.local in its sandbox"):
-        start_lab(tmp_path / "broken", hosts=1, speed=SPEED, timeout=20)
+        start_lab(tmp_path / "broken", hosts=1, speed=SPEED, timeout=60)
     assert not (tmp_path / "broken" / "manifest.json").exists()
 
 

@@ -13,9 +13,9 @@ import zlib
 
 from . import catalog, distro, ha, logs, vm
 from .clock import ScaledClock
-from .private import write_private
 from .errors import LabError
 from .machines import HA_SERVICES, STORAGE, EngineVm, Host
+from .private import write_private
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ class Cluster:
         host.services = {name: True for name in HA_SERVICES}
 
     def _attach_disk(self, machine, item):
-        """A state dir from before machines had disks: build one from the old file list."""
+        """The machine's disk; a state dir from before machines had disks gets one built
+        from its old file list."""
         if not machine.attach_disk(self.state_dir):
             distro.sync_tools(machine)  # this lab's version of the tools
             return

@@ -8,6 +8,7 @@ the files it owns; removing it deletes them, as rpm does, so `yum remove` or `rm
 has the effect it has on a real one.
 """
 
+import functools
 import os
 
 from . import catalog
@@ -196,7 +197,9 @@ def sync_tools(machine):
             machine.fs.write(f"{directory}/{name}", text, mode=0o755)
 
 
+@functools.lru_cache(maxsize=None)
 def read_inside(name):
+    """A file of lab/inside/, the part of the lab that runs in the sandboxes."""
     with open(os.path.join(INSIDE, name)) as f:
         return f.read()
 

@@ -149,6 +149,8 @@ def link_machine_usr(fs):
                 real = os.path.realpath(f"/usr/{entry}/{name}")
                 if name not in tools and real.startswith("/usr/") and os.path.exists(real):
                     links[name] = LAB + real
+            if entry == "bin":  # EL's sh is bash (POSIX mode), not dash
+                links.update(sh=f"{LAB}/usr/bin/bash")
             fs.symlinks("/usr/" + entry, links)
         elif entry != "local":
             fs.symlink(f"{LAB}/usr/{entry}", "/usr/" + entry)

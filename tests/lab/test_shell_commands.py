@@ -191,3 +191,9 @@ def test_date_and_sleep_follow_the_scaled_clock(lab, ssh):
     assert 60 <= second - first <= 75 and 30 <= third - second <= 45
     assert elapsed < 90 / lab.speed + 2  # 90 simulated seconds in 1.5 real ones
     assert ssh("he1", "date -u +%Z").out == "UTC\n"
+
+
+def test_sh_is_bash_as_on_el(ssh):
+    assert ssh("he1", "sh -c 'echo ${BASH_VERSION:+bash}'").out == "bash\n"
+    assert ssh("he1", "printf '#!/bin/sh\\n[[ -n x ]] && echo ok\\n' > /tmp/s && "
+                      "chmod +x /tmp/s && /tmp/s").out == "ok\n"

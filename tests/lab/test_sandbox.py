@@ -167,14 +167,15 @@ def test_secrets_are_private_from_the_start(tmp_path):
 def test_sandboxes_die_with_the_lab(tmp_path):
     lab = start_lab(tmp_path / "lab", hosts=1, speed=SPEED)
     client = lab.connect("he1")
-    client.get_transport().open_session().exec_command("sleep 6000")
-    deadline = time.monotonic() + 10
-    while not sandboxes(lab, "sleep 6000"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    channel = client.get_transport().open_session()
+    channel.exec_command("echo started; sleep 6000")
+    channel.settimeout(10)
+    assert channel.recv(100) == b"started\n"  # bwrap is set up, bash runs
+    assert sandboxes(lab, "echo started; sleep 6000")
     lab.process.kill()  # no clean-up at all
     lab.process.wait()
-    while sandboxes(lab, "sleep 6000"):
-        assert time.monotonic() < deadline + 5, "a sandbox outlived its lab"
+    deadline = time.monotonic() + 5
+    while sandboxes(lab, "echo started; sleep 6000"):
+        assert time.monotonic() < deadline, "a sandbox outlived its lab"
         time.sleep(0.05)
     client.close()

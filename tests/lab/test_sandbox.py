@@ -117,15 +117,15 @@ def sandboxes(lab, command):
 def test_a_command_dies_with_its_channel(lab):
     client = lab.connect("he1")
     channel = client.get_transport().open_session()
-    channel.exec_command("sleep 6000; echo done")  # 100 real seconds
-    deadline = time.monotonic() + 10
-    while not sandboxes(lab, "sleep 6000; echo done"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    channel.exec_command("echo started; sleep 6000; echo done")  # 100 real seconds
+    channel.settimeout(10)
+    assert channel.recv(100) == b"started\n"
+    assert sandboxes(lab, "echo started; sleep 6000; echo done")
     channel.close()
     client.close()
-    while sandboxes(lab, "sleep 6000; echo done"):
-        assert time.monotonic() < deadline + 5, "the sandbox outlived its SSH channel"
+    deadline = time.monotonic() + 5
+    while sandboxes(lab, "echo started; sleep 6000; echo done"):
+        assert time.monotonic() < deadline, "the sandbox outlived its SSH channel"
         time.sleep(0.05)
 
 

@@ -96,8 +96,11 @@ class Sandbox:
         if term is not None:
             env["TERM"] = term
             argv = ["setsid", "--ctty"] + argv  # the terminal becomes bash's, for job control
+        # Its own session either way, so that killing its process group kills it whole,
+        # even in the instant before bwrap has made its children die with it.
         return await asyncio.create_subprocess_exec(*argv, stdin=stdin, stdout=stdout,
-                                                    stderr=stderr, env=env)
+                                                    stderr=stderr, env=env,
+                                                    start_new_session=term is None)
 
     async def check(self):
         """Set up this machine's sandbox once, around a root of this machine's own /usr

@@ -10,6 +10,7 @@ disconnected), everything the command started is killed.
 import asyncio
 import fcntl
 import os
+import signal
 import struct
 import termios
 
@@ -105,7 +106,7 @@ async def _supervise(proc, process, feeder, copies):
         return status if status >= 0 else 128 - status
     finally:
         if proc.returncode is None:
-            proc.kill()  # bwrap's --die-with-parent takes everything in the sandbox along
+            os.killpg(proc.pid, signal.SIGKILL)  # the sandbox's own session (lab/sandbox.py)
             await proc.wait()
         for task in (feeding, output, closed):
             task.cancel()

@@ -110,6 +110,8 @@ async def _supervise(proc, process, feeder, copies):
             await proc.wait()
         for task in (feeding, output, closed):
             task.cancel()
+        # a write to the closed channel may have failed meanwhile: nothing to report
+        await asyncio.gather(feeding, output, closed, return_exceptions=True)
 
 
 class _Terminal:

@@ -30,6 +30,9 @@ ENGINE_PACKAGES = {
     "3.6": {"ovirt-engine": "3.6.7.5-1", "ovirt-engine-setup": "3.6.7.5-1"},
     "4.x": {"ovirt-engine": "4.5.7-1", "ovirt-engine-setup": "4.5.7-1"},
 }
+# The package whose unit files a service comes with.
+SERVICE_PACKAGE = {"vdsmd": "vdsm", "ovirt-ha-agent": "ovirt-hosted-engine-ha",
+                   "ovirt-ha-broker": "ovirt-hosted-engine-ha", "ovirt-engine": "ovirt-engine"}
 RELEASE_PACKAGE = {"3.5": "ovirt-release35", "3.6": "ovirt-release36", "4.x": "ovirt-release45"}
 RELEASE_FILE = {"3.5": "ovirt-3.5.repo", "3.6": "ovirt-3.6.repo", "4.x": "ovirt-4.5.repo"}
 URL_PATH = {"3.5": "ovirt-3.5", "3.6": "ovirt-3.6", "4.x": "ovirt-4.5"}

@@ -11,10 +11,11 @@ import os
 import time
 import zlib
 
-from . import catalog, ha, vm
+from . import catalog, distro, ha, logs, vm
 from .clock import ScaledClock
 from .errors import LabError
 from .machines import HA_SERVICES, STORAGE, EngineVm, Host
+from .private import write_private
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,16 @@ class Cluster:
         self.hosts = {}
         for index in range(1, count + 1):
             host = Host(index, os_name)
+            host.attach_disk(self.state_dir)
+            host.install_os(os_name)
             host.add_release_repo(engine_version)
             host.booted_at = now - 3_800_000 + index * 1000
             if not undeployed:
-                host.packages.update(host.release_packages(engine_version))
-                host.deploy_files(index)
-                host.services = {name: True for name in HA_SERVICES}
+                host.install_packages(host.release_packages(engine_version))
+                self._predeploy(host, index)
             self.hosts[host.name] = host
         self.engine_vm = EngineVm(engine_version)
+        self.engine_vm.attach_disk(self.state_dir)
         # The HE storage domain (None: nothing deployed yet) and the host whose
         # first-host deployment has created the VM there but not finished.
         self.he_storage = STORAGE
@@ -74,6 +77,8 @@ class Cluster:
             self.lease = None
             self.engine_vm.wipe()
             return
+        self.engine_vm.install_guest()
+        self.engine_vm.install_packages(catalog.ENGINE_PACKAGES[engine_version])
         first = self.hosts["he1.lab.local"]
         first.vm = vm.new_record("Up", now, started=now - 100_000)
         self.lease = first.name
@@ -94,15 +99,41 @@ class Cluster:
         for item in data["hosts"]:
             host = Host(item["index"], item["os"])
             host.load(item)
+            self._attach_disk(host, item)
             self.hosts[host.name] = host
         self.engine_vm = EngineVm(data["engine_vm"]["engine_version"])
         self.engine_vm.load(data["engine_vm"])
+        self._attach_disk(self.engine_vm, data["engine_vm"])
         for item in data["hosts"]:
             host = self.hosts[f"he{item['index']}.lab.local"]
             if host.power == "on" and host.services["ovirt-ha-agent"]:
                 self._resume_agent(host, item.get("agent") or {"state": "StartState"})
             elif host.power == "booting":
                 self._spawn(self._finish_boot(host))
+
+    def _predeploy(self, host, host_id):
+        """A host deployed long ago: its HE files, an answer file and a setup log."""
+        stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.wall() - 4_000_000))
+        host.deploy_files(host_id, STORAGE, stamp)
+        answers = (f"[environment:default]\nOVEHOSTED_STORAGE/storageDomainConnection=str:"
+                   f"{STORAGE}\nOVEHOSTED_STORAGE/hostID=int:{host_id}\n")
+        host.fs.write(f"{distro.ANSWERS_DIR}/answers-{stamp}.conf", answers)
+        host.fs.write(distro.HE_ANSWERS, answers)
+        host.fs.write(f"{distro.SETUP_LOG_DIR}/ovirt-hosted-engine-setup-{stamp}-lab{host_id}.log",
+                      f"{stamp} INFO otopi.plugins.ovirt_hosted_engine_setup.core.misc "
+                      "Hosted Engine successfully set up\n")
+        host.services = {name: True for name in HA_SERVICES}
+
+    def _attach_disk(self, machine, item):
+        """The machine's disk; a state dir from before machines had disks gets one built
+        from its old file list."""
+        if not machine.attach_disk(self.state_dir):
+            distro.sync_tools(machine)  # this lab's version of the tools
+            return
+        if machine.kind == "host" or machine.os_installed:
+            distro.install_os(machine)
+        for path, text in item.get("files", {}).items():
+            machine.fs.write(path, text)
 
     def _resume_agent(self, host, snapshot):
         agent = ha.Agent(self, host)
@@ -133,11 +164,9 @@ class Cluster:
 
     def save(self):
         """Atomic write, so a crash never leaves half a state file."""
-        path = os.path.join(self.state_dir, STATE_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
+        # It holds what engine-setup was given, the admin password too: 0600.
+        write_private(os.path.join(self.state_dir, STATE_FILE),
+                      json.dumps(self.to_dict(), indent=1))
 
     # -- running ------------------------------------------------------------------
 
@@ -195,25 +224,26 @@ class Cluster:
     def host_ts(self, host, now):
         return int(now - host.booted_at) + 60
 
-    def publish(self, host, now, *, state, score, engine_status, stopped, maintenance, extra):
+    def publish(self, host, host_id, now, *, state, score, engine_status, stopped, maintenance,
+                extra):
         ts = self.host_ts(host, now)
         wall = time.ctime(self.clock.wall())
-        seg = {"host-id": host.host_id, "host-ts": ts, "score": score,
+        seg = {"host-id": host_id, "host-ts": ts, "score": score,
                "engine-status": engine_status, "hostname": host.name,
                "maintenance": maintenance, "stopped": stopped,
                "conf_on_shared_storage": True, "local_conf_timestamp": ts,
                "state": state, "extra": extra, "wall": wall, "written_at": now}
         raw = "|".join(str(seg[k]) for k in ("host-id", "host-ts", "score", "hostname", "state"))
         seg["crc32"] = "%08x" % zlib.crc32(raw.encode())
-        self.segments[str(host.host_id)] = seg
+        self.segments[str(host_id)] = seg
 
     def is_live(self, seg, now):
         return now - seg["written_at"] <= ha.HOST_ALIVE_TIMEOUT
 
-    def live_segments(self, reader, now):
-        """Segments the reader's broker sees as live. A reader whose own agent stopped
-        publishing sees every host as stale (facts §7, "Agent stopped")."""
-        own = self.segments.get(str(reader.host_id))
+    def live_segments(self, reader_id, now):
+        """Segments the broker of host `reader_id` sees as live. A reader whose own agent
+        stopped publishing sees every host as stale (facts §7, "Agent stopped")."""
+        own = self.segments.get(str(reader_id))
         if own is not None and not self.is_live(own, now):
             return []
         return [seg for seg in self.segments.values() if self.is_live(seg, now)]
@@ -234,8 +264,17 @@ class Cluster:
         if host.services[name]:
             return None
         host.services[name] = True
+        wall = self.clock.wall()
         if name == "vdsmd":
             host.vdsm_down_until = now + VDSM_RESTART_SECS
+            logs.vdsm(host, wall, "vdsmd::133::vds::(run)",
+                      f"I am the actual vdsm {host.packages['vdsm']} {host.name} "
+                      f"({catalog.KERNEL[host.os]})")
+        if name == "ovirt-ha-broker":
+            logs.broker(host, wall,
+                        "broker::47::ovirt_hosted_engine_ha.broker.broker.Broker::(run)",
+                        f"ovirt-hosted-engine-ha broker {host.packages['ovirt-hosted-engine-ha']} "
+                        "started", thread="MainThread")
         if name == "ovirt-ha-agent":
             agent = ha.Agent(self, host)
             self.agents[host.name] = agent
@@ -244,6 +283,10 @@ class Cluster:
         return None
 
     def stop_service(self, host, name, clean=True):
+        if clean and host.services[name] and name == "ovirt-ha-broker":
+            logs.broker(host, self.clock.wall(),
+                        "broker::77::ovirt_hosted_engine_ha.broker.broker.Broker::(run)",
+                        "Server shutting down", thread="MainThread")
         host.services[name] = False
         if name == "ovirt-ha-agent":
             agent = self.agents.pop(host.name, None)
@@ -297,6 +340,8 @@ class Cluster:
         if host.power != "booting":
             return
         host.power = "on"
+        host.fs.remove("/run")  # a tmpfs on EL7: empty after every boot
+        host.fs.makedirs("/run")
         if self.lease == host.name and host.vm is None:
             self.lease = None  # sanlock starts clean after a reboot
         for name in ("vdsmd", "ovirt-ha-broker"):
@@ -308,16 +353,22 @@ class Cluster:
             if host.power == "on" and not host.services["ovirt-ha-agent"]:
                 self.start_service(host, "ovirt-ha-agent")
 
-    async def reboot_host(self, host):
-        """A clean reboot (e.g. after an upgrade); waits until the host is back."""
+    def power_cycle(self, host):
+        """`reboot`: services stop cleanly, a VM running here dies with the host."""
         if vm.running_status(host):
-            raise LabError(f"Cannot reboot {host.name}: the HostedEngine VM is running on it")
+            vm.vm_poweroff(self, host, self.clock.now())
         for name in reversed(HA_SERVICES):
             if host.services[name]:
                 self.stop_service(host, name)
         host.power = "off"
         host.died_at = None
         self.boot_host(host)
+
+    async def reboot_host(self, host):
+        """A clean reboot (e.g. after an upgrade); waits until the host is back."""
+        if vm.running_status(host):
+            raise LabError(f"Cannot reboot {host.name}: the HostedEngine VM is running on it")
+        self.power_cycle(host)
         while host.power != "on":
             await self.clock.sleep(5)
 
@@ -418,14 +469,15 @@ class Cluster:
     def host_info(self, name):
         host = self.host_by_name(name)
         now = self.clock.now()
-        seg = self.segments.get(str(host.host_id)) if host.configured else None
+        host_id = host.host_id
+        seg = self.segments.get(str(host_id)) if host_id is not None else None
         live = bool(seg) and self.is_live(seg, now) and host.power == "on"
         return {"name": host.name, "address": host.address, "os": host.os,
-                "host_id": host.host_id, "reachable": self.reachable(host),
+                "host_id": host_id, "reachable": self.reachable(host),
                 "score": seg["score"] if seg else 0, "live": live,
                 "local_maintenance": bool(seg and seg["maintenance"]),
                 "global_maintenance": self.global_maintenance,
-                "configured": host.configured,
+                "configured": host_id is not None,
                 "agent_version": host.running_ha_version or host.packages.get(
                     "ovirt-hosted-engine-ha", ""),
                 "packages_outdated": bool(host.outdated_packages())}
@@ -479,7 +531,7 @@ class Cluster:
         if not self.reachable(host):
             raise LabError(f"Host {host.name} is not reachable")
         await self.clock.sleep(60 * host.slow_factor)
-        host.packages.update(host.outdated_packages())
+        host.install_packages(host.outdated_packages())
         if reboot:
             await self.reboot_host(host)
         else:

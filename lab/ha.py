@@ -8,7 +8,7 @@ import collections
 import logging
 import time
 
-from . import catalog, vm
+from . import catalog, logs, vm
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,8 @@ class View:
         self.global_maintenance = cluster.global_maintenance
         self.local_maintenance = host.local_maintenance or host.local_maintenance_manual
         self.status = vm.engine_status(cluster, host, now)
-        self.remotes = [seg for seg in cluster.live_segments(host, now)
-                        if seg["host-id"] != host.host_id]
+        self.remotes = [seg for seg in cluster.live_segments(agent.host_id, now)
+                        if seg["host-id"] != agent.host_id]
 
     @property
     def vm(self):
@@ -214,6 +214,12 @@ STATES = {
     "UnknownLocalVmState": unknown_local_vm_state,
 }
 TIMEOUTS = {"EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT}
+# The states whose time is bounded (check_timeout in states.py): the agent logs
+# "Timeout set to ..." on entering one, what the howto's FAQ says to grep for.
+LOGGED_TIMEOUTS = {"EngineStarting": ENGINE_STARTING_TIMEOUT, "EngineStop": ENGINE_STOP_TIMEOUT,
+                   "EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT,
+                   "EngineMaybeAway": ENGINE_AWAY_EXPIRATION,
+                   "EngineUnexpectedlyDown": VM_UNEXPECTED_SHUTDOWN_EXPIRATION}
 
 
 class Agent:
@@ -222,6 +228,7 @@ class Agent:
     def __init__(self, cluster, host):
         self.cluster = cluster
         self.host = host
+        self.host_id = host.host_id  # read from hosted-engine.conf once, at start
         self.version = host.packages.get("ovirt-hosted-engine-ha", "0")
         host.running_ha_version = self.version
         self.legacy = catalog.is_legacy_agent(self.version)
@@ -238,6 +245,12 @@ class Agent:
         self.task = None
         # The broker's state-transition notifications (`Old-New`), newest last.
         self.transitions = collections.deque(maxlen=30)
+        self.logged = None  # (state, score) last written to agent.log
+        self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
+                 f"ovirt-hosted-engine-ha agent {self.version} started")
+
+    def log(self, where, message):
+        logs.agent(self.host, self.cluster.clock.wall(), where, message)
 
     def history(self, now):
         return now - self.started_at
@@ -279,23 +292,38 @@ class Agent:
         view = View(self, self.cluster, now)
         nxt, nowait = STATES[self.state](self, view)
         if nxt != self.state:
-            log.info("%s: %s-%s", self.host.name, self.state, nxt)
-            self.transitions.append(f"{self.state}-{nxt}")
-            self.state = nxt
-            self.entered = now
-            self.stop_requested = False
+            self.transition(nxt, now)
         if self.silent and not view.local_maintenance:
             self.silent = False
         if not self.silent:
             self.publish(view)
+        if (self.state, self.score(view)) != self.logged:
+            self.logged = (self.state, self.score(view))
+            self.log(f"hosted_engine::531::{logs.HE}::(start_monitoring)",
+                     f"Current state {self.state} (score: {self.score(view)})")
         return nowait
+
+    def transition(self, nxt, now):
+        log.info("%s: %s-%s", self.host.name, self.state, nxt)
+        self.transitions.append(f"{self.state}-{nxt}")
+        self.log("brokerlink::67::ovirt_hosted_engine_ha.lib.brokerlink.BrokerLink::(notify)",
+                 f"Success, was notification of state_transition ({self.state}-{nxt}) sent? sent")
+        if nxt in LOGGED_TIMEOUTS:
+            deadline = time.ctime(self.cluster.clock.wall() + LOGGED_TIMEOUTS[nxt])
+            self.log(f"state_decorators::99::{logs.HE}::(check)",
+                     f"Timeout set to {deadline} while transitioning {logs.state_class(nxt)} "
+                     f"-> {logs.state_class(nxt)}")
+        self.state = nxt
+        self.entered = now
+        self.stop_requested = False
 
     def publish(self, view, stopped=False):
         extra = {}
         if self.state in TIMEOUTS:
             deadline = self.cluster.clock.wall() + TIMEOUTS[self.state] - (view.now - self.entered)
             extra["timeout"] = time.ctime(deadline)
-        self.cluster.publish(self.host, view.now, state=self.state, score=self.score(view),
+        self.cluster.publish(self.host, self.host_id, view.now, state=self.state,
+                             score=self.score(view),
                              engine_status=view.status, stopped=stopped,
                              maintenance=self.state == "LocalMaintenance", extra=extra)
 
@@ -311,6 +339,8 @@ class Agent:
     def stop_cleanly(self):
         """systemctl stop: publish AgentStopped once (score 0, stopped=True)."""
         self.state = "AgentStopped"
-        if not self.silent and self.host.configured:
+        self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
+                 "Agent shutting down")
+        if not self.silent and self.host_id is not None:
             now = self.cluster.clock.now()
             self.publish(View(self, self.cluster, now), stopped=True)

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 from .errors import LabError
+from .private import make_state_dir
 
 MANIFEST = "manifest.json"
 LOG = "lab.log"
@@ -145,7 +146,7 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x"
               ssh_port_base=None, timeout=30, undeployed=False):
     """Spawn `python -m lab up` and wait until it has written its manifest."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
-    _os.makedirs(state_dir, exist_ok=True)
+    make_state_dir(state_dir)
     manifest_path = _os.path.join(state_dir, MANIFEST)
     if _os.path.exists(manifest_path):
         _os.remove(manifest_path)

@@ -1,60 +1,80 @@
-"""Simulated machines: HE hosts and the engine VM, with their files and packages."""
+"""Simulated machines: HE hosts and the engine VM, with their disks and packages.
 
+A machine's files live on its own root directory (lab/rootfs.py, lab/distro.py): the
+simulator reads them back when it needs them (hosted-engine.conf, repo files), so what an
+admin changes or removes on the host takes effect. The installed packages are the
+simulator's (the rpm database), and their files follow them on disk.
+"""
+
+import os
 import re
 
-from . import catalog
+from . import catalog, distro
+from .rootfs import RootFs
 
-HE_CONF = "/etc/ovirt-hosted-engine/hosted-engine.conf"
+HE_CONF = distro.HE_CONF
 HA_SERVICES = ("vdsmd", "ovirt-ha-broker", "ovirt-ha-agent")
 STORAGE = "nfs.lab.local:/exports/hosted-engine"
 DOMAIN = "lab.local"
+ROOTS = "roots"  # DIR/roots/<machine name>: each machine's `/`
 
 
 class Machine:
-    """Something reachable over SSH: a filesystem (path -> text) and installed rpms."""
+    """Something reachable over SSH: a root directory and installed rpms."""
 
     kind = "machine"
-    persisted = ("name", "address", "port", "os", "files", "packages", "slow_factor",
-                 "fail_patterns")
+    persisted = ("name", "address", "port", "os", "packages", "slow_factor", "fail_patterns")
 
     def __init__(self, name, address, port=0, os="el7"):
         self.name = name
         self.address = address
         self.port = port
         self.os = os
-        self.files = {}
         self.packages = {}
         self.slow_factor = 1.0
         self.fail_patterns = []
+        self.fs = None
 
     @property
     def short_name(self):
         return self.name.split(".")[0]
 
+    def attach_disk(self, state_dir):
+        """The machine's root under the state dir; True if it was just created."""
+        path = os.path.join(state_dir, ROOTS, self.name)
+        fresh = not os.path.isdir(path)
+        self.fs = RootFs(path)
+        return fresh
+
     def install_os(self, os):
         """A fresh OS install: base packages and files only."""
         self.os = os
         self.packages = dict(catalog.EL6_BASE_PACKAGES if os == "el6" else catalog.BASE_PACKAGES)
-        self.files = {
-            "/etc/redhat-release": catalog.OS_RELEASE[os] + "\n",
-            "/etc/hostname": self.name + "\n",
-            "/etc/hosts": "127.0.0.1   localhost localhost.localdomain\n",
-            "/etc/yum.repos.d/CentOS-Base.repo":
-                "[base]\nname=CentOS-$releasever - Base\n"
-                "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n",
-        }
+        distro.install_os(self)
+
+    def install_packages(self, versions):
+        """rpm -i/-U of {name: version}: new packages put their files on disk."""
+        for name, version in versions.items():
+            fresh = name not in self.packages
+            self.packages[name] = version
+            if fresh:
+                distro.write_package_files(self, name)
+        distro.sync_tools(self)
+
+    def remove_packages(self, names):
+        for name in names:
+            if self.packages.pop(name, None) is not None:
+                distro.remove_package_files(self, name)
+        distro.sync_tools(self)
 
     def add_release_repo(self, release):
-        self.files["/etc/yum.repos.d/" + catalog.RELEASE_FILE[release]] = catalog.repo_file_text(release)
-        self.packages[catalog.RELEASE_PACKAGE[release]] = "1-1"
+        self.install_packages({catalog.RELEASE_PACKAGE[release]: "1-1"})
 
     def repo_releases(self):
         """oVirt releases whose repos are configured (enabled) on this machine."""
         found = set()
-        for path, text in self.files.items():
-            if not path.startswith("/etc/yum.repos.d/") or not path.endswith(".repo"):
-                continue
-            for section in re.split(r"^\[", text, flags=re.M):
+        for path in self.fs.glob("/etc/yum.repos.d", "*.repo"):
+            for section in re.split(r"^\[", self.fs.read(path) or "", flags=re.M):
                 if re.search(r"^enabled\s*=\s*0", section, flags=re.M):
                     continue
                 for line in section.splitlines():
@@ -116,11 +136,11 @@ class Host(Machine):
         self.vm = None  # vdsm's record of HostedEngine on this host
         self.died_here = False  # makes down_unexpected stick, see facts §4
         self.running_ha_version = None
-        self.install_os(os)
 
     @property
     def host_id(self):
-        match = re.search(r"^host_id=(\d+)", self.files.get(HE_CONF, ""), flags=re.M)
+        """From hosted-engine.conf on the host's disk: no file, no HE host."""
+        match = re.search(r"^host_id=(\d+)", self.fs.read(HE_CONF) or "", flags=re.M)
         return int(match.group(1)) if match else None
 
     @property
@@ -130,19 +150,8 @@ class Host(Machine):
     def installed(self, package):
         return package in self.packages
 
-    def deploy_files(self, host_id, storage=STORAGE):
-        self.files[HE_CONF] = (
-            f"fqdn=engine.{DOMAIN}\nvm_disk_id=6d2a5e1c-1b1c-4f0e-9b53-5a7c2b8f1d11\n"
-            "vmid=3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70\n"
-            f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
-            "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
-            f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
-            "network_test=ping\nconf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
-            "spUUID=00000000-0000-0000-0000-000000000000\n")
-        self.files["/etc/ovirt-hosted-engine-ha/agent.conf"] = (
-            "[score]\nbase-score=3400\nnetwork-score-penalty=1600\n"
-            "mgmt-bridge-score-penalty=600\nfree-memory-score-penalty=400\n"
-            "cpu-load-score-penalty=1000\nengine-retry-score-penalty=50\n")
+    def deploy_files(self, host_id, storage, stamp):
+        distro.deploy_files(self, host_id, storage, stamp)
         for name in HA_SERVICES:
             self.enabled[name] = True
 
@@ -179,8 +188,6 @@ class EngineVm(Machine):
         self.engine_configured = True
         self.engine_fqdn = self.name
         self.admin_password = None  # unknown for the pre-deployed lab: not checked
-        self.install_guest()
-        self.packages.update(catalog.ENGINE_PACKAGES[engine_version])
 
     def install_guest(self):
         """The admin installed the guest OS (and added the oVirt repo while at it)."""
@@ -190,7 +197,8 @@ class EngineVm(Machine):
 
     def wipe(self):
         """A blank VM disk, as first-host deployment creates it."""
-        self.files, self.packages = {}, {}
+        self.fs.wipe()
+        self.packages = {}
         self.os_installed = self.engine_configured = self.engine_running = False
         self.admin_password = None
 

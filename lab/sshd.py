@@ -11,7 +11,8 @@ import socket
 
 import asyncssh
 
-from .session import Session
+from .private import write_private
+from .session import run_session
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,8 @@ def load_or_create_key(path):
     if os.path.exists(path):
         return asyncssh.read_private_key(path)
     key = asyncssh.generate_private_key("ssh-ed25519")
-    key.write_private_key(path, "openssh")
+    write_private(path, key.export_private_key("openssh"))
     key.write_public_key(path + ".pub", "openssh")
-    os.chmod(path, 0o600)
     return key
 
 
@@ -93,10 +93,11 @@ class _Server(asyncssh.SSHServer):
 class SshFront:
     """Keeps every machine's listener in the mode the cluster state asks for."""
 
-    def __init__(self, cluster, state_dir):
+    def __init__(self, cluster, state_dir, sandboxes):
         self.cluster = cluster
+        self.sandboxes = sandboxes
         self.keys_dir = os.path.join(state_dir, "keys")
-        os.makedirs(self.keys_dir, exist_ok=True)
+        os.makedirs(self.keys_dir, mode=0o700, exist_ok=True)
         self.client_key_path = os.path.join(self.keys_dir, "client_ed25519")
         self.client_public = public_line(load_or_create_key(self.client_key_path))
         self.host_keys = {}
@@ -171,22 +172,18 @@ class SshFront:
             return _BlackholeServer(server, held)
         return await asyncssh.create_server(
             lambda: _Server(self, machine), sock=sock,
-            server_host_keys=[self.host_key(machine)], process_factory=self._handler(machine))
+            server_host_keys=[self.host_key(machine)], process_factory=self._handler(machine),
+            encoding=None, line_editor=False)
 
     def _handler(self, machine):
         async def handle(process):
-            session = Session(self.cluster, machine, process.stdin, process.stdout, process.stderr)
             try:
-                if process.command is not None:
-                    rc = await session.run(process.command)
-                else:
-                    rc = await interactive(session, process, machine)
-                process.exit(rc & 0xFF)
+                process.exit(await run_session(self.sandboxes[machine.name], process) & 0xFF)
             except (BrokenPipeError, ConnectionError, asyncssh.Error):
                 pass
             except Exception:
                 log.exception("command failed on %s: %r", machine.name, process.command)
-                process.stderr.write("bash: internal error\n")
+                process.stderr.write(b"bash: internal error in the lab\n")
                 process.exit(1)
         return handle
 
@@ -197,21 +194,6 @@ class SshFront:
             server.close()
             for conn in list(self.conns.get(name, ())):
                 conn.abort()
-
-
-async def interactive(session, process, machine):
-    """A minimal login shell: one prompt, one line at a time, `exit` to leave."""
-    rc = 0
-    while True:
-        process.stdout.write(f"[root@{machine.short_name} ~]# ")
-        line = await process.stdin.readline()
-        if line == "":
-            return rc
-        line = line.strip()
-        if line in ("exit", "logout"):
-            return rc
-        if line:
-            rc = await session.run(line)
 
 
 class _Blackhole(asyncio.Protocol):

@@ -8,7 +8,10 @@ import signal
 
 from .cluster import Cluster
 from .control import start_control
+from .private import make_state_dir, write_private
+from .sandbox import Sandbox, find_bwrap
 from .sshd import SshFront
+from .tools import ToolServer
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -34,11 +37,7 @@ def engine_entry(api):
 
 def write_manifest(state_dir, data):
     """Atomic, so a reader polling for the file never sees half of it."""
-    path = os.path.join(state_dir, MANIFEST)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    write_private(os.path.join(state_dir, MANIFEST), json.dumps(data, indent=2))
 
 
 def build_manifest(cluster, front, engine, control_url):
@@ -56,6 +55,20 @@ def build_manifest(cluster, front, engine, control_url):
             "pid": os.getpid()}
 
 
+async def start_sandboxes(cluster, state_dir, bwrap):
+    """Every machine's sandbox and tool socket, checked end to end before anything
+    listens: a lab whose sandboxes do not work refuses to start."""
+    sandboxes, servers = {}, []
+    for machine in list(cluster.hosts.values()) + [cluster.engine_vm]:
+        sandbox = Sandbox(machine, cluster.clock, state_dir, bwrap)
+        sandbox.prepare()
+        server = ToolServer(cluster, machine, sandbox.socket_path)
+        await server.start()
+        sandboxes[machine.name], servers = sandbox, servers + [server]
+    await asyncio.gather(*(sandbox.check() for sandbox in sandboxes.values()))
+    return sandboxes, servers
+
+
 async def watch_parent(stop):
     """A test run killed hard must not leave labs behind: stop once reparented."""
     parent = os.getppid()
@@ -67,13 +80,15 @@ async def watch_parent(stop):
 
 async def run(args):
     state_dir = os.path.abspath(args.state_dir)
-    os.makedirs(state_dir, exist_ok=True)
+    make_state_dir(state_dir)
     manifest_path = os.path.join(state_dir, MANIFEST)
     if os.path.exists(manifest_path):
         os.remove(manifest_path)  # a stale manifest must not look like a started lab
+    bwrap = find_bwrap()
     cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
                       engine_version=args.engine_version, undeployed=args.undeployed)
-    front = SshFront(cluster, state_dir)
+    sandboxes, tool_servers = await start_sandboxes(cluster, state_dir, bwrap)
+    front = SshFront(cluster, state_dir, sandboxes)
     ports = {}
     if args.ssh_port_base:
         for i, machine in enumerate(front.machines()):
@@ -104,6 +119,8 @@ async def run(args):
         await api.stop()
     await control_runner.cleanup()
     await front.stop()
+    for server in tool_servers:
+        await server.stop()
     await cluster.stop()
     if os.path.exists(manifest_path):
         os.remove(manifest_path)

@@ -4,6 +4,8 @@ A host's `vm` record is None when vdsm does not know the VM. Timings are simulat
 chosen to reproduce the howto's FAQ: pings ~1 min after start, engine healthy ~3 min after.
 """
 
+from . import logs
+
 LOCK_DELAY = 2            # WaitForLaunch until sanlock grants (or refuses) the disk lease
 PING_AFTER = 60           # Powering up -> Up
 HEALTHY_AFTER = 180       # engine health page answers "DB Up!" this long after start
@@ -15,6 +17,7 @@ LEASE_EXPIRY = 80         # a dead host's lease expires (facts §7, unconfirmed 
 LOCKED = "Storage of VM is locked. Is another host already starting the VM?"
 NOT_HERE = "vm not running on this host"
 
+VM_ID = "3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70"
 RUNNING = ("WaitForLaunch", "Powering up", "Up", "Powering down", "Migration Source")
 
 
@@ -74,6 +77,7 @@ def apply_event(cluster, host, action, when):
             cluster.engine_vm.engine_running = cluster.engine_vm.engine_configured
         else:
             host.vm = new_record("Down", when, reason="locked")
+            log_lock_failure(cluster, host)
     elif action == "up":
         host.vm = new_record("Up", when, started=rec["started"])
     elif action == "migrated":
@@ -87,6 +91,15 @@ def apply_event(cluster, host, action, when):
             release(cluster, host)
         host.vm = None
     cluster.changed()
+
+
+def log_lock_failure(cluster, host):
+    """The vdsm.log error of the howto's FAQ ("Failed to acquire lock")."""
+    logs.vdsm(host, cluster.clock.wall(), "vm::2288::virt.vm::(_startUnderlyingVm)",
+              f"vmId=`{VM_ID}`::The vm start process failed\nTraceback (most recent call "
+              "last):\n  File \"/usr/lib/python2.7/site-packages/vdsm/virt/vm.py\", line 2228, "
+              "in _startUnderlyingVm\n    self._run()\nlibvirtError: Failed to acquire lock: "
+              "error -243", level="ERROR", thread="vm/3f8a2a0e")
 
 
 def release(cluster, host):

@@ -9,14 +9,49 @@ The storage path picks the flow, as in the real installer:
 
 Answers come from `--config-append` otopi files first, then from stdin. An answer file is
 written in the clean-up stage, on failure too, and when the client goes away mid-way, so
-`--config-append=<it>` can resume.
+`--config-append=<it>` can resume. Everything the installer prints also goes to its log,
+/var/log/ovirt-hosted-engine-setup/ovirt-hosted-engine-setup-<date>-<id>.log.
 """
 
 import asyncio
+import random
+import string
 import time
 
-ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
+from ..distro import ANSWERS_DIR, HE_ANSWERS, SETUP_LOG_DIR
+
 PAD = " " * 10
+
+
+class SetupLog:
+    """A stream that also writes each complete line to the setup log, as otopi's
+    dialog logs what it sends."""
+
+    def __init__(self, stream, fs, path, clock):
+        self.stream, self.fs, self.path, self.clock = stream, fs, path, clock
+        self.partial = ""
+
+    def write(self, text):
+        self.stream.write(text)
+        *lines, self.partial = (self.partial + text).split("\n")
+        date = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.clock.wall()))
+        for line in lines:
+            self.fs.append(self.path, f"{date} DEBUG otopi.plugins.otopi.dialog.human "
+                                      f"dialog.__logString:204 DIALOG:SEND       {line}\n")
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def start_setup_log(ctx):
+    wall = ctx.cluster.clock.wall()
+    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
+    path = (f"{SETUP_LOG_DIR}/ovirt-hosted-engine-setup-"
+            f"{time.strftime('%Y%m%d%H%M%S', time.gmtime(wall))}-{suffix}.log")
+    ctx.machine.fs.append(path, "")
+    ctx.out = SetupLog(ctx.out, ctx.machine.fs, path, ctx.cluster.clock)
+    ctx.err = SetupLog(ctx.err, ctx.machine.fs, path, ctx.cluster.clock)
+    return path
 
 
 class Abort(Exception):
@@ -157,19 +192,21 @@ async def deploy(ctx, args):
     for arg in args:
         if arg.startswith("--config-append="):
             path = arg.split("=", 1)[1]
-            text = ctx.machine.files.get(path)
+            text = ctx.machine.fs.read(ctx.path(path))
             if text is None:
                 ctx.error(f"[ ERROR ] Failed to execute stage 'Initializing': "
                           f"[Errno 2] No such file or directory: '{path}'")
                 return 1
             answers.update(parse_answers(text))
+    log = start_setup_log(ctx)
     dialog = Dialog(ctx, answers)
     try:
-        return await run_deploy(ctx, dialog, ctx.host, ctx.cluster)
+        return await run_deploy(ctx, dialog, ctx.host, ctx.cluster, log)
     except Abort as exc:
         path = write_answers(ctx, dialog)
         ctx.print(f"[ ERROR ] {exc}")
         info(ctx, "Stage: Clean up")
+        ctx.print(f"{PAD}Log file is located at {log}")
         info(ctx, f"Generating answer file '{path}'")
         info(ctx, "Stage: Pre-termination")
         info(ctx, "Stage: Termination")
@@ -184,16 +221,18 @@ async def deploy(ctx, args):
 def write_answers(ctx, dialog):
     stamp = time.strftime("%Y%m%d%H%M%S", time.localtime(ctx.cluster.clock.wall()))
     path = f"{ANSWERS_DIR}/answers-{stamp}.conf"
-    ctx.host.files[path] = render_answers(dialog.given)
+    ctx.host.fs.write(path, render_answers(dialog.given))
     ctx.cluster.save()
     return path
 
 
-async def run_deploy(ctx, dialog, host, cluster):
+async def run_deploy(ctx, dialog, host, cluster, log):
     info(ctx, "Stage: Initializing")
     await ctx.sleep(2)
     info(ctx, "Generating a temporary VNC password.")
     info(ctx, "Stage: Environment setup")
+    ctx.print(f"{PAD}Configuration files: []")
+    ctx.print(f"{PAD}Log file: {log}")
     if host.configured:
         raise Abort("Failed to execute stage 'Environment setup': "
                     "Hosted Engine is already deployed on this host")
@@ -338,13 +377,14 @@ async def add_host(ctx, cluster, host):
 
 
 async def finish(ctx, dialog, host, cluster, host_id, path):
-    host.deploy_files(host_id, path)
+    host.deploy_files(host_id, path, time.strftime("%Y%m%d%H%M%S",
+                                                    time.gmtime(cluster.clock.wall())))
     for service in ("vdsmd", "ovirt-ha-broker", "ovirt-ha-agent"):
         cluster.start_service(host, service)
     info(ctx, "Enabling and starting HA services")
     info(ctx, "Stage: Clean up")
     answers_path = write_answers(ctx, dialog)
-    host.files["/etc/ovirt-hosted-engine/answers.conf"] = host.files[answers_path]
+    host.fs.write(HE_ANSWERS, host.fs.read(answers_path))
     info(ctx, f"Generating answer file '{answers_path}'")
     info(ctx, "Generating answer file '/etc/ovirt-hosted-engine/answers.conf'")
     info(ctx, "Stage: Pre-termination")

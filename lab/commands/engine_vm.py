@@ -70,7 +70,7 @@ async def engine_setup(ctx, args):
         release = release_of_engine_setup(vm.packages.get("ovirt-engine-setup", ""))
         if release:
             vm.engine_version = release
-            vm.packages["ovirt-engine"] = catalog.ENGINE_PACKAGES[release]["ovirt-engine"]
+            vm.install_packages({"ovirt-engine": catalog.ENGINE_PACKAGES[release]["ovirt-engine"]})
         vm.engine_running = True
     finally:
         vm.setup_running = False
@@ -165,7 +165,7 @@ async def fresh_setup(ctx, args):
 async def engine_backup(ctx, args):
     opts = dict(a[2:].split("=", 1) for a in args if a.startswith("--") and "=" in a)
     mode = opts.get("mode", "backup")
-    path = opts.get("file")
+    path = opts.get("file") and ctx.path(opts["file"])
     if mode not in ("backup", "restore"):
         ctx.error(f"FATAL: Invalid mode '{mode}'")
         return 1
@@ -173,8 +173,8 @@ async def engine_backup(ctx, args):
         ctx.error("FATAL: --file is missing")
         return 1
     if mode == "restore":
-        if path not in ctx.machine.files:
-            ctx.error(f"FATAL: Backup file '{path}' not found")
+        if ctx.machine.fs.read(path) is None:
+            ctx.error(f"FATAL: Backup file '{opts['file']}' not found")
             return 1
         for line, seconds in (("Preparing to restore:", 1), ("- Unpacking file", 5),
                               ("Restoring:", 1), ("- Files", 5), ("Provisioning PostgreSQL users/databases:", 3),
@@ -183,16 +183,16 @@ async def engine_backup(ctx, args):
             await ctx.sleep(seconds)
         return 0
     stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime(ctx.cluster.clock.wall()))
-    ctx.print(f"Start of engine-backup with mode 'backup'\nscope: all\narchive file: {path}")
+    ctx.print(f"Start of engine-backup with mode 'backup'\nscope: all\narchive file: {opts['file']}")
     for line, seconds in (("Backing up:", 1), ("Notifying engine", 1), ("- Files", 5),
                           ("- Engine database 'engine'", 30),
                           ("- DWH database 'ovirt_engine_history'", 10),
-                          (f"Packing into file '{path}'", 5), ("Notifying engine", 1)):
+                          (f"Packing into file '{opts['file']}'", 5), ("Notifying engine", 1)):
         ctx.print(line)
         await ctx.sleep(seconds)
-    ctx.machine.files[path] = (f"ovirt-engine-backup {stamp} engine "
-                               f"{ctx.machine.packages.get('ovirt-engine')}\n")
+    ctx.machine.fs.write(path, f"ovirt-engine-backup {stamp} engine "
+                               f"{ctx.machine.packages.get('ovirt-engine')}\n", mode=0o600)
     if "log" in opts:
-        ctx.machine.files[opts["log"]] = f"{stamp} engine-backup: backup done\n"
+        ctx.machine.fs.write(ctx.path(opts["log"]), f"{stamp} engine-backup: backup done\n")
     ctx.print("Done.")
     return 0

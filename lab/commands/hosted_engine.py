@@ -47,7 +47,8 @@ def option(args, name):
     return None
 
 
-@command("hosted-engine", machines=("host",), package="ovirt-hosted-engine-setup")
+@command("hosted-engine", path="/usr/sbin", machines=("host",),
+         package="ovirt-hosted-engine-setup")
 async def hosted_engine(ctx, args):
     if not args or args[0] in ("--help", "-h"):
         ctx.out.write(USAGE)
@@ -76,7 +77,7 @@ async def vm_status(ctx, args):
         return 1
     cluster, now = ctx.cluster, ctx.now()
     segments = sorted(cluster.segments.values(), key=lambda s: s["host-id"])
-    live = {seg["host-id"] for seg in cluster.live_segments(ctx.host, now)}
+    live = {seg["host-id"] for seg in cluster.live_segments(ctx.host.host_id, now)}
     if "--json" in args:
         ctx.out.write(render_json(segments, live, cluster.global_maintenance))
     else:

@@ -2,6 +2,7 @@
 
 import time
 
+from .. import catalog
 from . import command
 
 DESCRIPTIONS = {
@@ -43,8 +44,7 @@ def is_enabled(ctx, unit):
 
 def installed(ctx, unit):
     machine = ctx.machine
-    package = {"vdsmd": "vdsm", "ovirt-ha-agent": "ovirt-hosted-engine-ha",
-               "ovirt-ha-broker": "ovirt-hosted-engine-ha", "ovirt-engine": "ovirt-engine"}.get(unit)
+    package = catalog.SERVICE_PACKAGE.get(unit)
     return unit in known_units(machine) and (package is None or package in machine.packages)
 
 
@@ -142,7 +142,7 @@ EL6_LINES = {
 }
 
 
-@command("service")
+@command("service", path="/usr/sbin")
 async def service(ctx, args):
     if len(args) < 2:
         ctx.error("Usage: service < option > | --status-all | [ service_name [ command | --full-restart ] ]")
@@ -173,4 +173,50 @@ async def service(ctx, args):
         if problem:
             ctx.error(problem)
             return code
+    return 0
+
+
+@command("initctl", path="/usr/sbin", os="el6")
+async def initctl(ctx, args):
+    """Upstart on el6; libvirtd is its job on a host vdsm configured (/etc/init/libvirtd.conf)."""
+    if len(args) < 2 or args[0] not in ("start", "stop", "status", "restart"):
+        ctx.error("initctl: missing job name" if args else "initctl: missing command")
+        return 1
+    action, job = args[0], args[1]
+    if not ctx.machine.fs.exists(f"/etc/init/{job}.conf"):
+        ctx.error(f"initctl: Unknown job: {job}")
+        return 1
+    pid = 1000 + len(job) * 37
+    ctx.print(f"{job} stop/waiting" if action == "stop" else f"{job} start/running, process {pid}")
+    return 0
+
+
+@command("chkconfig", path="/usr/sbin")
+async def chkconfig(ctx, args):
+    """Boot-time enablement; on el7 it hands systemd units over to systemctl."""
+    machine = ctx.machine
+    if not args or args[0] == "--list":
+        units = args[1:] or sorted(u for u in known_units(machine) if installed(ctx, u))
+        for unit in map(unit_name, units):
+            if not installed(ctx, unit):
+                ctx.error(f"error reading information on service {unit}: No such file or directory")
+                return 1
+            state = "on" if is_enabled(ctx, unit) else "off"
+            ctx.print(f"{unit:<24}0:off\t1:off\t2:{state}\t3:{state}\t4:{state}\t5:{state}\t6:off")
+        return 0
+    unit = unit_name(args[0])
+    if not installed(ctx, unit):
+        ctx.error(f"error reading information on service {args[0]}: No such file or directory")
+        return 1
+    if len(args) == 1:
+        return 0 if is_enabled(ctx, unit) else 1
+    if args[1] not in ("on", "off"):
+        ctx.error("chkconfig: invalid argument: " + args[1])
+        return 1
+    action = "enable" if args[1] == "on" else "disable"
+    if machine.os == "el7":
+        ctx.error(f"Note: Forwarding request to 'systemctl {action} {unit}.service'.")
+        return await systemctl(ctx, [action, unit])
+    if machine.kind == "host" and unit in machine.enabled:
+        machine.enabled[unit] = action == "enable"
     return 0

@@ -1,5 +1,9 @@
 """yum, yum-config-manager and rpm over the machine's package set and repo files.
 
+Installing or removing a package puts its files on the machine's disk or takes them away
+(lab/distro.py); removing one stops and disables its services first, as the packages'
+%preun scriptlets do (ovirt-hosted-engine-ha.spec.in: %systemd_preun).
+
 Adding a repo: `yum install -y http://resources.ovirt.org/pub/yum-repo/ovirt-release36.rpm`
 (installs the release rpm, which drops /etc/yum.repos.d/ovirt-3.6.repo),
 `yum-config-manager --add-repo URL`, or writing a .repo file (`cat > ... <<EOF`, `tee`).
@@ -40,10 +44,12 @@ async def header(ctx):
         ctx.print(f" * {catalog.URL_PATH[release]}: resources.ovirt.org")
 
 
-async def confirm(ctx, assume_yes):
+async def confirm(ctx, assume_yes, download):
+    """yum's userconfirm (output.py): no answer, or end of input, is No. The `d`
+    (download only) choice is offered only when there is something to download (cli.py)."""
     if assume_yes:
         return True
-    ctx.out.write("Is this ok [y/d/N]: ")
+    ctx.out.write("Is this ok [y/d/N]: " if download else "Is this ok [y/N]: ")
     answer = (await ctx.stdin.readline()).strip().lower()
     if answer not in ("y", "yes"):
         ctx.print("Exiting on user command")
@@ -76,7 +82,7 @@ async def transaction(ctx, changes, verb, assume_yes):
     ctx.print("=" * 80)
     word = {"install": "Install", "update": "Upgrade", "remove": "Remove"}[verb]
     ctx.print(f"{word}  {len(changes)} Package{'s' if len(changes) != 1 else ''}\n")
-    if not await confirm(ctx, assume_yes):
+    if not await confirm(ctx, assume_yes, download=verb != "remove"):
         return 1
     if verb != "remove":
         ctx.print("Downloading packages:")
@@ -92,9 +98,10 @@ async def transaction(ctx, changes, verb, assume_yes):
         await ctx.sleep(4)
         ctx.print(f"  {step} : {name}-{new or old}.{machine.os}.{ARCH.get(name, 'noarch'):<30} {i}/{total}")
         if verb == "remove":
-            machine.packages.pop(name, None)
+            stop_services_of(ctx, name)
+            machine.remove_packages([name])
         else:
-            machine.packages[name] = new
+            machine.install_packages({name: new})
     if verb == "update":
         for i, (name, old, new) in enumerate(changes, 1):
             await ctx.sleep(0.5)
@@ -108,6 +115,18 @@ async def transaction(ctx, changes, verb, assume_yes):
                                for name, old, new in changes))
     ctx.print("\nComplete!")
     return 0
+
+
+def stop_services_of(ctx, package):
+    """%preun on erase: `systemctl --no-reload disable --now` of the package's units."""
+    machine = ctx.machine
+    for unit in (u for u, p in catalog.SERVICE_PACKAGE.items() if p == package):
+        if machine.kind == "host" and unit in machine.services:
+            if machine.services[unit]:
+                ctx.cluster.stop_service(machine, unit)
+            machine.enabled[unit] = False
+        elif unit == "ovirt-engine" and machine.kind == "engine-vm":
+            machine.engine_running = False
 
 
 def repo_of(machine, name, version):
@@ -161,12 +180,7 @@ async def yum_install(ctx, assume_yes, words):
             plan.append((catalog.RELEASE_PACKAGE[what], None, "1-1"))
         else:
             plan.append((what, None, available[what]))
-    rc = await transaction(ctx, plan, "install", assume_yes)
-    if rc == 0:
-        for kind, what in changes:
-            if kind == "release":
-                machine.add_release_repo(what)
-    return rc
+    return await transaction(ctx, plan, "install", assume_yes)  # a release rpm brings its repo
 
 
 async def yum_update(ctx, assume_yes, words):
@@ -254,7 +268,7 @@ async def yum_config_manager(ctx, args):
         repo_id = re.sub(r"[^A-Za-z0-9.-]+", "_", url.split("://", 1)[-1]).strip("_")
         path = f"/etc/yum.repos.d/{repo_id}.repo"
         ctx.print(f"\n[{repo_id}]\nname=added from: {url}\nbaseurl={url}\nenabled=1\n")
-        ctx.machine.files[path] = f"[{repo_id}]\nname=added from: {url}\nbaseurl={url}\nenabled=1\n"
+        ctx.machine.fs.write(path, f"[{repo_id}]\nname=added from: {url}\nbaseurl={url}\nenabled=1\n")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ..private import make_state_dir
 from .engine import Engine
 from .server import USERNAME, build_app
 from .store import EngineStore
@@ -84,7 +85,7 @@ async def start_engine_api(backend, *, state_dir, host: str = "127.0.0.1",
     can register new hosts.
     """
     state_dir = Path(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_state_dir(state_dir)
     engine = Engine(backend, EngineStore(state_dir))
     engine.store.ensure_default(engine.version())
     engine.resume()

@@ -7,10 +7,11 @@ a client already saw.
 """
 import datetime
 import json
-import os
 import secrets
 import uuid
 from pathlib import Path
+
+from ..private import write_private
 
 STATE_FILE = "engine.json"
 MAX_EVENTS = 2000  # the real engine prunes its audit log too (AuditLogAgingThreshold)
@@ -64,9 +65,8 @@ class EngineStore:
 
     def save(self) -> None:
         # Write-then-rename so a lab killed mid-write never leaves half a file.
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        # It holds the admin password: 0600 (lab/private.py).
+        write_private(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
     # Data centers and clusters
 

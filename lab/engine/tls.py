@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..private import write_private
+
 CA_FILE = "engine-ca.pem"
 CA_KEY_FILE = "engine-ca.key"
 CERT_FILE = "engine-cert.pem"
@@ -126,9 +128,8 @@ def _build_server(key, ca_key, ca_cert, names) -> x509.Certificate:
 
 
 def _write_key(path: Path, key) -> None:
-    path.write_bytes(key.private_bytes(
+    write_private(path, key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ))
-    path.chmod(0o600)

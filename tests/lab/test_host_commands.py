@@ -140,3 +140,62 @@ def test_vm_start_shutdown_and_poweroff(fresh_lab, fresh_ssh):
     assert fresh_lab.state()["engine_vm"]["status"] == "down"
     result = fresh_ssh("he2", "hosted-engine --vm-poweroff")
     assert result.rc == 1 and "Virtual machine does not exist" in result.err
+
+
+def test_vdsm_and_sanlock_clients_show_the_vm_where_it_runs(ssh):
+    assert json.loads(ssh("he1", "vdsm-client Host getVMList").out) == \
+        ["3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70"]
+    assert json.loads(ssh("he2", "vdsm-client Host getVMList").out) == []
+    stats = json.loads(ssh("he1", "vdsm-client VM getStats "
+                                  "vmID=3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70").out)
+    assert stats[0]["status"] == "Up"
+    assert ssh("he1", "vdsClient -s 0 list table").rc == 127  # gone since vdsm 4.20
+    status = ssh("he1", "sanlock client status").out
+    assert "p 12345 HostedEngine" in status and "\ns hosted-engine:1:" in status
+    assert "HostedEngine" not in ssh("he2", "sanlock client status").out
+
+
+def test_chkconfig_and_the_el6_tools(tmp_path):
+    from conftest import SPEED, Shell
+    from lab.launcher import start_lab
+
+    with start_lab(tmp_path / "lab", hosts=1, speed=SPEED, engine_version="3.5", os="el6") as lab:
+        ssh = Shell(lab)
+        assert "vdsmd" in ssh("he1", "chkconfig --list vdsmd").out
+        assert ssh("he1", "chkconfig vdsmd off && chkconfig vdsmd").rc == 1
+        assert ssh("he1", "initctl stop libvirtd").out == "libvirtd stop/waiting\n"
+        assert ssh("he1", "vdsClient -s 0 list table").out.split()[-1] == "Up"
+        assert ssh("he1", "vdsm-client Host getVMList").rc == 127  # not before vdsm 4.19
+        ssh.close()
+
+
+def test_reboot_drops_the_session_and_brings_the_host_back(fresh_lab, fresh_ssh):
+    fresh_ssh("he3", "echo volatile > /run/x; echo kept > /root/x")
+    client = fresh_lab.connect("he3")
+    channel = client.get_transport().open_session()
+    channel.exec_command("reboot")
+    assert channel.recv_exit_status() in (0, -1)
+    client.close()
+    fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["power"] == "booting", sim_seconds=10)
+    fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["power"] == "on", sim_seconds=90)
+    fresh_ssh.clients.pop("he3", None)
+    assert fresh_ssh("he3", "cat /root/x; ls /run").out == "kept\n"
+    fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["agent_state"] == "EngineDown"
+                       and s["hosts"]["he3.lab.local"]["live"], sim_seconds=150)
+
+
+def test_the_simulator_reads_its_files_back_from_the_host_disk(fresh_lab, fresh_ssh):
+    assert "ovirt-4.5" in fresh_ssh("he3", "yum repolist").out
+    assert fresh_ssh("he3", "rm /etc/yum.repos.d/ovirt-4.5.repo").rc == 0
+    assert "ovirt-4.5" not in fresh_ssh("he3", "yum repolist").out
+    assert fresh_ssh("he3", "sed -i 's/host_id=3/host_id=7/' "
+                            "/etc/ovirt-hosted-engine/hosted-engine.conf").rc == 0
+    assert fresh_lab.state()["hosts"]["he3.lab.local"]["host_id"] == 7
+    assert fresh_ssh("he3", "rm /etc/ovirt-hosted-engine/hosted-engine.conf").rc == 0
+    result = fresh_ssh("he3", "hosted-engine --vm-status")
+    assert (result.rc, result.err) == (1, "You must run deploy first\n")
+    result = fresh_ssh("he3", "systemctl restart ovirt-ha-agent")
+    assert result.rc == 1 and "Job for ovirt-ha-agent.service failed" in result.err
+    # what the agent logged while it ran stays for the admin to grep
+    log = fresh_ssh("he3", "grep -c 'Current state' /var/log/ovirt-hosted-engine-ha/agent.log")
+    assert int(log.out) >= 1

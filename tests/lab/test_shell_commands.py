@@ -1,4 +1,6 @@
-"""Plain commands on a lab host over real SSH: the tiny shell and the simulated filesystem."""
+"""Plain commands on a lab host over real SSH: real bash and coreutils on the host's own disk."""
+
+import time
 
 import paramiko
 import pytest
@@ -52,7 +54,7 @@ def test_seq_and_date_behave_as_coreutils(ssh):
     assert ssh("he1", "seq 3").out == "1\n2\n3\n"
     assert ssh("he1", "seq 2 2 7").out == "2\n4\n6\n"
     bad = ssh("he1", "seq x")
-    assert (bad.rc, bad.err) == (1, "seq: invalid floating point argument: 'x'\n")
+    assert bad.rc == 1 and bad.err.startswith("seq: invalid floating point argument: ")
     seconds, nanos = ssh("he1", "date +%s.%N").out.strip().split(".")
     assert seconds.isdigit() and len(nanos) == 9
 
@@ -67,7 +69,7 @@ def test_it_writes_files_from_a_here_document(ssh):
 def test_it_reports_syntax_errors(ssh):
     result = ssh("he1", "echo 'unterminated")
     assert result.rc == 2
-    assert "syntax error" in result.err
+    assert "unexpected EOF while looking for matching" in result.err
 
 
 def test_it_reads_stdin(ssh):
@@ -139,3 +141,59 @@ def test_it_presents_the_host_key_from_the_manifest(lab):
                        look_for_keys=False, timeout=5)
     host_key = lab.connect("he2").get_transport().get_remote_server_key()
     assert entry["known_hosts"].split()[2] == host_key.get_base64()
+
+
+def test_it_is_real_bash(ssh):
+    """What the small shell the lab used to have could not do."""
+    script = r'''# a comment
+FILES=" /etc/redhat-release"
+FILES+=" /etc/nonexistent"
+for f in $FILES; do
+    if [ -e "$f" ]; then echo "have $f"; else echo "no $f"; fi
+done
+case $(hostname -s) in he*) echo host ;; *) echo other ;; esac
+n=0; while [ $n -lt 3 ]; do n=$((n + 1)); [ $n -eq 2 ] && continue; echo "n=$n"; done
+echo `echo back` \
+    ticks
+cd /etc/yum.repos.d && echo *.repo && cd - >/dev/null
+export X=1; bash -c 'echo "child sees X=$X"'
+set -e; false; echo never
+'''
+    result = ssh("he1", "bash -s", stdin=script)
+    assert result.rc == 1
+    assert result.out == ("have /etc/redhat-release\nno /etc/nonexistent\nhost\nn=1\nn=3\n"
+                          "back ticks\nCentOS-Base.repo ovirt-4.5.repo\nchild sees X=1\n")
+
+
+def test_it_has_coreutils_and_friends(ssh):
+    assert ssh("he2", "cp /etc/hostname /tmp/h && sed 's/he2/x/' /tmp/h").out == "x.lab.local\n"
+    assert ssh("he2", "printf 'b 2\\na 1\\n' | sort | awk '{print $2}'").out == "1\n2\n"
+    assert ssh("he2", "find /etc/yum.repos.d -name '*.repo' | sort").out == \
+        "/etc/yum.repos.d/CentOS-Base.repo\n/etc/yum.repos.d/ovirt-4.5.repo\n"
+    assert ssh("he2", "wc -l /etc/hostname").out == "1 /etc/hostname\n"
+    assert ssh("he2", "head -c 3 /etc/hostname").out == "he2"
+    missing = ssh("he2", "tail /var/log/nothing.log")
+    assert missing.rc == 1 and "No such file or directory" in missing.err
+    assert ssh("he2", "which hosted-engine yum systemctl").out == \
+        "/usr/sbin/hosted-engine\n/usr/bin/yum\n/usr/bin/systemctl\n"
+
+
+def test_globs_and_rm_act_on_the_host_disk(ssh):
+    ssh("he3", "mkdir -p /tmp/g && touch /tmp/g/a.ovirt /tmp/g/b.ovirt /tmp/g/c.txt")
+    assert ssh("he3", "rm -fR /tmp/g/*ovirt* && ls /tmp/g").out == "c.txt\n"
+
+
+def test_date_and_sleep_follow_the_scaled_clock(lab, ssh):
+    start = time.monotonic()
+    result = ssh("he1", "date +%s; sleep 60; date +%s; /usr/bin/sleep 30; command date +%s")
+    elapsed = time.monotonic() - start
+    first, second, third = map(int, result.out.split())
+    assert 60 <= second - first <= 75 and 30 <= third - second <= 45
+    assert elapsed < 90 / lab.speed + 2  # 90 simulated seconds in 1.5 real ones
+    assert ssh("he1", "date -u +%Z").out == "UTC\n"
+
+
+def test_sh_is_bash_as_on_el(ssh):
+    assert ssh("he1", "sh -c 'echo ${BASH_VERSION:+bash}'").out == "bash\n"
+    assert ssh("he1", "printf '#!/bin/sh\\n[[ -n x ]] && echo ok\\n' > /tmp/s && "
+                      "chmod +x /tmp/s && /tmp/s").out == "ok\n"

@@ -1,0 +1,245 @@
+"""What an EL install and the oVirt packages put on a machine's disk.
+
+A machine's root (lab/rootfs.py) starts as a small EL image: /etc with the release, hosts,
+passwd and repo files, root's dotfiles, and a /usr whose bin and sbin hold a link to each of
+the lab machine's own programs (bash, coreutils, grep, sed, awk, ... from /.lab/usr, the
+machine's read-only /usr) next to the lab's simulated tools. Installing a package writes
+the files it owns; removing it deletes them, as rpm does, so `yum remove` or `rm` on a host
+has the effect it has on a real one.
+"""
+
+import functools
+import os
+
+from . import catalog
+
+LAB = "/.lab"            # the sandbox's view of the simulator: see lab/sandbox.py
+INSIDE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inside")
+SHIMS = {"date": "/usr/bin", "sleep": "/usr/bin"}  # scaled clock, in bash (lab/inside/)
+
+HE_CONF = "/etc/ovirt-hosted-engine/hosted-engine.conf"
+HE_ANSWERS = "/etc/ovirt-hosted-engine/answers.conf"
+ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
+SETUP_LOG_DIR = "/var/log/ovirt-hosted-engine-setup"
+
+DIRS = ("etc", "var/log", "var/lib", "var/cache", "var/spool", "var/tmp", "run", "export",
+        "home", "opt", "srv", "mnt", "media", "boot", "proc", "dev", ".lab", "usr/local/bin",
+        "usr/local/sbin", "usr/local/etc", "usr/local/lib", "usr/local/share")
+MERGED_USR = {"bin": "usr/bin", "sbin": "usr/sbin", "lib": "usr/lib", "lib64": "usr/lib64"}
+
+PASSWD = ("root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\n"
+          "daemon:x:2:2:daemon:/sbin:/sbin/nologin\nsshd:x:74:74:Privilege-separated SSH:"
+          "/var/empty/sshd:/sbin/nologin\nnobody:x:99:99:Nobody:/:/sbin/nologin\n")
+GROUP = "root:x:0:\nbin:x:1:\ndaemon:x:2:\nkvm:x:36:\nsshd:x:74:\nnobody:x:99:\n"
+PROFILE = ("# /etc/profile (lab image)\n"
+           "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin\nexport PATH\n"
+           "for i in /etc/profile.d/*.sh; do [ -r \"$i\" ] && . \"$i\"; done\nunset i\n")
+BASHRC = "# /etc/bashrc (lab image)\nif [ -n \"$PS1\" ]; then PS1='[\\u@\\h \\W]\\$ '; fi\n"
+ROOT_BASH_PROFILE = ("# .bash_profile\nif [ -f ~/.bashrc ]; then . ~/.bashrc; fi\n"
+                     "PATH=$PATH:$HOME/bin\nexport PATH\n")
+ROOT_BASHRC = ("# .bashrc\nalias rm='rm -i'\nalias cp='cp -i'\nalias mv='mv -i'\n"
+               "if [ -f /etc/bashrc ]; then . /etc/bashrc; fi\n")
+HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+         "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+BASE_REPO = ("[base]\nname=CentOS-$releasever - Base\n"
+             "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n"
+             "gpgcheck=1\n")
+
+CERT = "-----BEGIN CERTIFICATE-----\nMIIDlab{tag}Q2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
+KEY = "-----BEGIN PRIVATE KEY-----\nMIIElab{tag}UHJpdmF0ZSBrZXk=\n-----END PRIVATE KEY-----\n"
+
+# What each package owns, as its spec file's %files says (ovirt-hosted-engine-ha.spec.in:
+# the agent/broker configuration, its state dir, and agent.log/broker.log as %ghost,
+# which rpm removes on erase too). Text for files, None for directories.
+PACKAGE_FILES = {
+    "vdsm": {
+        "/etc/vdsm": None, "/var/log/vdsm": None, "/var/lib/vdsm": None, "/etc/pki/vdsm": None,
+        "/etc/vdsm/vdsm.conf": "[vars]\nssl = true\n\n[addresses]\nmanagement_port = 54321\n",
+        "/etc/vdsm/logger.conf": "[loggers]\nkeys=root,vds,storage,virt\n",
+        "/var/log/vdsm/vdsm.log": "",
+    },
+    "ovirt-hosted-engine-ha": {
+        "/etc/ovirt-hosted-engine-ha": None, "/var/log/ovirt-hosted-engine-ha": None,
+        "/var/lib/ovirt-hosted-engine-ha": None,
+        "/etc/ovirt-hosted-engine-ha/agent.conf": (
+            "[score]\nbase-score=3400\nnetwork-score-penalty=1600\n"
+            "mgmt-bridge-score-penalty=600\nfree-memory-score-penalty=400\n"
+            "cpu-load-score-penalty=1000\nengine-retry-score-penalty=50\n"),
+        "/etc/ovirt-hosted-engine-ha/agent-log.conf": "[loggers]\nkeys=root\n",
+        "/etc/ovirt-hosted-engine-ha/broker-log.conf": "[loggers]\nkeys=root\n",
+        "/var/lib/ovirt-hosted-engine-ha/ha.conf": "local_maintenance=False\n",
+        "/var/lib/ovirt-hosted-engine-ha/broker.conf": "[email]\nsmtp-server = localhost\n",
+        "/var/log/ovirt-hosted-engine-ha/agent.log": "",
+        "/var/log/ovirt-hosted-engine-ha/broker.log": "",
+    },
+    "ovirt-hosted-engine-setup": {
+        "/etc/ovirt-hosted-engine": None, "/etc/ovirt-hosted-engine-setup.env.d": None,
+        "/var/lib/ovirt-hosted-engine-setup": None, ANSWERS_DIR: None, SETUP_LOG_DIR: None,
+    },
+    "libvirt": {
+        "/etc/libvirt": None, "/etc/libvirt/nwfilter": None, "/etc/libvirt/qemu": None,
+        "/var/lib/libvirt": None, "/var/cache/libvirt": None, "/var/log/libvirt": None,
+        "/etc/libvirt/libvirtd.conf": "# libvirtd.conf\n",
+        "/etc/libvirt/qemu.conf": "# qemu.conf\n",
+        "/etc/sysconfig/libvirtd": "# libvirtd options\n",
+    },
+    "ovirt-engine": {
+        "/etc/ovirt-engine": None, "/var/log/ovirt-engine": None, "/var/lib/ovirt-engine": None,
+    },
+    "ovirt-engine-setup": {
+        "/etc/ovirt-engine-setup.conf.d": None,
+        "/etc/ovirt-engine-setup.conf.d/10-packaging.conf": "[environment:default]\n",
+    },
+}
+
+
+def package_files(name):
+    """Files and directories a package owns; a release rpm owns its repo file."""
+    for release, package in catalog.RELEASE_PACKAGE.items():
+        if package == name:
+            return {"/etc/yum.repos.d/" + catalog.RELEASE_FILE[release]:
+                    catalog.repo_file_text(release)}
+    return PACKAGE_FILES.get(name, {})
+
+
+def install_os(machine):
+    """A freshly installed EL machine: the disk is formatted, then the base image."""
+    fs = machine.fs
+    fs.wipe()
+    for path in DIRS:
+        fs.makedirs(path)
+    fs.makedirs("tmp", mode=0o1777)
+    fs.makedirs("root", mode=0o550)
+    for name, target in MERGED_USR.items():
+        fs.symlink(target, name)
+    link_machine_usr(fs)
+    files = {
+        "/etc/redhat-release": catalog.OS_RELEASE[machine.os] + "\n",
+        "/etc/hostname": machine.name + "\n",
+        "/etc/hosts": HOSTS,
+        "/etc/passwd": PASSWD,
+        "/etc/group": GROUP,
+        "/etc/profile": PROFILE,
+        "/etc/bashrc": BASHRC,
+        "/root/.bash_profile": ROOT_BASH_PROFILE,
+        "/root/.bashrc": ROOT_BASHRC,
+        "/etc/yum.repos.d/CentOS-Base.repo": BASE_REPO,
+    }
+    for path, text in files.items():
+        fs.write(path, text)
+    fs.makedirs("/etc/profile.d")
+    fs.makedirs("/etc/init" if machine.os == "el6" else "/etc/systemd/system")
+    fs.symlink("../usr/share/zoneinfo/UTC", "/etc/localtime")
+    for package in machine.packages:
+        write_package_files(machine, package)
+    sync_tools(machine)
+
+
+def link_machine_usr(fs):
+    """/usr: bin and sbin are the machine's own directories of links (the lab's tools
+    go next to them), everything else links to the machine's read-only /usr."""
+    tools = set(tool_paths())
+    for entry in sorted(os.listdir("/usr")):
+        if entry in ("bin", "sbin"):
+            fs.makedirs("/usr/" + entry)
+            links = {}
+            for name in os.listdir("/usr/" + entry):
+                # Links through /etc/alternatives (awk, which, ...) resolved: the
+                # machine's /etc is not there in the sandbox.
+                real = os.path.realpath(f"/usr/{entry}/{name}")
+                if name not in tools and real.startswith("/usr/") and os.path.exists(real):
+                    links[name] = LAB + real
+            if entry == "bin":  # EL's sh is bash (POSIX mode), not dash
+                links.update(sh=f"{LAB}/usr/bin/bash")
+            fs.symlinks("/usr/" + entry, links)
+        elif entry != "local":
+            fs.symlink(f"{LAB}/usr/{entry}", "/usr/" + entry)
+
+
+def write_package_files(machine, name):
+    fs = machine.fs
+    for path, text in package_files(name).items():
+        if text is None:
+            fs.makedirs(path)
+        elif not fs.exists(path):  # %config(noreplace): an admin's edits survive
+            fs.write(path, text)
+
+
+def remove_package_files(machine, name):
+    """rpm -e: the files go, the directories only when empty."""
+    owned = package_files(name)
+    for path in sorted(owned, reverse=True):  # files before their directories
+        if owned[path] is None:
+            machine.fs.rmdir(path)
+        else:
+            machine.fs.remove(path)
+
+
+def tool_paths():
+    """name -> directory of every executable the lab provides (simulated tools, shims)."""
+    from .commands import command_paths
+    return {**command_paths(), **SHIMS}
+
+
+def sync_tools(machine):
+    """Put the executables of what is installed on the machine, and only those, in its
+    /usr/bin and /usr/sbin: `hosted-engine` exists once ovirt-hosted-engine-setup does."""
+    from .commands import commands_for
+    client = read_inside("tool.py")
+    for name, fn in commands_for(machine).items():
+        path = f"{fn.path}/{name}"
+        if fn.available(machine):
+            if machine.fs.read(path) != client:
+                machine.fs.write(path, client, mode=0o755)
+        else:
+            machine.fs.remove(path)
+    for name, directory in SHIMS.items():
+        text = read_inside(name)
+        if machine.fs.read(f"{directory}/{name}") != text:
+            machine.fs.write(f"{directory}/{name}", text, mode=0o755)
+
+
+@functools.lru_cache(maxsize=None)
+def read_inside(name):
+    """A file of lab/inside/, the part of the lab that runs in the sandboxes."""
+    with open(os.path.join(INSIDE, name)) as f:
+        return f.read()
+
+
+def deploy_files(machine, host_id, storage, stamp):
+    """What `hosted-engine --deploy` leaves on a host besides the answer files: its
+    configuration, vdsm's and libvirt's certificates and state, vdsm's network filter."""
+    fs = machine.fs
+    fs.write(HE_CONF, (
+        f"fqdn=engine.lab.local\nvm_disk_id=6d2a5e1c-1b1c-4f0e-9b53-5a7c2b8f1d11\n"
+        "vmid=3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70\n"
+        f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
+        "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
+        f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
+        "network_test=ping\nconf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
+        "spUUID=00000000-0000-0000-0000-000000000000\n"))
+    for path, tag in (("/etc/pki/vdsm/certs/cacert.pem", "ca"),
+                      ("/etc/pki/vdsm/certs/vdsmcert.pem", "vdsm"),
+                      ("/etc/pki/vdsm/libvirt-spice/ca-cert.pem", "ca"),
+                      ("/etc/pki/vdsm/libvirt-spice/server-cert.pem", "spice"),
+                      ("/etc/pki/libvirt/clientcert.pem", "libvirt"),
+                      ("/etc/pki/CA/cacert.pem", "ca")):
+        fs.write(path, CERT.format(tag=tag + stamp))
+    for path, tag in (("/etc/pki/vdsm/keys/vdsmkey.pem", "vdsm"),
+                      ("/etc/pki/vdsm/libvirt-spice/server-key.pem", "spice"),
+                      ("/etc/pki/libvirt/private/clientkey.pem", "libvirt")):
+        fs.write(path, KEY.format(tag=tag + stamp), mode=0o600)
+    # vdsm's persisted management network, what libvirtd keeps once it has run
+    fs.write("/var/lib/vdsm/persistence/netconf/nets/ovirtmgmt",
+             '{"nic": "eth0", "bootproto": "dhcp", "defaultRoute": true}\n')
+    fs.makedirs("/var/lib/libvirt/qemu/channel/target")
+    fs.write("/var/cache/libvirt/qemu/capabilities/3d4b5c6e.xml", "<qemuCaps/>\n")
+    fs.write("/etc/libvirt/nwfilter/vdsm-no-mac-spoofing.xml",
+             "<filter name='vdsm-no-mac-spoofing' chain='root'>\n"
+             "  <filterref filter='no-mac-spoofing'/>\n"
+             "  <filterref filter='no-arp-mac-spoofing'/>\n"
+             "</filter>\n")
+    if machine.os == "el6":  # vdsm runs libvirtd as an upstart job there
+        fs.write("/etc/init/libvirtd.conf", "# libvirtd upstart job (configured by vdsm)\n"
+                 "start on runlevel [2345]\nstop on runlevel [!2345]\nrespawn\n"
+                 "exec /usr/sbin/libvirtd --listen\n")

@@ -146,11 +146,11 @@ def host_order(order, hosts, state):
     names = sorted(hosts, key=lambda n: (hosts[n].he_host_id or 10**9, n))
     if order == "engine-vm-last":
         vm_host = state.engine_vm_host
-        if vm_host is None and not state.error:
-            raise PlanError("The engine VM's host is unknown (no live host runs it), so the order of the hosts "
-                            "cannot be computed.")
-        if vm_host is not None:
-            names = [n for n in names if n != vm_host.name] + [vm_host.name]
+        if vm_host is None:
+            why = state.error or "no live host runs it"
+            raise PlanError(f"The engine VM's host is unknown ({why}), so the hosts cannot be put in order "
+                            "(the engine VM's host last).")
+        names = [n for n in names if n != vm_host.name] + [vm_host.name]
     elif order != "by-id":
         raise PlanError(f"unknown host order {order!r}")
     return names

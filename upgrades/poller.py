@@ -22,7 +22,7 @@ from .state import fetch_vm_status
 
 log = logging.getLogger(__name__)
 
-CLUSTER_REFRESH_SECONDS = 5.0
+CLUSTER_REFRESH_SECONDS = 2.0
 
 
 class ClusterPoller:

@@ -5,10 +5,13 @@ state. Payloads are saved to the database before they are published, so a
 page can always be rebuilt from the database; publishing is best effort
 (Redis may be restarting) and a viewer catches up from the database.
 """
+import asyncio
 import logging
+import os
+import threading
+import time
 from typing import TypedDict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -77,14 +80,89 @@ def publish(group, payload):
 
 
 def send_now(group, payload):
-    """Send, or log why not: the change is saved already, and a failed send
-    must never fail the step or the request that made it."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(group, payload)
-    except Exception as exc:  # redis errors, OSError, ChannelFull
-        log.warning("not published to %s (viewers catch up from the database): %s", group, exc)
-        return False
-    return True
+    """Hand a message to this process's sender; it never blocks or fails the caller."""
+    _SENDER.send(group, payload)
+
+
+def flush(timeout=5.0):
+    """Wait until every message handed over so far is sent (or dropped); before a process exits."""
+    return _SENDER.flush(timeout)
+
+
+class _Sender:
+    """Sends every message of this process, in order, from one event loop thread.
+
+    One loop means one set of Redis connections for the process's whole life
+    (``async_to_sync`` per message built a loop and a connection each time,
+    a third of a runbook step's own cost). The change behind a message is
+    saved already: while Redis is away messages are dropped, with a warning
+    now and then, and viewers catch up from the database.
+    """
+
+    MAX_WAITING = 2000
+    SEND_TIMEOUT = 10.0
+    RETRY_SECONDS = 1.0
+
+    def __init__(self):
+        self._reset()
+        # A forked child (an RQ work horse) starts its own loop on first use.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._pid = None
+        self._idle = threading.Condition()
+        self._unsent = 0
+
+    def send(self, group, payload):
+        with self._idle:
+            if self._pid != os.getpid():
+                self._start()
+            self._unsent += 1
+        self._loop.call_soon_threadsafe(self._put, group, payload)
+
+    def flush(self, timeout):
+        with self._idle:
+            return self._idle.wait_for(lambda: self._unsent == 0, timeout)
+
+    def _start(self):
+        self._pid = os.getpid()
+        self._loop = asyncio.new_event_loop()
+        self._queue = asyncio.Queue(self.MAX_WAITING)
+        threading.Thread(target=self._loop.run_forever, name="publisher", daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
+
+    def _put(self, group, payload):
+        try:
+            self._queue.put_nowait((group, payload))
+        except asyncio.QueueFull:
+            log.warning("not published to %s: %d messages wait already (viewers catch up from the database)",
+                        group, self.MAX_WAITING)
+            self._sent()
+
+    def _sent(self):
+        with self._idle:
+            self._unsent -= 1
+            if self._unsent == 0:
+                self._idle.notify_all()
+
+    async def _drain(self):
+        layer = get_channel_layer()
+        retry_at = warned_at = 0.0
+        while True:
+            group, payload = await self._queue.get()
+            try:
+                if time.monotonic() >= retry_at:
+                    await asyncio.wait_for(layer.group_send(group, payload), self.SEND_TIMEOUT)
+            except Exception as exc:  # redis errors, OSError, ChannelFull, a timeout
+                retry_at = time.monotonic() + self.RETRY_SECONDS
+                if time.monotonic() - warned_at > 10:
+                    warned_at = time.monotonic()
+                    log.warning("not published to %s (viewers catch up from the database): %s", group, exc)
+            finally:
+                self._sent()
+
+
+_SENDER = _Sender()
 
 
 def step_event(step, lines=None) -> StepEvent:

@@ -6,7 +6,7 @@ import traceback
 
 from django.db import DatabaseError, close_old_connections, connection
 
-from . import engine, services
+from . import engine, events, services
 from .models import RunStatus, UpgradeRun
 from .remote.ssh import SshPool
 
@@ -80,3 +80,4 @@ def advance_run(run_id):
     finally:
         if status is not None:  # None: the run was taken from us
             services.release_run(run, token, status, error=error)
+        events.flush()  # a work horse exits right after its job

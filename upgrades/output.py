@@ -3,28 +3,23 @@
 The command's reader only appends lines to a queue; a flusher thread wakes
 on the first line, waits OUTPUT_BATCH_SECONDS for more (and at least
 OUTPUT_MIN_INTERVAL since its previous batch), then writes all it has to the
-database in one transaction; a publisher thread then sends it to the run's
-group in messages of at most OUTPUT_BATCH_LINES lines. A fast command gets
-big batches, a slow one gets each line within a few ms, a slow database
-never blocks the reader (batches just grow), and Redis being away never
-blocks or fails storing (see ``OutputRecorder``).
+database in one transaction, then hands it to the process's sender, which
+publishes it to the run's group in messages of at most OUTPUT_BATCH_LINES
+lines. A fast command gets big batches, a slow one gets each line within a
+few ms, a slow database never blocks the reader (batches just grow), and
+Redis being away never blocks or fails storing.
 """
-import asyncio
 import collections
 import json
-import logging
 import threading
 import time
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 
-from .events import OutputEvent, run_group
+from .events import OutputEvent, run_group, send_now
 from .models import StepOutput
-
-log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 16_384
 
@@ -65,14 +60,11 @@ def insert_rows(rows):
 class OutputRecorder:
     """Collects lines of one step; use as a context manager around the command.
 
-    Two threads: the flusher stores batches (the record of truth), the
-    publisher sends stored batches to viewers. Storing never waits for Redis:
-    while Redis is away the publisher drops batches (viewers fill the gap
-    from the database) and tries again a moment later.
+    The flusher thread stores batches (the record of truth) and then hands
+    them to the process's sender (``events.send_now``), which never blocks:
+    storing never waits for Redis, and while Redis is away viewers fill the
+    gap from the database.
     """
-
-    RETRY_SECONDS = 1.0
-    MAX_UNSENT = 100  # batches waiting for the publisher; older ones are dropped
 
     def __init__(self, step, *, batch_seconds=None, batch_lines=None):
         self.step_id = step.pk
@@ -88,14 +80,9 @@ class OutputRecorder:
         self._closed = threading.Event()
         self._error = None
         self._thread = threading.Thread(target=self._run, name=f"output-{step.pk}", daemon=True)
-        self._unsent = collections.deque()
-        self._unsent_wake = threading.Event()
-        self._stored_all = threading.Event()
-        self._publisher = threading.Thread(target=self._publish_loop, name=f"publish-{step.pk}", daemon=True)
 
     def __enter__(self):
         self._thread.start()
-        self._publisher.start()
         return self
 
     def __exit__(self, *exc):
@@ -111,17 +98,10 @@ class OutputRecorder:
             self._wake.set()
 
     def close(self):
-        """Store what is left and stop; re-raises a failure to store.
-
-        Publishing may still be retrying when Redis is away: it is given a
-        moment, then left to the viewers' catch-up from the database.
-        """
+        """Store what is left and stop; re-raises a failure to store."""
         self._closed.set()
         self._wake.set()
         self._thread.join()
-        self._stored_all.set()
-        self._unsent_wake.set()
-        self._publisher.join(timeout=5)
         if self._error is not None:
             raise self._error
 
@@ -140,7 +120,7 @@ class OutputRecorder:
                 self._wake.clear()
                 batch = [self._queue.popleft() for _ in range(len(self._queue))]
                 if batch:
-                    self._store(batch)
+                    self._flush(batch)
                     last_flush = time.monotonic()
                 if closing and not self._queue:
                     break
@@ -150,43 +130,12 @@ class OutputRecorder:
             connection.close()
             close_old_connections()
 
-    def _store(self, batch):
-        """Save, then hand to the publisher: the page must be rebuildable from the database."""
+    def _flush(self, batch):
+        """Save, then publish: the page must be rebuildable from the database."""
         first = self.next_seq
         rows = [(self.step_id, seq, stream, text) for seq, (stream, text) in enumerate(batch, start=first)]
         insert_rows(rows)
         self.next_seq += len(batch)
-        self._unsent.append(rows)
-        while len(self._unsent) > self.MAX_UNSENT:
-            self._unsent.popleft()
-        self._unsent_wake.set()
-
-    def _publish_loop(self):
-        loop = asyncio.new_event_loop()
-        layer = get_channel_layer()
-        retry_at = 0.0
-        try:
-            while True:
-                self._unsent_wake.wait()
-                self._unsent_wake.clear()
-                while self._unsent:
-                    rows = self._unsent.popleft()
-                    if time.monotonic() < retry_at:
-                        continue  # Redis was away a moment ago: drop, viewers catch up
-                    try:
-                        for start in range(0, len(rows), self.batch_lines):
-                            chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
-                            loop.run_until_complete(layer.group_send(self.group, output_event(self.step_id, chunk)))
-                    except Exception as exc:  # redis errors, OSError, ChannelFull
-                        if retry_at == 0.0 or time.monotonic() - retry_at > 10:
-                            log.warning("step %s: output not published (stored; viewers catch up): %s",
-                                        self.step_id, exc)
-                        retry_at = time.monotonic() + self.RETRY_SECONDS
-                if self._stored_all.is_set() and not self._unsent:
-                    break
-        finally:
-            try:
-                loop.run_until_complete(layer.close_pools())
-            except Exception:
-                pass  # Redis gone: nothing to close cleanly
-            loop.close()
+        for start in range(0, len(rows), self.batch_lines):
+            chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
+            send_now(self.group, output_event(self.step_id, chunk))

@@ -279,3 +279,39 @@ def test_plan_refuses_bad_parameters_with_a_message_per_field(lab_cluster, make_
     assert errors["sim_seconds"] == ["Enter a whole number."]
     assert errors["marker"][0].startswith("Enter an absolute path")
     assert not UpgradeRun.objects.exists()
+
+
+def test_local_maintenance_where_the_engine_vm_runs_fails_with_the_hosts_own_words(rq_worker, lab_cluster, polled,
+                                                                                  make_user):
+    plan = services.plan_run(cluster=lab_cluster, slug="maintenance-local", params={"host": "he1.lab.local"})
+    assert [c.message for c in plan.warnings] == [
+        "The engine VM runs on he1.lab.local. hosted-engine 2.4 and later refuse local maintenance there: "
+        "migrate the VM first (put the host into maintenance from the engine)."]
+    with pytest.raises(services.Blocked, match="acknowledge the warnings"):
+        services.start_run(cluster=lab_cluster, slug="maintenance-local", params={"host": "he1.lab.local"},
+                           user=make_user("operator"))
+    run = start(lab_cluster, "maintenance-local", make_user("operator", "op2"), host="he1.lab.local")
+    wait_for_status(run, [RunStatus.FAILED, RunStatus.SUCCEEDED], 60)
+    step = steps_of(run)["set-mode"]
+    assert (run.status, step.status, step.exit_code) == ("failed", "failed", 1)
+    assert "Unable to enter local maintenance mode: the engine VM is running on the current host, please " \
+           "migrate it before entering local maintenance mode." in texts(step)
+
+
+def test_the_last_host_able_to_run_the_engine_vm_cannot_go_to_local_maintenance(ha_poller, fresh_lab_cluster,
+                                                                               make_user):
+    lab = fresh_lab_cluster.lab
+    for host in ("he2", "he3"):
+        assert lab_exec(lab, host, "hosted-engine --set-maintenance --mode=local; echo rc=$?") == "rc=0\n"
+    deadline = time.monotonic() + 60
+    while sorted(fresh_lab_cluster.hosts.filter(local_maintenance=True).values_list("name", flat=True)) != [
+            "he2.lab.local", "he3.lab.local"]:
+        assert time.monotonic() < deadline, "the poller did not see the local maintenance"
+        time.sleep(0.2)
+    wait_for_polled(fresh_lab_cluster)
+    with pytest.raises(services.Blocked) as blocked:
+        start(fresh_lab_cluster, "maintenance-local", make_user("operator"), host="he1.lab.local")
+    assert str(blocked.value).startswith(
+        "he1.lab.local is the last host able to run the engine VM: no other live host out of local maintenance "
+        "has a positive score.")
+    assert not UpgradeRun.objects.exists()

@@ -597,9 +597,18 @@ class Cluster:
         used |= {int(k) for k in self.segments}
         return min(set(range(1, len(used) + 2)) - used)
 
-    def register_with_engine(self, host):
-        if self.engine is not None:
-            self.engine.register_host(host.name, host.address, CLUSTER_NAME)
+    def register_with_engine(self, host, cluster_name=CLUSTER_NAME, new=False):
+        """Add the host to the engine; `new`: fail (LabError) if the engine knows it."""
+        if self.engine is None:
+            return
+        if new and getattr(self.engine, "host_status", lambda name: None)(host.name):
+            raise LabError("Cannot add Host. The Host name is already in use, please choose a "
+                           "unique name and try again.")
+        self.engine.register_host(host.name, host.address, cluster_name)
+
+    def engine_cluster_names(self):
+        names = getattr(self.engine, "cluster_names", None)
+        return names() if names else []
 
     def set_admin_password(self, password):
         """engine-setup on a fresh engine sets the admin@internal password of the API."""

@@ -85,6 +85,20 @@ def api_root(engine_version: dict, full_version: str, now: str, counts: dict) ->
     return root
 
 
+def api_root_v3(engine_version: dict, full_version: str) -> ET.Element:
+    """API v3's entry point (oVirt 3.x): the version as attributes."""
+    root = ET.Element("api")
+    for rel in ("clusters", "datacenters", "events", "hosts", "vms"):
+        sub(root, "link", href=f"{API}/{rel}", rel=rel)
+    info = sub(root, "product_info")
+    sub(info, "name", "oVirt Engine")
+    sub(info, "vendor", "ovirt.org")
+    sub(info, "version", major=str(engine_version["major"]), minor=str(engine_version["minor"]),
+        build=str(engine_version["build"]), revision=str(engine_version["revision"]))
+    sub(info, "full_version", full_version)
+    return root
+
+
 def host(h: dict) -> ET.Element:
     """`h` is the engine's view of a host (see Engine.host_view)."""
     base = f"{API}/hosts/{h['id']}"

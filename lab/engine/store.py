@@ -110,6 +110,9 @@ class EngineStore:
     def host_by_name(self, name: str) -> dict | None:
         return next((h for h in self.data["hosts"].values() if h["name"] == name), None)
 
+    def host_by_address(self, address: str) -> dict | None:
+        return next((h for h in self.data["hosts"].values() if h["address"] == address), None)
+
     def hosts(self) -> list[dict]:
         return sorted(self.data["hosts"].values(), key=lambda h: h["name"])
 

@@ -53,6 +53,34 @@ class Shell:
         self.clients.clear()
 
 
+def engine_request(lab, method, path, body=None):
+    """What the web admin does, on API paths with basic auth (a 3.x engine has no SSO);
+    returns (status, text)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    engine = lab.manifest["engine"]
+    token = base64.b64encode(f"{engine['username']}:{engine['password']}".encode()).decode()
+    request = urllib.request.Request(engine["url"] + path, method=method,
+                                     data=body.encode() if body else None,
+                                     headers={"Authorization": f"Basic {token}",
+                                              "Content-Type": "application/xml"})
+    context = ssl.create_default_context(cafile=engine["ca_file"])
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def engine_host_id(lab, name):
+    import re
+    _, text = engine_request(lab, "GET", f"/hosts?search=name%3D{name}")
+    return re.search(r'<host href="[^"]+" id="([^"]+)"', text).group(1)
+
+
 def agent_states(state):
     return {name: h["agent_state"] for name, h in state["hosts"].items()}
 

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import SPEED, Shell, engine_host_id, engine_request
+from conftest import SPEED, engine_host_id, engine_request, reinstall
 from lab.launcher import start_lab
 
 STORAGE = "nfs.lab.local:/exports/hosted-engine"
@@ -18,25 +18,10 @@ def fresh_lab(tmp_path):
 
 
 @pytest.fixture
-def fresh_ssh(fresh_lab):
-    shell = Shell(fresh_lab)
-    yield shell
-    shell.close()
-
-
-@pytest.fixture
 def reinstalled(fresh_lab, fresh_ssh):
     """he3 reinstalled as a bare el7 host with the oVirt repo and setup package added, and
     removed from the engine (the web admin's Remove)."""
-    fresh_lab.fault("reinstall-host", host="he3", os="el7")
-    fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["power"] == "on", sim_seconds=90)
-    fresh_ssh.clients.pop("he3", None)
-    for _ in range(50):
-        try:
-            fresh_ssh("he3", "true")
-            break
-        except Exception:
-            fresh_ssh.clients.pop("he3", None)
+    reinstall(fresh_lab, fresh_ssh, "he3")
     status, text = engine_request(fresh_lab, "DELETE", f"/hosts/{engine_host_id(fresh_lab, 'he3.lab.local')}")
     assert status == 200, text
     release = "http://resources.ovirt.org/pub/yum-repo/ovirt-release36.rpm"

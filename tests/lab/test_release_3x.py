@@ -6,36 +6,14 @@ import time
 
 import pytest
 
-from conftest import SPEED, Shell
+from conftest import SPEED, Shell, module_shell, reinstall, release_lab
 from lab.launcher import start_lab
 
 
-@pytest.fixture(scope="module")
-def lab35(tmp_path_factory):
-    with start_lab(tmp_path_factory.mktemp("lab35"), hosts=3, speed=SPEED, engine_version="3.5", timeout=120,
-                   os="el6") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ssh35(lab35):
-    shell = Shell(lab35)
-    yield shell
-    shell.close()
-
-
-@pytest.fixture(scope="module")
-def lab36(tmp_path_factory):
-    with start_lab(tmp_path_factory.mktemp("lab36"), hosts=3, speed=SPEED,
-                   engine_version="3.6", timeout=120) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ssh36(lab36):
-    shell = Shell(lab36)
-    yield shell
-    shell.close()
+lab35 = release_lab(hosts=3, engine_version="3.5", os="el6")
+ssh35 = module_shell("lab35")
+lab36 = release_lab(hosts=3, engine_version="3.6")
+ssh36 = module_shell("lab36")
 
 
 def field_labels(text):
@@ -105,16 +83,7 @@ def test_engine_setup_of_3_6_7_does_not_check_global_maintenance(lab36, ssh36):
 def test_an_additional_host_is_deployed_as_setup_1_3_asks(lab36, ssh36):
     """Re-using a known id is a re-deployment question; the clusters come from the engine;
     an engine that still knows the host makes the deploy fail."""
-    lab36.fault("reinstall-host", host="he3", os="el7")
-    lab36.wait_for(lambda s: s["hosts"]["he3.lab.local"]["power"] == "on", sim_seconds=90)
-    ssh36.clients.pop("he3", None)
-    for _ in range(50):
-        try:
-            ssh36("he3", "true")
-            break
-        except Exception:
-            ssh36.clients.pop("he3", None)
-            time.sleep(0.1)
+    reinstall(lab36, ssh36, "he3")
     assert ssh36("he3", "yum install -y http://resources.ovirt.org/pub/yum-repo/"
                         "ovirt-release36.rpm").rc == 0
     assert ssh36("he3", "yum install -y 'ovirt-hosted-engine-set*'").rc == 0

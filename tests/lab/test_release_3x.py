@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from conftest import SPEED, Shell, module_shell, reinstall, release_lab
-from lab.launcher import start_lab
+from conftest import Shell, module_shell, reinstall, release_lab
 
 
 lab35 = release_lab(hosts=3, engine_version="3.5", os="el6")

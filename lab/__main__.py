@@ -7,9 +7,14 @@ import logging
 import os
 import sys
 
+from .catalog import ALIASES, OS_RELEASE, RELEASES
 from .control import FAULT_KINDS
 from .errors import LabError
 from .launcher import control_request
+
+
+OSES = tuple(OS_RELEASE)
+VERSIONS = tuple(RELEASES) + tuple(ALIASES)
 
 
 def parse_args(argv):
@@ -20,8 +25,10 @@ def parse_args(argv):
     up.add_argument("--hosts", type=int, default=3)
     up.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     up.add_argument("--state-dir", required=True)
-    up.add_argument("--os", choices=("el6", "el7"), default="el7")
-    up.add_argument("--engine-version", choices=("3.5", "3.6", "4.x"), default="4.x")
+    up.add_argument("--os", choices=OSES, default=None,
+                    help="the hosts' OS (default: the release's newest: el7 up to 4.3, el9 for 4.5)")
+    up.add_argument("--engine-version", choices=VERSIONS, default="4.3",
+                    help="the oVirt release of the engine and the hosts (4.x: the newest, 4.5)")
     up.add_argument("--ssh-port-base", type=int, default=0,
                     help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
     up.add_argument("--undeployed", action="store_true",
@@ -36,7 +43,7 @@ def parse_args(argv):
     fault.add_argument("--host")
     fault.add_argument("--pattern", help="fail-next-command: regex or substring of the command")
     fault.add_argument("--factor", type=float, help="slow-host: how many times slower")
-    fault.add_argument("--os", choices=("el6", "el7"), help="reinstall-host: the new OS")
+    fault.add_argument("--os", choices=OSES, help="reinstall-host: the new OS")
 
     state = sub.add_parser("state", help="print the running lab's state as JSON")
     state.add_argument("--state-dir", required=True)

@@ -22,12 +22,14 @@ log = logging.getLogger(__name__)
 BOOT_TIME = 60            # power on -> sshd and services up
 AGENT_START_DELAY = 30    # broker connects the storage before the agent starts
 VDSM_RESTART_SECS = 15     # vdsm recovers its VMs before answering
+BROKER_WARMUP = 20         # a restarted broker sees every host stale until host-ts moves again
+HOST_DEPLOY_SECS = 120     # the engine's host-deploy: packages, vdsm, HE configuration
 STATE_FILE = "state.json"
 CLUSTER_NAME = "Default"
 
 
 class Cluster:
-    def __init__(self, state_dir, hosts=3, speed=1.0, os_name="el7", engine_version="4.x",
+    def __init__(self, state_dir, hosts=3, speed=1.0, os_name=None, engine_version="4.3",
                  undeployed=False):
         self.state_dir = state_dir
         self.engine = None
@@ -46,10 +48,14 @@ class Cluster:
     # -- creation and persistence --------------------------------------------------
 
     def _create(self, count, speed, os_name, engine_version, undeployed):
-        if engine_version not in catalog.RELEASES:
-            raise LabError(f"unknown engine version {engine_version!r} (3.5, 3.6 or 4.x)")
-        if os_name == "el6" and not catalog.RELEASES[engine_version]["el6"]:
-            raise LabError(f"oVirt {engine_version} has no el6 hosts; use --engine-version 3.5")
+        try:
+            engine_version = catalog.canonical(engine_version)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
+        os_name = os_name or catalog.DEFAULT_OS[engine_version]
+        if os_name not in catalog.RELEASES[engine_version]["os"]:
+            hosts_os = "/".join(catalog.RELEASES[engine_version]["os"])
+            raise LabError(f"oVirt {engine_version} has no {os_name} hosts ({hosts_os} only)")
         self.clock = ScaledClock(speed, start=0.0)
         now = self.clock.now()
         self.global_maintenance = False
@@ -103,6 +109,7 @@ class Cluster:
             self.hosts[host.name] = host
         self.engine_vm = EngineVm(data["engine_vm"]["engine_version"])
         self.engine_vm.load(data["engine_vm"])
+        self.engine_vm.engine_version = catalog.canonical(self.engine_vm.engine_version)
         self._attach_disk(self.engine_vm, data["engine_vm"])
         for item in data["hosts"]:
             host = self.hosts[f"he{item['index']}.lab.local"]
@@ -225,13 +232,13 @@ class Cluster:
         return int(now - host.booted_at) + 60
 
     def publish(self, host, host_id, now, *, state, score, engine_status, stopped, maintenance,
-                extra):
+                extra, conf_on_shared_storage=True):
         ts = self.host_ts(host, now)
         wall = time.ctime(self.clock.wall())
         seg = {"host-id": host_id, "host-ts": ts, "score": score,
                "engine-status": engine_status, "hostname": host.name,
                "maintenance": maintenance, "stopped": stopped,
-               "conf_on_shared_storage": True, "local_conf_timestamp": ts,
+               "conf_on_shared_storage": conf_on_shared_storage, "local_conf_timestamp": ts,
                "state": state, "extra": extra, "wall": wall, "written_at": now}
         raw = "|".join(str(seg[k]) for k in ("host-id", "host-ts", "score", "hostname", "state"))
         seg["crc32"] = "%08x" % zlib.crc32(raw.encode())
@@ -242,11 +249,20 @@ class Cluster:
 
     def live_segments(self, reader_id, now):
         """Segments the broker of host `reader_id` sees as live. A reader whose own agent
-        stopped publishing sees every host as stale (facts §7, "Agent stopped")."""
+        stopped publishing sees every host as stale (facts §7, "Agent stopped"); a broker
+        just (re)started sees every host stale until it has seen their timestamps move, and
+        an agent needs 60 s of history before it sees the other hosts live
+        (agent/state_machine.py)."""
         own = self.segments.get(str(reader_id))
         if own is not None and not self.is_live(own, now):
             return []
-        return [seg for seg in self.segments.values() if self.is_live(seg, now)]
+        reader = next((h for h in self.hosts.values() if h.host_id == reader_id), None)
+        if reader is not None and now - reader.broker_since < BROKER_WARMUP:
+            return []
+        agent = self.agents.get(reader.name) if reader is not None else None
+        remotes_live = agent is None or agent.history(now) >= ha.HOST_ALIVE_TIMEOUT
+        return [seg for seg in self.segments.values() if self.is_live(seg, now)
+                and (remotes_live or seg["host-id"] == reader_id)]
 
     # -- services ------------------------------------------------------------------
 
@@ -263,6 +279,8 @@ class Cluster:
                     "\"journalctl -xe\" for details.")
         if host.services[name]:
             return None
+        if name == "ovirt-ha-agent" and not host.services["ovirt-ha-broker"]:
+            self.start_service(host, "ovirt-ha-broker")  # the agent unit wants the broker
         host.services[name] = True
         wall = self.clock.wall()
         if name == "vdsmd":
@@ -271,6 +289,7 @@ class Cluster:
                       f"I am the actual vdsm {host.packages['vdsm']} {host.name} "
                       f"({catalog.KERNEL[host.os]})")
         if name == "ovirt-ha-broker":
+            host.broker_since = now
             logs.broker(host, wall,
                         "broker::47::ovirt_hosted_engine_ha.broker.broker.Broker::(run)",
                         f"ovirt-hosted-engine-ha broker {host.packages['ovirt-hosted-engine-ha']} "
@@ -480,6 +499,7 @@ class Cluster:
                 "configured": host_id is not None,
                 "agent_version": host.running_ha_version or host.packages.get(
                     "ovirt-hosted-engine-ha", ""),
+                "cluster_level": catalog.cluster_level(host.packages.get("vdsm", "0")),
                 "packages_outdated": bool(host.outdated_packages())}
 
     def engine_vm_host(self):
@@ -540,9 +560,55 @@ class Cluster:
                     self.restart_service(host, service)
         self.save()
 
-    def register_with_engine(self, host):
-        if self.engine is not None:
-            self.engine.register_host(host.name, host.address, CLUSTER_NAME)
+    def in_engine_maintenance(self, host):
+        """Does the engine have this host in maintenance (what HA 1.3 asks before
+        converting a 3.5 configuration)?"""
+        status = getattr(self.engine, "host_status", None)
+        return bool(status) and status(host.name) == "maintenance"
+
+    async def deploy_host(self, name, hosted_engine):
+        """The engine's host-deploy (web admin "New Host", with "Hosted Engine: Deploy"):
+        vdsm and, for an HE host, the HA packages and the HE configuration; then the
+        daemons start and the agent joins the whiteboard. Raises LabError on failure."""
+        host = self.host_by_name(name)
+        if host.power != "on" or host.disconnected:
+            raise LabError(f"Failed to establish session with host '{host.name}'")
+        available = host.available_packages()
+        wanted = ["vdsm"] + (["ovirt-hosted-engine-ha", "ovirt-hosted-engine-setup"]
+                             if hosted_engine else [])
+        missing = [p for p in wanted if p not in available and p not in host.packages]
+        if missing:
+            raise LabError(f"Failed to install Host {host.short_name}. Yum Cannot queue package "
+                           f"{missing[0]}: no oVirt repository for {host.os} is enabled.")
+        await self.clock.sleep(HOST_DEPLOY_SECS * host.slow_factor)
+        sdk = [p for p in available if p.endswith(("sdk-python", "engine-sdk4"))]
+        host.install_packages({p: available[p] for p in wanted + sdk if p not in host.packages})
+        if hosted_engine and not host.configured:
+            stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(self.clock.wall()))
+            host.deploy_files(self.free_host_id(), self.he_storage, stamp)
+        host.enabled["vdsmd"] = True
+        self.start_service(host, "vdsmd")
+        if hosted_engine:
+            self.start_service(host, "ovirt-ha-agent")
+        self.save()
+
+    def free_host_id(self):
+        used = {h.host_id for h in self.hosts.values() if h.configured}
+        used |= {int(k) for k in self.segments}
+        return min(set(range(1, len(used) + 2)) - used)
+
+    def register_with_engine(self, host, cluster_name=CLUSTER_NAME, new=False):
+        """Add the host to the engine; `new`: fail (LabError) if the engine knows it."""
+        if self.engine is None:
+            return
+        if new and getattr(self.engine, "host_status", lambda name: None)(host.name):
+            raise LabError("Cannot add Host. The Host name is already in use, please choose a "
+                           "unique name and try again.")
+        self.engine.register_host(host.name, host.address, cluster_name)
+
+    def engine_cluster_names(self):
+        names = getattr(self.engine, "cluster_names", None)
+        return names() if names else []
 
     def set_admin_password(self, password):
         """engine-setup on a fresh engine sets the admin@internal password of the API."""

@@ -19,6 +19,11 @@ SHIMS = {"date": "/usr/bin", "sleep": "/usr/bin"}  # scaled clock, in bash (lab/
 
 HE_CONF = "/etc/ovirt-hosted-engine/hosted-engine.conf"
 HE_ANSWERS = "/etc/ovirt-hosted-engine/answers.conf"
+VM_CONF = "/run/ovirt-hosted-engine-ha/vm.conf"  # /var/run/...: a tmpfs, empty after a boot
+CONF_VOLUME = "conf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
+CONF_IMAGE = "conf_image_UUID=b3c5d7e9-0000-4000-8000-000000000002\n"
+BLANK_POOL = "spUUID=00000000-0000-0000-0000-000000000000\n"
+OLD_POOL = "spUUID=5849b030-626e-47cb-ad90-3ce782d831b3\n"
 ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
 SETUP_LOG_DIR = "/var/log/ovirt-hosted-engine-setup"
 
@@ -206,6 +211,27 @@ def read_inside(name):
         return f.read()
 
 
+def conf_tail(machine):
+    """setup 1.2 (3.5) keeps the configuration on the host with a storage pool; from 1.3
+    it lives on the shared storage (its volume) and the pool is blank."""
+    if catalog.setup_key(machine) < catalog.version_key("1.3"):
+        return OLD_POOL
+    return CONF_VOLUME + CONF_IMAGE + BLANK_POOL
+
+
+def conf_uptodate(machine):
+    """is_conf_file_uptodate (lib/upgrade.py, HA 1.3): the conf volume is known and the
+    storage pool is blank."""
+    text = machine.fs.read(HE_CONF) or ""
+    return "conf_volume_UUID=" in text and "conf_image_UUID=" in text and BLANK_POOL in text
+
+
+def convert_conf(machine):
+    """upgrade_35_36: the configuration moves to the shared storage."""
+    text = (machine.fs.read(HE_CONF) or "").replace(OLD_POOL, "")
+    machine.fs.write(HE_CONF, text + CONF_VOLUME + CONF_IMAGE + BLANK_POOL)
+
+
 def deploy_files(machine, host_id, storage, stamp):
     """What `hosted-engine --deploy` leaves on a host besides the answer files: its
     configuration, vdsm's and libvirt's certificates and state, vdsm's network filter."""
@@ -216,8 +242,7 @@ def deploy_files(machine, host_id, storage, stamp):
         f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
         "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
         f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
-        "network_test=ping\nconf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
-        "spUUID=00000000-0000-0000-0000-000000000000\n"))
+        "network_test=ping\n" + conf_tail(machine)))
     for path, tag in (("/etc/pki/vdsm/certs/cacert.pem", "ca"),
                       ("/etc/pki/vdsm/certs/vdsmcert.pem", "vdsm"),
                       ("/etc/pki/vdsm/libvirt-spice/ca-cert.pem", "ca"),

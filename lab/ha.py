@@ -8,7 +8,7 @@ import collections
 import logging
 import time
 
-from . import catalog, logs, vm
+from . import catalog, distro, logs, vm
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +19,15 @@ ENGINE_BAD_HEALTH_TIMEOUT = 300
 ENGINE_STOP_TIMEOUT = 300
 ENGINE_AWAY_EXPIRATION = 40
 VM_UNEXPECTED_SHUTDOWN_EXPIRATION = 560
+LEGACY_UNEXPECTED_SHUTDOWN_EXPIRATION = 600  # HA 1.x (agent/constants.py.in)
 RETRY_MAX = 3
 RETRY_EXPIRATION = 600
 HANDOVER_MARGIN = 800
 NETWORK_PENALTY = 1600  # the gateway test fails on a disconnected host
+NOT_UPTODATE_CONF_PENALTY = 1000  # HA 1.3+: a 3.5 host's configuration not converted yet
 
-ZERO_SCORE_STATES = {"LocalMaintenance", "EngineUnexpectedlyDown", "ReinitializeFSM",
-                     "AgentStopped", "StartState"}
+ZERO_SCORE_STATES = {"LocalMaintenance", "LocalMaintenanceMigrateVm", "EngineUnexpectedlyDown",
+                     "ReinitializeFSM", "AgentStopped", "StartState"}
 
 
 class View:
@@ -36,7 +38,7 @@ class View:
         self.now = now
         self.global_maintenance = cluster.global_maintenance
         self.local_maintenance = host.local_maintenance or host.local_maintenance_manual
-        self.status = vm.engine_status(cluster, host, now)
+        self.status = vm.engine_status(cluster, host, now, legacy=agent.legacy)
         self.remotes = [seg for seg in cluster.live_segments(agent.host_id, now)
                         if seg["host-id"] != agent.host_id]
 
@@ -50,6 +52,11 @@ class View:
     def best_remote_score(self):
         return max((seg["score"] for seg in self.remotes if seg["score"] > 0), default=0)
 
+    def best_remote(self):
+        """The live remote host with the best positive score, or None."""
+        candidates = [seg for seg in self.remotes if seg["score"] > 0]
+        return max(candidates, key=lambda seg: seg["score"], default=None)
+
 
 def check_gul(agent, view, local=True):
     """The G/U/L checks every state runs first (facts §5)."""
@@ -60,6 +67,16 @@ def check_gul(agent, view, local=True):
     if local and view.local_maintenance:
         return "LocalMaintenance"
     return None
+
+
+def gul_first(fn):
+    """Before HA 2.5, EngineStart, EngineStop and EngineForceStop ran the G/U/L checks
+    first too; 2.5 dropped them there (ovirt-releases.md, "HA agent")."""
+    def state(agent, view):
+        if not agent.v25 and (nxt := check_gul(agent, view)):
+            return nxt, False
+        return fn(agent, view)
+    return state
 
 
 def reinitialize_fsm(agent, view):
@@ -82,6 +99,7 @@ def engine_down(agent, view):
     return "EngineDown", False
 
 
+@gul_first
 def engine_start(agent, view):
     ok = agent.start_vm(view.now)
     if ok:
@@ -98,16 +116,18 @@ def engine_starting(agent, view):
         return nxt, False
     if view.vm == "up":
         return ("EngineUp" if view.status["health"] == "good" else "EngineStarting"), False
-    if view.vm == "down":
-        # Another host won the lease (or the start never took): the howto's 3.5-era
-        # agents give up with EngineUnexpectedlyDown, later ones power off and retry.
-        if agent.legacy:
-            return "EngineUnexpectedlyDown", False
-        return "EngineForceStop", False
-    return "EngineMaybeAway", False
+    if view.vm == "already_locked":
+        return "EngineForceStop", True  # HA 1.x: another host took the lease
+    if view.vm in ("down", "down_unexpected"):
+        # 1.x: the VM is simply gone; 2.x: lost the lease race or never started,
+        # power off and retry.
+        return ("EngineUnexpectedlyDown" if agent.legacy else "EngineForceStop"), False
+    return ("EngineUnexpectedlyDown" if agent.legacy else "EngineMaybeAway"), False
 
 
 def engine_up(agent, view):
+    if agent.legacy:
+        return legacy_engine_up(agent, view)
     if (nxt := check_gul(agent, view, local=False)):
         return nxt, False
     if view.vm == "down":
@@ -124,12 +144,50 @@ def engine_up(agent, view):
     return "EngineUp", False
 
 
+def legacy_engine_up(agent, view):
+    """HA 1.x EngineUp: local maintenance makes the agent migrate the VM away itself;
+    there is no EngineMaybeAway (agent/states.py at 1.2.10 and 1.3.5.6)."""
+    if (nxt := check_gul(agent, view, local=False)):
+        return nxt, False
+    if view.local_maintenance:
+        return "LocalMaintenanceMigrateVm", True
+    if view.status["detail"] == "migration source":
+        return "EngineMigratingAway", False
+    if view.vm != "up" or view.up_elsewhere():
+        return "EngineUnexpectedlyDown", True
+    if view.best_remote_score() >= agent.score(view) + HANDOVER_MARGIN:
+        return "EngineStop", False
+    if view.status["health"] != "good":
+        return "EngineUpBadHealth", False
+    return "EngineUp", False
+
+
+def local_maintenance_migrate_vm(agent, view):
+    if (nxt := check_gul(agent, view, local=False)):
+        return nxt, False
+    best = view.best_remote()
+    if best is None or not agent.migrate_vm(best["hostname"], view.now):
+        return "EngineStop", False
+    return "EngineMigratingAway", False
+
+
+def engine_migrating_away(agent, view):
+    if (nxt := check_gul(agent, view, local=False)):
+        return nxt, False
+    if view.status["detail"] == "migration source":
+        return "EngineMigratingAway", False
+    if view.vm == "down":
+        return "EngineDown", False
+    return "ReinitializeFSM", False
+
+
 def engine_up_bad_health(agent, view):
     if agent.timed_out(view.now, ENGINE_BAD_HEALTH_TIMEOUT):
         return "EngineStop", False
     return engine_up(agent, view)
 
 
+@gul_first
 def engine_stop(agent, view):
     if agent.timed_out(view.now, ENGINE_STOP_TIMEOUT):
         return "EngineForceStop", False
@@ -144,6 +202,7 @@ def engine_stop(agent, view):
     return "EngineStop", False
 
 
+@gul_first
 def engine_force_stop(agent, view):
     agent.poweroff_vm(view.now)
     return "EngineDown", False
@@ -166,7 +225,7 @@ def engine_maybe_away(agent, view):
 
 
 def engine_unexpectedly_down(agent, view):
-    if agent.timed_out(view.now, VM_UNEXPECTED_SHUTDOWN_EXPIRATION):
+    if agent.timed_out(view.now, agent.unexpected_down_expiration):
         return "EngineDown", False
     if (nxt := check_gul(agent, view)):
         return nxt, False
@@ -212,8 +271,14 @@ STATES = {
     "LocalMaintenance": local_maintenance,
     "GlobalMaintenance": global_maintenance,
     "UnknownLocalVmState": unknown_local_vm_state,
+    "LocalMaintenanceMigrateVm": local_maintenance_migrate_vm,
+    "EngineMigratingAway": engine_migrating_away,
 }
-TIMEOUTS = {"EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT}
+# States whose metadata carries `timeout=`: before 2.5 a wall-clock ctime; 2.5 publishes
+# it for EngineStop and EngineUnexpectedlyDown too, as the ctime of a monotonic number.
+TIMEOUTS = {"EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT,
+            "EngineUnexpectedlyDown": VM_UNEXPECTED_SHUTDOWN_EXPIRATION}
+TIMEOUTS_25 = dict(TIMEOUTS, EngineStop=ENGINE_STOP_TIMEOUT)
 # The states whose time is bounded (check_timeout in states.py): the agent logs
 # "Timeout set to ..." on entering one, what the howto's FAQ says to grep for.
 LOGGED_TIMEOUTS = {"EngineStarting": ENGINE_STARTING_TIMEOUT, "EngineStop": ENGINE_STOP_TIMEOUT,
@@ -231,7 +296,10 @@ class Agent:
         self.host_id = host.host_id  # read from hosted-engine.conf once, at start
         self.version = host.packages.get("ovirt-hosted-engine-ha", "0")
         host.running_ha_version = self.version
-        self.legacy = catalog.is_legacy_agent(self.version)
+        self.legacy = not catalog.at_least(self.version, "2.0")  # HA 1.x (oVirt 3.5/3.6)
+        self.v25 = catalog.at_least(self.version, "2.5")
+        self.unexpected_down_expiration = (LEGACY_UNEXPECTED_SHUTDOWN_EXPIRATION if self.legacy
+                                           else VM_UNEXPECTED_SHUTDOWN_EXPIRATION)
         now = cluster.clock.now()
         self.started_at = now
         self.state = "StartState"
@@ -241,16 +309,40 @@ class Agent:
         self.stop_requested = False
         # facts §6: an agent started under local maintenance publishes nothing until
         # the flag clears, so the others see it as stale.
-        self.silent = host.local_maintenance or host.local_maintenance_manual
+        self.silent = self.v25 and (host.local_maintenance or host.local_maintenance_manual)
         self.task = None
         # The broker's state-transition notifications (`Old-New`), newest last.
         self.transitions = collections.deque(maxlen=30)
         self.logged = None  # (state, score) last written to agent.log
         self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
                  f"ovirt-hosted-engine-ha agent {self.version} started")
+        self.conf_uptodate = self.upgrade_conf()
+        # vm.conf, fetched from the shared storage at start, into a tmpfs (/run)
+        if self.host_id is not None and host.fs.exists("/run"):
+            host.fs.write(distro.VM_CONF, f"vmId={vm.VM_ID}\nmemSize=4096\n")
 
-    def log(self, where, message):
-        logs.agent(self.host, self.cluster.clock.wall(), where, message)
+    def upgrade_conf(self):
+        """HA 1.3+ converts a 3.5 host's configuration (upgrade_35_36 in lib/upgrade.py),
+        but only while the engine has the host in maintenance; else the host keeps its
+        old configuration, and a score lowered by not-uptodate-config-penalty."""
+        if self.host_id is None or self.version_key_below("1.3") or distro.conf_uptodate(self.host):
+            return True
+        self.log(f"upgrade::{logs.UPGRADE}", "Upgrading to current version")
+        if not self.cluster.in_engine_maintenance(self.host):
+            self.log(f"upgrade::{logs.UPGRADE}",
+                     "Unable to upgrade while not in maintenance mode: please put this host into "
+                     "maintenance mode from the engine, and manually restart this service when "
+                     "ready", level="ERROR")
+            return False
+        distro.convert_conf(self.host)
+        self.log(f"upgrade::{logs.UPGRADE}", "Successfully upgraded")
+        return True
+
+    def version_key_below(self, floor):
+        return not catalog.at_least(self.version, floor)
+
+    def log(self, where, message, level="INFO"):
+        logs.agent(self.host, self.cluster.clock.wall(), where, message, level=level)
 
     def history(self, now):
         return now - self.started_at
@@ -268,6 +360,8 @@ class Agent:
         score = catalog.base_score(self.version) - 50 * self.retry_count
         if self.host.disconnected:
             score -= NETWORK_PENALTY
+        if not self.conf_uptodate:
+            score -= NOT_UPTODATE_CONF_PENALTY
         return max(0, score)
 
     def start_vm(self, now):
@@ -281,6 +375,14 @@ class Agent:
 
     def poweroff_vm(self, now):
         vm.vm_poweroff(self.cluster, self.host, now)
+
+    def migrate_vm(self, dest_name, now):
+        """HA 1.x asks vdsm to migrate the VM itself (LocalMaintenanceMigrateVm)."""
+        dest = self.cluster.hosts.get(dest_name)
+        if dest is None or vm.running_status(self.host) != "Up" or not self.cluster.reachable(dest):
+            return False
+        vm.start_migration(self.cluster, self.host, dest, now)
+        return True
 
     def step(self):
         """One loop iteration; returns True when the next one should run at once."""
@@ -309,7 +411,10 @@ class Agent:
         self.log("brokerlink::67::ovirt_hosted_engine_ha.lib.brokerlink.BrokerLink::(notify)",
                  f"Success, was notification of state_transition ({self.state}-{nxt}) sent? sent")
         if nxt in LOGGED_TIMEOUTS:
-            deadline = time.ctime(self.cluster.clock.wall() + LOGGED_TIMEOUTS[nxt])
+            limit = LOGGED_TIMEOUTS[nxt]
+            if nxt == "EngineUnexpectedlyDown":
+                limit = self.unexpected_down_expiration
+            deadline = time.ctime(self.cluster.clock.wall() + limit)
             self.log(f"state_decorators::99::{logs.HE}::(check)",
                      f"Timeout set to {deadline} while transitioning {logs.state_class(nxt)} "
                      f"-> {logs.state_class(nxt)}")
@@ -319,13 +424,18 @@ class Agent:
 
     def publish(self, view, stopped=False):
         extra = {}
-        if self.state in TIMEOUTS:
-            deadline = self.cluster.clock.wall() + TIMEOUTS[self.state] - (view.now - self.entered)
-            extra["timeout"] = time.ctime(deadline)
+        timeouts = TIMEOUTS_25 if self.v25 else TIMEOUTS
+        if self.state in timeouts:
+            left = timeouts[self.state] - (view.now - self.entered)
+            if self.v25:  # a monotonic deadline printed with ctime: a 1970 date
+                extra["timeout"] = time.ctime(self.cluster.host_ts(self.host, view.now) + left)
+            else:
+                extra["timeout"] = time.ctime(self.cluster.clock.wall() + left)
         self.cluster.publish(self.host, self.host_id, view.now, state=self.state,
                              score=self.score(view),
                              engine_status=view.status, stopped=stopped,
-                             maintenance=self.state == "LocalMaintenance", extra=extra)
+                             maintenance=self.state == "LocalMaintenance", extra=extra,
+                             conf_on_shared_storage=self.conf_uptodate)
 
     async def run(self):
         while True:

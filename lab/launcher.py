@@ -142,8 +142,8 @@ def summary(state):
                       for name, h in state.get("hosts", {}).items()}}
 
 
-def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x",
-              ssh_port_base=None, timeout=30, undeployed=False):
+def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
+              ssh_port_base=None, timeout=90, undeployed=False):
     """Spawn `python -m lab up` and wait until it has written its manifest."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
     make_state_dir(state_dir)
@@ -151,8 +151,9 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os="el7", engine_version="4.x"
     if _os.path.exists(manifest_path):
         _os.remove(manifest_path)
     cmd = [sys.executable, "-m", "lab", "up", "--state-dir", state_dir, "--hosts", str(hosts),
-           "--speed", str(speed), "--os", os, "--engine-version", engine_version,
-           "--exit-with-parent"]
+           "--speed", str(speed), "--engine-version", engine_version, "--exit-with-parent"]
+    if os:
+        cmd += ["--os", os]
     if ssh_port_base:
         cmd += ["--ssh-port-base", str(ssh_port_base)]
     if undeployed:

@@ -14,6 +14,7 @@ BROKER_LOG = "/var/log/ovirt-hosted-engine-ha/broker.log"
 VDSM_LOG = "/var/log/vdsm/vdsm.log"
 HE = "ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine"
 STATES = "ovirt_hosted_engine_ha.agent.states"
+UPGRADE = "395::ovirt_hosted_engine_ha.lib.upgrade.Upgrade::(upgrade_35_36)"
 
 
 def stamp(wall):

@@ -49,7 +49,7 @@ class Machine:
     def install_os(self, os):
         """A fresh OS install: base packages and files only."""
         self.os = os
-        self.packages = dict(catalog.EL6_BASE_PACKAGES if os == "el6" else catalog.BASE_PACKAGES)
+        self.packages = dict(catalog.BASE_PACKAGES[os])
         distro.install_os(self)
 
     def install_packages(self, versions):
@@ -95,7 +95,7 @@ class Machine:
 
     def release_packages(self, release):
         info = catalog.RELEASES[release]
-        return dict(info["packages"]) if info[self.os] else {}
+        return dict(info["packages"]) if self.os in info["os"] else {}
 
     def outdated_packages(self):
         available = self.available_packages()
@@ -136,6 +136,7 @@ class Host(Machine):
         self.vm = None  # vdsm's record of HostedEngine on this host
         self.died_here = False  # makes down_unexpected stick, see facts §4
         self.running_ha_version = None
+        self.broker_since = float("-inf")  # when its broker last started (not persisted)
 
     @property
     def host_id(self):
@@ -180,10 +181,11 @@ class EngineVm(Machine):
                                      "admin_password")
 
     def __init__(self, engine_version, port=0):
-        super().__init__(f"engine.{DOMAIN}", "127.0.1.200", port, "el7")
+        super().__init__(f"engine.{DOMAIN}", "127.0.1.200", port,
+                         catalog.ENGINE_OS[catalog.canonical(engine_version)])
         self.engine_running = True
         self.setup_running = False
-        self.engine_version = engine_version
+        self.engine_version = catalog.canonical(engine_version)
         self.os_installed = True
         self.engine_configured = True
         self.engine_fqdn = self.name
@@ -191,7 +193,7 @@ class EngineVm(Machine):
 
     def install_guest(self):
         """The admin installed the guest OS (and added the oVirt repo while at it)."""
-        self.install_os("el7")
+        self.install_os(catalog.ENGINE_OS[self.engine_version])
         self.add_release_repo(self.engine_version)
         self.os_installed = True
 

@@ -121,8 +121,21 @@ def healthy(cluster, host, now):
             and cluster.engine_vm.engine_running and not cluster.engine_vm.setup_running)
 
 
-def engine_status(cluster, host, now):
-    """The `engine-status` dict this host's broker reports (facts §4)."""
+def engine_status(cluster, host, now, legacy=False):
+    """The `engine-status` dict this host's broker reports (facts §4). A 1.x broker
+    (Python 2) writes its keys in dict order with `detail` lower case, and reports a VM
+    whose lease another host holds as `already_locked` (ovirt-releases.md)."""
+    status = _engine_status(cluster, host, now)
+    if not legacy:
+        return status
+    if status.get("reason") == LOCKED:
+        status["vm"] = "already_locked"
+    order = ("reason", "health", "vm", "detail")
+    return {key: (status[key].lower() if key == "detail" else status[key])
+            for key in order if key in status}
+
+
+def _engine_status(cluster, host, now):
     if not cluster.vdsm_up(host, now):
         return {"vm": "unknown", "health": "unknown", "detail": "unknown",
                 "reason": "failed to getVmStats"}

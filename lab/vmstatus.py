@@ -1,6 +1,16 @@
-"""`hosted-engine --vm-status` output, plain and --json (facts §9)."""
+"""`hosted-engine --vm-status` output, plain and --json (facts §9), as each setup version
+prints it (src/ovirt_hosted_engine_setup/vm_status.py at 1.2.6.1, 1.3.7.3, 2.0.0, 2.3.0).
+
+Python 2 builds (setup 1.x and 2.0-2.3) print a host's fields in dict order; setup 1.2
+has no `stopped`/`crc32` (HA 1.2's metadata lacks them), 2.0 adds the configuration
+fields. Up to setup 2.2 the header is `--== Host N status ==--`. A stale host's Engine
+status is `unknown stale-data` in every plain format since setup 1.1.0; --json (2.0+)
+keeps its last engine status and says `live-data: false`.
+"""
 
 import json
+
+from .catalog import version_key
 
 BANNER = "\n\n!! Cluster is in GLOBAL MAINTENANCE mode !!\n"
 STALE = "unknown stale-data"
@@ -15,7 +25,7 @@ def extra_text(seg):
         f"host-id={seg['host-id']}",
         f"score={seg['score']}",
         f"vm_conf_refresh_time={ts} ({seg['wall']})",
-        "conf_on_shared_storage=True",
+        f"conf_on_shared_storage={seg['conf_on_shared_storage']}",
         f"maintenance={seg['maintenance']}",
         f"state={seg['state']}",
         f"stopped={seg['stopped']}",
@@ -25,11 +35,33 @@ def extra_text(seg):
     return "".join(line + "\n" for line in lines)
 
 
-def render_plain(segments, live, global_maintenance, old_header):
+LABELS = {"host-id": "Host ID", "host-ts": "Host timestamp", "score": "Score",
+          "engine-status": "Engine status", "hostname": "Hostname",
+          "maintenance": "Local maintenance", "live-data": "Status up-to-date"}
+# Field order per setup version (newest first): (first version, keys).
+FIELD_ORDERS = (
+    ("2.4", ("host-id", "host-ts", "score", "engine-status", "hostname", "maintenance",
+             "stopped", "crc32", "conf_on_shared_storage", "local_conf_timestamp", "live-data")),
+    ("2.0", ("conf_on_shared_storage", "live-data", "hostname", "host-id", "engine-status",
+             "score", "stopped", "maintenance", "crc32", "local_conf_timestamp", "host-ts")),
+    ("1.3", ("live-data", "hostname", "host-id", "engine-status", "score", "stopped",
+             "maintenance", "crc32", "host-ts")),
+    ("0", ("live-data", "hostname", "host-id", "engine-status", "score", "maintenance",
+           "host-ts")),
+)
+
+
+def field_order(setup_version):
+    return next(keys for floor, keys in FIELD_ORDERS
+                if version_key(setup_version) >= version_key(floor))
+
+
+def render_plain(segments, live, global_maintenance, setup_version):
     """segments: sorted list; live: set of host ids with live data."""
     out = []
     if global_maintenance:
         out.append(BANNER)
+    old_header = version_key(setup_version) < version_key("2.3")
     for seg in segments:
         host_id = seg["host-id"]
         is_live = host_id in live
@@ -37,20 +69,9 @@ def render_plain(segments, live, global_maintenance, old_header):
             out.append(f"\n\n--== Host {host_id} status ==--\n")
         else:
             out.append(f"\n\n--== Host {seg['hostname']} (id: {host_id}) status ==--\n")
-        status = json.dumps(seg["engine-status"]) if is_live else STALE
-        fields = [
-            ("Host ID", host_id),
-            ("Host timestamp", seg["host-ts"]),
-            ("Score", seg["score"]),
-            ("Engine status", status),
-            ("Hostname", seg["hostname"]),
-            ("Local maintenance", seg["maintenance"]),
-            ("stopped", seg["stopped"]),
-            ("crc32", seg["crc32"]),
-            ("conf_on_shared_storage", seg["conf_on_shared_storage"]),
-            ("local_conf_timestamp", seg["local_conf_timestamp"]),
-            ("Status up-to-date", is_live),
-        ]
+        values = dict(seg, **{"live-data": is_live})
+        values["engine-status"] = json.dumps(seg["engine-status"]) if is_live else STALE
+        fields = [(LABELS.get(key, key), values[key]) for key in field_order(setup_version)]
         for label, value in fields:
             out.append(f"{label:<35}: {value}")
         out.append("Extra metadata (valid at timestamp):")

@@ -128,13 +128,13 @@ def test_an_unknown_host_is_named_in_the_error(lab):
 
 def test_it_creates_a_cluster_and_raises_its_compatibility_version(fresh_lab):
     with client_for(fresh_lab) as client:
-        created = client.create_cluster("el7", version="4.6", description="hosts reinstalled as el7")
-        assert (created.name, created.version) == ("el7", "4.6")
+        created = client.create_cluster("el7", version="4.2", description="hosts reinstalled as el7")
+        assert (created.name, created.version) == ("el7", "4.2")
         assert client.get_cluster("el7").id == created.id
 
-        updated = client.set_cluster_version("el7", "4.7")
-        assert updated.version == "4.7"
-        assert client.get_cluster("el7").version == "4.7"
+        updated = client.set_cluster_version("el7", "4.3")
+        assert updated.version == "4.3"
+        assert client.get_cluster("el7").version == "4.3"
 
         with pytest.raises(EngineError) as duplicate:
             client.create_cluster("el7")
@@ -143,7 +143,7 @@ def test_it_creates_a_cluster_and_raises_its_compatibility_version(fresh_lab):
     assert "Cluster name is already in use" in duplicate.value.message
     assert "Selected Compatibility Version is not supported" in unsupported.value.message
     with client_for(fresh_lab) as again:  # a new login sees the same clusters
-        assert {c.name: c.version for c in again.list_clusters()}["el7"] == "4.7"
+        assert {c.name: c.version for c in again.list_clusters()}["el7"] == "4.3"
 
 
 def test_a_malformed_version_is_refused_before_asking_the_engine(lab):

@@ -67,7 +67,8 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
             last = last_samples.get(host.pk)
             if host_changed or last is None or now - last.at >= SAMPLE_EVERY:
                 samples.append(HaSample(host=host, at=now, state=host.ha_state, score=host.ha_score,
-                                        live=host.ha_live, engine_vm=status.engine_vm or "",
+                                        live=host.ha_live,
+                                        engine_vm=(status.engine_vm or "") if status.up_to_date else "unknown",
                                         local_maintenance=host.local_maintenance))
             changed = changed or host_changed
         HaSample.objects.bulk_create(samples)
@@ -85,6 +86,11 @@ def record_poll_error(cluster_id, message, *, now=None):
         cluster.save(update_fields=["poll_error"])
         if changed:
             events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))
+
+
+def record_release(cluster_id, release):
+    """The release the poller detected (shown on the cluster page)."""
+    Cluster.objects.filter(pk=cluster_id).exclude(detected_release=release).update(detected_release=release)
 
 
 def _latest_samples(hosts):

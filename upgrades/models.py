@@ -38,6 +38,10 @@ class Cluster(models.Model):
     )
     polled_at = models.DateTimeField(null=True, blank=True)
     poll_error = models.TextField(blank=True)
+    detected_release = models.CharField(
+        max_length=200, blank=True,
+        help_text="The oVirt release the HA poller found on the hosts (docs/vm-status.md).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

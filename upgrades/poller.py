@@ -6,6 +6,7 @@ last; when that host fails the next one is asked, so one unreachable host
 does not stop the cluster's polling.
 """
 import logging
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,42 @@ from .state import fetch_vm_status
 log = logging.getLogger(__name__)
 
 CLUSTER_REFRESH_SECONDS = 2.0
+# The release is read with rpm this often, and whenever the vm-status layout changes.
+RELEASE_CHECK_SECONDS = 600.0
+RPM_COMMAND = "rpm -q ovirt-hosted-engine-setup ovirt-hosted-engine-ha"
+# ovirt-hosted-engine-setup series -> oVirt release (newest first).
+SETUP_RELEASES = (("2.6", "4.5"), ("2.4", "4.4"), ("2.3", "4.3"), ("2.2", "4.2"), ("2.1", "4.1"),
+                  ("2.0", "4.0"), ("1.3", "3.6"), ("1.2", "3.5"))
+# What the vm-status layout alone tells (VmStatus.setup_series).
+LAYOUT_RELEASES = {"1.2": "3.5", "1.3": "3.6", "2.0-2.1": "4.0-4.1", "2.0-2.2": "4.0-4.2",
+                   "2.2+": "4.2 or later", "2.3+": "4.3 or later"}
+
+
+def _version_key(text):
+    return [int(part) for part in re.findall(r"\d+", text)]
+
+
+def release_of_setup(version):
+    """The oVirt release of an ovirt-hosted-engine-setup version, e.g. 1.3.7.4 -> 3.6."""
+    for floor, release in SETUP_RELEASES:
+        if _version_key(version) >= _version_key(floor):
+            return release
+    return None
+
+
+def describe_release(rpm_output, setup_series):
+    """The text shown as the cluster's release, from `rpm -q` output (preferred) or the
+    vm-status layout."""
+    versions = dict(re.findall(r"^(ovirt-hosted-engine-(?:setup|ha))-(\d[\w.]*?)-\d[\w.]*$",
+                               rpm_output or "", flags=re.M))
+    setup = versions.get("ovirt-hosted-engine-setup")
+    release = release_of_setup(setup) if setup else None
+    if release:
+        packages = ", ".join(f"{name} {version}" for name, version in sorted(versions.items()))
+        return f"oVirt {release} ({packages})"
+    if setup_series in LAYOUT_RELEASES:
+        return f"oVirt {LAYOUT_RELEASES[setup_series]} (from the vm-status layout)"
+    return ""
 
 
 class ClusterPoller:
@@ -33,6 +70,7 @@ class ClusterPoller:
         self.timeout = timeout
         self.session = None
         self.session_host_id = None
+        self.release_checked = None  # (monotonic time, vm-status layout) of the last check
 
     def poll(self):
         close_old_connections()
@@ -48,6 +86,7 @@ class ClusterPoller:
                 errors.append(f"{host.name}: {exc}")
                 continue
             ha.apply_vm_status(self.cluster_id, status)
+            self._detect_release(status)
             return True
         ha.record_poll_error(self.cluster_id, "no host answered: " + "; ".join(errors) if errors
                              else "the cluster has no hosts")
@@ -59,6 +98,24 @@ class ClusterPoller:
             self.session = SshSession(SshTarget.for_host(host), connect_timeout=self.timeout)
             self.session_host_id = host.pk
         return fetch_vm_status(self.session, timeout=self.timeout)
+
+    def _detect_release(self, status):
+        """Now and then (and when the layout changes) ask rpm which setup and HA packages
+        the answering host runs; one short command, not on every poll."""
+        now = time.monotonic()
+        if self.release_checked is not None:
+            checked_at, series = self.release_checked
+            if series == status.setup_series and now - checked_at < RELEASE_CHECK_SECONDS:
+                return
+        self.release_checked = (now, status.setup_series)
+        try:
+            output = self.session.run(RPM_COMMAND, timeout=self.timeout, idle_timeout=self.timeout).stdout
+        except RemoteError as exc:
+            log.info("cluster %s: rpm -q failed: %s", self.cluster_id, exc)
+            output = ""
+        release = describe_release(output, status.setup_series)
+        if release:
+            ha.record_release(self.cluster_id, release)
 
     def close(self):
         if self.session is not None:

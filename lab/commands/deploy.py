@@ -18,7 +18,9 @@ import random
 import string
 import time
 
+from .. import catalog
 from ..distro import ANSWERS_DIR, HE_ANSWERS, SETUP_LOG_DIR
+from ..errors import LabError
 
 PAD = " " * 10
 
@@ -156,22 +158,16 @@ def info(ctx, text):
     ctx.print(f"[ INFO  ] {text}")
 
 
-def free_host_id(cluster, host):
-    used = {h.host_id for h in cluster.hosts.values() if h.configured and h is not host}
-    used |= {int(k) for k in cluster.segments}
-    candidate = 2
-    while candidate in used:
-        candidate += 1
-    return candidate
+ADDITIONAL_REFUSED = ("Setup of additional hosts using this software is not allowed anymore. "
+                      "Please use the engine web interface to deploy any additional hosts.")
 
 
 async def ask_host_id(dialog, cluster, host):
-    default = free_host_id(cluster, host)
-    taken = {h.host_id for h in cluster.hosts.values() if h.configured and h is not host}
+    """setup 1.x (storage/storage.py at 1.2.6.1): the default offered is always 2; an id
+    already on the whiteboard is accepted only as a re-deployment of that host."""
     while True:
         value = await dialog.ask("OVEHOSTED_STORAGE/hostID",
-                                 f"Please specify the Host ID [Must be integer, default: {default}]: ",
-                                 str(default))
+                                 "Please specify the Host ID [Must be integer, default: 2]: ", "2")
         try:
             host_id = int(value)
         except ValueError:
@@ -180,11 +176,31 @@ async def ask_host_id(dialog, cluster, host):
         if host_id == 1:
             # The howto: you cannot supply host id 1, even when reinstalling the first host.
             dialog.ctx.print("[ ERROR ] Cannot use the same ID used by first host")
-        elif host_id in taken or host_id < 1 or host_id > 250:
-            dialog.ctx.print(f"[ ERROR ] Invalid value for Host ID: {host_id} is already in use")
+        elif host_id < 1 or host_id > 250:
+            dialog.ctx.print(f"[ ERROR ] Invalid value for Host ID: {host_id}")
         else:
             dialog.given["OVEHOSTED_STORAGE/hostID"] = host_id
-            return host_id
+            break
+    if str(host_id) in cluster.segments and not await dialog.yes_no(
+            "OVEHOSTED_CORE/additionalHostReDeployment",
+            "The Host ID is already known. Is this a re-deployment on an additional host that "
+            "was previously set up", end="?"):
+        raise Abort("Failed to execute stage 'Environment customization': "
+                    "Invalid value for Host ID: already used")
+    return host_id
+
+
+async def ask_cluster(dialog, cluster):
+    """The engine's clusters are the valid answers (add_host.py at 1.2.6.1)."""
+    names = cluster.engine_cluster_names() or ["Default"]
+    default = "Default" if "Default" in names else names[0]
+    while True:
+        name = await dialog.ask("OVEHOSTED_ENGINE/clusterName",
+                                "Enter the name of the cluster to which you want to add the host "
+                                f"({', '.join(names)}) [{default}]: ", default)
+        if name in names:
+            return name
+        dialog.ctx.print("[ ERROR ] Invalid value")
 
 
 async def deploy(ctx, args):
@@ -268,6 +284,10 @@ async def run_deploy(ctx, dialog, host, cluster, log):
     if cluster.deploying:
         raise Abort("Failed to execute stage 'Environment customization': the storage holds the "
                     f"VM of an unfinished deployment started on {cluster.deploying}")
+    if catalog.setup_key(host) >= catalog.version_key("2.1"):
+        ctx.print("[ ERROR ] The selected device already contains a storage domain.")
+        ctx.print(f"[ ERROR ] {ADDITIONAL_REFUSED}")
+        raise Abort(f"Failed to execute stage 'Environment customization': {ADDITIONAL_REFUSED}")
     return await additional_host(ctx, dialog, host, cluster, path)
 
 
@@ -332,9 +352,7 @@ async def additional_host(ctx, dialog, host, cluster, path):
         f"Enter the name which will be used to identify this host inside the Administrator "
         f"Portal [hosted_engine_{host_id}]: ", f"hosted_engine_{host_id}")
     await ask_password(ctx, dialog)
-    cluster_name = await dialog.ask("OVEHOSTED_ENGINE/clusterName",
-                                    "Enter the name of the cluster to which you want to add the "
-                                    "host (Default) [Default]: ", "Default")
+    cluster_name = await ask_cluster(dialog, cluster)
     await confirm_preview(ctx, dialog, (
         ("Bridge interface", bridge_if), ("Engine FQDN", cluster.engine_fqdn),
         ("Bridge name", "ovirtmgmt"), ("Host address", host.name),
@@ -355,7 +373,7 @@ async def additional_host(ctx, dialog, host, cluster, path):
         raise Abort("Failed to execute stage 'Closing up': Cannot connect to the engine at "
                     f"https://{cluster.engine_fqdn}/ovirt-engine/api")
     info(ctx, f"Adding the host {app_name} to the cluster {cluster_name}")
-    await add_host(ctx, cluster, host)
+    await add_host(ctx, cluster, host, cluster_name)
     return await finish(ctx, dialog, host, cluster, host_id, path)
 
 
@@ -367,8 +385,14 @@ async def ca_steps(ctx):
                        "Subject: C=US, O=lab.local, CN=engine.lab.local.12345", 1)))
 
 
-async def add_host(ctx, cluster, host):
-    cluster.register_with_engine(host)
+async def add_host(ctx, cluster, host, cluster_name="Default"):
+    try:
+        cluster.register_with_engine(host, cluster_name, new=True)
+    except LabError as exc:  # add_host.py: the engine refused the host
+        ctx.print(f"[ ERROR ] Cannot automatically add the host to cluster {cluster_name}:\n"
+                  f"{exc}\n")
+        raise Abort(f"Failed to execute stage 'Closing up': Cannot add the host to cluster "
+                    f"{cluster_name}") from None
     await ctx.sleep(30)
     info(ctx, "Waiting for the host to become operational in the engine. "
               "This may take several minutes...")

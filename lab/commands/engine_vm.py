@@ -19,6 +19,13 @@ def release_of_engine_setup(version):
     return None
 
 
+def checks_global_maintenance(setup_version):
+    """engine-setup refuses outside global maintenance only from 3.6.9 and 4.0.2.1."""
+    key = catalog.version_key(setup_version)
+    return key >= catalog.version_key("4.0.2.1") or (
+        catalog.version_key("3.6.9") <= key < catalog.version_key("4"))
+
+
 @command("engine-setup", machines=("engine-vm",), package="ovirt-engine-setup")
 async def engine_setup(ctx, args):
     vm = ctx.machine
@@ -33,7 +40,8 @@ async def engine_setup(ctx, args):
     await ctx.sleep(2)
     if not vm.engine_configured:
         return await fresh_setup(ctx, args)
-    if ctx.cluster.he_deployed and not ctx.cluster.global_maintenance:
+    if ctx.cluster.he_deployed and not ctx.cluster.global_maintenance \
+            and checks_global_maintenance(vm.packages.get("ovirt-engine-setup", "0")):
         ctx.err.write(HE_NOT_GLOBAL)
         ctx.error("[ ERROR ] Failed to execute stage 'Setup validation': Hosted Engine setup "
                   "detected, but Global Maintenance is not set.")

@@ -1,14 +1,26 @@
-"""`hosted-engine` on an HE host (facts §6, §8, §9)."""
+"""`hosted-engine` on an HE host (facts §6, §8, §9), as each ovirt-hosted-engine-setup
+version has it (src/bin/hosted-engine.in and src/ovirt_hosted_engine_setup/*.py at the
+tags of ovirt-releases.md): the commands it knows, where its messages go, and its checks.
+"""
 
-from .. import catalog, vm
+from .. import catalog, distro, vm
 from ..vmstatus import render_json, render_plain
 from . import command
 from .deploy import deploy
 
 BROKER_DOWN = ("An error occured while retrieving vm status, please make sure the HA daemon "
                "is ready and reachable.")
+OLD_BROKER_DOWN = "Cannot connect to the HA daemon, please check the logs."
 LOCAL_REFUSED = ("Unable to enter local maintenance mode: the engine VM is running on the current "
                  "host, please migrate it before entering local maintenance mode.")
+LOCAL_NO_HOSTS = ("Unable to enter local maintenance mode: there are no available hosts capable "
+                  "of running the engine VM.")
+NO_VM_CONF = {"1.3": "Unable to read vm.conf, please check ovirt-ha-agent logs",
+              "2.2": "The hosted engine configuration has not been retrieved from shared storage. "
+                     "Please ensure that ovirt-ha-agent is running and the storage server is "
+                     "reachable."}
+# The first setup version that has each command (1.2 has the rest).
+SINCE = {"--reinitialize-lockspace": "1.3", "--clean-metadata": "1.3", "--check-deployed": "2.0"}
 USAGE = """Usage: /usr/sbin/hosted-engine [--help] <command> [<command-args>]
     --help
         show this help message.
@@ -38,31 +50,49 @@ USAGE = """Usage: /usr/sbin/hosted-engine [--help] <command> [<command-args>]
 
 
 def option(args, name):
-    """Value of --name=V or --name V, else None."""
-    for i, arg in enumerate(args):
+    """Value of --name=V, else None: the script matches `--mode=*` only."""
+    for arg in args:
         if arg.startswith(name + "="):
             return arg.split("=", 1)[1]
-        if arg == name and i + 1 < len(args) and not args[i + 1].startswith("--"):
-            return args[i + 1]
     return None
+
+
+def setup_at_least(ctx, floor):
+    return catalog.setup_key(ctx.host) >= catalog.version_key(floor)
+
+
+def usage(ctx):
+    """The help text of this setup version: without the commands it does not have."""
+    lines = USAGE.splitlines(keepends=True)
+    text = []
+    skip = False
+    for line in lines:
+        word = line.strip().split(" ")[0]
+        if line.startswith("        --"):
+            skip = word in SINCE and not setup_at_least(ctx, SINCE[word])
+        if not skip:
+            text.append(line if setup_at_least(ctx, "2.0") else line.replace(" [--json]", ""))
+    return "".join(text)
 
 
 @command("hosted-engine", path="/usr/sbin", machines=("host",),
          package="ovirt-hosted-engine-setup")
 async def hosted_engine(ctx, args):
     if not args or args[0] in ("--help", "-h"):
-        ctx.out.write(USAGE)
+        ctx.out.write(usage(ctx))
         return 0 if args else 1
     verb = args[0]
     if verb == "--deploy":
         return await deploy(ctx, args[1:])
-    if verb not in HANDLERS:
+    if verb not in HANDLERS or (verb in SINCE and not setup_at_least(ctx, SINCE[verb])):
         ctx.error(f"Invalid option '{verb}'")
-        ctx.err.write(USAGE)
+        ctx.out.write(usage(ctx))
         return 1
+    if verb == "--check-deployed":
+        return await check_deployed(ctx, args[1:])
     if not ctx.host.configured:
-        ctx.error("You must run deploy first")
-        return 1
+        ctx.print("You must run deploy first")  # echo, on stdout; 1.2 then exits 0
+        return 1 if setup_at_least(ctx, "1.3") else 0
     return await HANDLERS[verb](ctx, args[1:])
 
 
@@ -72,17 +102,24 @@ def broker_up(ctx):
 
 async def vm_status(ctx, args):
     await ctx.sleep(1)
+    if setup_at_least(ctx, "1.3") and not ctx.host.fs.exists(distro.VM_CONF):
+        # check_vm_conf: the agent has not fetched vm.conf since the boot
+        ctx.print(NO_VM_CONF["2.2" if setup_at_least(ctx, "2.2") else "1.3"])
+        return 1
     if not broker_up(ctx):
-        ctx.error(BROKER_DOWN)
+        if setup_at_least(ctx, "2.2"):
+            ctx.error(BROKER_DOWN)
+        else:
+            ctx.error(f"[Errno 2] No such file or directory\n{OLD_BROKER_DOWN}")
         return 1
     cluster, now = ctx.cluster, ctx.now()
     segments = sorted(cluster.segments.values(), key=lambda s: s["host-id"])
     live = {seg["host-id"] for seg in cluster.live_segments(ctx.host.host_id, now)}
-    if "--json" in args:
+    version = ctx.host.packages.get("ovirt-hosted-engine-setup", "0")
+    if "--json" in args and setup_at_least(ctx, "2.0"):  # 1.x ignores the flag
         ctx.out.write(render_json(segments, live, cluster.global_maintenance))
     else:
-        old = catalog.uses_old_header(ctx.host.packages.get("ovirt-hosted-engine-setup", "0"))
-        ctx.out.write(render_plain(segments, live, cluster.global_maintenance, old))
+        ctx.out.write(render_plain(segments, live, cluster.global_maintenance, version))
     return 0
 
 
@@ -133,21 +170,39 @@ async def check_liveliness(ctx, args):
 
 
 async def check_deployed(ctx, args):
-    return 0
+    if ctx.host.configured:
+        return 0
+    ctx.print("The hosted engine has not been deployed")
+    return 1
+
+
+def local_refusal(ctx):
+    """Why this setup version refuses local maintenance here, or None: 1.x accepts it
+    (the agent migrates the VM away), 2.2-2.3 refuse when no other live host has a
+    positive score, 2.4+ when the engine VM runs here (set_maintenance.py)."""
+    host, cluster = ctx.host, ctx.cluster
+    if setup_at_least(ctx, "2.4"):
+        return LOCAL_REFUSED if vm.running_status(host) else None
+    if setup_at_least(ctx, "2.2"):
+        others = [seg for seg in cluster.live_segments(host.host_id, ctx.now())
+                  if seg["host-id"] != host.host_id and seg["score"] > 0]
+        return None if others else LOCAL_NO_HOSTS
+    return None
 
 
 async def set_maintenance(ctx, args):
     mode = option(args, "--mode")
     if mode is None:
-        ctx.error("You must specify a maintenance mode with --mode")
+        ctx.print("You must specify a maintenance mode with --mode")
         return 1
     if mode not in ("global", "local", "none"):
-        ctx.error(f"Invalid value '{mode}' for --mode")
+        ctx.print(f"Invalid value '{mode}' for --mode")
         return 1
     await ctx.sleep(1)
     host, cluster = ctx.host, ctx.cluster
-    if mode == "local" and vm.running_status(host):
-        ctx.error(LOCAL_REFUSED)
+    refusal = local_refusal(ctx) if mode == "local" else None
+    if refusal:
+        ctx.error(refusal)
         return 1
     # facts §6: every mode writes all three flags.
     cluster.global_maintenance = mode == "global"
@@ -181,25 +236,25 @@ async def clean_metadata(ctx, args):
     except ValueError:
         ctx.error(f"Invalid value '{raw_id}' for --host-id")
         return 1
+    # It runs the agent with --cleanup: its log lines go to stderr, and it exits 0
+    # even when it refuses (ovirt-releases.md).
     version = ctx.host.packages.get("ovirt-hosted-engine-ha", "")
     prefix = "INFO:ovirt_hosted_engine_ha.agent.agent.Agent:"
-    ctx.print(f"{prefix}ovirt-hosted-engine-ha agent {version} started")
+    ctx.error(f"{prefix}ovirt-hosted-engine-ha agent {version} started")
     await ctx.sleep(3)
     seg = cluster.segments.get(str(host_id))
     if seg is None:
-        ctx.print(f"INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
+        ctx.error(f"INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
                   f"Metadata block for host {host_id} is already clean")
     elif seg["stopped"] or "--force-cleanup" in args:
-        ctx.print("INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
+        ctx.error("INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
                   "Cleaning the metadata block!")
         del cluster.segments[str(host_id)]
         cluster.changed()
     else:
         ctx.error("ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
                   "Cannot clean unclean metadata block. Consider --force-clean.")
-        ctx.print(f"{prefix}Agent shutting down")
-        return 1
-    ctx.print(f"{prefix}Agent shutting down")
+    ctx.error(f"{prefix}Agent shutting down")
     return 0
 
 

@@ -9,20 +9,36 @@ Adding a repo: `yum install -y http://resources.ovirt.org/pub/yum-repo/ovirt-rel
 `yum-config-manager --add-repo URL`, or writing a .repo file (`cat > ... <<EOF`, `tee`).
 """
 
+import fnmatch
 import re
+import time
 
 from .. import catalog
 from . import command
 
 ARCH = {"vdsm": "x86_64", "kernel": "x86_64", "bash": "x86_64", "libvirt": "x86_64",
-        "qemu-kvm-ev": "x86_64", "openssh-server": "x86_64", "yum": "noarch"}
+        "qemu-kvm-ev": "x86_64", "qemu-kvm": "x86_64", "openssh-server": "x86_64",
+        "yum": "noarch", "dnf": "noarch"}
 
-# Which packages an HE package drags in (a rough dependency graph).
+# Which packages an HE package drags in (a rough dependency graph); a name no enabled
+# repo offers is skipped (each release has its own engine SDK package).
+SDKS = ["ovirt-engine-sdk-python", "python2-ovirt-engine-sdk4", "python3-ovirt-engine-sdk4"]
 REQUIRES = {
-    "ovirt-hosted-engine-setup": ["ovirt-hosted-engine-ha", "vdsm", "ovirt-engine-sdk-python"],
-    "ovirt-hosted-engine-ha": ["vdsm", "ovirt-engine-sdk-python"],
+    "ovirt-hosted-engine-setup": ["ovirt-hosted-engine-ha", "vdsm"] + SDKS,
+    "ovirt-hosted-engine-ha": ["vdsm"] + SDKS,
     "ovirt-engine": ["ovirt-engine-setup"],
 }
+HA_DAEMONS = ("ovirt-ha-broker", "ovirt-ha-agent")
+
+
+def is_dnf(machine):
+    """EL8 and EL9 have dnf, and `yum` is dnf there."""
+    return catalog.uses_dnf(machine.os)
+
+
+def matching(words, names):
+    """Names matching yum's arguments, which may be globs (`ovirt*setup*`)."""
+    return [name for name in names if any(fnmatch.fnmatchcase(name, word) for word in words)]
 
 
 def nevra(machine, name, version):
@@ -37,8 +53,12 @@ def parse_opts(args):
 
 
 async def header(ctx):
-    ctx.print("Loaded plugins: fastestmirror, langpacks")
     await ctx.sleep(2)
+    if is_dnf(ctx.machine):
+        when = time.strftime("%a %d %b %Y %I:%M:%S %p UTC", time.gmtime(ctx.cluster.clock.wall() - 192))
+        ctx.print(f"Last metadata expiration check: 0:03:12 ago on {when}.")
+        return
+    ctx.print("Loaded plugins: fastestmirror, langpacks")
     ctx.print("Loading mirror speeds from cached hostfile")
     for release in sorted(ctx.machine.repo_releases(), key=catalog.version_key):
         ctx.print(f" * {catalog.URL_PATH[release]}: resources.ovirt.org")
@@ -49,9 +69,12 @@ async def confirm(ctx, assume_yes, download):
     (download only) choice is offered only when there is something to download (cli.py)."""
     if assume_yes:
         return True
-    ctx.out.write("Is this ok [y/d/N]: " if download else "Is this ok [y/N]: ")
+    ctx.out.write("Is this ok [y/d/N]: " if download and not is_dnf(ctx.machine) else "Is this ok [y/N]: ")
     answer = (await ctx.stdin.readline()).strip().lower()
     if answer not in ("y", "yes"):
+        if is_dnf(ctx.machine):
+            ctx.print("Operation aborted.")
+            return False
         ctx.print("Exiting on user command")
         ctx.print("Your transaction was saved, rerun it with:")
         ctx.print(" yum load-transaction /tmp/yum_save_tx.2026-11-25.10-00.Xq3xJ0.yumtx")
@@ -62,18 +85,24 @@ async def confirm(ctx, assume_yes, download):
 async def transaction(ctx, changes, verb, assume_yes):
     """Stream a yum transaction; `changes` is [(name, old, new)]. Returns rc."""
     machine = ctx.machine
-    ctx.print("Resolving Dependencies")
-    ctx.print("--> Running transaction check")
-    for name, old, new in changes:
-        await ctx.sleep(0.5)
-        state = {"install": "installed", "update": "an update", "remove": "erased"}[verb]
-        shown = new or old
-        ctx.print(f"---> Package {nevra(machine, name, shown)} will be {state}")
-    ctx.print("--> Finished Dependency Resolution\n\nDependencies Resolved\n")
+    dnf = is_dnf(machine)
+    if dnf:
+        await ctx.sleep(0.5 * len(changes))
+        ctx.print("Dependencies resolved.")
+    else:
+        ctx.print("Resolving Dependencies")
+        ctx.print("--> Running transaction check")
+        for name, old, new in changes:
+            await ctx.sleep(0.5)
+            state = {"install": "installed", "update": "an update", "remove": "erased"}[verb]
+            shown = new or old
+            ctx.print(f"---> Package {nevra(machine, name, shown)} will be {state}")
+        ctx.print("--> Finished Dependency Resolution\n\nDependencies Resolved\n")
     ctx.print("=" * 80)
     ctx.print(f" {'Package':<34}{'Arch':<10}{'Version':<22}Repository")
     ctx.print("=" * 80)
-    title = {"install": "Installing:", "update": "Updating:", "remove": "Removing:"}[verb]
+    title = {"install": "Installing:", "update": "Upgrading:" if dnf else "Updating:",
+             "remove": "Removing:"}[verb]
     ctx.print(title)
     for name, old, new in changes:
         repo = "installed" if verb == "remove" else repo_of(machine, name, new)
@@ -90,10 +119,12 @@ async def transaction(ctx, changes, verb, assume_yes):
             await ctx.sleep(2)
             rpm = f"{name}-{new}.{machine.os}.{ARCH.get(name, 'noarch')}.rpm"
             ctx.print(f"{rpm:<60}| 1.2 MB  00:00:01")
-    ctx.print("Running transaction check\nRunning transaction test\nTransaction test succeeded")
+    ctx.print("Running transaction check" + ("\nTransaction check succeeded." if dnf else ""))
+    ctx.print("Running transaction test\nTransaction test succeeded" + ("." if dnf else ""))
     ctx.print("Running transaction")
     total = len(changes)
-    step = {"install": "Installing", "update": "Updating", "remove": "Erasing"}[verb]
+    step = {"install": "Installing", "update": "Upgrading" if dnf else "Updating",
+            "remove": "Erasing"}[verb]
     for i, (name, old, new) in enumerate(changes, 1):
         await ctx.sleep(4)
         ctx.print(f"  {step} : {name}-{new or old}.{machine.os}.{ARCH.get(name, 'noarch'):<30} {i}/{total}")
@@ -106,15 +137,29 @@ async def transaction(ctx, changes, verb, assume_yes):
         for i, (name, old, new) in enumerate(changes, 1):
             await ctx.sleep(0.5)
             ctx.print(f"  Cleanup    : {name}-{old}.{machine.os}.{ARCH.get(name, 'noarch'):<30} {i}/{total}")
+            if name == "ovirt-hosted-engine-ha":
+                restart_ha(ctx)
     for i, (name, old, new) in enumerate(changes, 1):
         await ctx.sleep(0.3)
         ctx.print(f"  Verifying  : {name}-{new or old}.{machine.os}.{ARCH.get(name, 'noarch'):<30} {i}/{total}")
-    past = {"install": "Installed:", "update": "Updated:", "remove": "Removed:"}[verb]
+    past = {"install": "Installed:", "update": "Upgraded:" if dnf else "Updated:",
+            "remove": "Removed:"}[verb]
     ctx.print("\n" + past)
     ctx.print("  " + "  ".join(f"{name}.{ARCH.get(name, 'noarch')} 0:{new or old}.{machine.os}"
                                for name, old, new in changes))
     ctx.print("\nComplete!")
     return 0
+
+
+def restart_ha(ctx):
+    """The old package's %postun (`%systemd_postun_with_restart`; 1.2: condrestart):
+    running HA daemons restart with the new code."""
+    machine = ctx.machine
+    if machine.kind != "host":
+        return
+    for unit in HA_DAEMONS:
+        if machine.services[unit]:
+            ctx.cluster.restart_service(machine, unit)
 
 
 def stop_services_of(ctx, package):
@@ -159,19 +204,28 @@ async def yum_install(ctx, assume_yes, words):
             ctx.print(f"Marking {word} to be installed")
             changes.append(("release", release))
             continue
-        if word in machine.packages:
-            ctx.print(f"Package {word}-{machine.packages[word]}.{machine.os}.noarch "
-                      "already installed and latest version")
-            continue
-        if word not in available:
+        names = matching([word], available) or matching([word], machine.packages)
+        if not names:
             missing.append(word)
             continue
-        for dep in with_requires([word], machine):
-            if dep in available and ("pkg", dep) not in changes:
-                changes.append(("pkg", dep))
+        for name in names:
+            if name in machine.packages:
+                ctx.print(f"Package {name}-{machine.packages[name]}.{machine.os}.noarch "
+                          "already installed and latest version")
+                continue
+            for dep in with_requires([name], machine):
+                if dep in available and ("pkg", dep) not in changes:
+                    changes.append(("pkg", dep))
     for word in missing:
+        if is_dnf(machine):
+            ctx.print(f"No match for argument: {word}")
+            ctx.error(f"Error: Unable to find a match: {word}")
+            return 1
         ctx.print(f"No package {word} available.")
     if not changes:
+        if is_dnf(machine):
+            ctx.print("Dependencies resolved.\nNothing to do.\nComplete!")
+            return 0
         ctx.error("Error: Nothing to do")
         return 1
     plan = []
@@ -186,9 +240,10 @@ async def yum_install(ctx, assume_yes, words):
 async def yum_update(ctx, assume_yes, words):
     outdated = ctx.machine.outdated_packages()
     if words:
-        outdated = {n: v for n, v in outdated.items() if n in words}
+        outdated = {n: outdated[n] for n in matching(words, outdated)}
     if not outdated:
-        ctx.print("No packages marked for update")
+        ctx.print("Dependencies resolved.\nNothing to do.\nComplete!" if is_dnf(ctx.machine)
+                  else "No packages marked for update")
         return 0
     plan = [(name, ctx.machine.packages[name], version) for name, version in sorted(outdated.items())]
     return await transaction(ctx, plan, "update", assume_yes)
@@ -196,16 +251,18 @@ async def yum_update(ctx, assume_yes, words):
 
 async def yum_remove(ctx, assume_yes, words):
     machine = ctx.machine
-    names = []
-    for word in words:
-        pattern = re.compile("^" + re.escape(word).replace(r"\*", ".*") + "$")
-        names += [n for n in machine.packages if pattern.match(n) and n not in names]
+    names = matching(words, machine.packages)
     if not names:
         ctx.print("No Match for argument: " + " ".join(words))
         ctx.error("No Packages marked for removal")
         return 1
     plan = [(name, machine.packages[name], None) for name in sorted(names)]
     return await transaction(ctx, plan, "remove", assume_yes)
+
+
+@command("dnf", when=is_dnf)
+async def dnf(ctx, args):
+    return await yum(ctx, args)
 
 
 @command("yum")
@@ -224,12 +281,15 @@ async def yum(ctx, args):
     if sub == "repolist":
         ctx.print("Loaded plugins: fastestmirror, langpacks")
         ctx.print(f"{'repo id':<40}repo name")
-        ctx.print(f"{'base/7/x86_64':<40}CentOS-7 - Base")
+        major = ctx.machine.os[2:]
+        ctx.print(f"{'base/' + major + '/x86_64':<40}CentOS-{major} - Base")
         for release in sorted(ctx.machine.repo_releases(), key=catalog.version_key):
             ctx.print(f"{catalog.URL_PATH[release]:<40}Latest oVirt {release} Release")
         return 0
     if sub == "list":
-        ctx.print("Loaded plugins: fastestmirror, langpacks\nInstalled Packages")
+        if not is_dnf(ctx.machine):
+            ctx.print("Loaded plugins: fastestmirror, langpacks")
+        ctx.print("Installed Packages")
         for name, version in sorted(ctx.machine.packages.items()):
             if not words[1:] or name in words[1:]:
                 ctx.print(f"{name + '.' + ARCH.get(name, 'noarch'):<40}{version + '.' + ctx.machine.os:<25}@installed")

@@ -48,6 +48,14 @@ class EngineApi:
         self._engine.store.drop_all_tokens()
         self._engine.store.save()
 
+    def host_status(self, name: str) -> str | None:
+        """The engine's status of a host (None: it does not know it)."""
+        host = self._engine.store.host_by_name(name)
+        return self._engine.host_status(host) if host else None
+
+    def cluster_names(self) -> list[str]:
+        return sorted(c["name"] for c in self._engine.store.data["clusters"].values())
+
     def register_host(self, name: str, address: str, cluster_name: str = "Default") -> str:
         """Add a host to the engine (as hosted-engine --deploy does); return its id.
 

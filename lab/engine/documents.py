@@ -67,10 +67,15 @@ def version(parent: ET.Element, v: dict, tag: str = "version", full: str | None 
         sub(el, "full_version", full)
 
 
-def api_root(engine_version: dict, full_version: str, now: str, counts: dict) -> ET.Element:
+def _entry_point() -> ET.Element:
     root = ET.Element("api")
     for rel in ("clusters", "datacenters", "events", "hosts", "vms"):
         sub(root, "link", href=f"{API}/{rel}", rel=rel)
+    return root
+
+
+def api_root(engine_version: dict, full_version: str, now: str, counts: dict) -> ET.Element:
+    root = _entry_point()
     info = sub(root, "product_info")
     sub(info, "instance_id", "9f6e1c1a-5d2b-4d54-8d0b-2a1f3c4d5e6f")
     sub(info, "name", "oVirt Engine")
@@ -82,6 +87,18 @@ def api_root(engine_version: dict, full_version: str, now: str, counts: dict) ->
         sub(el, "active", counts[key + "_active"])
         sub(el, "total", counts[key + "_total"])
     sub(root, "time", now)
+    return root
+
+
+def api_root_v3(engine_version: dict, full_version: str) -> ET.Element:
+    """API v3's entry point (oVirt 3.x): the version as attributes."""
+    root = _entry_point()
+    info = sub(root, "product_info")
+    sub(info, "name", "oVirt Engine")
+    sub(info, "vendor", "ovirt.org")
+    sub(info, "version", major=str(engine_version["major"]), minor=str(engine_version["minor"]),
+        build=str(engine_version["build"]), revision=str(engine_version["revision"]))
+    sub(info, "full_version", full_version)
     return root
 
 

@@ -34,6 +34,10 @@ _MAINTENANCE_FROM = {"up", "preparing_for_maintenance", "non_responsive", "error
                      "non_operational", "install_failed"}
 
 
+NO_HE_CANDIDATE = ("Cannot switch the Host(s) to Maintenance mode. None of the hosts capable of "
+                   "running the engine VM has score more than 0 and is in Up state.")
+
+
 def _refused(text: str) -> Fault:
     """A failed validation: 409, detail in brackets as the engine writes it
     (the code is an assumption, facts §12)."""
@@ -53,6 +57,10 @@ class Engine:
     def version(self) -> dict:
         """The engine's version; it changes when engine-setup upgrades the engine VM."""
         return parse_version(self.backend.engine_version)
+
+    def api_v3_only(self) -> bool:
+        """oVirt 3.x engines speak API v3 only, without SSO (ovirt-releases.md)."""
+        return self.version()["major"] < 4
 
     def info(self, host: dict) -> dict | None:
         if host["name"] not in self.backend.host_names():
@@ -164,9 +172,7 @@ class Engine:
                 raise _refused(f"Cannot switch Host to Maintenance mode. Host {host['name']} "
                                "is non responsive with running VMs.")
             if not self.he_candidates(host):
-                raise _refused(
-                    "Cannot switch Host to Maintenance mode. There is no available host "
-                    "capable of running the engine VM.")
+                raise _refused(NO_HE_CANDIDATE)
 
     def deactivate(self, host: dict, reason: str | None = None) -> None:
         self._check_idle(host, "switch Host to Maintenance mode")
@@ -238,6 +244,53 @@ class Engine:
         if (version["major"], version["minor"]) > top:
             raise _refused(
                 f"Cannot {action} Cluster. Selected Compatibility Version is not supported.")
+
+    def check_version_change(self, cluster: dict, version: dict) -> None:
+        """Lowering a cluster's level while it has hosts is refused; so is raising it
+        above what an active host of it supports (its vdsm)."""
+        old = (cluster["version"]["major"], cluster["version"]["minor"])
+        new = (version["major"], version["minor"])
+        hosts = [h for h in self.store.hosts() if h["cluster"] == cluster["id"]]
+        if new < old and hosts:
+            raise _refused("Cannot edit Cluster. Cannot decrease the Compatibility Version of "
+                           "a Cluster that has Hosts.")
+        if new > old:
+            for host in hosts:
+                info = self.info(host)
+                if (info and self.host_status(host) == "up"
+                        and tuple(info.get("cluster_level", new)) < new):
+                    raise _refused(
+                        "Cannot change Cluster Compatibility Version to higher version when "
+                        "there are active Hosts with lower version.\n-Please move Hosts with "
+                        "lower version to maintenance first.")
+
+    def add_host(self, name: str, address: str, cluster: dict, hosted_engine: bool) -> dict:
+        """Add a host and run host-deploy on it (status installing, then up)."""
+        if self.store.host_by_name(name) or self.store.host_by_address(address):
+            raise _refused("Cannot add Host. The Host name is already in use, please choose a "
+                           "unique name and try again.")
+        try:
+            lab_name = self.backend.host_by_name(address).name
+        except LabError:
+            raise _refused(f"Cannot add Host. Host address {address} cannot be reached.") from None
+        host = self.store.add_host(name, address, cluster["id"])
+        if name in self.store.data["removed_hosts"]:
+            self.store.data["removed_hosts"].remove(name)
+        self.store.add_event(42, f"Host {name} was added by {USER}.", host=host)
+        self._set_status(host, "installing")
+        self._start(host, self._deploy(host, lab_name, hosted_engine))
+        return host
+
+    async def _deploy(self, host: dict, lab_name: str, hosted_engine: bool) -> None:
+        try:
+            await self.backend.deploy_host(lab_name, hosted_engine)
+        except LabError as exc:
+            self._set_status(host, "install_failed")
+            self.store.add_event(505, f"Host {host['name']} installation failed. {exc}.",
+                                 severity="error", host=host)
+            return
+        self._set_status(host, "up")
+        self.store.add_event(13, f"Host {host['name']} was installed and is up.", host=host)
 
     def cluster_upgrade(self, cluster: dict, action: str, percent=None,
                         correlation_id=None) -> None:

@@ -20,6 +20,8 @@ from .store import now_iso
 USERNAME = "admin@internal"
 TOKEN_LIFETIME_S = 10 * 3600
 
+JBOSS_404 = ("<html><head><title>Error</title></head><body>404 - Not Found</body></html>")
+
 # What Apache httpd in front of a stopped ovirt-engine answers (mod_proxy).
 APACHE_503 = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
 <html><head>
@@ -51,6 +53,7 @@ def build_app(engine: Engine) -> web.Application:
     r.add_get(API, api.root)
     r.add_get(API + "/", api.root)
     r.add_get(API + "/hosts", api.list_hosts)
+    r.add_post(API + "/hosts", api.add_host)
     r.add_get(API + "/hosts/{id}", api.get_host)
     r.add_put(API + "/hosts/{id}", api.update_host)
     r.add_delete(API + "/hosts/{id}", api.remove_host)
@@ -180,6 +183,9 @@ class _Api:
     # ---- SSO -----------------------------------------------------------
 
     async def sso_token(self, request):
+        if self.engine.api_v3_only():
+            # A 3.x engine has no SSO: JBoss answers its own 404 page.
+            return web.Response(status=404, text=JBOSS_404, content_type="text/html")
         form = await request.post()
         if form.get("grant_type") != "password":
             return web.json_response({
@@ -263,6 +269,8 @@ class _Api:
                   "el7" if (v["major"], v["minor"]) <= (4, 3) else
                   "el8" if (v["major"], v["minor"]) == (4, 4) else "el9")
         full = f"{v['major']}.{v['minor']}.{v['build']}-1.{os_tag}"
+        if self.engine.api_v3_only():
+            return _respond(request, doc.api_root_v3(v, full))
         vm_up = self.backend.engine_vm_status() == "up"
         counts = {
             "hosts_total": len(hosts),
@@ -272,6 +280,20 @@ class _Api:
         return _respond(request, doc.api_root(v, full, now_iso(), counts))
 
     # ---- hosts ---------------------------------------------------------
+
+    async def add_host(self, request):
+        """New Host; `deploy_hosted_engine=true` is the web admin's "Hosted Engine: Deploy"."""
+        body = await _read_body(request)
+        cluster = self._ref(body.get("cluster"), self.store.cluster, self.store.cluster_by_name,
+                            "cluster")
+        if not body.get("name") or not body.get("address") or cluster is None:
+            raise Fault(400, "Host [name, address, cluster.id|name] required for add",
+                        reason="Incomplete parameters")
+        host = self.engine.add_host(body["name"], body["address"], cluster,
+                                    _bool(request.query.get("deploy_hosted_engine")))
+        response = _respond(request, doc.host(self.engine.host_view(host, False)), 201)
+        response.headers["Location"] = f"{API}/hosts/{host['id']}"
+        return response
 
     async def list_hosts(self, request):
         groups = self._search(request)
@@ -395,6 +417,7 @@ class _Api:
         version = self._version(body)
         if version:
             self.engine.check_cluster_version(version, "edit")
+            self.engine.check_version_change(cluster, version)
             cluster["version"] = version
         if body.get("name") and body["name"] != cluster["name"]:
             if self.store.cluster_by_name(body["name"]):

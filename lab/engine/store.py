@@ -11,6 +11,7 @@ import secrets
 import uuid
 from pathlib import Path
 
+from .. import catalog
 from ..private import write_private
 
 STATE_FILE = "engine.json"
@@ -24,13 +25,10 @@ def now_iso() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}+00:00"
 
 
-# The lab names engine releases "3.5", "3.6" and "4.x"; these are the builds
-# the lab's engine VM installs for them.
-_RELEASE_BUILDS = {"3.5": "3.5.6.2", "3.6": "3.6.7.5", "4.x": "4.5.7"}
-
-
 def parse_version(text: str) -> dict:
-    text = _RELEASE_BUILDS.get(text, text)
+    """A release name of the lab (3.5 ... 4.5, 4.x) stands for the engine build it installs."""
+    if text in catalog.RELEASES or text in catalog.ALIASES:
+        text = catalog.ENGINE_PACKAGES[catalog.canonical(text)]["ovirt-engine"].split("-")[0]
     parts = [int(p) for p in text.split(".")] + [0, 0, 0]
     return {"major": parts[0], "minor": parts[1], "build": parts[2], "revision": parts[3]}
 
@@ -111,6 +109,9 @@ class EngineStore:
 
     def host_by_name(self, name: str) -> dict | None:
         return next((h for h in self.data["hosts"].values() if h["name"] == name), None)
+
+    def host_by_address(self, address: str) -> dict | None:
+        return next((h for h in self.data["hosts"].values() if h["address"] == address), None)
 
     def hosts(self) -> list[dict]:
         return sorted(self.data["hosts"].values(), key=lambda h: h["name"])

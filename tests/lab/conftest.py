@@ -5,6 +5,7 @@ lab when it injects faults or changes the HA state. Both run at high speed.
 """
 
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -51,6 +52,68 @@ class Shell:
         for client in self.clients.values():
             client.close()
         self.clients.clear()
+
+
+def engine_request(lab, method, path, body=None):
+    """What the web admin does, on API paths with basic auth (a 3.x engine has no SSO);
+    returns (status, text)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    engine = lab.manifest["engine"]
+    token = base64.b64encode(f"{engine['username']}:{engine['password']}".encode()).decode()
+    request = urllib.request.Request(engine["url"] + path, method=method,
+                                     data=body.encode() if body else None,
+                                     headers={"Authorization": f"Basic {token}",
+                                              "Content-Type": "application/xml"})
+    context = ssl.create_default_context(cafile=engine["ca_file"])
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def engine_host_id(lab, name):
+    import re
+    _, text = engine_request(lab, "GET", f"/hosts?search=name%3D{name}")
+    return re.search(r'<host href="[^"]+" id="([^"]+)"', text).group(1)
+
+
+def release_lab(**options):
+    """A module-scoped fixture: a lab of one release, shared by the module's tests."""
+    @pytest.fixture(scope="module")
+    def fixture(tmp_path_factory):
+        with start_lab(tmp_path_factory.mktemp("lab"), speed=SPEED, timeout=120,
+                       **options) as running:
+            yield running
+    return fixture
+
+
+def module_shell(lab_fixture):
+    """A module-scoped Shell on the lab fixture named `lab_fixture`."""
+    @pytest.fixture(scope="module")
+    def fixture(request):
+        shell = Shell(request.getfixturevalue(lab_fixture))
+        yield shell
+        shell.close()
+    return fixture
+
+
+def reinstall(lab, shell, host, os_name="el7"):
+    """The reinstall-host fault, then wait until the host answers SSH again."""
+    lab.fault("reinstall-host", host=host, os=os_name)
+    lab.wait_for(lambda s: s["hosts"][f"{host}.lab.local"]["power"] == "on", sim_seconds=90)
+    for _ in range(50):
+        shell.clients.pop(host, None)
+        try:
+            shell(host, "true")
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise AssertionError(f"{host} does not answer SSH after its reinstall")
 
 
 def agent_states(state):

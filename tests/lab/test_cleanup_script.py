@@ -81,7 +81,7 @@ def packages(ssh):
     return set(ssh("he1", "rpm -qa").out.split())
 
 
-@pytest.fixture(params=[("el7", "4.x"), ("el6", "3.5")], ids=["el7", "el6"])
+@pytest.fixture(params=[("el7", "4.3"), ("el6", "3.5")], ids=["el7", "el6"])
 def host(request, tmp_path):
     os_name, version = request.param
     with start_lab(tmp_path / "lab", hosts=2, speed=SPEED, os=os_name,

@@ -1,25 +1,30 @@
-"""`hosted-engine --deploy` of an additional host, as in the howto's el7 reinstall steps."""
+"""`hosted-engine --deploy` of an additional host, as in the howto's el7 reinstall steps:
+setup 1.3 (oVirt 3.6), the last to deploy additional hosts from the command line."""
 
 import re
 
 import pytest
 
+from conftest import SPEED, engine_host_id, engine_request, reinstall
+from lab.launcher import start_lab
+
 STORAGE = "nfs.lab.local:/exports/hosted-engine"
 
 
 @pytest.fixture
+def fresh_lab(tmp_path):
+    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED, engine_version="3.6") as running:
+        yield running
+
+
+@pytest.fixture
 def reinstalled(fresh_lab, fresh_ssh):
-    """he3 reinstalled as a bare el7 host with the oVirt repo and setup package added."""
-    fresh_lab.fault("reinstall-host", host="he3", os="el7")
-    fresh_lab.wait_for(lambda s: s["hosts"]["he3.lab.local"]["power"] == "on", sim_seconds=90)
-    fresh_ssh.clients.pop("he3", None)
-    for _ in range(50):
-        try:
-            fresh_ssh("he3", "true")
-            break
-        except Exception:
-            fresh_ssh.clients.pop("he3", None)
-    release = "http://resources.ovirt.org/pub/yum-repo/ovirt-release45.rpm"
+    """he3 reinstalled as a bare el7 host with the oVirt repo and setup package added, and
+    removed from the engine (the web admin's Remove)."""
+    reinstall(fresh_lab, fresh_ssh, "he3")
+    status, text = engine_request(fresh_lab, "DELETE", f"/hosts/{engine_host_id(fresh_lab, 'he3.lab.local')}")
+    assert status == 200, text
+    release = "http://resources.ovirt.org/pub/yum-repo/ovirt-release36.rpm"
     assert fresh_ssh("he3", f"yum install -y {release}").rc == 0
     install = fresh_ssh("he3", "yum install -y ovirt-hosted-engine-setup")
     assert install.rc == 0, install.err
@@ -34,13 +39,23 @@ def test_it_deploys_an_additional_host_interactively(reinstalled, fresh_ssh):
         STORAGE,            # storage path -> additional host detected
         "yes",              # additional host setup
         "1",                # host id 1: refused
-        "2",                # taken by he2: refused
-        "",                 # default free id
+        "2",                # he2's: known, so a re-deployment?
+        "No",               # no: the deploy stops
+    ]) + "\n"
+    result = fresh_ssh("he3", "hosted-engine --deploy", stdin=answers, timeout=120)
+    assert result.rc == 1
+    assert "[ ERROR ] Cannot use the same ID used by first host" in result.out
+    assert "Is this a re-deployment on an additional host that was previously set up" in result.out
+    assert "Invalid value for Host ID: already used" in result.err
+    answers = "\n".join([
+        "", "", STORAGE, "yes",
+        "4",                # a new id
         "",                 # nic
         "",                 # gateway
         "",                 # app host name
         "secret", "secret",  # admin password + confirm
-        "el7",              # cluster
+        "el7",              # not one of the engine's clusters
+        "",                 # Default
         "",                 # confirm settings
     ]) + "\n"
     result = fresh_ssh("he3", "hosted-engine --deploy", stdin=answers, timeout=120)
@@ -48,9 +63,8 @@ def test_it_deploys_an_additional_host_interactively(reinstalled, fresh_ssh):
     out = result.out
     assert "Is this an additional host setup (Yes, No)[Yes]? " in out
     assert "[ INFO  ] Installing on additional host" in out
-    assert "[ ERROR ] Cannot use the same ID used by first host" in out
-    assert "[ ERROR ] Invalid value for Host ID: 2 is already in use" in out
-    assert "Please specify the Host ID [Must be integer, default: 4]: " in out
+    assert "Please specify the Host ID [Must be integer, default: 2]: " in out
+    assert "add the host (Default) [Default]: " in out
     assert "Hosted Engine successfully set up" in out
     path = re.search(r"Generating answer file '(/var/lib/ovirt-hosted-engine-setup/answers/"
                      r"answers-\d{14}\.conf)'", out).group(1)
@@ -62,8 +76,9 @@ def test_it_deploys_an_additional_host_interactively(reinstalled, fresh_ssh):
     # the new agent publishes as host 4
     reinstalled.wait_for(lambda s: s["hosts"]["he3.lab.local"]["agent_state"] == "EngineDown"
                          and s["hosts"]["he3.lab.local"]["live"], sim_seconds=120)
-    status = fresh_ssh("he1", "hosted-engine --vm-status --json").json
-    assert status["4"]["hostname"] == "he3.lab.local"
+    status = fresh_ssh("he1", "hosted-engine --vm-status").out  # 1.3: plain only
+    block = status.split("--== Host 4 status ==--")[1]
+    assert "Hostname                           : he3.lab.local" in block
 
 
 def test_it_takes_answers_from_a_config_append_file(reinstalled, fresh_ssh):
@@ -73,6 +88,7 @@ def test_it_takes_answers_from_a_config_append_file(reinstalled, fresh_ssh):
                f"OVEHOSTED_STORAGE/storageDomainConnection=str:{STORAGE}\n"
                "OVEHOSTED_CORE/isAdditionalHost=bool:True\n"
                "OVEHOSTED_STORAGE/hostID=int:3\n"
+               "OVEHOSTED_CORE/additionalHostReDeployment=bool:True\n"
                "OVEHOSTED_NETWORK/bridgeIf=str:eth0\n"
                "OVEHOSTED_NETWORK/gateway=str:192.168.122.1\n"
                "OVEHOSTED_ENGINE/appHostName=str:hosted_engine_3\n"
@@ -83,7 +99,7 @@ def test_it_takes_answers_from_a_config_append_file(reinstalled, fresh_ssh):
     result = fresh_ssh("he3", "hosted-engine --deploy --config-append=/root/answers.conf")
     assert result.rc == 0, result.out + result.err
     assert "Please specify" not in result.out  # nothing was asked
-    # re-using its own old id 3 is fine (only id 1 is refused)
+    # re-using its own old id 3 is a re-deployment (answered in the file)
     assert "host_id=3" in fresh_ssh("he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf").out
 
 
@@ -108,4 +124,4 @@ def test_it_needs_the_existing_storage(reinstalled, fresh_ssh):
 
 def test_commands_other_than_deploy_need_a_deployed_host(reinstalled, fresh_ssh):
     result = fresh_ssh("he3", "hosted-engine --vm-status")
-    assert (result.rc, result.err) == (1, "You must run deploy first\n")
+    assert (result.rc, result.out) == (1, "You must run deploy first\n")

@@ -304,7 +304,8 @@ def test_it_refuses_deactivate_when_no_other_host_can_run_the_engine_vm(engine, 
     backend.hosts["he2"]["local_maintenance"] = True
     backend.hosts["he3"]["score"] = 0
     host_service = conn.system_service().hosts_service().host_service(engine.ids["he1"])
-    with pytest.raises(sdk.Error, match="capable of running the engine VM") as error:
+    with pytest.raises(sdk.Error, match="None of the hosts capable of running the engine VM has "
+                                        "score more than 0 and is in Up state") as error:
         host_service.deactivate()
     assert error.value.code == 409
     assert error.value.fault.reason == "Operation Failed"
@@ -340,19 +341,62 @@ def test_it_adds_a_cluster_and_updates_its_compatibility_version(engine, conn):
 
 def test_it_raises_the_cluster_level_only_after_the_engine_is_upgraded(engine, backend, tmp_path):
     old = FakeBackend()
-    old.engine_version = "3.5"
+    old.engine_version = "4.3"
     server = EngineThread(old, tmp_path / "old")
     try:
         connection = connect(server.api)
         default = connection.system_service().clusters_service().list()[0]
-        assert (default.version.major, default.version.minor) == (3, 5)
+        assert (default.version.major, default.version.minor) == (4, 3)
         service = connection.system_service().clusters_service().cluster_service(default.id)
         with pytest.raises(sdk.Error, match="not supported"):
-            service.update(types.Cluster(version=types.Version(major=3, minor=6)))
-        old.engine_version = "3.6"  # engine-setup ran in the engine VM (howto step 10)
-        updated = service.update(types.Cluster(version=types.Version(major=3, minor=6)))
-        assert updated.version.minor == 6
+            service.update(types.Cluster(version=types.Version(major=4, minor=7)))
+        old.engine_version = "4.5"  # engine-setup ran in the engine VM (howto step 10)
+        updated = service.update(types.Cluster(version=types.Version(major=4, minor=7)))
+        assert updated.version.minor == 7
         connection.close()
+    finally:
+        server.stop()
+
+
+def test_a_cluster_with_hosts_is_not_lowered_nor_raised_above_its_active_hosts(engine, backend,
+                                                                                conn):
+    clusters = conn.system_service().clusters_service()
+    default = clusters.list(search="name=Default")[0]
+    service = clusters.cluster_service(default.id)
+    with pytest.raises(sdk.Error, match="decrease the Compatibility Version"):
+        service.update(types.Cluster(version=types.Version(major=4, minor=6)))
+    empty = clusters.add(types.Cluster(name="old", version=types.Version(major=4, minor=2),
+                                       data_center=types.DataCenter(name="Default")))
+    assert clusters.cluster_service(empty.id).update(
+        types.Cluster(version=types.Version(major=4, minor=1))).version.minor == 1
+    # he3's vdsm supports level 4.3 only; moved into "old" and active there
+    backend.hosts["he3"]["cluster_level"] = (4, 3)
+    engine.call(lambda: engine.api._engine.store.host(engine.ids["he3"]).update(cluster=empty.id))
+    old = clusters.cluster_service(empty.id)
+    assert old.update(types.Cluster(version=types.Version(major=4, minor=3))).version.minor == 3
+    with pytest.raises(sdk.Error, match="active Hosts with lower version"):
+        old.update(types.Cluster(version=types.Version(major=4, minor=7)))
+
+
+def test_a_3_x_engine_has_no_sso_and_answers_api_v3_with_basic_auth(tmp_path):
+    old = FakeBackend()
+    old.engine_version = "3.6"
+    server = EngineThread(old, tmp_path / "old")
+    try:
+        form = urllib.parse.urlencode({"grant_type": "password", "scope": "ovirt-app-api",
+                                       "username": server.api.username,
+                                       "password": server.api.password}).encode()
+        status, _, content_type = raw_request(server.api, "POST", "/ovirt-engine/sso/oauth/token",
+                                              body=form)
+        assert (status, content_type.split(";")[0]) == (404, "text/html")
+        with pytest.raises(sdk.Error, match="isn't the expected JSON"):
+            connect(server.api).test(raise_exception=True)
+        import base64
+        basic = base64.b64encode(f"{server.api.username}:{server.api.password}".encode()).decode()
+        status, body, _ = raw_request(server.api, "GET", "/ovirt-engine/api",
+                                      headers={"Authorization": f"Basic {basic}"})
+        assert status == 200
+        assert '<version major="3" minor="6" build="7" revision="5"' in body
     finally:
         server.stop()
 

@@ -4,6 +4,7 @@ Returns plain dataclasses, never SDK objects, and raises only EngineError
 with a message an operator can act on (wrong password, wrong CA file,
 engine down, the engine's own fault text).
 """
+import base64
 import logging
 import os
 import re
@@ -12,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,6 +27,8 @@ from .base import EngineError
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT = 30
+# oVirt 3.x engines have no SSO, so ovirtsdk4 (API v4 only) cannot log in at all.
+API_V3_ONLY = "this engine speaks API v3 only (oVirt 3.x); engine steps are done in the web admin"
 HOSTED_ENGINE_VM = "HostedEngine"
 # pycurl failures that mean "nothing answered" vs "TLS did not check out".
 _UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_OPERATION_TIMEDOUT,
@@ -138,6 +142,7 @@ class EngineClient:
         self.clock = clock
         self.sleep = sleep
         self._logged_in = False
+        self._password = password
         if self.ca_file and not os.path.exists(self.ca_file):
             raise EngineError(f"the engine CA file {self.ca_file} does not exist")
         self.connection = sdk.Connection(url=url, username=username, password=password,
@@ -325,6 +330,10 @@ class EngineClient:
             raise EngineError(f"the engine at {self._where} did not answer the {action} request within "
                               f"{self.timeout} s", retryable=True)
         error = outcome.get("error")
+        if isinstance(error, sdk.Error) and not isinstance(error, sdk.AuthError) and action == "log in":
+            version = self._api_v3_version()
+            if version:
+                raise EngineError(f"{API_V3_ONLY} (the engine at {self._where} is {version})") from None
         if isinstance(error, sdk.Error):
             raise self._explain(action, error) from None
         if isinstance(error, pycurl.error):
@@ -367,6 +376,22 @@ class EngineClient:
         if isinstance(exc, sdk.NotFoundError):
             return EngineError(f"cannot {action}: the engine does not know it ({text})")
         return EngineError(f"cannot {action}: {text}", retryable=status is None or status >= 500)
+
+    def _api_v3_version(self):
+        """The version of an engine whose API entry point is v3 (attributes on
+        product_info/version), or None: a 3.x engine answers basic auth there."""
+        context = ssl.create_default_context(cafile=self.ca_file)
+        token = base64.b64encode(f"{self.username}:{self._password}".encode()).decode()
+        request = urllib.request.Request(self.url, headers={"Authorization": f"Basic {token}",
+                                                            "Accept": "application/xml"})
+        try:
+            with urllib.request.urlopen(request, timeout=min(self.timeout, 10), context=context) as response:
+                version = ET.fromstring(response.read()).find("product_info/version")
+        except (OSError, ValueError, ET.ParseError):
+            return None
+        if version is None or not version.get("major", "").isdigit() or int(version.get("major")) >= 4:
+            return None
+        return "oVirt " + ".".join(version.get(part, "0") for part in ("major", "minor", "build"))
 
     def _probe_health(self):
         """HTTP status of the engine's health page, for errors the SDK left without one."""

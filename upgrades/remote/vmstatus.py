@@ -66,7 +66,8 @@ class VmStatusParseError(ValueError):
 
 @dataclass(frozen=True)
 class HostStatus:
-    """One host block. Stale hosts read engine_vm/health "unknown", whatever the format said."""
+    """One host block. The engine status is as the host printed it: ``--json`` keeps a
+    stale host's last one, so ``up_to_date`` says whether to trust it (``engine_up`` does)."""
 
     host_id: int
     hostname: str
@@ -94,6 +95,10 @@ class HostStatus:
 class VmStatus:
     global_maintenance: bool
     hosts: tuple[HostStatus, ...]
+    # "json" or "plain", and which ovirt-hosted-engine-setup series prints this layout
+    # (docs/vm-status.md, "Which release printed it").
+    format: str = "json"
+    setup_series: str = ""
 
     def host(self, host_id):
         return next((h for h in self.hosts if h.host_id == host_id), None)
@@ -171,7 +176,9 @@ def _parse_json(body):
         where = f"host {key[:20]}"
         hosts.append(_build_host(value, _parse_extra((extra or "").splitlines()), _to_int(key, where), None, where))
     global_maintenance = _to_bool(data.get("global_maintenance"), "global_maintenance")
-    return _make_status(bool(global_maintenance), hosts)
+    # setup 2.0 and 2.1 printed no global_maintenance key in --json
+    series = "2.2+" if "global_maintenance" in data else "2.0-2.1"
+    return _make_status(bool(global_maintenance), hosts, "json", series)
 
 
 class _Block:
@@ -220,7 +227,20 @@ def _parse_plain(lines):
     for number, b in enumerate(blocks, 1):
         where = f"host block {number}"
         hosts.append(_build_host(b.fields, _parse_extra(b.extra_lines), b.header_id, b.header_name, where))
-    return _make_status(global_maintenance, hosts)
+    return _make_status(global_maintenance, hosts, "plain", _plain_series(blocks))
+
+
+def _plain_series(blocks):
+    """The setup series whose plain layout this is: the header names the host from 2.3;
+    before, 2.0 added conf_on_shared_storage and 1.3 added stopped."""
+    if not blocks:
+        return ""
+    first = blocks[0]
+    if first.header_name is not None:
+        return "2.3+"
+    if "conf_on_shared_storage" in first.fields:
+        return "2.0-2.2"
+    return "1.3" if "stopped" in first.fields else "1.2"
 
 
 def _parse_header(stripped):
@@ -273,11 +293,9 @@ def _build_host(raw, extra, header_id, header_name, where):
 
     vm, health, detail, reason, stale_text = _parse_engine_status(raw.get("engine-status"), where)
     live = _to_bool(raw.get("live-data", raw.get("alive")), f"{where} Status up-to-date")
+    # The engine status stays as printed: plain says "unknown stale-data", --json keeps
+    # a stale host's last status, which may still say "up". up_to_date decides.
     up_to_date = not stale_text and live is not False
-    if not up_to_date:
-        # JSON keeps a dead host's frozen engine status; plain prints "unknown
-        # stale-data". Report both alike so nobody trusts a frozen "up".
-        vm, health, detail, reason = "unknown", "unknown", None, "stale-data"
 
     def flag(key, label):
         value = _to_bool(raw.get(key), f"{where} {label}")
@@ -367,13 +385,13 @@ def _to_bool(value, what):
     raise VmStatusParseError(f"{what} is not a boolean: {str(value)[:40]!r}")
 
 
-def _make_status(global_maintenance, hosts):
+def _make_status(global_maintenance, hosts, fmt, series):
     seen = set()
     for host in hosts:
         if host.host_id in seen:
             raise VmStatusParseError(f"host id {host.host_id} appears twice")
         seen.add(host.host_id)
-    return VmStatus(global_maintenance, tuple(sorted(hosts, key=lambda h: h.host_id)))
+    return VmStatus(global_maintenance, tuple(sorted(hosts, key=lambda h: h.host_id)), fmt, series)
 
 
 def _one_line(text):

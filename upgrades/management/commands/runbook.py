@@ -25,6 +25,7 @@ from upgrades import engine, services
 from upgrades import state as cluster_state
 from upgrades.jobs import Heartbeat
 from upgrades.models import STEP_DONE, Cluster, RunStatus, StepKind, StepStatus, UpgradeRun
+from upgrades.plan import param_form
 from upgrades.remote.ssh import SshPool
 from upgrades.runbooks import UnknownRunbook, all_runbooks, get_runbook
 
@@ -178,7 +179,8 @@ class Command(BaseCommand):
                 params[key] = value
         if wrong:
             raise bad_input("\n".join(wrong))
-        return params
+        # What the page's form shows filled in, unless given.
+        return {p.name: p.default for p in runbook.params if p.default is not None} | params
 
     # Planning and starting ----------------------------------------------------
 
@@ -187,12 +189,18 @@ class Command(BaseCommand):
             self.stdout.write(f"{runbook.slug:<22} {runbook.name}" + (" (per host)" if runbook.scope == "host" else ""))
             self.stdout.write(f"    {runbook.description}")
             for p in runbook.params:
-                self.stdout.write(f"    --param {p.name}=...  {p.label}: {p.kind}, "
-                                  f"{'required' if p.required else 'optional'}" + (f". {p.help}" if p.help else ""))
+                need = f"default {p.default}" if p.default is not None else "required" if p.required else "optional"
+                choices = f" ({', '.join(p.choices)})" if p.choices else ""
+                self.stdout.write(f"    --param {p.name}=...  {p.label}: {p.kind}{choices}, {need}" +
+                                  (f". {p.help}" if p.help else ""))
         return SUCCEEDED
 
     def make_plan(self, slug, cluster, params):
-        """The plan on the HA state read now, printed."""
+        """The plan on the HA state read now, printed. Bad parameters are refused before
+        any host is asked (the service validates them again with the same form)."""
+        form = param_form(get_runbook(slug), cluster, data=params)
+        if not form.is_valid():
+            raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
         with SshPool() as pool:
             state = cluster_state.read(cluster, pool)
         plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=state)
@@ -222,7 +230,8 @@ class Command(BaseCommand):
             where = (" on any live host" if step.spec.get("on") == "any" else
                      f" on {step.host.name}" if step.host and step.kind == StepKind.SSH else "")
             write(f"  {n}. {step.title}")
-            write(f"     {StepKind(step.kind).label}{where}; "
+            kind = StepKind(step.kind).label
+            write(f"     {kind[:1].lower()}{kind[1:]}{where}; "
                   f"{'changes the system' if step.changes else 'read-only'}; "
                   f"{'safe to rerun' if step.rerun_safe else 'not safe to rerun'}")
             for line in step.command.splitlines():
@@ -296,12 +305,12 @@ class Command(BaseCommand):
         done = threading.Event()
         printer = threading.Thread(target=follower.run_until, args=(done,), name=f"print-run-{run.pk}", daemon=True)
         printer.start()
-        status, error = RunStatus.FAILED, ""
+        status, error, stopped = RunStatus.FAILED, "", False
         try:
             with Heartbeat(run.pk, token) as beat, SshPool() as pool:
                 status, error = engine.advance(run, beat=beat, pool=pool)
         except KeyboardInterrupt:
-            status = None
+            status, stopped = None, True
             services.interrupt_run(run, executor=token, reason="stopped with Ctrl-C in manage.py runbook --sync")
         except Exception:
             log.exception("run %s crashed", run.pk)
@@ -312,7 +321,8 @@ class Command(BaseCommand):
             done.set()
             printer.join()
         follower.poll()  # what the printer had not shown yet
-        return self.outcome(run.pk)
+        code = self.outcome(run.pk)
+        return INTERRUPTED if stopped else code
 
     def outcome(self, run_id):
         """The run's last word and the exit code for it."""
@@ -320,19 +330,21 @@ class Command(BaseCommand):
         if run.status == RunStatus.SUCCEEDED:
             self.stdout.write(self.style.SUCCESS(f"Run #{run.pk} succeeded."))
             return SUCCEEDED
-        self.stdout.write(f"Run #{run.pk}: {run.get_status_display()}. Next: {waits_for(run)}")
+        self.stdout.write(f"Run #{run.pk}: {run.get_status_display().lower()}. Next: {waits_for(run)}")
         return WAITING if run.status in (RunStatus.WAITING, RunStatus.AWAITING_APPROVAL) else FAILED
 
-    def proceed(self, run, act, wait, sync):
-        """A person's action that hands the run back to the workers, then optionally follow it or
+    def proceed(self, run, act, done, wait, sync):
+        """A person's action that hands the run back to the workers; then follow it, or
         execute it here (claimed in the same transaction, so no worker takes it first)."""
         follower = Follower(self, run.pk, history=False) if wait or sync else None
         if not sync:
             act()
+            self.stdout.write(done)
             return self.follow(run, follower) if wait else SUCCEEDED
         with transaction.atomic():
             act()
             token = services.claim_run(run.pk)
+        self.stdout.write(done + " Executing it here.")
         return self.execute_here(run, token, follower)
 
     # Status and people's actions ----------------------------------------------
@@ -341,7 +353,7 @@ class Command(BaseCommand):
         run = self.find_run(run)
         write = self.stdout.write
         write(f"Run #{run.pk}: {run.runbook.name} ({run.runbook.slug}) on cluster {run.cluster.name}")
-        write(f"Status: {run.get_status_display()}" +
+        write(f"Status: {run.get_status_display().lower()}" +
               (" (pause requested)" if run.pause_requested else "") +
               (" (cancel requested)" if run.cancel_requested else ""))
         write(f"Requested by {run.requested_by.get_username()} at {when(run.created_at)}; started "
@@ -353,7 +365,7 @@ class Command(BaseCommand):
         steps = list(run.steps.select_related("host").order_by("order"))
         write("Steps:")
         for step in steps:
-            write(f"  {step.order}. {step.get_status_display():<20} {step.title}" +
+            write(f"  {step.order}. {step.get_status_display().lower():<20} {step.title}" +
                   (f" [{step.host.name}]" if step.host and step.action == StepKind.SSH else "") +
                   "".join(f"; {part}" for part in step_facts(step)))
         if run.status != RunStatus.SUCCEEDED:
@@ -363,20 +375,22 @@ class Command(BaseCommand):
     def person_step(self, run):
         step = run.steps.filter(status=StepStatus.WAITING).order_by("order").first()
         if step is None:
-            raise services.Refused(f"Run #{run.pk} is {run.get_status_display()}: no step waits for a person.")
+            raise services.Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: no step waits for a person.")
         return step
 
     def do_confirm(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.person_step(run)
-        self.stdout.write(f"Confirming step {step.order} ({step.title}) of run #{run.pk} as {user.username}.")
-        return self.proceed(run, lambda: services.confirm_step(step=step, user=user, comment=comment), wait, sync)
+        return self.proceed(run, lambda: services.confirm_step(step=step, user=user, comment=comment),
+                            f"Step {step.order} ({step.title}) confirmed by {user.username}; run #{run.pk} goes on.",
+                            wait, sync)
 
     def do_approve(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.person_step(run)
-        self.stdout.write(f"Approving step {step.order} ({step.title}) of run #{run.pk} as {user.username}.")
-        return self.proceed(run, lambda: services.approve_step(step=step, user=user, comment=comment), wait, sync)
+        return self.proceed(run, lambda: services.approve_step(step=step, user=user, comment=comment),
+                            f"Step {step.order} ({step.title}) approved by {user.username}; run #{run.pk} goes on.",
+                            wait, sync)
 
     def do_reject(self, run, user, comment, **options):
         user, run = self.find_user(user), self.find_run(run)
@@ -401,14 +415,15 @@ class Command(BaseCommand):
 
     def do_resume(self, run, user, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
-        self.stdout.write(f"Resuming run #{run.pk} as {user.username}.")
-        return self.proceed(run, lambda: services.resume_run(run=run, user=user), wait, sync)
+        return self.proceed(run, lambda: services.resume_run(run=run, user=user),
+                            f"Run #{run.pk} resumed by {user.username}.", wait, sync)
 
     def do_retry(self, run, user, step, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.find_step(run, step)
-        self.stdout.write(f"Retrying step {step.order} ({step.title}) of run #{run.pk} as {user.username}.")
-        return self.proceed(run, lambda: services.retry_step(step=step, user=user), wait, sync)
+        return self.proceed(run, lambda: services.retry_step(step=step, user=user),
+                            f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}.",
+                            wait, sync)
 
     def do_skip(self, run, user, step, comment, **options):
         user, run = self.find_user(user), self.find_run(run)
@@ -462,7 +477,7 @@ class Follower:
                       (f" [{step.host.name}]" if step.host and step.action == StepKind.SSH else "") + " ---")
             seq = self._lines(step, seq)
             if seen != before and step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
-                write(f"--- step {step.order} {step.get_status_display()}" +
+                write(f"--- step {step.order} {step.get_status_display().lower()}" +
                       "".join(f"; {part}" for part in step_facts(step)) + " ---")
             self.shown[step.pk] = (seen, seq)
         self.command.stdout.flush()
@@ -545,9 +560,9 @@ def waits_for(run):
     blocking = run.steps.exclude(status__in=STEP_DONE).order_by("order").first()
     if blocking is None:
         return f"{run.error or 'it stopped'}; manage.py runbook resume {run.pk} --user NAME"
-    why = f"step {blocking.order} ({blocking.title}) {blocking.get_status_display()}" + \
-        (f": {blocking.error}" if blocking.error else "") + (f"; {run.error}" if run.error else "")
     if blocking.status == StepStatus.REJECTED:
-        return f"nothing: {why}. Start a new run."
+        return f"nothing: step {blocking.order} ({blocking.title}) was rejected. Start a new run."
+    why = f"step {blocking.order} ({blocking.title}) {blocking.get_status_display().lower()}: " + \
+        (blocking.error or run.error or "no reason recorded")
     return (f"{why}. Retry the step, or skip it with a reason, then resume: "
             f"manage.py runbook retry|skip|resume {run.pk} --user NAME ...")

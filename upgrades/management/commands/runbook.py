@@ -10,6 +10,7 @@ succeeded, 3 the run waits for a person, 2 bad input or blocked by an
 inhibitor (nothing was saved), 1 anything else.
 """
 import logging
+import signal
 import sys
 import threading
 import time
@@ -256,7 +257,7 @@ class Command(BaseCommand):
                 run = services.start_run(**start)
                 token = services.claim_run(run.pk)
             self.stdout.write(f"Run #{run.pk} started by {user.username}; executing it here.")
-            return self.execute_here(run, token)
+            return self.execute_here(run, token, user)
         run = services.start_run(**start)
         self.stdout.write(f"Run #{run.pk} started by {user.username}.")
         run.refresh_from_db()
@@ -295,9 +296,14 @@ class Command(BaseCommand):
             return INTERRUPTED
         return self.outcome(run.pk)
 
-    def execute_here(self, run, token, follower=None):
+    def execute_here(self, run, token, user, follower=None):
         """What a worker's job does (``upgrades.jobs.advance_run``), in this process, while
-        a thread prints the output from the database. Ctrl-C interrupts the run."""
+        a thread prints the output from the database.
+
+        Ctrl-C asks ``services.cancel_run`` as ``user`` (audited; the current command
+        gets SIGTERM, as a cancel from the page). A second Ctrl-C leaves at once and
+        marks the run interrupted, as the sweeper marks a run whose worker died.
+        """
         follower = follower or Follower(self, run.pk)
         if token is None:  # not ours after all: someone else executes it
             return self.follow(run, follower)
@@ -305,24 +311,43 @@ class Command(BaseCommand):
         done = threading.Event()
         printer = threading.Thread(target=follower.run_until, args=(done,), name=f"print-run-{run.pk}", daemon=True)
         printer.start()
-        status, error, stopped = RunStatus.FAILED, "", False
+
+        def on_ctrl_c(signum, frame):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.stderr.write("Ctrl-C: cancelling the run; Ctrl-C again to leave at once (the run is then "
+                              "marked interrupted).")
+            threading.Thread(target=self.cancel_on_ctrl_c, args=(run, user), daemon=True).start()
+
+        previous = signal.signal(signal.SIGINT, on_ctrl_c) \
+            if threading.current_thread() is threading.main_thread() else None
+        status, error, left = RunStatus.FAILED, "", False
         try:
             with Heartbeat(run.pk, token) as beat, SshPool() as pool:
                 status, error = engine.advance(run, beat=beat, pool=pool)
         except KeyboardInterrupt:
-            status, stopped = None, True
-            services.interrupt_run(run, executor=token, reason="stopped with Ctrl-C in manage.py runbook --sync")
+            status, left = None, True
+            services.interrupt_run(run, executor=token, reason="left with Ctrl-C in manage.py runbook --sync")
         except Exception:
             log.exception("run %s crashed", run.pk)
             error = "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             if status is not None:  # None: interrupted, or taken from us
                 services.release_run(run, token, status, error=error)
             done.set()
             printer.join()
         follower.poll()  # what the printer had not shown yet
         code = self.outcome(run.pk)
-        return INTERRUPTED if stopped else code
+        return INTERRUPTED if left else code
+
+    def cancel_on_ctrl_c(self, run, user):
+        try:
+            services.cancel_run(run=run, user=user, reason="Ctrl-C in manage.py runbook --sync")
+        except (PermissionDenied, services.Refused) as exc:
+            self.stderr.write(f"Not cancelled: {exc}")
+        finally:
+            connection.close()
 
     def outcome(self, run_id):
         """The run's last word and the exit code for it."""
@@ -333,7 +358,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Run #{run.pk}: {run.get_status_display().lower()}. Next: {waits_for(run)}")
         return WAITING if run.status in (RunStatus.WAITING, RunStatus.AWAITING_APPROVAL) else FAILED
 
-    def proceed(self, run, act, done, wait, sync):
+    def proceed(self, run, user, act, done, wait, sync):
         """A person's action that hands the run back to the workers; then follow it, or
         execute it here (claimed in the same transaction, so no worker takes it first)."""
         follower = Follower(self, run.pk, history=False) if wait or sync else None
@@ -345,7 +370,7 @@ class Command(BaseCommand):
             act()
             token = services.claim_run(run.pk)
         self.stdout.write(done + " Executing it here.")
-        return self.execute_here(run, token, follower)
+        return self.execute_here(run, token, user, follower)
 
     # Status and people's actions ----------------------------------------------
 
@@ -381,14 +406,14 @@ class Command(BaseCommand):
     def do_confirm(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.person_step(run)
-        return self.proceed(run, lambda: services.confirm_step(step=step, user=user, comment=comment),
+        return self.proceed(run, user, lambda: services.confirm_step(step=step, user=user, comment=comment),
                             f"Step {step.order} ({step.title}) confirmed by {user.username}; run #{run.pk} goes on.",
                             wait, sync)
 
     def do_approve(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.person_step(run)
-        return self.proceed(run, lambda: services.approve_step(step=step, user=user, comment=comment),
+        return self.proceed(run, user, lambda: services.approve_step(step=step, user=user, comment=comment),
                             f"Step {step.order} ({step.title}) approved by {user.username}; run #{run.pk} goes on.",
                             wait, sync)
 
@@ -415,13 +440,13 @@ class Command(BaseCommand):
 
     def do_resume(self, run, user, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
-        return self.proceed(run, lambda: services.resume_run(run=run, user=user),
+        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user),
                             f"Run #{run.pk} resumed by {user.username}.", wait, sync)
 
     def do_retry(self, run, user, step, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.find_step(run, step)
-        return self.proceed(run, lambda: services.retry_step(step=step, user=user),
+        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user),
                             f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}.",
                             wait, sync)
 

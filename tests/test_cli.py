@@ -281,7 +281,9 @@ def test_a_failed_step_is_retried_or_skipped_from_the_command_line(lab, lab_clus
                        "--yes", "--sync")
     run = last_run()
     assert code == 1
-    assert out.splitlines()[-1].startswith(f"Run #{run.pk}: failed. Next: step 1 (Flaky) failed: exited with 1.")
+    assert out.splitlines()[-1] == (
+        f"Run #{run.pk}: failed. Next: step 1 (Flaky) failed: exited with 1. Retry it (manage.py runbook retry "
+        f"{run.pk} --step 1 --user NAME), or skip it (skip {run.pk} --step 1 --user NAME --comment WHY) and resume.")
     assert cli("resume", str(run.pk), "--user", "operator")[2] == \
         "Step 1 (Flaky) failed: retry it, or skip it with a reason, first."
     assert cli("skip", str(run.pk), "--step", "1", "--user", "operator")[::2] == (2, "Say why the step is skipped.")

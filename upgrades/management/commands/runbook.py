@@ -583,11 +583,18 @@ def waits_for(run):
     if run.status not in (RunStatus.FAILED, RunStatus.INTERRUPTED):
         return "nothing: it has ended" + (f" ({run.error})" if run.error else "")
     blocking = run.steps.exclude(status__in=STEP_DONE).order_by("order").first()
-    if blocking is None:
-        return f"{run.error or 'it stopped'}; manage.py runbook resume {run.pk} --user NAME"
+    resume = f"manage.py runbook resume {run.pk} --user NAME"
+    if blocking is None or blocking.status == StepStatus.PENDING:
+        return f"{run.error or 'it stopped'}. Resume it: {resume}"
     if blocking.status == StepStatus.REJECTED:
         return f"nothing: step {blocking.order} ({blocking.title}) was rejected. Start a new run."
     why = f"step {blocking.order} ({blocking.title}) {blocking.get_status_display().lower()}: " + \
         (blocking.error or run.error or "no reason recorded")
-    return (f"{why}. Retry the step, or skip it with a reason, then resume: "
-            f"manage.py runbook retry|skip|resume {run.pk} --user NAME ...")
+    step_args = f"{run.pk} --step {blocking.order} --user NAME"
+    if blocking.status == StepStatus.INTERRUPTED and not (blocking.changes and blocking.action != StepKind.WAIT):
+        return f"{why}. Resume runs it again: {resume}"
+    if blocking.status == StepStatus.INTERRUPTED:
+        return (f"{why}. It changes the system: check the host, then retry it (manage.py runbook retry "
+                f"{step_args}), or mark it done or skip it (mark-done|skip {step_args} --comment WHY) and resume.")
+    return (f"{why}. Retry it (manage.py runbook retry {step_args}), or skip it "
+            f"(skip {step_args} --comment WHY) and resume.")

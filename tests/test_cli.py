@@ -1,6 +1,7 @@
 """``manage.py runbook``: the command line drives the same services as the web,
 against the lab over SSH, with real workers where a run is followed."""
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -122,6 +123,28 @@ def test_bad_input_is_refused_with_a_line_per_problem_and_nothing_is_saved(dark,
 
 
 # Against the lab --------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_on_a_terminal_start_asks_and_names_the_warnings_it_would_acknowledge(lab, lab_cluster, make_user):
+    make_user("operator")
+    settled(lab)
+    terminal, child_side = pty.openpty()
+    try:
+        os.write(terminal, b"n\n")  # read when the question is asked
+        answered = subprocess.run(
+            [sys.executable, "manage.py", "runbook", "start", "maintenance-none", "--cluster", "Lab", "--user",
+             "operator"], stdin=child_side, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=60)
+    finally:
+        os.close(child_side)
+        os.close(terminal)
+    assert answered.returncode == 1, answered.stdout + answered.stderr
+    assert "  warning   something-in-maintenance: Nothing to undo: he1.lab.local is not in local maintenance and " \
+           "the cluster is not in global maintenance." in answered.stdout
+    assert answered.stdout.endswith("Start this run, acknowledging the 1 warning(s) above? [y/N] ")
+    assert answered.stderr.strip() == "CommandError: Not started."
+    assert not UpgradeRun.objects.exists()
+
 
 @pytest.mark.django_db
 def test_plan_shows_the_concrete_steps_their_checks_and_the_state_read_now(lab, lab_cluster):

@@ -262,8 +262,9 @@ def lab_cluster(lab):
 
 
 @pytest.fixture
-def fresh_lab(lab, tmp_path):
-    """A lab of its own, for tests that inject faults; it accepts the portal's key."""
+def fresh_lab(lab, tmp_path, request):
+    """A lab of its own, for tests that inject faults; it accepts the portal's key.
+    ``@pytest.mark.lab(engine_version="4.5", os="el9")`` picks another release."""
     import shutil
 
     from lab.launcher import start_lab
@@ -271,7 +272,8 @@ def fresh_lab(lab, tmp_path):
     keys = tmp_path / "lab" / "keys"
     keys.mkdir(parents=True)
     shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
-    with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED) as running:
+    marker = request.node.get_closest_marker("lab")
+    with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED, **(marker.kwargs if marker else {})) as running:
         yield running
 
 

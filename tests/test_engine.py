@@ -281,8 +281,10 @@ def test_plan_refuses_bad_parameters_with_a_message_per_field(lab_cluster, make_
     assert not UpgradeRun.objects.exists()
 
 
-def test_local_maintenance_where_the_engine_vm_runs_fails_with_the_hosts_own_words(rq_worker, lab_cluster, polled,
-                                                                                  make_user):
+@pytest.mark.lab(engine_version="4.5")
+def test_local_maintenance_where_the_engine_vm_runs_fails_with_the_hosts_own_words(rq_worker, ha_poller,
+                                                                                  fresh_lab_cluster, make_user):
+    lab_cluster = wait_for_polled(fresh_lab_cluster)  # oVirt 4.5: hosted-engine-setup 2.7 refuses
     plan = services.plan_run(cluster=lab_cluster, slug="maintenance-local", params={"host": "he1.lab.local"})
     assert [c.message for c in plan.warnings] == [
         "The engine VM runs on he1.lab.local. hosted-engine 2.4 and later refuse local maintenance there: "

@@ -68,16 +68,28 @@ def advance_run(run_id):
     if token is None:
         log.info("run %s: nothing to advance (another worker has it, or it is not runnable)", run_id)
         return
-    run = UpgradeRun.objects.select_related("cluster").get(pk=run_id)
+    execute_claimed(UpgradeRun.objects.select_related("cluster").get(pk=run_id), token)
+
+
+def execute_claimed(run, token, *, interrupt_reason="the process executing it was stopped"):
+    """Execute a run this process has claimed, then release it with its new status.
+
+    Also ``manage.py runbook --sync``: a KeyboardInterrupt marks the run
+    interrupted (as the sweeper would once the heartbeat stops) and goes on up.
+    """
     status, error = RunStatus.FAILED, ""
     try:
-        with Heartbeat(run_id, token) as beat, SshPool() as pool:
+        with Heartbeat(run.pk, token) as beat, SshPool() as pool:
             status, error = engine.advance(run, beat=beat, pool=pool)
+    except KeyboardInterrupt:
+        status = None
+        services.interrupt_run(run, executor=token, reason=interrupt_reason)
+        raise
     except Exception:
-        log.exception("run %s crashed", run_id)
+        log.exception("run %s crashed", run.pk)
         error = "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]
         raise
     finally:
-        if status is not None:  # None: the run was taken from us
+        if status is not None:  # None: the run was taken from us, or interrupted
             services.release_run(run, token, status, error=error)
         events.flush()  # a work horse exits right after its job

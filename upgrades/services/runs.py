@@ -65,13 +65,14 @@ def plan_run(*, cluster, slug, params, state=None):
         raise ValidationError(str(exc)) from None
 
 
-def start_run(*, cluster, slug, params, user, acknowledge=False, state=None):
+def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, queue=True):
     """Plan, check and store a run, then queue it once the transaction commits.
 
     Nothing is saved when a parameter is invalid, an inhibitor blocks, or
     warnings were not acknowledged. If the queue (Redis) is unreachable the
     run stays pending with ``queued_at`` unset, and the sweeper queues it as
-    soon as Redis answers again.
+    soon as Redis answers again. ``queue=False``: the caller executes it
+    itself (``manage.py runbook start --sync``).
     """
     if not can_operate(user):
         raise PermissionDenied("Only operators can start runs.")
@@ -86,7 +87,8 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None):
             run = create_run(plan, user)
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
                          acknowledged=[c.message for c in plan.warnings])
-            transaction.on_commit(lambda: enqueue_run(run))
+            if queue:
+                transaction.on_commit(lambda: enqueue_run(run))
     except IntegrityError:
         if not UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exists():
             raise

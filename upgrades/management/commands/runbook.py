@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -22,9 +21,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
-from upgrades import engine, services
+from upgrades import events, jobs, services
 from upgrades import state as cluster_state
-from upgrades.jobs import Heartbeat
 from upgrades.models import STEP_DONE, Cluster, RunStatus, StepKind, StepStatus, UpgradeRun
 from upgrades.plan import param_form
 from upgrades.remote.ssh import SshPool
@@ -108,6 +106,7 @@ class Command(BaseCommand):
     def handle(self, *args, action, **options):
         try:
             code = getattr(self, "do_" + action.replace("-", "_"))(**options)
+            events.flush()  # live pages hear of what this process changed
         except UnknownRunbook as exc:
             raise bad_input(str(exc)) from None
         except ValidationError as exc:
@@ -253,8 +252,8 @@ class Command(BaseCommand):
         # The services plan again on the same state and check again who may start it.
         start = dict(cluster=cluster, slug=slug, params=params, user=user, acknowledge=True, state=plan.state)
         if sync:
-            with transaction.atomic():  # claimed before it is queued: the queued job finds it taken
-                run = services.start_run(**start)
+            with transaction.atomic():  # never queued: executed here
+                run = services.start_run(**start, queue=False)
                 token = services.claim_run(run.pk)
             self.stdout.write(f"Run #{run.pk} started by {user.username}; executing it here.")
             return self.execute_here(run, token, user)
@@ -297,8 +296,8 @@ class Command(BaseCommand):
         return self.outcome(run.pk)
 
     def execute_here(self, run, token, user, follower=None):
-        """What a worker's job does (``upgrades.jobs.advance_run``), in this process, while
-        a thread prints the output from the database.
+        """What a worker's job does (``upgrades.jobs.execute_claimed``), in this process,
+        while a thread prints the output from the database.
 
         Ctrl-C asks ``services.cancel_run`` as ``user`` (audited; the current command
         gets SIGTERM, as a cancel from the page). A second Ctrl-C leaves at once and
@@ -320,21 +319,16 @@ class Command(BaseCommand):
 
         previous = signal.signal(signal.SIGINT, on_ctrl_c) \
             if threading.current_thread() is threading.main_thread() else None
-        status, error, left = RunStatus.FAILED, "", False
+        left = False
         try:
-            with Heartbeat(run.pk, token) as beat, SshPool() as pool:
-                status, error = engine.advance(run, beat=beat, pool=pool)
+            jobs.execute_claimed(run, token, interrupt_reason="left with Ctrl-C in manage.py runbook --sync")
         except KeyboardInterrupt:
-            status, left = None, True
-            services.interrupt_run(run, executor=token, reason="left with Ctrl-C in manage.py runbook --sync")
+            left = True
         except Exception:
-            log.exception("run %s crashed", run.pk)
-            error = "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]
+            pass  # logged; the run's record says how it ended
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
-            if status is not None:  # None: interrupted, or taken from us
-                services.release_run(run, token, status, error=error)
             done.set()
             printer.join()
         follower.poll()  # what the printer had not shown yet

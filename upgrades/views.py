@@ -79,10 +79,13 @@ def maintenance_buttons(cluster, hosts, ha):
             plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=ha)
         except ValidationError as exc:
             return Button(slug, label, host, True, " ".join(exc.messages), dom_id)
-        own = [c.message for c in plan.inhibitors if c.check not in CLUSTER_WIDE_CHECKS]
+        shared = [(c.check, c.message) for c in plan.inhibitors if c.check in CLUSTER_WIDE_CHECKS]
+        wide.extend(item for item in shared if item not in wide)
+        # A host's check says "the HA state is unknown" too when ha-fresh does: say it once.
+        own = []
         for check in plan.inhibitors:
-            if check.check in CLUSTER_WIDE_CHECKS and (check.check, check.message) not in wide:
-                wide.append((check.check, check.message))
+            if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
+                own.append(check.message)
         return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id)
 
     cluster_buttons = [button("maintenance-global", "Global maintenance"),

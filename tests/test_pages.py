@@ -101,6 +101,8 @@ def test_the_launch_page_shows_the_exact_command_the_host_and_the_preflight(clie
     assert '<code class="command">hosted-engine --set-maintenance --mode=local</code>' in page
     assert '<strong class="plan-title">Set local maintenance on he2.lab.local</strong> · command ' \
            'on <span class="plan-host">he2.lab.local</span>' in page
+    assert ("Checked again right before it: another host can run the engine VM while he2.lab.local is in local "
+            "maintenance.") in page
     assert "wait until he2.lab.local shows local maintenance True in vm-status (at most 300 s)" in page
     assert '<td>not-last-engine-host</td><td class="level">ok</td>' \
            "<td>Other hosts can run the engine VM: he1.lab.local, he3.lab.local.</td>" in page
@@ -179,7 +181,8 @@ def test_a_second_run_on_the_cluster_is_refused_with_who_holds_it(client, cluste
 def test_an_unknown_runbook_is_a_404_that_says_so(client, cluster, make_user):
     client.force_login(make_user("operator"))
     response = client.get(launch_url(cluster, "maintenance-everything"))
-    assert response.status_code == 404 and "There is no runbook &#x27;maintenance-everything&#x27;." in squashed(response)
+    assert response.status_code == 404
+    assert "There is no runbook &#x27;maintenance-everything&#x27;." in squashed(response)
 
 
 @pytest.mark.django_db(transaction=True)  # committed, as in production: the job is queued after the commit

@@ -2,6 +2,7 @@
 from django import template
 from django.utils import timezone
 
+from ..checks import describe_check
 from ..models import StepKind, StepStatus
 
 register = template.Library()
@@ -32,3 +33,15 @@ def step_kind(kind):
     except ValueError:
         return kind
     return label[:1].lower() + label[1:]  # "Wait" (Django's default label) -> "wait"
+
+
+@register.filter
+def guards(spec):
+    """A step's guards as sentences: the checks run again right before it."""
+    described = []
+    for guard in (spec or {}).get("guards") or []:
+        try:
+            described.append(describe_check(guard["name"], guard.get("args") or {}))
+        except (KeyError, IndexError):  # a check this version does not know: say its name
+            described.append(guard.get("name", "?"))
+    return described

@@ -167,7 +167,7 @@ def test_an_operator_confirms_a_manual_step_from_the_run_page_with_a_comment(
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
     expect(page.locator("#step-2 .step-note")).to_have_text("Note: reinstalled from PXE")
     expect(page.locator("#step-3 .line")).to_have_text(["after\n"])
-    history = page.locator("#run-history tr", has_text="confirmed: step 2. Reinstall he2.lab.local")
+    history = page.locator("#run-history tr", has_text="confirmed step 2. Reinstall he2.lab.local")
     expect(history.locator(".actor")).to_have_text("operator")
     expect(history).to_contain_text("comment: reinstalled from PXE")
     expect(page.locator("#run-panel .actions")).to_have_count(0, timeout=10_000)
@@ -199,7 +199,7 @@ def test_an_approval_is_offered_to_another_approver_never_to_the_requester(
         expect(bob.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
         # The requester's page follows: the run goes on and the decision is recorded.
         expect(pages["alice"].locator("#run-status")).to_have_text("succeeded", timeout=30_000)
-        expect(pages["alice"].locator("#run-history tr", has_text="approved: step 1. Sign-off")).to_contain_text(
+        expect(pages["alice"].locator("#run-history tr", has_text="approved step 1. Sign-off")).to_contain_text(
             "bob")
     finally:
         for viewer in pages.values():

@@ -239,7 +239,7 @@ def test_an_approval_is_offered_to_another_approver_and_refused_to_the_requester
     assert (run.status, run.error) == (RunStatus.FAILED, "Rejected by bob: not this week")
     page = squashed(response)
     assert "Step 1 (Sign-off) rejected: the run ends here." in page
-    assert '<td class="actor">bob</td> <td>rejected: step 1. Sign-off</td><td>comment: not this week</td>' in page
+    assert '<td class="actor">bob</td> <td>rejected step 1. Sign-off</td><td>comment: not this week</td>' in page
 
 
 def test_a_waiting_manual_step_is_confirmed_with_a_comment(client, cluster, make_user):

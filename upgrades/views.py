@@ -266,15 +266,15 @@ EVENT_TEXT = {
     "run.cancel_request": "asked to cancel the run",
     "run.cancel": "cancelled the run",
     "run.resume": "resumed the run",
-    "step.start": "step started",
-    "step.finish": "step ended",
-    "step.wait": "step waits for a person",
-    "step.confirm": "confirmed",
-    "step.approve": "approved",
-    "step.reject": "rejected",
-    "step.retry": "retried",
-    "step.skip": "skipped",
-    "step.mark_done": "marked done",
+    "step.start": "started step {step}",
+    "step.finish": "step {step} ended",
+    "step.wait": "step {step} waits for a person",
+    "step.confirm": "confirmed step {step}",
+    "step.approve": "approved step {step}",
+    "step.reject": "rejected step {step}",
+    "step.retry": "retried step {step}",
+    "step.skip": "skipped step {step}",
+    "step.mark_done": "marked step {step} done",
 }
 
 
@@ -284,9 +284,7 @@ def describe_event(event):
     what = EVENT_TEXT.get(action)
     if what is None and action.startswith("run."):
         what = f"the run is now {action.removeprefix('run.').replace('_', ' ')}"
-    what = what or action
-    if event.target_type == "RunStep":
-        what = f"{what}: step {event.target_repr}"
+    what = (what or action).replace("{step}", event.target_repr)
     extra = []
     if action == "run.start" and details.get("params"):
         extra.append(", ".join(f"{k}={v}" for k, v in details["params"].items()))

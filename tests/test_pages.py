@@ -306,3 +306,15 @@ def test_a_failed_command_shows_the_hosts_own_words_and_the_way_on(client, clust
     assert 'class="run-resume"' not in page  # a failed step is retried or skipped first
     live = page_of(client, operator, reverse("run-live", args=[run.pk]))
     assert "<html" not in live and live.count('<section id="run-') == 3
+
+
+def test_a_run_its_start_preflight_stopped_is_not_offered_a_resume(client, cluster, make_user):
+    operator = make_user("operator")
+    run = start(cluster, "maintenance-local", operator, host="he2.lab.local")
+    blocked = {"check": "not-last-engine-host", "level": "inhibitor", "message": "he2.lab.local is the last host."}
+    UpgradeRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.FAILED, preflight={**run.preflight, "start": [blocked]},
+        error="Preflight when the run started: he2.lab.local is the last host.")
+    page = page_of(client, operator, reverse("run-detail", args=[run.pk]))
+    assert "Preflight when the run started: he2.lab.local is the last host." in page
+    assert 'class="run-resume"' not in page and 'class="step-skip"' in page

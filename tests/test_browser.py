@@ -141,3 +141,66 @@ def test_the_cluster_page_shows_ha_changes_as_the_poller_sees_them(live_portal, 
         poller.join(10)
         leave_global_maintenance(lab, client)
         client.close()
+
+
+def test_an_operator_confirms_a_manual_step_from_the_run_page_with_a_comment(
+        live_portal, ha_poller, lab_cluster, page, make_user):
+    import tests.runbooks  # noqa: F401  (registers the test runbooks)
+    from tests.test_engine import wait_for_polled
+    from upgrades import services
+
+    operator = make_user("operator")
+    wait_for_polled(lab_cluster)
+    run = services.start_run(cluster=lab_cluster, slug="test-manual", params={"host": "he2.lab.local"},
+                             user=operator)
+    log_in(page, live_portal, "operator")
+    page.goto(f"{live_portal}/runs/{run.pk}/")
+    expect(page.locator("#run-status")).to_have_text("waiting", timeout=30_000)
+    # The confirmation appears as the run reaches the step, without a reload.
+    expect(page.locator(".waiting")).to_have_text(
+        "Step 2 waits for an operator: Reinstall he2.lab.local as el7, then confirm.")
+    expect(page.locator("button.run-pause")).to_have_count(0)  # nothing executes to pause after
+    page.fill("#confirm-comment", "reinstalled from PXE")
+    page.click("button.step-confirm")
+    expect(page.locator(".message.success")).to_have_text(
+        "Step 2 (Reinstall he2.lab.local) confirmed; the run goes on.")
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
+    expect(page.locator("#step-2 .step-note")).to_have_text("Note: reinstalled from PXE")
+    expect(page.locator("#step-3 .line")).to_have_text(["after\n"])
+    history = page.locator("#run-history tr", has_text="confirmed step 2. Reinstall he2.lab.local")
+    expect(history.locator(".actor")).to_have_text("operator")
+    expect(history).to_contain_text("comment: reinstalled from PXE")
+    expect(page.locator("#run-panel .actions")).to_have_count(0, timeout=10_000)
+
+
+def test_an_approval_is_offered_to_another_approver_never_to_the_requester(
+        live_portal, lab_cluster, browser, make_user):
+    import tests.runbooks  # noqa: F401  (registers the test runbooks)
+    from upgrades import services
+
+    alice = make_user("admin", "alice")  # an admin, and so an approver too
+    make_user("approver", "bob")
+    run = services.start_run(cluster=lab_cluster, slug="test-approval", params={"host": "he1.lab.local"},
+                             user=alice)
+    pages = {}
+    for name in ("alice", "bob"):
+        pages[name] = browser.new_context().new_page()
+        log_in(pages[name], live_portal, name)
+        pages[name].goto(f"{live_portal}/runs/{run.pk}/")
+    try:
+        for viewer in pages.values():
+            expect(viewer.locator("#run-status")).to_have_text("awaiting_approval", timeout=30_000)
+        expect(pages["alice"].locator(".waiting")).to_contain_text(
+            "You requested this run: another approver must decide (four eyes).")
+        expect(pages["alice"].locator("button.step-approve")).to_have_count(0)
+        bob = pages["bob"]
+        bob.fill("#decision-comment", "window agreed")
+        bob.click("button.step-approve")
+        expect(bob.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
+        # The requester's page follows: the run goes on and the decision is recorded.
+        expect(pages["alice"].locator("#run-status")).to_have_text("succeeded", timeout=30_000)
+        expect(pages["alice"].locator("#run-history tr", has_text="approved step 1. Sign-off")).to_contain_text(
+            "bob")
+    finally:
+        for viewer in pages.values():
+            viewer.context.close()

@@ -5,9 +5,17 @@ from . import converters, views  # noqa: F401 (converters registers <id:...>)
 urlpatterns = [
     path("", views.home, name="home"),
     path("clusters/<id:cluster_id>/", views.cluster_detail, name="cluster-detail"),
+    path("clusters/<id:cluster_id>/live/", views.cluster_live, name="cluster-live"),
+    path("clusters/<id:cluster_id>/runbooks/<slug:slug>/", views.launch_runbook, name="runbook-launch"),
     path("hosts/<id:host_id>/diagnostic/", views.start_diagnostic, name="start-diagnostic"),
     path("hosts/<id:host_id>/host-key/", views.host_key, name="host-key"),
     path("runs/<id:run_id>/", views.run_detail, name="run-detail"),
+    path("runs/<id:run_id>/live/", views.run_live, name="run-live"),
     path("runs/<id:run_id>/log.txt", views.run_log, name="run-log"),
     path("runs/<id:run_id>/steps/<id:step_id>/log.txt", views.step_log, name="step-log"),
 ]
+# One route per action, so each has its own name (and the fuzz test finds each).
+urlpatterns += [path(f"runs/<id:run_id>/{action}/", views.run_action, {"action": action}, name=f"run-{action}")
+                for action in views.RUN_ACTIONS]
+urlpatterns += [path(f"runs/<id:run_id>/steps/<id:step_id>/{action}/", views.step_action, {"action": action},
+                     name=f"step-{action}") for action in views.STEP_ACTIONS]

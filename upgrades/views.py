@@ -1,16 +1,29 @@
-"""Views are glue: look up with permission, call a service, render or redirect."""
+"""Views are glue: look up with permission, call a service, render or redirect.
+
+Pages read the HA poller's last result and never talk to a host. The
+cluster and run pages re-fetch their live fragments (``cluster_live``,
+``run_live``) when their websocket says something changed, so buttons and
+interlocks follow the state; each fragment is one partial template, used by
+the page and by the refresh alike.
+"""
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import downloads, services
-from .models import Cluster, Host, RunStep, UpgradeRun
-from .permissions import can_admin, can_operate
+from . import downloads, plan as planning, services, state as cluster_state
+from .forms import ActionForm
+from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
+                     UpgradeRun)
+from .permissions import can_admin, can_approve, can_operate
 from .remote import ssh
 from .remote.base import RemoteError
+from .runbooks import UnknownRunbook, get_runbook
 
 
 def get_or_404(queryset, pk, what):
@@ -21,6 +34,12 @@ def get_or_404(queryset, pk, what):
     return found
 
 
+def queue_warning(request, run):
+    if run.queued_at is None:
+        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
+                                  "starts as soon as the queue answers again.")
+
+
 @login_required
 def home(request):
     clusters = Cluster.objects.prefetch_related("hosts")
@@ -29,13 +48,80 @@ def home(request):
         "clusters": clusters, "runs": runs, "can_operate": can_operate(request.user)})
 
 
+# The cluster page ------------------------------------------------------------
+
+# Checks that block every changing runbook alike: shown once above the table,
+# not next to each button.
+CLUSTER_WIDE_CHECKS = ("ha-fresh", "no-other-active-run", "engine-reachable")
+
+
+@dataclass
+class Button:
+    """A maintenance button: disabled when its plan has an inhibitor."""
+
+    slug: str
+    label: str
+    host: object  # a Host, or None for the cluster's buttons
+    disabled: bool
+    reason: str  # the button's own inhibitors; cluster-wide ones are shown once
+    dom_id: str
+
+
+def maintenance_buttons(cluster, hosts, ha):
+    """The cluster's and each host's maintenance buttons, and the cluster-wide
+    blockers, from the poller's last state (plans only: no remote call)."""
+    wide = []
+
+    def button(slug, label, host=None):
+        params = {"host": host.name} if host else {}
+        dom_id = f"{slug}-{host.pk if host else 'cluster'}"
+        try:
+            plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=ha)
+        except ValidationError as exc:
+            return Button(slug, label, host, True, " ".join(exc.messages), dom_id)
+        shared = [(c.check, c.message) for c in plan.inhibitors if c.check in CLUSTER_WIDE_CHECKS]
+        wide.extend(item for item in shared if item not in wide)
+        # A host's check says "the HA state is unknown" too when ha-fresh does: say it once.
+        own = []
+        for check in plan.inhibitors:
+            if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
+                own.append(check.message)
+        return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id)
+
+    cluster_buttons = [button("maintenance-global", "Global maintenance"),
+                       button("maintenance-none", "No maintenance")]
+    for host in hosts:
+        host.buttons = [button("maintenance-local", "Local maintenance", host),
+                        button("maintenance-none", "No maintenance", host)]
+    return cluster_buttons, wide
+
+
+def cluster_context(request, cluster):
+    hosts = list(cluster.hosts.order_by("he_host_id", "name"))
+    operator = can_operate(request.user)
+    context = {"cluster": cluster, "hosts": hosts, "can_operate": operator, "can_admin": can_admin(request.user),
+               "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first()}
+    if operator:
+        ha = cluster_state.from_poll(cluster, hosts)
+        context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
+        # The active run is linked on its own line; its check says the same.
+        context["blockers"] = [message for name, message in wide
+                               if not (name == "no-other-active-run" and context["active_run"])]
+    return context
+
+
 @login_required
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
-    hosts = cluster.hosts.order_by("he_host_id", "name")
-    return render(request, "upgrades/cluster_detail.html", {
-        "cluster": cluster, "hosts": hosts, "can_operate": can_operate(request.user),
-        "can_admin": can_admin(request.user)})
+    return render(request, "upgrades/cluster_detail.html", cluster_context(request, cluster))
+
+
+@require_GET
+@login_required
+def cluster_live(request, cluster_id):
+    """The page's live part, re-fetched by cluster.js on each HA change."""
+    cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
+    return render(request, "upgrades/partials/cluster_live.html", cluster_context(request, cluster))
 
 
 @login_required
@@ -48,17 +134,296 @@ def start_diagnostic(request, host_id):
     except (PermissionDenied, services.RunConflict, services.Blocked) as exc:
         messages.error(request, str(exc))
         return redirect("cluster-detail", cluster_id=host.cluster_id)
-    if run.queued_at is None:
-        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
-                                  "starts as soon as the queue answers again.")
+    queue_warning(request, run)
     return redirect("run-detail", run_id=run.pk)
+
+
+# Launching a runbook: parameters, the plan, confirmation ----------------------
+
+def get_runbook_or_404(slug):
+    try:
+        return get_runbook(slug)
+    except UnknownRunbook as exc:
+        raise Http404(f"There is no runbook {slug!r}.") from exc
+
+
+def given_params(runbook, data):
+    """The runbook's parameters found in ``data``; None when the form should
+    start empty (nothing given and something required)."""
+    given = {p.name: data.get(p.name) for p in runbook.params if p.name in data}
+    if given or not any(p.required for p in runbook.params):
+        return given
+    return None
+
+
+def pinned_params(runbook, cluster, plan):
+    """The values the confirmation posts: what the plan shows, with the host
+    the plan picked when none was given, so the run is the plan confirmed."""
+    values = {}
+    for param in runbook.params:
+        value = plan.params.get(param.name)
+        if param.kind == "bool":
+            value = "on" if value else None
+        if value not in (None, ""):
+            values[param.name] = str(value)
+    if runbook.default_host and "host" not in values:
+        hosts = {h.name: h for h in cluster.hosts.all()}
+        values["host"] = planning.default_host(runbook.default_host, hosts, plan.state)
+    return values
+
+
+def launch_page(request, cluster, runbook, data, *, error="", status=200):
+    form = planning.param_form(runbook, cluster, data=data)
+    plan, problem = None, ""
+    if data is not None and form.is_valid():
+        try:
+            plan = services.plan_run(cluster=cluster, slug=runbook.slug, params=data)
+        except ValidationError as exc:
+            problem = " ".join(exc.messages)
+    return render(request, "upgrades/launch.html", {
+        "cluster": cluster, "runbook": runbook, "form": form, "plan": plan, "problem": problem, "error": error,
+        "pinned": pinned_params(runbook, cluster, plan) if plan else {},
+        "can_operate": can_operate(request.user)}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def launch_runbook(request, cluster_id, slug):
+    """GET: the parameters and, once they are valid, the plan to confirm. POST: start it."""
+    cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
+    runbook = get_runbook_or_404(slug)
+    if request.method != "POST":
+        return launch_page(request, cluster, runbook, given_params(runbook, request.GET))
+    data = given_params(runbook, request.POST) or {}
+    try:
+        run = services.start_run(cluster=cluster, slug=runbook.slug, params=data, user=request.user,
+                                 acknowledge=request.POST.get("acknowledge") == "on")
+    except PermissionDenied as exc:
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=403)
+    except ValidationError as exc:
+        return launch_page(request, cluster, runbook, data, error=" ".join(exc.messages), status=400)
+    except (services.Blocked, services.RunConflict) as exc:
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=409)
+    queue_warning(request, run)
+    return redirect("run-detail", run_id=run.pk)
+
+
+# The run page ------------------------------------------------------------------
+
+STOPPED = (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.INTERRUPTED)
+BROKEN = (StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED)
+
+
+def run_actions(user, run, step):
+    """Which buttons to show for ``step`` (the first one not done) and the run.
+
+    Only a guide for the page: the services decide, and refuse with the
+    reason when the run changed meanwhile.
+    """
+    actions = set()
+    if can_operate(user):
+        if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and not run.pause_requested:
+            actions.add("pause")
+        if run.status in RUN_ACTIVE and not run.cancel_requested:
+            actions.add("cancel")
+        if step is not None and step.action == StepKind.MANUAL and step.status == StepStatus.WAITING:
+            actions.add("confirm")
+        if run.status in STOPPED and step is not None:
+            if step.status in BROKEN:
+                actions.add("retry")
+            if step.status in BROKEN + (StepStatus.PENDING,):
+                actions.add("skip")
+            if step.status == StepStatus.INTERRUPTED:
+                actions.add("mark-done")
+        cut_off_change = step is not None and step.status == StepStatus.INTERRUPTED and step.changes \
+            and step.action != StepKind.WAIT
+        # The engine checks the preflight once per run: resuming a run its start
+        # preflight stopped would run the steps unchecked. A new run checks again.
+        preflight_blocked = any(r.get("level") == "inhibitor" for r in run.preflight.get("start") or [])
+        if run.status in STOPPED and not cut_off_change and not preflight_blocked and (
+                step is None or step.status in (StepStatus.PENDING, StepStatus.INTERRUPTED)):
+            actions.add("resume")
+    if step is not None and step.action == StepKind.APPROVAL and step.status == StepStatus.WAITING \
+            and can_approve(user) and user.pk != run.requested_by_id:
+        actions.update(("approve", "reject"))
+    return actions
+
+
+def host_said(step, limit=10):
+    """The last lines the host wrote to stderr for the step's latest attempt
+    (else its last output lines): the host's own words for a failure."""
+    restart = (step.output.filter(stream="system", text__startswith="--- ").order_by("-seq")
+               .values_list("seq", flat=True).first() or 0)
+    lines = step.output.filter(seq__gt=restart).order_by("-seq")
+    said = list(lines.filter(stream="stderr").values_list("text", flat=True)[:limit]) or \
+        list(lines.filter(stream="stdout").values_list("text", flat=True)[:limit])
+    return list(reversed(said))
+
+
+EVENT_TEXT = {
+    "run.start": "started the run",
+    "run.running": "a worker took the run",
+    "run.preflight": "checked the preflight on the state read then",
+    "run.pause_request": "asked to pause after the current step",
+    "run.pause": "paused the run",
+    "run.cancel_request": "asked to cancel the run",
+    "run.cancel": "cancelled the run",
+    "run.resume": "resumed the run",
+    "step.start": "started step {step}",
+    "step.finish": "step {step} ended",
+    "step.wait": "step {step} waits for a person",
+    "step.confirm": "confirmed step {step}",
+    "step.approve": "approved step {step}",
+    "step.reject": "rejected step {step}",
+    "step.retry": "retried step {step}",
+    "step.skip": "skipped step {step}",
+    "step.mark_done": "marked step {step} done",
+}
+
+
+def describe_event(event):
+    """(what, details) of an audit event, for people."""
+    action, details = event.action, event.details or {}
+    what = EVENT_TEXT.get(action)
+    if what is None and action.startswith("run."):
+        what = f"the run is now {action.removeprefix('run.').replace('_', ' ')}"
+    what = (what or action).replace("{step}", event.target_repr)
+    extra = []
+    if action == "run.start" and details.get("params"):
+        extra.append(", ".join(f"{k}={v}" for k, v in details["params"].items()))
+    if action == "step.start" and details.get("host"):
+        extra.append(f"on {details['host']}")
+    if action == "step.finish":
+        extra.append(str(details.get("status", "")) + (f", exit code {details['exit_code']}"
+                                                       if details.get("exit_code") is not None else ""))
+    if action == "run.preflight":
+        levels = [r.get("level") for r in details.get("results", [])]
+        extra.append(", ".join(f"{levels.count(level)} {level}" for level in ("ok", "warning", "inhibitor")
+                               if level in levels))
+    for key in ("comment", "reason", "error"):
+        if details.get(key):
+            extra.append(f"{key}: {details[key]}")
+    if details.get("acknowledged"):
+        extra.append("acknowledged: " + " ".join(details["acknowledged"]))
+    return what, "; ".join(e for e in extra if e)
+
+
+def run_history(run):
+    """Who did what, when: the run's audit events and its steps', oldest first."""
+    events = AuditEvent.objects.filter(Q(target_type="UpgradeRun", target_id=str(run.pk)) | Q(details__run=run.pk))
+    return [(event, *describe_event(event)) for event in events.order_by("created_at", "id")]
+
+
+def run_context(request, run, typed=None):
+    steps = list(run.steps.select_related("host").order_by("order"))
+    current = next((s for s in steps if s.status not in STEP_DONE), None)
+    failed = current is not None and current.status in BROKEN + (StepStatus.REJECTED,)
+    return {
+        "run": run, "steps": steps, "current": current,
+        "actions": run_actions(request.user, run, current),
+        "failed_step": current if failed else None,
+        "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],
+        "is_requester": request.user.pk == run.requested_by_id,
+        "can_approve": can_approve(request.user),
+        "history": run_history(run),
+        "typed": typed or {},
+    }
+
+
+def get_run_or_404(run_id):
+    return get_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), run_id, "run")
 
 
 @login_required
 def run_detail(request, run_id):
-    run = get_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), run_id, "run")
-    steps = run.steps.select_related("host").order_by("order")
-    return render(request, "upgrades/run_detail.html", {"run": run, "steps": steps})
+    run = get_run_or_404(run_id)
+    return render(request, "upgrades/run_detail.html", run_context(request, run))
+
+
+@require_GET
+@login_required
+def run_live(request, run_id):
+    """The run's actions, preflight and history, re-fetched by run.js on each status change."""
+    run = get_run_or_404(run_id)
+    return render(request, "upgrades/partials/run_live.html", run_context(request, run))
+
+
+def refused(request, run, exc, typed):
+    """An action that did not happen: the run page again, with why and what was typed."""
+    if isinstance(exc, ValidationError):
+        status, message = 400, " ".join(exc.messages)
+    else:
+        status, message = (403 if isinstance(exc, PermissionDenied) else 409), str(exc)
+    messages.error(request, message)
+    run.refresh_from_db()
+    return render(request, "upgrades/run_detail.html", run_context(request, run, typed), status=status)
+
+
+def typed_text(request, action):
+    """What came with the action (kept for the page if it is refused), and
+    a ValidationError when it is too long."""
+    typed = {"action": action, "comment": request.POST.get("comment", ""), "reason": request.POST.get("reason", "")}
+    form = ActionForm(request.POST)
+    if not form.is_valid():
+        return typed, ValidationError([f"The {name} is too long: {error}" for name, errors in form.errors.items()
+                                       for error in errors])
+    return {**typed, **form.cleaned_data}, None
+
+
+# action: (service, the text fields it takes, what the operator reads after it)
+RUN_ACTIONS = {
+    "pause": (services.pause_run, (), lambda run: f"Run #{run.pk} pauses after the current step."
+              if run.pause_requested else f"Run #{run.pk} paused."),
+    "cancel": (services.cancel_run, ("reason",), lambda run: f"Run #{run.pk}: the current command is being "
+               "stopped, then the run is cancelled." if run.cancel_requested else f"Run #{run.pk} cancelled."),
+    "resume": (services.resume_run, (), lambda run: f"Run #{run.pk} resumed."),
+}
+STEP_ACTIONS = {
+    "retry": (services.retry_step, (), "Step {order} ({title}) runs again."),
+    "skip": (services.skip_step, ("reason",), "Step {order} ({title}) skipped."),
+    "mark-done": (services.mark_step_done, ("reason",), "Step {order} ({title}) marked done."),
+    "confirm": (services.confirm_step, ("comment",), "Step {order} ({title}) confirmed; the run goes on."),
+    "approve": (services.approve_step, ("comment",), "Step {order} ({title}) approved; the run goes on."),
+    "reject": (services.reject_step, ("comment",), "Step {order} ({title}) rejected: the run ends here."),
+}
+ACTION_ERRORS = (PermissionDenied, ValidationError, services.Refused, services.RunConflict)
+
+
+@login_required
+@require_POST
+def run_action(request, run_id, action):
+    """Pause, cancel or resume a run."""
+    run = get_run_or_404(run_id)
+    service, fields, done = RUN_ACTIONS[action]
+    typed, invalid = typed_text(request, action)
+    try:
+        if invalid:
+            raise invalid
+        run = service(run=run, user=request.user, **{name: typed[name] for name in fields})
+    except ACTION_ERRORS as exc:
+        return refused(request, run, exc, typed)
+    messages.success(request, done(run))
+    return redirect("run-detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def step_action(request, run_id, step_id, action):
+    """Retry, skip, mark done, confirm, approve or reject a step."""
+    run = get_run_or_404(run_id)
+    step = run.steps.filter(pk=step_id).first()
+    if step is None:
+        raise Http404(f"Run #{run.pk} has no step #{step_id}.")
+    service, fields, done = STEP_ACTIONS[action]
+    typed, invalid = typed_text(request, action)
+    try:
+        if invalid:
+            raise invalid
+        service(step=step, user=request.user, **{name: typed[name] for name in fields})
+    except ACTION_ERRORS as exc:
+        return refused(request, run, exc, typed)
+    messages.success(request, done.format(order=step.order, title=step.title))
+    return redirect("run-detail", run_id=run.pk)
 
 
 @require_GET

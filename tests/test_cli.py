@@ -163,7 +163,7 @@ def test_plan_shows_the_concrete_steps_their_checks_and_the_state_read_now(lab, 
         "     $ hosted-engine --set-maintenance --mode=global",
         "  2. Wait until vm-status shows global maintenance",
         "     wait; read-only; safe to rerun",
-        "     wait until vm-status shows global maintenance True (at most 300 s)",
+        "     wait until vm-status shows global maintenance on (at most 300 s)",
     ]
     assert "  ok        ha-fresh: Every host's HA data is up to date." in lines
     assert "  ok        global-maintenance-off: The cluster is not in global maintenance." in lines
@@ -184,7 +184,7 @@ def test_start_sync_sets_global_maintenance_and_maintenance_none_undoes_it(fresh
     assert run.status == RunStatus.SUCCEEDED and run.requested_by == operator
     assert f"Run #{run.pk} started by operator; executing it here." in out
     assert "--- step 1/2: Set global maintenance (on he1.lab.local) [he1.lab.local] ---" in out
-    assert "[2 system] waiting until vm-status shows global maintenance True" in out
+    assert "[2 system] waiting until vm-status shows global maintenance on" in out
     assert "[2 system] seen: global maintenance on" in out
     assert out.splitlines()[-1] == f"Run #{run.pk} succeeded."
     # Executed here, not by a worker: the claim names this process.

@@ -64,7 +64,8 @@ def test_condition(name, args, state, ctx):
 
 
 def describe_condition(name, args):
-    return CONDITIONS[name][1].format(**args)
+    return CONDITIONS[name][1].format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+                                         for k, v in args.items()})
 
 
 def _unknown(state):

@@ -35,6 +35,8 @@ class StepEvent(TypedDict):
     error: str
     lines: int  # the step's last stored output line: a viewer below it has missed some
     note: str
+    started_at: str | None
+    finished_at: str | None
 
 
 class RunEvent(TypedDict):
@@ -169,7 +171,9 @@ def step_event(step, lines=None) -> StepEvent:
     if lines is None:
         lines = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
     return {"type": "step.status", "step": step.pk, "status": step.status,
-            "exit_code": step.exit_code, "error": step.error, "lines": lines, "note": step.note}
+            "exit_code": step.exit_code, "error": step.error, "lines": lines, "note": step.note,
+            "started_at": step.started_at.isoformat() if step.started_at else None,
+            "finished_at": step.finished_at.isoformat() if step.finished_at else None}
 
 
 def run_event(run) -> RunEvent:

@@ -237,10 +237,9 @@ def run_actions(user, run, step):
                 actions.add("mark-done")
         cut_off_change = step is not None and step.status == StepStatus.INTERRUPTED and step.changes \
             and step.action != StepKind.WAIT
-        # The engine checks the preflight once per run: resuming a run its start
-        # preflight stopped would run the steps unchecked. A new run checks again.
-        preflight_blocked = any(r.get("level") == "inhibitor" for r in run.preflight.get("start") or [])
-        if run.status in STOPPED and not cut_off_change and not preflight_blocked and (
+        # A run its start preflight stopped may be resumed: no step has run, so
+        # the engine checks the preflight again first.
+        if run.status in STOPPED and not cut_off_change and (
                 step is None or step.status in (StepStatus.PENDING, StepStatus.INTERRUPTED)):
             actions.add("resume")
     if step is not None and step.action == StepKind.APPROVAL and step.status == StepStatus.WAITING \

@@ -18,7 +18,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import audit, checks, events, plan as planning, state as cluster_state
+from .. import audit, checks, events, ha, plan as planning, state as cluster_state
 from ..models import (RUN_ACTIVE, RUN_ADVANCING, RUN_TERMINAL, STEP_DONE, Approval, ApprovalDecision, Runbook,
                       RunStatus, RunStep, StepKind, StepStatus, UpgradeRun)
 from ..output import insert_rows
@@ -87,6 +87,7 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
             run = create_run(plan, user)
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
                          acknowledged=[c.message for c in plan.warnings])
+            _cluster_changed(run)
             if queue:
                 transaction.on_commit(lambda: enqueue_run(run))
     except IntegrityError:
@@ -192,7 +193,14 @@ def release_run(run, token, status, *, error=""):
         run.refresh_from_db()
         audit.record(None, f"run.{status}", run, **({"error": error} if error else {}))
         events.publish(events.run_group(run.pk), events.run_event(run))
+        if status in RUN_TERMINAL:
+            _cluster_changed(run)
     return True
+
+
+def _cluster_changed(run):
+    """The cluster page's buttons depend on its active run: tell it when one starts or ends."""
+    events.publish(events.cluster_group(run.cluster_id), ha.cluster_payload(run.cluster))
 
 
 def interrupt_run(run, *, executor, reason):
@@ -213,6 +221,7 @@ def interrupt_run(run, *, executor, reason):
         audit.record(None, "run.interrupted", run, reason=reason, executor=executor,
                      steps=[f"{s.order}. {s.title}" for s in steps])
         events.publish(events.run_group(run.pk), events.run_event(run))
+        _cluster_changed(run)
     return True
 
 
@@ -315,6 +324,7 @@ def reject_step(*, step, user, comment=""):
         run.refresh_from_db()
         audit.record(user, "step.reject", step, run=run.pk, comment=comment)
         events.publish(events.run_group(run.pk), events.run_event(run))
+        _cluster_changed(run)
     return step
 
 
@@ -364,6 +374,7 @@ def cancel_run(*, run, user, reason=""):
                                                         error=f"Cancelled by {user.username}")
             _cancel_open_steps(run)
             audit.record(user, "run.cancel", run, reason=reason)
+            _cluster_changed(run)
         run.refresh_from_db()
         events.publish(events.run_group(run.pk), events.run_event(run))
     return run

@@ -79,7 +79,7 @@ NOTES = """
 In-process (`--sync` path), lab at speed 1, SQLite, on the same 2-core machine. What a
 step costs besides its command: re-reading the run's pause/cancel flags and its steps,
 claiming the step with a conditional update, starting and joining the output recorder's
-two threads, writing the step's start and end, two audit events and two websocket
+thread, writing the step's start and end, two audit events and two websocket
 messages; the heartbeat thread runs beside it. A worker adds one fork per run, not per step.
 """
 

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
+from tests.test_live_output import wait_for_lines
 from tests.test_resilience import wait_for_status
 from upgrades import services
 from upgrades.models import Approval, AuditEvent, RunStatus, StepOutput, UpgradeRun
@@ -154,10 +155,7 @@ def test_cancel_stops_the_command_on_the_host(rq_worker, lab, lab_cluster, polle
     operator = make_user("operator")
     run = start(lab_cluster, "test-long", operator, host="he3.lab.local")
     ticks = steps_of(run)["ticks"]
-    deadline = time.monotonic() + 30
-    while ticks.output.count() < 3:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_lines(ticks, 3, timeout=30)
     services.cancel_run(run=run, user=operator, reason="wrong window")
     wait_for_status(run, [RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SUCCEEDED], 30)
     steps = steps_of(run)
@@ -217,10 +215,7 @@ def test_a_killed_worker_then_resume_never_runs_a_finished_step_again(rq_worker,
     lab_exec(lab, "he2", "rm -f /tmp/long-first")
     run = start(lab_cluster, "test-long", operator, host="he2.lab.local")
     ticks = steps_of(run)["ticks"]
-    deadline = time.monotonic() + 30
-    while ticks.output.count() < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_lines(ticks, 2, timeout=30)
     _kill_executor(run)
     wait_for_status(run, [RunStatus.INTERRUPTED], 40)
     assert steps_of(run)["ticks"].status == "interrupted"
@@ -243,10 +238,7 @@ def test_a_changing_step_cut_off_must_be_retried_or_marked_done(rq_worker, polle
     operator = make_user("operator")
     run = start(lab_cluster, "test-long-changing", operator, host="he3.lab.local")
     ticks = steps_of(run)["ticks"]
-    deadline = time.monotonic() + 30
-    while ticks.output.count() < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for_lines(ticks, 2, timeout=30)
     _kill_executor(run)
     wait_for_status(run, [RunStatus.INTERRUPTED], 40)
     with pytest.raises(services.Refused, match="changes the system and was cut off"):

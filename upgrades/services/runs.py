@@ -299,11 +299,7 @@ def confirm_step(*, step, user, comment=""):
 def approve_step(*, step, user, comment=""):
     """An approver who is not the requester signs off; the run goes on."""
     with transaction.atomic():
-        step, run = _step_locked(step)
-        _approver(user, run)
-        if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
-            raise Refused(f"Step {step.order} is not waiting for an approval.")
-        Approval.objects.create(run=run, step=step, user=user, decision=ApprovalDecision.APPROVED, comment=comment)
+        step, run = _decide(step, user, ApprovalDecision.APPROVED, comment)
         _close_person_step(step, StepStatus.SUCCEEDED, note=comment)
         _continue(run, user, "step.approve", step, comment=comment)
     return step
@@ -312,11 +308,7 @@ def approve_step(*, step, user, comment=""):
 def reject_step(*, step, user, comment=""):
     """A rejection ends the run: nothing after the approval runs."""
     with transaction.atomic():
-        step, run = _step_locked(step)
-        _approver(user, run)
-        if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
-            raise Refused(f"Step {step.order} is not waiting for an approval.")
-        Approval.objects.create(run=run, step=step, user=user, decision=ApprovalDecision.REJECTED, comment=comment)
+        step, run = _decide(step, user, ApprovalDecision.REJECTED, comment)
         _close_person_step(step, StepStatus.REJECTED, note=comment, error=f"rejected by {user.username}")
         error = f"Rejected by {user.username}" + (f": {comment}" if comment else ".")
         UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now(),
@@ -326,6 +318,16 @@ def reject_step(*, step, user, comment=""):
         events.publish(events.run_group(run.pk), events.run_event(run))
         _cluster_changed(run)
     return step
+
+
+def _decide(step, user, decision, comment):
+    """Lock, check the approver and the step, record the decision; in the caller's transaction."""
+    step, run = _step_locked(step)
+    _approver(user, run)
+    if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
+        raise Refused(f"Step {step.order} is not waiting for an approval.")
+    Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
+    return step, run
 
 
 def _approver(user, run):

@@ -258,6 +258,7 @@ def lab_cluster(lab):
     password_file = Path(lab.state_dir) / "engine-password"
     password_file.write_text(manifest["engine"]["password"])
     return services.import_cluster(name="Lab", engine=manifest["engine"], password_file=str(password_file),
+                                   engine_vm=manifest.get("engine_vm"),
                                    hosts=manifest["hosts"], poll_interval=10 / lab.speed)
 
 
@@ -285,7 +286,7 @@ def fresh_lab_cluster(fresh_lab, tmp_path):
     manifest = fresh_lab.manifest
     password_file = tmp_path / "engine-password"
     password_file.write_text(manifest["engine"]["password"])
-    cluster = services.import_cluster(name="Fresh", engine=manifest["engine"],
+    cluster = services.import_cluster(name="Fresh", engine=manifest["engine"], engine_vm=manifest.get("engine_vm"),
                                       password_file=str(password_file), hosts=manifest["hosts"],
                                       poll_interval=10 / fresh_lab.speed)
     cluster.lab = fresh_lab

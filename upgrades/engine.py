@@ -158,13 +158,17 @@ def run_ssh(step, run, pool, out, beat):
     spec = step.spec
     command = spec.get("command", step.command)
     host = step.host
-    if spec.get("on") == "any":
+    if spec.get("on") == "engine-vm":
+        target = SshTarget.for_engine_vm(run.cluster)
+    elif spec.get("on") == "any":
         fresh = state.read(run.cluster, pool)
         live = [h.name for h in fresh.hosts if h.live]
         host = run.cluster.hosts.filter(name__in=live).order_by("he_host_id", "name").first()
         if host is None:
             return None, "no live host to run the command on"
         out.line("system", f"on {host.name}")
+    if spec.get("on") != "engine-vm":
+        target = SshTarget.for_host(host)
     seen = [] if spec.get("output_check") else None
 
     def on_line(stream, text):
@@ -173,7 +177,7 @@ def run_ssh(step, run, pool, out, beat):
             seen.append(text)
 
     timeout = spec.get("timeout", 3600)
-    result = pool.session(SshTarget.for_host(host)).run(command, on_line, timeout=timeout, stop=beat.stop)
+    result = pool.session(target).run(command, on_line, timeout=timeout, stop=beat.stop)
     expected = spec.get("expect", [0])
     if result.exit_status not in expected:
         return result.exit_status, (f"exited with {result.exit_status}" +

@@ -1,8 +1,9 @@
 """Inventory data for ``import_cluster``, checked whole before anything is written.
 
 An inventory is JSON: ``engine`` {url, username, ca_file, password or
-password_file} and ``hosts`` [{name, address, port, host_id, os, ssh_user,
-known_hosts}], the shape the lab writes as its manifest (other keys are
+password_file}, ``hosts`` [{name, address, port, host_id, os, ssh_user,
+known_hosts}] and optionally ``engine_vm`` {name, address, port, ssh_user,
+known_hosts} (SSH into the engine VM), the shape the lab writes as its manifest (other keys are
 ignored, so a manifest imports as it is). ``validate`` lists every problem
 with its path in the file ("hosts[1].address: missing"), so one run of the
 command shows all there is to fix, and returns only the fields the file
@@ -20,6 +21,9 @@ from .remote import ssh
 from .remote.base import RemoteError
 
 MAX_HE_HOST_ID = 2**31 - 1  # a PositiveIntegerField on PostgreSQL
+# An engine_vm block is checked as a host; its fields land on the cluster.
+ENGINE_VM_FIELDS = {"name": "engine_vm_name", "address": "engine_vm_address", "ssh_port": "engine_vm_port",
+                    "ssh_user": "engine_vm_user", "known_hosts": "engine_vm_known_hosts"}
 _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?", re.ASCII)
 _URL = URLValidator(schemes=["https", "http"])
@@ -35,7 +39,7 @@ class Inventory:
     password_file: str | None = None
 
 
-def validate(*, name, engine, hosts, poll_interval=None):
+def validate(*, name, engine, hosts, poll_interval=None, engine_vm=None):
     """The inventory to write, or ValidationError listing every "path: problem".
 
     ``engine`` None means the file has no engine block; ``hosts`` None means
@@ -53,6 +57,10 @@ def validate(*, name, engine, hosts, poll_interval=None):
             found.cluster["poll_interval"] = float(poll_interval)
     if engine is not None:
         _engine(engine, found, problems)
+    if engine_vm is not None:
+        vm = _host("engine_vm", engine_vm, problems)
+        for key, value in (vm or {}).items():
+            found.cluster[ENGINE_VM_FIELDS[key]] = value
     if hosts is None:
         problems.append("hosts: missing")
     elif not isinstance(hosts, list):

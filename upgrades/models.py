@@ -28,6 +28,13 @@ class Cluster(models.Model):
     )
     engine_ca_file = models.CharField("engine CA file", max_length=300, blank=True)
     compatibility_version = models.CharField(max_length=20, blank=True)
+    # The engine VM over SSH, for steps that run inside it (engine-backup, engine-setup).
+    engine_vm_name = models.CharField("engine VM name", max_length=255, blank=True)
+    engine_vm_address = models.CharField("engine VM address", max_length=255, blank=True)
+    engine_vm_port = models.PositiveIntegerField("engine VM SSH port", default=22)
+    engine_vm_user = models.CharField("engine VM SSH user", max_length=64, default="root")
+    engine_vm_known_hosts = models.TextField(
+        "engine VM known_hosts", blank=True, help_text="Pinned OpenSSH known_hosts line(s) of the engine VM.")
     maintenance_mode = models.CharField(
         max_length=10, choices=MaintenanceMode.choices, default=MaintenanceMode.UNKNOWN,
         help_text="Global hosted-engine maintenance as last seen by the poller.",

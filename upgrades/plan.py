@@ -79,6 +79,26 @@ class PlannedStep:
 
 
 @dataclass
+class PlanContext:
+    """What a runbook whose steps depend on the cluster sees when it is expanded."""
+
+    cluster: object
+    state: object
+    params: dict
+    release: tuple | None  # (major, minor) of the cluster's detected oVirt release, None if unknown
+    notes: list = field(default_factory=list)  # the runbook says here which way it picked, and why
+
+    def note(self, text):
+        self.notes.append(text)
+
+
+def release_of(cluster):
+    """(major, minor) from the release the poller detected, e.g. "oVirt 3.6 (...)" -> (3, 6)."""
+    match = re.match(r"oVirt (\d+)\.(\d+)\b", cluster.detected_release or "")
+    return (int(match[1]), int(match[2])) if match else None
+
+
+@dataclass
 class Plan:
     runbook: object
     cluster: object
@@ -87,6 +107,7 @@ class Plan:
     checks: list  # checks.Result
     state: object
     check_specs: list = field(default_factory=list)  # [{"name", "args"}], evaluated again at the start
+    notes: list = field(default_factory=list)  # which way the runbook goes on this cluster, and why
 
     @property
     def inhibitors(self):
@@ -108,7 +129,8 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
     if runbook.default_host and "host" not in values:
         values["host"] = default_host(runbook.default_host, hosts, state)
     steps = []
-    for item in runbook.steps:
+    ctx = PlanContext(cluster=cluster, state=state, params=values, release=release_of(cluster))
+    for item in runbook.steps(ctx) if callable(runbook.steps) else runbook.steps:
         if isinstance(item, ForEachHost):
             for host_name in host_order(item.order, hosts, state):
                 for step in item.steps:
@@ -116,7 +138,7 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
                                          key=f"{item.key}.{host_name}.{step.key}"))
         else:
             steps.append(_expand(item, values, hosts, key=item.key))
-    ctx = checks.Context(cluster=cluster, run_id=run_id, engine_probe=engine_probe)
+    check_ctx = checks.Context(cluster=cluster, run_id=run_id, engine_probe=engine_probe)
     uses_engine = any(step.kind == "engine" for step in steps)
     # Every runbook: the cluster to itself; fresh HA data when it changes anything;
     # the engine when a step needs it.
@@ -124,9 +146,9 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
     preflight = ([("ha-fresh", {})] if changes else []) + [("no-other-active-run", {})] + \
         ([("engine-reachable", {})] if uses_engine else []) + \
         [(c.name, _fill_args(c.args, values)) for c in runbook.preflight]
-    results = [checks.run_check(name, args, state, ctx) for name, args in preflight]
+    results = [checks.run_check(name, args, state, check_ctx) for name, args in preflight]
     return Plan(runbook=runbook, cluster=cluster, params=params, steps=steps, checks=results, state=state,
-                check_specs=[{"name": name, "args": args} for name, args in preflight])
+                check_specs=[{"name": name, "args": args} for name, args in preflight], notes=ctx.notes)
 
 
 def default_host(rule, hosts, state):
@@ -182,7 +204,7 @@ def _expand(step, values, hosts, key):
         _fill(step.command, values)  # every field has a value
         command = build_command(step.command, **{name: values[name] for name in _fields(step.command)})
         target = _fill(step.on, values)
-        if target != "any" and target not in hosts:
+        if target not in ("any", "engine-vm") and target not in hosts:
             raise PlanError(f"step {key}: {target} is not a host of this cluster")
         return PlannedStep(key, title, "ssh", command, host=hosts.get(target), changes=step.changes,
                            rerun_safe=step.rerun_safe,

@@ -137,6 +137,19 @@ class SshTarget:
         return cls(address=host.address, port=host.ssh_port, username=host.ssh_user,
                    known_hosts=host.known_hosts, key_file=str(key_file), name=host.name)
 
+    @classmethod
+    def for_engine_vm(cls, cluster, *, key_file=None):
+        """The cluster's engine VM, for steps that run inside it."""
+        if not cluster.engine_vm_address:
+            raise RemoteError(f"cluster {cluster.name} has no engine VM address (the inventory's engine_vm)")
+        if key_file is None:
+            from django.conf import settings
+
+            key_file = settings.SSH_KEY_FILE
+        return cls(address=cluster.engine_vm_address, port=cluster.engine_vm_port, username=cluster.engine_vm_user,
+                   known_hosts=cluster.engine_vm_known_hosts, key_file=str(key_file),
+                   name=cluster.engine_vm_name or "the engine VM")
+
     @property
     def label(self):
         where = f"{self.address}:{self.port}"

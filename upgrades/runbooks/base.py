@@ -39,8 +39,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Ssh:
-    """A command run over SSH on ``on``: a host name template (``{host}``) or ``any``
-    (a live host of the cluster, picked when the step runs)."""
+    """A command run over SSH on ``on``: a host name template (``{host}``), ``any``
+    (a live host of the cluster, picked when the step runs) or ``engine-vm``."""
 
     key: str
     title: str
@@ -110,10 +110,15 @@ class ForEachHost:
 
 @dataclass(frozen=True)
 class Runbook:
+    """``steps`` is a tuple, or a function of an ``upgrades.plan.PlanContext``
+    (cluster, live state, parameters, detected release) returning one, for a
+    procedure done differently per release; it says which way it went with
+    ``ctx.note(...)``, shown in the plan."""
+
     slug: str
     name: str
     description: str
-    steps: tuple
+    steps: object
     params: tuple = ()
     preflight: tuple = ()
     # How the launch pages offer it: for the cluster, or from a host's row.

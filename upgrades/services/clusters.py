@@ -10,7 +10,7 @@ from ..remote import ssh
 from ..remote.base import RemoteError
 
 
-def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, user=None):
+def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, user=None, engine_vm=None):
     """Create or update a cluster and its hosts from inventory data.
 
     The whole inventory is checked first (``upgrades.inventory``): any problem
@@ -18,7 +18,7 @@ def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, us
     the data mentions is set; no ``engine`` block leaves the engine URL and
     credentials as they are, and a host keeps the fields its entry leaves out.
     """
-    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval)
+    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval, engine_vm=engine_vm)
     values = dict(found.cluster)
     if password_file:
         values["credentials_ref"] = f"file:{password_file}"

@@ -105,7 +105,7 @@ def create_run(plan, user):
     run = UpgradeRun.objects.create(
         cluster=plan.cluster, runbook=runbook, requested_by=user, params=_jsonable(plan.params),
         preflight={"checks": plan.check_specs, "plan": [c.to_dict() for c in plan.checks],
-                   "state": plan.state.describe()})
+                   "state": plan.state.describe(), "notes": plan.notes})
     RunStep.objects.bulk_create([
         RunStep(run=run, order=n, key=step.key, host=step.host, title=step.title, action=step.kind,
                 command=step.command, spec=step.spec, changes=step.changes, rerun_safe=step.rerun_safe)

@@ -36,7 +36,7 @@ class Command(BaseCommand):
         if not isinstance(data, dict):
             raise CommandError(f"{path}: not an inventory: the file must hold a JSON object with \"hosts\"")
         given = {"name": name, "engine": data.get("engine"), "hosts": data.get("hosts"),
-                 "poll_interval": poll_interval}
+                 "engine_vm": data.get("engine_vm"), "poll_interval": poll_interval}
         try:
             # Checked before the password file below is written, too.
             found = validate_inventory(**given)

@@ -296,13 +296,20 @@ def test_a_dropped_connection_is_retryable_and_keeps_the_output_so_far(fresh_lab
 
     def on_line(stream, text):
         lines(stream, text)
-        if text == "before":  # callbacks must be quick: inject from another thread
-            threading.Thread(target=fresh_lab.fault, args=(fault,), kwargs={"host": entry["name"]}).start()
+        if text == "written":  # callbacks must be quick: inject from another thread
+            threading.Thread(target=inject).start()
+
+    def inject():
+        # "partial" was written before "written" (stderr); give the host's SSH server a
+        # moment to send it: the client must keep a line that has no newline yet.
+        time.sleep(0.5)
+        fresh_lab.fault(fault, host=entry["name"])
 
     session = SshSession(target(fresh_lab, index=1))
     with session:
         with pytest.raises(RemoteError) as caught:
-            session.run("echo before; echo -n partial; sleep 600; echo after", on_line, idle_timeout=30)
+            session.run("echo before; echo -n partial; echo written >&2; sleep 600; echo after", on_line,
+                        idle_timeout=30)
         assert session.transport is None  # dropped; the next run reconnects
     assert caught.value.retryable is True
     assert "lost" in caught.value.message

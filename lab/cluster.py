@@ -11,7 +11,7 @@ import os
 import time
 import zlib
 
-from . import catalog, distro, ha, logs, vm
+from . import admin, catalog, distro, ha, logs, vm
 from .clock import ScaledClock
 from .errors import LabError
 from .machines import HA_SERVICES, STORAGE, EngineVm, Host
@@ -469,7 +469,7 @@ class Cluster:
                 "engine_vm": {"host": self.engine_vm_host(), "status": self.engine_vm_status(),
                               "healthy": self.engine_healthy(), "lease": self.lease},
                 "he_storage": self.he_storage, "deploying": self.deploying,
-                "hosts": hosts}
+                "hosts": hosts, "engine": admin.engine_view(self)}
 
     # -- backend API for lab/engine (see INTERFACE.md) -----------------------------
 

@@ -3,6 +3,7 @@
     with start_lab(tmp_path, hosts=3, speed=60) as lab:
         client = lab.connect("he1.lab.local")      # real paramiko, RejectPolicy
         lab.fault("kill-host", host="he1.lab.local")
+        lab.admin("host-maintenance", host="he2")  # the web admin, any release
         lab.wait_for(lambda s: ..., sim_seconds=300)
 """
 
@@ -37,6 +38,15 @@ def control_request(control_url, path, body=None):
             return json.load(response)
     except urllib.error.HTTPError as exc:
         return json.load(exc)
+
+
+def admin_request(control_url, action, **args):
+    """A web-admin action on the lab's engine (lab/admin.py); raises LabError when the
+    engine refuses it, else returns its message."""
+    result = control_request(control_url, "/admin", {"action": action, **args})
+    if not result.get("ok"):
+        raise LabError(result.get("error", "admin action refused"))
+    return result["message"]
 
 
 class Lab:
@@ -94,6 +104,11 @@ class Lab:
         if not result.get("ok"):
             raise LabError(result.get("error", "fault refused"))
         return result["message"]
+
+    def admin(self, action, **args):
+        """What the engine's web admin would do, e.g. admin("host-maintenance", host="he2");
+        `cluster=` names a cluster. Raises LabError with the engine's refusal."""
+        return admin_request(self.control_url, action, **args)
 
     def state(self):
         return self._request("/state")

@@ -35,6 +35,9 @@ def parse_args(argv):
                     help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
     up.add_argument("--undeployed", action="store_true",
                     help="hosts without hosted-engine, empty HE storage: deploy the first host")
+    up.add_argument("--outdated", action="store_true",
+                    help="hosts and engine VM run the release's previous build; its repo offers "
+                         "the current one (a minor update)")
     up.add_argument("--log-level", default="INFO")
     up.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the starting process dies (used by lab.launcher)")

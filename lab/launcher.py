@@ -158,7 +158,7 @@ def summary(state):
 
 
 def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
-              ssh_port_base=None, timeout=90, undeployed=False):
+              ssh_port_base=None, timeout=90, undeployed=False, outdated=False):
     """Spawn `python -m lab up` and wait until it has written its manifest."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
     make_state_dir(state_dir)
@@ -173,6 +173,8 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
         cmd += ["--ssh-port-base", str(ssh_port_base)]
     if undeployed:
         cmd.append("--undeployed")
+    if outdated:
+        cmd.append("--outdated")
     root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
     env = dict(_os.environ, PYTHONPATH=root + _os.pathsep + _os.environ.get("PYTHONPATH", ""))
     log = open(_os.path.join(state_dir, LOG), "ab")

@@ -4,6 +4,7 @@ Importing a runbook module does no I/O. ``register`` also serves tests,
 which add runbooks of their own.
 """
 from .diagnostic import DIAGNOSTIC
+from .he_upgrade import HE_UPGRADE
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
 
 REGISTRY = {}
@@ -14,7 +15,7 @@ def register(runbook):
     return runbook
 
 
-for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
     register(_runbook)
 
 

@@ -90,7 +90,7 @@ def test_3_5_to_3_6_the_howto_case_with_web_admin_steps(rq_worker, ha_poller, fr
     state = lab.state()
     assert state["engine_version"] == "3.6"
     assert {h["agent_version"] for h in state["hosts"].values()} == {"1.3.5.8-1"}
-    assert {h["score"] for h in state["hosts"].values()} == {3400}
+    lab.wait_for(lambda s: {h["score"] for h in s["hosts"].values()} == {3400}, sim_seconds=900)
     assert state["global_maintenance"] is False
     assert engine_cluster(lab)["version"] == "3.6"
     # The first upgraded host scored 1000 more: the agents moved the engine VM there.

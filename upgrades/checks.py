@@ -245,3 +245,11 @@ def vms_can_migrate(state, ctx):
         return INHIBITOR, ("These VMs cannot migrate, so their hosts cannot go to maintenance: "
                            + ", ".join(f"{name} on {host}" for name, host in stuck) + ".")
     return OK, "Every VM can migrate (or none runs besides the engine VM)."
+
+
+@condition("engine-vm-running", "vm-status shows the engine VM up on a host")
+def engine_vm_running(state, ctx):
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return True, f"the engine VM runs on {vm_host.name} ({vm_host.state})"

@@ -103,8 +103,8 @@ def steps(ctx):
         Ssh("engine-setup", "Engine VM: engine-setup", "engine-setup --accept-defaults",
             on="engine-vm", changes=True, timeout=3600, rerun_safe=True,
             output_check=r"Execution of setup completed successfully"),
-        Wait("engine-up", "Wait until the engine VM is up and healthy",
-             Check("engine-vm-up", {"not_on": ""}), timeout=600),
+        Wait("engine-up", "Wait until vm-status shows the engine VM up",
+             Check("engine-vm-running"), timeout=600),
     ]
     if api:
         plan.append(Engine("policy", "Scheduling policy cluster_maintenance",

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.test_engine import _kill_executor, lab_exec, start, steps_of, texts, wait_for_polled
 from tests.test_resilience import wait_for_status
 from upgrades import services
@@ -181,3 +182,56 @@ def test_an_always_step_runs_when_the_run_is_cancelled(rq_worker, lab, lab_clust
     assert lab_exec(lab, "he2", "cat /tmp/always-cleanup") == "cleaned\n"
     assert lab_exec(lab, "he2", "cat /tmp/always-never 2>/dev/null") == ""
     assert texts(steps["cleanup"])[0] == "--- runs now because the run was cancelled ---"
+
+
+@pytest.mark.browser
+@pytest.mark.lab(engine_version="4.5", outdated=True)
+def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
+        live_portal, ha_poller, fresh_lab_cluster, browser, make_user):
+    """The launch page of the cluster (plan, confirm), then the run page and the cluster
+    page side by side, both updated live, no reload."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import log_in
+
+    make_user("operator")
+    cluster = polled_release(fresh_lab_cluster)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, live_portal, "operator")
+        watch = context.new_page()
+        watch.goto(f"{live_portal}/clusters/{cluster.pk}/")
+        rows = {name: watch.locator("tr", has_text=f"{name}.lab.local") for name in ("he1", "he2", "he3")}
+        expect(rows["he1"].locator(".ha-vm")).to_have_text("here", timeout=15_000)
+        expect(watch.locator("#maintenance-mode")).to_have_text("none")
+
+        page.goto(f"{live_portal}/clusters/{cluster.pk}/runbooks/he-upgrade/")
+        page.click("button.show-plan")
+        expect(page.locator(".plan-step")).to_have_count(55)
+        expect(page.locator(".plan-step", has_text="Scheduling policy none again")).to_contain_text(
+            "set_scheduling_policy(cluster=Default, policy=none)")
+        page.click("button.start-run")
+        expect(page.locator("#run-status")).to_have_text("running", timeout=30_000)
+
+        # The cluster page follows the HA agents as the run drives them.
+        expect(watch.locator("#maintenance-mode")).to_have_text("global", timeout=60_000)
+        expect(watch.locator("#active-run")).to_contain_text("Hosted-engine upgrade")
+        expect(rows["he2"].locator(".ha-state")).to_have_text("GlobalMaintenance", timeout=60_000)
+        # The run page shows each step's output as it comes.
+        setup = page.locator("section.step", has_text="Engine VM: engine-setup")
+        expect(setup.locator(".line").last).to_have_text(
+            "[ INFO  ] Execution of setup completed successfully", timeout=60_000)
+        moved = page.locator("section.step", has_text="Engine VM to an upgraded host").first
+        expect(moved.locator(".line").last).to_have_text(
+            "HostedEngine migrated from he1.lab.local to he2.lab.local", timeout=120_000)
+        expect(rows["he2"].locator(".ha-vm")).to_have_text("here", timeout=60_000)
+
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=240_000)
+        expect(page.locator(".step-status.status-succeeded")).to_have_count(55)
+        expect(watch.locator("#maintenance-mode")).to_have_text("none", timeout=60_000)
+        for row in rows.values():
+            expect(row.locator(".ha-score")).to_have_text("3400", timeout=60_000)
+        expect(watch.locator("#active-run")).to_have_count(0)
+    finally:
+        context.close()

@@ -125,6 +125,8 @@ def test_4_5_minor_update_fails_at_a_hosts_yum_update_restores_the_policy_and_re
     assert steps["policy-restore"].status == "pending"
     assert engine_cluster(lab)["scheduling_policy"] == "none"
 
+    started = {c["check"]: c for c in run.preflight["start"]}
+    assert started["vms-can-migrate"]["message"] == "Every VM can migrate (or none runs besides the engine VM)."
     services.retry_step(step=failed, user=operator)
     wait_for_status(run, [RunStatus.FAILED, RunStatus.SUCCEEDED], 300)
     steps = steps_of(run)

@@ -3,7 +3,9 @@
 Importing a runbook module does no I/O. ``register`` also serves tests,
 which add runbooks of their own.
 """
+from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .host_os_upgrade import HOST_OS_UPGRADE
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
 
 REGISTRY = {}
@@ -15,6 +17,8 @@ def register(runbook):
 
 
 for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+    register(_runbook)
+for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)
 
 

@@ -1,0 +1,192 @@
+"""``deploy-host`` and ``host-os-upgrade``: their plans per release, and end to end
+through the portal's services with a real worker, the real HA poller and a lab of the
+release (the person's steps done the way the runbook says, with the lab's `admin`
+web-admin actions and its `reinstall-host` control)."""
+import re
+
+import paramiko
+import pytest
+from django.core.exceptions import ValidationError
+
+from tests.factories import make_cluster, make_host
+from upgrades import services
+from upgrades.plan import make_plan
+from upgrades.remote import ssh
+from upgrades.runbooks import get_runbook
+from upgrades.state import ClusterState, HostState
+
+STORAGE = "nfs.lab.local:/exports/hosted-engine"
+RELEASE = {"3.5": "oVirt 3.5 (ovirt-hosted-engine-setup 1.2.6.1)",
+           "3.6": "oVirt 3.6 (ovirt-hosted-engine-setup 1.3.7.4)",
+           "4.5": "oVirt 4.5 (ovirt-hosted-engine-setup 2.7.1)"}
+
+
+# Plans, without a lab ----------------------------------------------------------------
+
+def key_line(address, port=22):
+    return ssh.known_hosts_line(address, port, paramiko.RSAKey.generate(1024))
+
+
+def cluster_of(release, names, *, pinned=True, **host_fields):
+    cluster = make_cluster(name=f"c{release}", detected_release=RELEASE[release],
+                           engine_url="https://engine.lab.local/ovirt-engine/api")
+    for n, name in enumerate(names, start=1):
+        address = f"127.0.1.{n}"
+        make_host(cluster, name=name, address=address, he_host_id=host_fields.get(name, n),
+                  known_hosts=key_line(address) if pinned else "", os_release=host_fields.get("os", ""))
+    return cluster
+
+
+def live(*names, vm_on=None, extra=()):
+    """HA state: ``names`` live with id 1.., the engine VM on ``vm_on``; ``extra`` not in vm-status."""
+    hosts = [HostState(name=name, he_host_id=n, live=True, score=2400, state="EngineDown",
+                       local_maintenance=False, engine_vm_here=name == vm_on)
+             for n, name in enumerate(names, start=1)]
+    hosts += [HostState(name=name, he_host_id=None, live=False, score=None, state="", local_maintenance=False,
+                        engine_vm_here=False, known=False) for name in extra]
+    return ClusterState(hosts=hosts, global_maintenance=False, source="poll")
+
+
+def plan(slug, cluster, state, **params):
+    return make_plan(get_runbook(slug), cluster, params, state)
+
+
+def steps(made):
+    return {step.key: step for step in made.steps}
+
+
+def levels(made):
+    return {c.check: c.level for c in made.checks}
+
+
+@pytest.mark.django_db
+def test_the_3_5_os_upgrade_plan_evacuates_reinstalls_and_deploys_each_host_engine_vm_host_last():
+    cluster = cluster_of("3.5", ["he1.lab.local", "he2.lab.local"])
+    made = plan("host-os-upgrade", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he1.lab.local"),
+                storage=STORAGE, gateway="192.168.122.1")
+    assert not made.inhibitors, made.checks
+    keys = [step.key for step in made.steps]
+    per_host = ["other-host", "ha-local", "vm-elsewhere", "maintenance", "local-maintenance", "remove",
+                "reinstall", "check-os", "repo", "install-setup", "same-storage", "answers", "password",
+                "deploy", "joined"]
+    he2 = [f"hosts.he2.lab.local.{k}" for k in per_host]
+    he1 = [f"hosts.he1.lab.local.{k}" for k in per_host]
+    assert keys == he2[:7] + ["create-cluster"] + he2[7:] + he1
+    by_key = steps(made)
+    kinds = {k.rsplit(".", 1)[1]: by_key[k].kind for k in he2}
+    assert [k for k, kind in kinds.items() if kind == "manual"] == ["maintenance", "remove", "reinstall", "password"]
+    assert by_key["create-cluster"].kind == "manual" and "name el7" in by_key["create-cluster"].command
+    # he2 keeps its id 2 (a re-deployment); he1 cannot have 1 again, so it gets the next free one
+    answers2 = by_key["hosts.he2.lab.local.answers"].command
+    assert "'OVEHOSTED_STORAGE/hostID=int:2'" in answers2
+    assert "'OVEHOSTED_CORE/additionalHostReDeployment=bool:True'" in answers2
+    assert "'OVEHOSTED_STORAGE/storageDomainConnection=str:'nfs.lab.local:/exports/hosted-engine" in answers2
+    assert "'OVEHOSTED_ENGINE/clusterName=str:'el7" in answers2
+    answers1 = by_key["hosts.he1.lab.local.answers"].command
+    assert "hostID=int:3" in answers1 and "ReDeployment" not in answers1
+    assert not any("adminPassword" in step.command for step in made.steps if step.kind != "manual")
+    assert by_key["hosts.he1.lab.local.repo"].command == (
+        "rpm -q ovirt-release35 >/dev/null || yum install -y "
+        "http://resources.ovirt.org/pub/yum-repo/ovirt-release35.rpm")
+    assert by_key["hosts.he1.lab.local.check-os"].spec["output_check"] == r"release (7)(\.|\s|$)"
+    assert by_key["hosts.he1.lab.local.deploy"].rerun_safe is False
+    assert by_key["hosts.he1.lab.local.same-storage"].spec["on"] == "any"
+    assert any("he1.lab.local gets host id 3" in note for note in made.notes)
+    assert any("el6 -> el7" in note and "he2.lab.local, he1.lab.local" in note for note in made.notes)
+    assert levels(made)["engine-hosts-at-least"] == "ok"
+
+
+@pytest.mark.django_db
+def test_the_4_5_os_upgrade_plan_uses_the_engine_and_no_answer_file():
+    cluster = cluster_of("4.5", ["he1.lab.local", "he2.lab.local", "he3.lab.local"])
+    made = plan("host-os-upgrade", cluster, live("he1.lab.local", "he2.lab.local", "he3.lab.local",
+                                                 vm_on="he2.lab.local"))
+    by_key = steps(made)
+    assert [k.split(".")[1] for k in by_key if k.endswith(".reinstall")] == ["he1", "he3", "he2"]
+    assert [by_key[f"hosts.he1.lab.local.{k}"].kind for k in ("maintenance", "remove", "add-host")] == \
+        ["engine", "engine", "engine"]
+    assert by_key["hosts.he1.lab.local.add-host"].spec["args"] == {
+        "host": "he1.lab.local", "address": "he1.lab.local", "cluster": "Default", "deploy_hosted_engine": True}
+    assert by_key["hosts.he1.lab.local.check-os"].spec["output_check"] == r"release (9)(\.|\s|$)"
+    assert "create-cluster" not in by_key and not any(k.endswith(".answers") for k in by_key)
+    assert any("el8 -> el9" in note for note in made.notes)
+
+
+@pytest.mark.django_db
+def test_the_os_upgrade_is_refused_where_it_does_not_apply_and_inhibited_with_one_engine_host():
+    cluster = cluster_of("3.6", ["he1.lab.local", "he2.lab.local"])
+    with pytest.raises(Exception, match="oVirt 3.6. The OS upgrade is done on oVirt 3.5"):
+        plan("host-os-upgrade", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he1.lab.local"),
+             storage=STORAGE, gateway="192.168.122.1")
+    cluster = cluster_of("3.5", ["he1.lab.local", "he2.lab.local"], os="el7")
+    state = live("he1.lab.local", "he2.lab.local", vm_on="he1.lab.local")
+    state.hosts[1].local_maintenance = True
+    made = plan("host-os-upgrade", cluster, state, storage=STORAGE, gateway="192.168.122.1")
+    assert [c.message for c in made.inhibitors] == [
+        "Only 1 host(s) can run the engine VM (he1.lab.local): one host at a time is taken out, so at least 2 "
+        "live hosts out of local maintenance with a positive score are needed."]
+    assert levels(made)["hosts-on-os"] == "warning"
+    with pytest.raises(Exception, match="needs storage and gateway"):
+        plan("host-os-upgrade", cluster, state)
+
+
+@pytest.mark.django_db
+def test_the_3_6_deploy_plan_writes_an_answer_file_with_the_next_free_id():
+    cluster = cluster_of("3.6", ["he1.lab.local", "he2.lab.local", "he4.lab.local"], **{"he4.lab.local": None})
+    made = plan("deploy-host", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he1.lab.local",
+                                             extra=["he4.lab.local"]),
+                host="he4.lab.local", storage=STORAGE, gateway="192.168.122.1")
+    assert not made.inhibitors and not made.warnings, made.checks
+    assert [s.key for s in made.steps] == ["check-os", "repo", "install-setup", "same-storage", "answers",
+                                           "password", "deploy", "joined"]
+    by_key = steps(made)
+    assert "hostID=int:3" in by_key["answers"].command and "clusterName=str:'Default" in by_key["answers"].command
+    assert by_key["install-setup"].spec["output_check"] == r"^ovirt-hosted-engine-setup-1[.]3[.]"
+    assert by_key["deploy"].command.startswith("test -s /root/he-deploy-password.conf || { echo")
+    assert "hosted-engine --deploy --config-append=/root/he-deploy-answers.conf " \
+           "--config-append=/root/he-deploy-password.conf && rm -f /root/he-deploy-password.conf" \
+           in by_key["deploy"].command
+    assert levels(made) == {"ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok",
+                            "not-he-host": "ok", "engine-vm-running": "ok"}
+    with pytest.raises(Exception, match="Host id 1 cannot be used"):
+        plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
+             gateway="192.168.122.1", host_id=1)
+    with pytest.raises(Exception, match="Host id 2 is used by another host"):
+        plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
+             gateway="192.168.122.1", host_id=2)
+
+
+@pytest.mark.django_db
+def test_deploy_is_inhibited_for_an_unpinned_key_and_for_a_host_already_deployed():
+    cluster = cluster_of("4.5", ["he1.lab.local", "he2.lab.local"], pinned=False)
+    made = plan("deploy-host", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he1.lab.local"),
+                host="he2.lab.local")
+    messages = [c.message for c in made.inhibitors]
+    host = cluster.hosts.get(name="he2.lab.local")
+    assert messages == [
+        "he2.lab.local has no pinned SSH host key for 127.0.1.2, so the portal does not trust it. An admin "
+        "compares the key it offers with the host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its "
+        f"console) and accepts it at /hosts/{host.pk}/host-key/, or imports it with the inventory.",
+        "he2.lab.local is a hosted-engine host already: vm-status shows it live (state EngineDown, score 2400)."]
+    assert [s.key for s in made.steps] == ["check-os", "repo", "add-host", "joined"]
+    assert any("the engine adds the host with hosted-engine deploy" in note for note in made.notes)
+
+
+@pytest.mark.django_db
+def test_a_host_never_in_vm_status_without_an_id_is_not_stale_but_one_with_an_id_is():
+    cluster = cluster_of("4.5", ["he1.lab.local", "he2.lab.local"], **{"he2.lab.local": None})
+    made = plan("deploy-host", cluster, live("he1.lab.local", vm_on="he1.lab.local", extra=["he2.lab.local"]),
+                host="he2.lab.local")
+    assert levels(made)["ha-fresh"] == "ok"
+    state = live("he1.lab.local", vm_on="he1.lab.local", extra=["he2.lab.local"])
+    state.hosts[1].he_host_id = 2
+    made = plan("deploy-host", cluster, state, host="he2.lab.local")
+    assert levels(made)["ha-fresh"] == "inhibitor"
+
+
+def test_the_plans_parameters_are_validated_by_the_form(db):
+    cluster = cluster_of("3.6", ["he1.lab.local"])
+    with pytest.raises(ValidationError) as error:
+        services.plan_run(cluster=cluster, slug="deploy-host",
+                          params={"host": "he1.lab.local", "storage": "x; rm -rf /", "gateway": "1.2.3"})
+    assert set(error.value.message_dict) == {"storage", "gateway"}

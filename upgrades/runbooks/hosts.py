@@ -146,7 +146,7 @@ def deploy_steps(key, host, release, *, host_id=None, redeploy=False, cluster="{
                "then confirm. The deploy removes the file when it succeeds."),
         Ssh(f"{key}deploy", f"Deploy {host} as an additional hosted-engine host",
             f"test -s {PASSWORD_FILE} || {{{{ echo 'missing {PASSWORD_FILE}: the admin@internal password "
-            "is written there first (the step before)' >&2; exit 1; }}}}; "
+            "is written there first (the step before)' >&2; exit 1; }}; "
             f"hosted-engine --deploy --config-append={ANSWERS} --config-append={PASSWORD_FILE} "
             f"&& rm -f {PASSWORD_FILE}",
             on=host, changes=True, rerun_safe=False, timeout=3600,

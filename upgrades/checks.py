@@ -201,6 +201,51 @@ def host_score(state, ctx, host, min_score):
         f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
 
 
+# ---- he-upgrade -----------------------------------------------------------------
+
+@condition("engine-vm-on", "the engine VM runs on one of {hosts}")
+def engine_vm_on(state, ctx, hosts):
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return vm_host.name in hosts.split(","), f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+
+
+@check("engine-vm-can-move", "at least two hosts can run the engine VM")
+def engine_vm_can_move(state, ctx):
+    if state.error:
+        return _unknown(state)
+    able = [h.name for h in state.hosts if h.can_run_engine_vm]
+    if len(able) < 2:
+        return INHIBITOR, (f"Only {', '.join(able) or 'no host'} can run the engine VM: a rolling "
+                           "upgrade needs a second host to move it to.")
+    return OK, f"Hosts able to run the engine VM: {', '.join(able)}."
+
+
+@check("vms-can-migrate", "every VM can leave its host when the host goes to maintenance")
+def vms_can_migrate(state, ctx):
+    """Asked of the engine when the run starts (4.x); a 3.x engine has no API v4."""
+    from .plan import release_of
+    from .remote.base import RemoteError
+    from .remote.engine_api import EngineClient
+
+    release = release_of(ctx.cluster)
+    if release is not None and release < (4, 0):
+        return WARNING, ("A 3.x engine cannot be asked through its API: check in the web admin that "
+                         "no VM is pinned to a host (Virtual Machines, Host tab, migration mode).")
+    if ctx.engine_probe is None:
+        return OK, "The engine is asked for VMs that cannot migrate when the run starts."
+    try:
+        with EngineClient.for_cluster(ctx.cluster) as client:
+            stuck = client.vms_that_cannot_migrate()
+    except RemoteError as exc:
+        return INHIBITOR, f"The engine could not list the VMs: {exc.message}"
+    if stuck:
+        return INHIBITOR, ("These VMs cannot migrate, so their hosts cannot go to maintenance: "
+                           + ", ".join(f"{name} on {host}" for name, host in stuck) + ".")
+    return OK, "Every VM can migrate (or none runs besides the engine VM)."
+
+
 # -- deploy-host and host-os-upgrade ------------------------------------------------
 
 # The OS a host OS upgrade starts from, per oVirt release (upgrades.runbooks.host_os_upgrade).

@@ -5,6 +5,7 @@ which add runbooks of their own.
 """
 from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .he_upgrade import HE_UPGRADE
 from .host_os_upgrade import HOST_OS_UPGRADE
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
 
@@ -16,7 +17,7 @@ def register(runbook):
     return runbook
 
 
-for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
     register(_runbook)
 for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)

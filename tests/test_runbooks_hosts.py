@@ -2,14 +2,19 @@
 through the portal's services with a real worker, the real HA poller and a lab of the
 release (the person's steps done the way the runbook says, with the lab's `admin`
 web-admin actions and its `reinstall-host` control)."""
-import re
+import contextlib
+import shutil
+import time
 
 import paramiko
 import pytest
 from django.core.exceptions import ValidationError
 
+from tests.conftest import LAB_SPEED
 from tests.factories import make_cluster, make_host
+from tests.test_resilience import wait_for_status
 from upgrades import services
+from upgrades.models import RunStatus
 from upgrades.plan import make_plan
 from upgrades.remote import ssh
 from upgrades.runbooks import get_runbook
@@ -190,3 +195,146 @@ def test_the_plans_parameters_are_validated_by_the_form(db):
         services.plan_run(cluster=cluster, slug="deploy-host",
                           params={"host": "he1.lab.local", "storage": "x; rm -rf /", "gateway": "1.2.3"})
     assert set(error.value.message_dict) == {"storage", "gateway"}
+
+
+# End to end, on labs -----------------------------------------------------------------
+
+def released_cluster(cluster, release, timeout=60):
+    """The poller has read every host of ``cluster`` and detected its release."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.refresh_from_db()
+        if cluster.detected_release.startswith(f"oVirt {release} ") and \
+                all(cluster.hosts.filter(he_host_id__isnull=False).values_list("ha_live", flat=True)):
+            return cluster
+        assert time.monotonic() < deadline, f"the HA poller did not read {cluster.name}: {cluster.poll_error}"
+        time.sleep(0.2)
+
+
+def import_lab(lab, tmp_path, name, hosts=None):
+    """The lab registered in the portal (its hosts' keys pinned from its manifest)."""
+    manifest = lab.manifest
+    password_file = tmp_path / f"{name}-engine-password"
+    password_file.write_text(manifest["engine"]["password"])
+    cluster = services.import_cluster(
+        name=name, engine=manifest["engine"], engine_vm=manifest.get("engine_vm"), password_file=str(password_file),
+        hosts=[h for h in manifest["hosts"] if hosts is None or h["name"] in hosts], poll_interval=10 / lab.speed)
+    return cluster
+
+
+@contextlib.contextmanager
+def release_lab(lab, tmp_path, **options):
+    """A lab of one release that accepts the portal's key (as ``fresh_lab``, any number of hosts)."""
+    from lab.launcher import start_lab
+
+    keys = tmp_path / "lab" / "keys"
+    keys.mkdir(parents=True)
+    shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
+    with start_lab(tmp_path / "lab", speed=LAB_SPEED, timeout=120, **options) as running:
+        yield running
+
+
+def lab_shell(lab, host, command):
+    """(exit status, output) of a command on a lab host over SSH."""
+    client = lab.connect(host.split(".")[0])
+    try:
+        _, out, err = client.exec_command(command)
+        status = out.channel.recv_exit_status()
+        return status, out.read().decode() + err.read().decode()
+    finally:
+        client.close()
+
+
+def until(what, probe, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+        except Exception as exc:  # e.g. the engine still busy, SSH not up yet
+            result, last = None, exc
+        else:
+            last = result
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: still {last!r}"
+        time.sleep(0.3)
+
+
+def reinstall(lab, host, os_name):
+    """The lab's reinstall-host control, then wait until the host answers SSH again."""
+    lab.fault("reinstall-host", host=host, os=os_name)
+    until(f"{host} answers SSH", lambda: lab_shell(lab, host, "true")[0] == 0)
+
+
+def write_password(lab, host):
+    """What the password step asks a person to do on the host."""
+    status, out = lab_shell(lab, host, "umask 077; printf '[environment:default]\\nOVEHOSTED_ENGINE/adminPassword="
+                                       "str:%s\\n' secret > /root/he-deploy-password.conf")
+    assert status == 0, out
+
+
+def drive(run, on_waiting, timeout=600):
+    """Follow the run to its end, doing each person's step with ``on_waiting(step)`` and confirming it."""
+    deadline = time.monotonic() + timeout
+    done = []
+    while True:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"run #{run.pk} still {run.status}"
+        wait_for_status(run, [RunStatus.WAITING, RunStatus.SUCCEEDED, RunStatus.FAILED], remaining)
+        if run.status != RunStatus.WAITING:
+            return done
+        step = run.steps.get(status="waiting")
+        on_waiting(step)
+        done.append(step.key)
+        services.confirm_step(step=step, user=run.requested_by, comment="done in the lab")
+
+
+def failure(run):
+    return [(s.key, s.status, s.error, list(s.output.order_by("seq").values_list("text", flat=True))[-8:])
+            for s in run.steps.exclude(status="succeeded")]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_host_os_upgrade_el6_to_el7_on_a_2_host_3_5_lab(lab, rq_worker, ha_poller, tmp_path, make_user):
+    with release_lab(lab, tmp_path, hosts=2, engine_version="3.5", os="el6") as lab35:
+        cluster = released_cluster(import_lab(lab35, tmp_path, "Lab35"), "3.5")
+        operator = make_user("operator")
+        run = services.start_run(cluster=cluster, slug="host-os-upgrade", user=operator, acknowledge=True,
+                                 params={"storage": STORAGE, "gateway": "192.168.122.1"})
+        assert [s.key.split(".")[1] for s in run.steps.filter(key__endswith=".reinstall").order_by("order")] == \
+            ["he2", "he1"]  # the engine VM's host last
+
+        def person(step):
+            host, _, what = step.key.removeprefix("hosts.").rpartition(".")
+            if what == "maintenance":
+                lab35.admin("host-maintenance", host=host)
+            elif what == "remove":  # once the engine shows the host in maintenance
+                until(f"{host} removed", lambda: lab35.admin("remove-host", host=host))
+            elif what == "reinstall":
+                reinstall(lab35, host, "el7")
+            elif what == "create-cluster":
+                lab35.admin("create-cluster", cluster="el7")
+            elif what == "password":
+                write_password(lab35, host)
+
+        people = drive(run, person, timeout=900)
+        assert run.status == RunStatus.SUCCEEDED, failure(run)
+        assert [k.split(".")[-1] for k in people] == [
+            "maintenance", "remove", "reinstall", "create-cluster", "password",
+            "maintenance", "remove", "reinstall", "password"]
+        for host in ("he1", "he2"):
+            assert "release 7." in lab_shell(lab35, host, "cat /etc/redhat-release")[1]
+            assert lab_shell(lab35, host, "test -e /root/he-deploy-password.conf")[0] == 1  # removed
+        # he2 kept its id 2; he1 could not have 1 again and got 3 (its old block stays, stale)
+        assert "host_id=2" in lab_shell(lab35, "he2", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]
+        assert "host_id=3" in lab_shell(lab35, "he1", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]
+        state = lab35.state()
+        assert {n: (h["live"], h["score"] > 0) for n, h in state["hosts"].items()} == {
+            "he1.lab.local": (True, True), "he2.lab.local": (True, True)}
+        joined = run.steps.get(key="hosts.he1.lab.local.joined")
+        assert list(joined.output.values_list("text", flat=True))[-1] == \
+            "vm-status for he1.lab.local (up-to-date, score): False 0 True 2400 "  # its old block: stale
+        deploy = run.steps.get(key="hosts.he2.lab.local.deploy")
+        assert "[ INFO  ] Installing on additional host" in deploy.output.values_list("text", flat=True)
+        assert not deploy.output.filter(text__contains="secret").exists()

@@ -338,3 +338,49 @@ def test_host_os_upgrade_el6_to_el7_on_a_2_host_3_5_lab(lab, rq_worker, ha_polle
         deploy = run.steps.get(key="hosts.he2.lab.local.deploy")
         assert "[ INFO  ] Installing on additional host" in deploy.output.values_list("text", flat=True)
         assert not deploy.output.filter(text__contains="secret").exists()
+
+
+def blank_host(lab, host):
+    """``host`` as a machine new to hosted engine: out of the engine (maintenance, Remove),
+    reinstalled, and its old block cleaned off the whiteboard from another host."""
+    old_id = next(h["host_id"] for h in lab.manifest["hosts"] if h["name"] == host)
+    lab.admin("host-maintenance", host=host)
+    until(f"{host} removed from the engine", lambda: lab.admin("remove-host", host=host))
+    reinstall(lab, host, lab.manifest["hosts"][0]["os"])
+    status, out = lab_shell(lab, "he1", f"hosted-engine --clean-metadata --host-id={old_id} --force-cleanup")
+    assert status == 0 and "Cleaning the metadata block!" in out, out
+
+
+def new_host_entry(lab, host):
+    """The host as an admin adds a new one: its address and its reviewed key, no HE id yet."""
+    entry = dict(next(h for h in lab.manifest["hosts"] if h["name"] == host))
+    del entry["host_id"]
+    return entry
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(engine_version="3.6")
+def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
+        rq_worker, ha_poller, fresh_lab, tmp_path, make_user):
+    blank_host(fresh_lab, "he3.lab.local")
+    cluster = import_lab(fresh_lab, tmp_path, "Lab36", hosts=["he1.lab.local", "he2.lab.local"])
+    services.import_cluster(name="Lab36", engine=None, password_file=None,
+                            hosts=[new_host_entry(fresh_lab, "he3.lab.local")])
+    released_cluster(cluster, "3.6")
+    operator = make_user("operator")
+    run = services.start_run(cluster=cluster, slug="deploy-host", user=operator, acknowledge=False,
+                             params={"host": "he3.lab.local", "storage": STORAGE, "gateway": "192.168.122.1"})
+    assert {c["check"]: c["level"] for c in run.preflight["plan"]} == {
+        "ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok", "not-he-host": "ok",
+        "engine-vm-running": "ok"}
+    people = drive(run, lambda step: write_password(fresh_lab, "he3.lab.local"), timeout=600)
+    assert run.status == RunStatus.SUCCEEDED, failure(run)
+    assert people == ["password"]
+    answers = run.steps.get(key="answers")
+    assert "OVEHOSTED_STORAGE/hostID=int:3" in answers.output.values_list("text", flat=True)
+    assert "host_id=3" in lab_shell(fresh_lab, "he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]
+    status = lab_shell(fresh_lab, "he1", "hosted-engine --vm-status")[1]
+    assert "Hostname                           : he3.lab.local" in status.split("--== Host 3 status ==--")[1]
+    # the poller now sees the new host live, matched by its name
+    until("the portal sees he3 live", lambda: cluster.hosts.get(name="he3.lab.local").ha_live, timeout=60)

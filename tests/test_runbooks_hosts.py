@@ -384,3 +384,25 @@ def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
     assert "Hostname                           : he3.lab.local" in status.split("--== Host 3 status ==--")[1]
     # the poller now sees the new host live, matched by its name
     until("the portal sees he3 live", lambda: cluster.hosts.get(name="he3.lab.local").ha_live, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.lab(engine_version="4.5")
+def test_the_engine_api_removes_a_host_and_adds_it_back_with_hosted_engine_deploy(fresh_lab):
+    """What deploy-host and host-os-upgrade ask the engine for on 4.x (real ovirtsdk4)."""
+    from tests.test_engine_api import client_for
+
+    with client_for(fresh_lab) as client:
+        client.deactivate_host("he3.lab.local")
+        client.wait_for_host_status("he3.lab.local", "maintenance", 60)
+        client.remove_host("he3.lab.local")
+        assert "he3.lab.local" not in [h.name for h in client.list_hosts()]
+        reinstall(fresh_lab, "he3.lab.local", "el9")
+        assert lab_shell(fresh_lab, "he1", "hosted-engine --clean-metadata --host-id=3 --force-cleanup")[0] == 0
+        assert lab_shell(fresh_lab, "he3", "yum install -y "
+                                           "http://resources.ovirt.org/pub/yum-repo/ovirt-release45.rpm")[0] == 0
+        added = client.add_host("he3.lab.local", "he3.lab.local", "Default", deploy_hosted_engine=True)
+        assert (added.name, added.status) == ("he3.lab.local", "installing")
+        client.wait_for_host_status("he3.lab.local", "up", 120)
+    until("he3's agent live", lambda: fresh_lab.state()["hosts"]["he3.lab.local"]["live"], timeout=60)
+    assert "host_id=3" in lab_shell(fresh_lab, "he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]

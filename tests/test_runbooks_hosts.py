@@ -379,9 +379,17 @@ def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
     assert {c["check"]: c["level"] for c in run.preflight["plan"]} == {
         "ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok", "not-he-host": "ok",
         "engine-vm-running": "ok"}
+    # The deploy fails once: the run stops there, the password file stays, a retry completes it.
+    fresh_lab.fault("fail-next-command", host="he3.lab.local", pattern="hosted-engine --deploy")
     people = drive(run, lambda step: write_password(fresh_lab, "he3.lab.local"), timeout=600)
-    assert run.status == RunStatus.SUCCEEDED, failure(run)
     assert people == ["password"]
+    deploy = run.steps.get(key="deploy")
+    assert (run.status, deploy.status, deploy.rerun_safe) == (RunStatus.FAILED, "failed", False)
+    assert lab_shell(fresh_lab, "he3", "test -s /root/he-deploy-password.conf")[0] == 0
+    services.retry_step(step=deploy, user=operator)
+    drive(run, lambda step: pytest.fail(f"asked again: {step.key}"), timeout=600)
+    assert run.status == RunStatus.SUCCEEDED, failure(run)
+    assert lab_shell(fresh_lab, "he3", "test -e /root/he-deploy-password.conf")[0] == 1
     answers = run.steps.get(key="answers")
     assert "OVEHOSTED_STORAGE/hostID=int:3" in answers.output.values_list("text", flat=True)
     assert "host_id=3" in lab_shell(fresh_lab, "he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]

@@ -99,6 +99,12 @@ def test_the_3_5_os_upgrade_plan_evacuates_reinstalls_and_deploys_each_host_engi
     assert any("he1.lab.local gets host id 3" in note for note in made.notes)
     assert any("el6 -> el7" in note and "he2.lab.local, he1.lab.local" in note for note in made.notes)
     assert levels(made)["engine-hosts-at-least"] == "ok"
+    # The engine VM on he2: he1 still goes last, since it cannot keep its id
+    made = plan("host-os-upgrade", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he2.lab.local"),
+                storage=STORAGE, gateway="192.168.122.1")
+    assert [s.key for s in made.steps if s.key.endswith(".reinstall")] == [
+        "hosts.he2.lab.local.reinstall", "hosts.he1.lab.local.reinstall"]
+    assert any(note.startswith("he1.lab.local last instead") for note in made.notes)
 
 
 @pytest.mark.django_db

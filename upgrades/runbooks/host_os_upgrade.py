@@ -32,6 +32,14 @@ def steps(ctx):
     ctx.note(f"oVirt {release[0]}.{release[1]}: {source} -> {target}, one host at a time, the engine VM's host "
              f"last ({', '.join(order)}).")
     if uses_cli(release):
+        # A host that cannot keep its id (1) leaves its old block in vm-status, stale, under
+        # its own name: after it, the portal would read that host as stale. So it goes last.
+        renamed = [n for n in order if (hosts[n].he_host_id or 0) < 2]
+        if renamed and order[-len(renamed):] != renamed:
+            order = [n for n in order if n not in renamed] + renamed
+            ctx.note(f"{', '.join(renamed)} last instead: it cannot keep its host id, and its old block stays "
+                     "in vm-status under its name, which the interlocks of the hosts after it would read.")
+    if uses_cli(release):
         ctx.note("Engine-side steps are done by a person in the web admin (the 3.5 engine has no v4 API); "
                  "each host is deployed again with hosted-engine --deploy as an additional host into "
                  "cluster {target_cluster}, created once.".format(**ctx.params))

@@ -71,8 +71,9 @@ def steps(ctx):
             used.add(host_id)
             if host_id != own:
                 ctx.note(f"{name} gets host id {host_id}: setup refuses id {own or '(unknown)'} for an additional "
-                         "host. Its old block stays in vm-status, stale (3.5 has no --clean-metadata); "
-                         f"set {name}'s HE host id to {host_id} in the portal afterwards.")
+                         f"host. Its old block stays in vm-status, stale, under its name (3.5 has no "
+                         f"--clean-metadata): once on 3.6, clean it (--clean-metadata --host-id={own or 'N'}) and "
+                         f"set {name}'s HE host id to {host_id} in the portal.")
             plan += deploy_steps(key, host, release, host_id=host_id, redeploy=host_id == own)
         else:
             plan += deploy_steps(key, host, release, address=host)

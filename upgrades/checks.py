@@ -249,6 +249,14 @@ def vms_can_migrate(state, ctx):
     return OK, "Every VM can migrate (or none runs besides the engine VM)."
 
 
+@condition("engine-vm-running", "vm-status shows the engine VM up on a host")
+def engine_vm_running(state, ctx):
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return True, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+
+
 # -- deploy-host and host-os-upgrade ------------------------------------------------
 
 # The OS a host OS upgrade starts from, per oVirt release (upgrades.runbooks.host_os_upgrade).
@@ -292,7 +300,8 @@ def not_he_host(state, ctx, host):
 
 
 @check("engine-vm-running", "the engine VM runs on a live host")
-def engine_vm_running(state, ctx):
+def engine_vm_runs(state, ctx):
+    """The check of the same name as the condition above: an inhibitor at start and as a guard."""
     if state.error:
         return _unknown(state)
     vm_host = state.engine_vm_host

@@ -127,7 +127,7 @@ def test_the_howto_script_verbatim_removes_only_what_its_rm_line_reaches(host):
     state = lab.state()["hosts"]["he1.lab.local"]["services"]
     assert state == {"vdsmd": False, "ovirt-ha-broker": True, "ovirt-ha-agent": True}
     # without its configuration, hosted-engine still exists but knows no deployment
-    assert ssh("he1", "hosted-engine --vm-status").err == "You must run deploy first\n"
+    assert ssh("he1", "hosted-engine --vm-status").out == "You must run deploy first\n"
 
 
 def test_the_corrected_script_leaves_the_host_clean(host):

@@ -260,3 +260,13 @@ def not_he_host(state, ctx, host):
         return INHIBITOR, (f"{host} is a working hosted-engine host (its agent publishes, state "
                            f"{here.state or '?'}): this runbook is for a failed install.")
     return WARNING, f"{host} has hosted-engine status from its agent, not up to date: check it is the failed install."
+
+
+@check("host-live", "{host}'s HA data is up to date")
+def host_live(state, ctx, host):
+    if state.error:
+        return _unknown(state)
+    here = state.host(host)
+    if here is None or not here.live:
+        return INHIBITOR, f"{host}'s HA data is not up to date: its agent must publish to run this there."
+    return OK, f"{host}'s HA data is up to date."

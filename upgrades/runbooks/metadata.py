@@ -56,6 +56,8 @@ CLEAN_METADATA = Runbook(
                 "(hosted-engine --vm-status): the agent of the host that runs the command stopped, "
                 "--clean-metadata --host-id=N, the agent started again.",
     default_host="live-out-of-local-maintenance",
+    # The host being removed is stale by nature; the host that runs the command must be live.
+    needs_fresh_ha=False,
     params=(Param("host_id", "Host id to remove", kind="int",
                   help="The HE host id of the host that no longer exists, as vm-status shows it."),
             Param("host", "Run on", kind="host", required=False,
@@ -65,6 +67,7 @@ CLEAN_METADATA = Runbook(
                   help="Blank the block even though its host never reported a clean stop (a host that died "
                        "or was reinstalled). Needs an approver.")),
     preflight=(Check("release-at-least", {"version": "3.6", "needs": "hosted-engine --clean-metadata"}),
+               Check("host-live", {"host": "{host}"}),
                Check("metadata-host-id", {"host_id": "{host_id}", "host": "{host}"})),
     steps=steps,
 )

@@ -3,13 +3,20 @@ failed-install-cleanup, resume-deploy): their plans and preflight on a
 given HA state, then each end to end through the portal's services, a real
 worker and a lab that went through the fault it repairs."""
 import io
+import re
+import socket
+import time
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests.factories import make_cluster, make_host
+from tests.test_engine import lab_exec, start, steps_of, texts, wait_for_polled
+from tests.test_resilience import wait_for_status
 from upgrades import services
+from upgrades.models import RunStatus
 from upgrades.runbooks import OUT_OF_SCOPE
 from upgrades.runbooks.install_cleanup import CLEANUP_SCRIPT
 from upgrades.state import ClusterState, HostState
@@ -184,3 +191,239 @@ def test_the_runbook_lists_say_migrating_an_engine_is_out_of_scope(client, make_
     assert "Migrate an existing engine into a hosted engine · not a runbook" in page
     assert f'href="/clusters/{cluster.pk}/runbooks/lockspace-recovery/"' in page
     assert f'href="/clusters/{cluster.pk}/runbooks/clean-metadata/"' in page
+
+
+# -- end to end: the portal's services, a real worker, a lab after the fault --------------------
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def polled_after(cluster, since):
+    """The HA poller has read the cluster since ``since`` (and detected its release)."""
+    def done():
+        cluster.refresh_from_db()
+        return cluster.polled_at and cluster.polled_at > since and cluster.detected_release
+    return wait_until(done, 60, "a poll of the cluster")
+
+
+def approve(run, key, approver):
+    wait_for_status(run, [RunStatus.AWAITING_APPROVAL, RunStatus.FAILED], 120)
+    assert run.status == RunStatus.AWAITING_APPROVAL, run.error
+    services.approve_step(step=steps_of(run)[key], user=approver, comment="checked")
+
+
+def finished(run, timeout=240):
+    wait_for_status(run, [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INTERRUPTED], timeout)
+    return run
+
+
+def all_live(state):
+    return all(h["live"] for h in state["hosts"].values()) and state
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_lockspace_recovery_after_a_corrupted_lockspace_with_force_and_an_approver(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    wait_for_polled(cluster)
+    lab.fault("corrupt-lockspace")
+    lab.wait_for(lambda s: not any(h["live"] for h in s["hosts"].values()), sim_seconds=120)
+    polled_after(cluster, timezone.now())
+    operator = make_user("operator")
+    run = start(cluster, "lockspace-recovery", operator, force=True)
+    steps = steps_of(run)
+    assert steps["reinitialize"].command == "hosted-engine --reinitialize-lockspace --force"
+    assert run.preflight["notes"][0] == "oVirt 4.3: daemons with systemctl (el7 hosts and newer)."
+    assert run.preflight["notes"][1].startswith("--force: the lockspace is wiped")
+    approve(run, "approve-force", make_user("approver"))
+    finished(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    state = lab.wait_for(all_live, sim_seconds=300)
+    assert state["global_maintenance"] is False
+    assert {name: h["services"]["ovirt-ha-agent"] for name, h in state["hosts"].items()} == {
+        "he1.lab.local": True, "he2.lab.local": True, "he3.lab.local": True}
+    assert lab.wait_for(lambda s: s["engine_vm"]["healthy"] and s, sim_seconds=600)["engine_vm"]["host"]
+    assert texts(steps_of(run)["broker"]) == ["active"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_lockspace_recovery_after_a_power_outage_without_force(rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    wait_for_polled(cluster)
+    lab.fault("power-outage")
+    # every host back with its daemons (the agent starts 30 s after the broker)
+    lab.wait_for(lambda s: all(h["power"] == "on" and h["services"]["ovirt-ha-agent"]
+                               for h in s["hosts"].values()), sim_seconds=400)
+    polled_after(cluster, timezone.now())
+    run = start(cluster, "lockspace-recovery", make_user("operator"))
+    assert "approve-force" not in steps_of(run)
+    finished(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    state = lab.wait_for(lambda s: s["engine_vm"]["healthy"] and all_live(s), sim_seconds=900)
+    assert state["global_maintenance"] is False
+    assert texts(steps_of(run)["reinitialize"]) == []  # it says nothing when it works
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_it(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    wait_for_polled(cluster)
+    # he3 dies for good; the admin removes it from the portal's inventory. Its block stays
+    # on the whiteboard, stale, and never said "stopped".
+    lab.fault("kill-host", host="he3")
+    lab.wait_for(lambda s: not s["hosts"]["he3.lab.local"]["live"], sim_seconds=120)
+    cluster.hosts.get(name="he3.lab.local").delete()
+    polled_after(cluster, timezone.now())
+    assert '"3"' in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
+    operator = make_user("operator")
+
+    run = finished(start(cluster, "clean-metadata", operator, host_id=3))
+    steps = steps_of(run)
+    assert (run.status, steps["clean"].status) == (RunStatus.FAILED, "failed")
+    assert steps["clean"].error == \
+        "the output does not show 'Cleaning the metadata block!|Metadata for current host missing'"
+    assert any("Cannot clean unclean metadata block. Consider --force-clean." in line for line in texts(steps["clean"]))
+    # the refusal did not leave he1 without its agent
+    assert lab.state()["hosts"]["he1.lab.local"]["services"]["ovirt-ha-agent"] is True
+
+    run = start(cluster, "clean-metadata", operator, host_id=3, force_cleanup=True)
+    approve(run, "approve-force", make_user("approver"))
+    finished(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    assert texts(steps_of(run)["verify"]) == ["host id 3 is not in vm-status"]
+    assert '"3"' not in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
+    state = lab.state()
+    assert state["hosts"]["he1.lab.local"]["services"]["ovirt-ha-agent"] is True
+    assert state["engine_vm"]["healthy"]
+
+
+class Deploy:
+    """``hosted-engine --deploy`` on a real SSH channel, answered prompt by prompt."""
+
+    def __init__(self, lab, host):
+        self.client = lab.connect(host)
+        self.channel = self.client.get_transport().open_session()
+        self.channel.settimeout(0.1)
+        self.channel.exec_command("hosted-engine --deploy")
+        self.out = ""
+
+    def expect(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        while text not in self.out:
+            assert time.monotonic() < deadline, f"{text!r} never came; output:\n{self.out[-2000:]}"
+            try:
+                self.out += self.channel.recv(65536).decode()
+            except socket.timeout:
+                pass
+
+    def answer(self, prompt, line):
+        self.expect(prompt)
+        self.out = self.out[self.out.index(prompt) + len(prompt):]
+        self.channel.sendall(line + "\n")
+
+    def first_host(self, storage):
+        """A fresh first-host deployment's questions, up to the OS installation."""
+        for prompt, line in (("Are you sure you want to continue?", ""), ("nfs3, nfs4)[nfs3]: ", ""),
+                             ("(example: host:/path): ", storage), ("(eth0) [eth0]: ", ""),
+                             ("[192.168.122.1]: ", ""), ("(cdrom, disk, pxe)[cdrom]: ", ""),
+                             ("installation media you would like to use [None]: ", "/tmp/CentOS-7.iso"),
+                             ("[Defaults to minimum requirement: 4096]: ", ""),
+                             ("[Defaults to minimum requirement: 2]: ", ""), ("[hosted_engine_1]: ", ""),
+                             ("accessing the Administrator Portal: ", DEPLOY_PASSWORD),
+                             ("Confirm 'admin@internal' user password: ", DEPLOY_PASSWORD),
+                             ("Engine FQDN: ", "engine.lab.local"),
+                             ("Please confirm installation settings (Yes, No)[Yes]: ", "")):
+            self.answer(prompt, line)
+        self.expect("Has the OS installation been completed successfully?")
+
+    def cut_off(self):
+        """The admin's SSH session drops mid-deployment."""
+        self.client.close()
+
+
+DEPLOY_PASSWORD = "resume-pw"
+ANSWERS = "/var/lib/ovirt-hosted-engine-setup/answers"
+
+
+def answer_files(lab, host):
+    return lab_exec(lab, host, f"ls {ANSWERS} 2>/dev/null").split()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(undeployed=True)
+def test_failed_install_cleanup_after_an_interrupted_first_deploy(rq_worker, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    assert "Complete!" in lab_exec(lab, "he1", "yum install -y ovirt-hosted-engine-setup")
+    deploy = Deploy(lab, "he1")
+    deploy.first_host("nfs.lab.local:/exports/he-failed")
+    deploy.cut_off()
+    wait_until(lambda: answer_files(lab, "he1"), 30, "the answer file of the broken deployment")
+    operator = make_user("operator")
+
+    run = start(cluster, "failed-install-cleanup", operator, host="he1.lab.local",
+                storage_path="/exports/he-failed")
+    approve(run, "approve", make_user("approver"))
+    wait_for_status(run, [RunStatus.WAITING, RunStatus.FAILED], 60)
+    purge = steps_of(run)["purge-storage"]
+    assert "rm -fR /exports/he-failed/*" in purge.command
+    assert "exactly as the operator gave it: /exports/he-failed" in purge.command
+    services.confirm_step(step=purge, user=operator, comment="purged on the NFS server")
+    finished(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    steps = steps_of(run)
+    assert steps["cleanup"].command == CLEANUP_SCRIPT
+    out = texts(steps["cleanup"])
+    assert "- removing /var/lib/ovirt-hosted-engine-setup" in out and "Complete!" in out
+    assert texts(steps["verify"]) == ["no ovirt, vdsm or libvirt package and no hosted-engine configuration left"]
+    packages = lab.state()["hosts"]["he1.lab.local"]["packages"]
+    assert not [name for name in packages if re.search("ovirt|vdsm|libvirt", name)]
+    assert answer_files(lab, "he1") == []
+    assert lab_exec(lab, "he1", "hosted-engine --help 2>&1; echo rc=$?").endswith("command not found\nrc=127\n")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(undeployed=True)
+def test_resume_deploy_after_a_deploy_cut_off_once_the_engine_was_set_up(rq_worker, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    assert "Complete!" in lab_exec(lab, "he1", "yum install -y ovirt-hosted-engine-setup")
+    deploy = Deploy(lab, "he1")
+    deploy.first_host("nfs.lab.local:/exports/he-resume")
+    deploy.answer("Has the OS installation been completed successfully? (Yes, No)[Yes]? ", "Yes")
+    deploy.expect("Please install the engine in the VM, hit enter when finished.")
+    # the admin sets the engine up in the VM ... and loses the host's session before Enter
+    lab.wait_for(lambda s: s["engine_vm"]["status"] == "up", sim_seconds=120)
+    assert "Complete!" in lab_exec(lab, "engine", "yum install -y ovirt-engine")
+    client = lab.connect("engine")
+    stdin, stdout, _ = client.exec_command("engine-setup")
+    stdin.write(f"\n{DEPLOY_PASSWORD}\n{DEPLOY_PASSWORD}\n\n")
+    stdin.channel.shutdown_write()
+    assert stdout.channel.recv_exit_status() == 0
+    client.close()
+    deploy.cut_off()
+    wait_until(lambda: answer_files(lab, "he1"), 30, "the answer file of the broken deployment")
+
+    run = start(cluster, "resume-deploy", make_user("operator"), host="he1.lab.local", vm_os="installed")
+    finished(run, timeout=300)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    steps = steps_of(run)
+    shown = texts(steps["answers"])
+    assert shown[0].startswith(f"latest answer file: {ANSWERS}/answers-")
+    assert "OVEHOSTED_ENGINE/adminPassword=str:(hidden)" in shown
+    assert not any(DEPLOY_PASSWORD in line for step in steps.values() for line in texts(step))
+    out = texts(steps["deploy"])
+    assert out[0] == f"hosted-engine --deploy --config-append={shown[0].split(': ', 1)[1]}"
+    assert "          (1) Continue setup - VM installation is complete" in out
+    assert "[ INFO  ] Hosted Engine successfully set up" in out
+    state = lab.wait_for(lambda s: s["hosts"]["he1.lab.local"]["agent_state"] == "EngineUp" and s, sim_seconds=300)
+    assert state["engine_vm"]["host"] == "he1.lab.local"

@@ -102,13 +102,13 @@ def test_clean_metadata_stops_the_agent_cleans_and_always_starts_it_again():
     cluster = cluster_of(hosts=2)
     the_plan = plan(cluster, "clean-metadata", state_of(cluster), host_id=3)
     assert [(key, host) for key, host, _ in commands(the_plan)] == [
-        ("stop-agent", "he1.example.com"), ("clean", "he1.example.com"), ("agent-back", "he1.example.com"),
+        ("check-id", "he1.example.com"), ("stop-agent", "he1.example.com"), ("clean", "he1.example.com"), ("agent-back", "he1.example.com"),
         ("verify", "he1.example.com")]
-    clean = the_plan.steps[1]
+    clean = the_plan.steps[2]
     assert clean.command == ("hosted-engine --clean-metadata --host-id=3; rc=$?; systemctl start ovirt-ha-agent; "
                              "exit $rc")
     assert clean.spec["output_check"] == "Cleaning the metadata block!|Metadata for current host missing"
-    assert the_plan.steps[0].spec["guards"] == [{"name": "metadata-host-id",
+    assert the_plan.steps[1].spec["guards"] == [{"name": "metadata-host-id",
                                                  "args": {"host_id": "3", "host": "he1.example.com"}}]
     assert levels(the_plan)["metadata-host-id"] == "ok" and not the_plan.warnings
 
@@ -128,7 +128,7 @@ def test_clean_metadata_with_force_cleanup_needs_an_approver():
     cluster = cluster_of(hosts=2)
     the_plan = plan(cluster, "clean-metadata", state_of(cluster), host_id=3, force_cleanup=True)
     assert the_plan.steps[0].kind == "approval"
-    assert the_plan.steps[2].command.startswith("hosted-engine --clean-metadata --host-id=3 --force-cleanup;")
+    assert the_plan.steps[3].command.startswith("hosted-engine --clean-metadata --host-id=3 --force-cleanup;")
 
 
 # -- failed-install-cleanup ------------------------------------------------------------------
@@ -286,6 +286,13 @@ def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_
     assert '"3"' in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
     operator = make_user("operator")
 
+    # A host the portal no longer knows but whose agent publishes is refused on the host itself.
+    cluster.hosts.get(name="he2.lab.local").delete()
+    run = finished(start(cluster, "clean-metadata", operator, host_id=2))
+    steps = steps_of(run)
+    assert (run.status, steps["check-id"].status, steps["stop-agent"].status) == (RunStatus.FAILED, "failed", "pending")
+    assert texts(steps["check-id"]) == ["host id 2 is live in vm-status: its agent publishes"]
+
     run = finished(start(cluster, "clean-metadata", operator, host_id=3))
     steps = steps_of(run)
     assert (run.status, steps["clean"].status) == (RunStatus.FAILED, "failed")
@@ -299,6 +306,7 @@ def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_
     approve(run, "approve-force", make_user("approver"))
     finished(run)
     assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    assert texts(steps_of(run)["check-id"]) == ["host id 3 is not live in vm-status"]
     assert texts(steps_of(run)["verify"]) == ["host id 3 is not in vm-status"]
     assert '"3"' not in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
     state = lab.state()

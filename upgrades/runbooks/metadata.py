@@ -26,6 +26,18 @@ VERIFY = ("status=$(hosted-engine --vm-status) || exit 1\n"
           "echo \"host id \"{host_id}\" is not in vm-status\"")
 
 
+# The same, for a host the portal does not know: refuse an id whose block is up to date.
+# Fields come in a different order per release, so each block is read whole.
+NOT_LIVE = ("status=$(hosted-engine --vm-status) || exit 1\n"
+            "printf '%s\\n' \"$status\" | awk -v id={host_id} '\n"
+            "  /^--== Host / {{ if (hid == id) exit; hid = \"\"; up = \"\" }}\n"
+            "  /^Host ID +:/ {{ hid = $NF }}\n"
+            "  /^Status up-to-date +:/ {{ up = $NF }}\n"
+            "  END {{ if (hid == id && up == \"True\") {{ print \"host id \" id \" is live in vm-status: its agent "
+            "publishes\"; exit 1 }}\n"
+            "        print \"host id \" id \" is not live in vm-status\" }}'")
+
+
 def steps(ctx):
     note_services(ctx)
     force = bool(ctx.params.get("force_cleanup"))
@@ -38,6 +50,8 @@ def steps(ctx):
         *((Approval("approve-force", "Approve --clean-metadata --force-cleanup for host id {host_id}",
                     "--force-cleanup blanks host id {host_id}'s block without its agent having stopped "
                     "cleanly."),) if force else ()),
+        Ssh("check-id", "Check that host id {host_id} is not live in vm-status (on {host})", NOT_LIVE,
+            on="{host}"),
         Ssh("stop-agent", "Stop the HA agent on {host}", service(ctx, "stop", "ovirt-ha-agent"), on="{host}",
             changes=True, guards=(guard,)),
         Ssh("clean", "Remove host id {host_id} from the whiteboard (on {host}), then start its agent again",

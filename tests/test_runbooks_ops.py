@@ -18,7 +18,9 @@ from tests.test_resilience import wait_for_status
 from upgrades import services
 from upgrades.models import RunStatus
 from upgrades.runbooks import OUT_OF_SCOPE
+from upgrades.remote.ssh import build_command
 from upgrades.runbooks.install_cleanup import CLEANUP_SCRIPT
+from upgrades.runbooks.metadata import NOT_LIVE
 from upgrades.state import ClusterState, HostState
 
 pytestmark = pytest.mark.django_db
@@ -435,3 +437,31 @@ def test_resume_deploy_after_a_deploy_cut_off_once_the_engine_was_set_up(rq_work
     assert "[ INFO  ] Hosted Engine successfully set up" in out
     state = lab.wait_for(lambda s: s["hosts"]["he1.lab.local"]["agent_state"] == "EngineUp" and s, sim_seconds=300)
     assert state["engine_vm"]["host"] == "he1.lab.local"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(engine_version="3.6")
+def test_clean_metadata_on_3_6_reads_the_plain_vm_status_of_setup_1_3(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    wait_for_polled(cluster)
+    lab.fault("kill-host", host="he3")
+    lab.wait_for(lambda s: not s["hosts"]["he3.lab.local"]["live"], sim_seconds=120)
+    cluster.hosts.get(name="he3.lab.local").delete()
+    polled_after(cluster, timezone.now())
+    assert cluster.detected_release.startswith("oVirt 3.6")
+    assert "--== Host 3 status ==--" in lab_exec(lab, "he1", "hosted-engine --vm-status")
+    run = start(cluster, "clean-metadata", make_user("operator"), host_id=3, force_cleanup=True)
+    approve(run, "approve-force", make_user("approver"))
+    finished(run)
+    assert run.status == RunStatus.SUCCEEDED, run.error or list(run.steps.values_list("key", "status", "error"))
+    steps = steps_of(run)
+    assert texts(steps["check-id"]) == ["host id 3 is not live in vm-status"]
+    assert texts(steps["verify"]) == ["host id 3 is not in vm-status"]
+    assert "--== Host 3 status ==--" not in lab_exec(lab, "he1", "hosted-engine --vm-status")
+    # 1.3 prints "Status up-to-date" before "Host ID": the check reads each block whole. (he1's
+    # agent was just restarted: it sees he2 stale for its first 60 s.)
+    check = build_command(NOT_LIVE, host_id=2) + "; echo rc=$?"
+    assert wait_until(lambda: "rc=1" in (out := lab_exec(lab, "he1", check)) and out, 30, "he2 live on he1") == \
+        "host id 2 is live in vm-status: its agent publishes\nrc=1\n"

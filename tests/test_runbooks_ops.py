@@ -230,8 +230,11 @@ def all_live(state):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
+@pytest.mark.parametrize("release", [
+    pytest.param("4.3", marks=pytest.mark.lab(engine_version="4.3")),
+    pytest.param("4.5", marks=pytest.mark.lab(engine_version="4.5"))])
 def test_lockspace_recovery_after_a_corrupted_lockspace_with_force_and_an_approver(
-        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+        release, rq_worker, ha_poller, fresh_lab_cluster, make_user):
     cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
     wait_for_polled(cluster)
     lab.fault("corrupt-lockspace")
@@ -241,7 +244,7 @@ def test_lockspace_recovery_after_a_corrupted_lockspace_with_force_and_an_approv
     run = start(cluster, "lockspace-recovery", operator, force=True)
     steps = steps_of(run)
     assert steps["reinitialize"].command == "hosted-engine --reinitialize-lockspace --force"
-    assert run.preflight["notes"][0] == "oVirt 4.3: daemons with systemctl (el7 hosts and newer)."
+    assert run.preflight["notes"][0] == f"oVirt {release}: daemons with systemctl (el7 hosts and newer)."
     assert run.preflight["notes"][1].startswith("--force: the lockspace is wiped")
     approve(run, "approve-force", make_user("approver"))
     finished(run)

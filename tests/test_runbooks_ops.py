@@ -164,6 +164,18 @@ def test_failed_install_cleanup_refuses_a_working_he_host():
     assert "he2.example.com is a working hosted-engine host" in the_plan.inhibitors[0].message
 
 
+def test_the_launch_page_shows_the_whole_script_the_exact_path_and_the_notes(client, make_user):
+    cluster = cluster_of()
+    client.force_login(make_user("operator"))
+    page = client.get(f"/clusters/{cluster.pk}/runbooks/failed-install-cleanup/",
+                      {"host": "he1.example.com", "storage_path": "/export/ovirt/hosted-engine"}).content.decode()
+    assert "yum remove -y \\*ovirt\\* \\*vdsm\\* \\*libvirt\\*" in page
+    assert "[ ! -d $d ] &amp;&amp; echo &quot;? $d already missing&quot;" in page
+    assert "`rm -fR /export/ovirt/hosted-engine/*`" in page
+    page = client.get(f"/clusters/{cluster.pk}/runbooks/lockspace-recovery/", {"force": "on"}).content.decode()
+    assert '<ul class="plan-notes"><li>oVirt 4.3: daemons with systemctl (el7 hosts and newer).</li>' in page
+
+
 # -- resume-deploy ---------------------------------------------------------------------------
 
 def test_resume_deploy_looks_the_answer_file_up_on_the_host_for_either_branch():

@@ -120,6 +120,11 @@ def test_clean_metadata_needs_a_stopped_agent_or_force(fresh_lab, fresh_ssh):
     fresh_ssh("he2", "systemctl stop ovirt-ha-agent")
     assert fresh_ssh("he2", "hosted-engine --clean-metadata").rc == 0
     assert "2" not in fresh_ssh("he1", "hosted-engine --vm-status --json").json
+    # an id with no block: the agent's clean() finds no metadata for it
+    result = fresh_ssh("he1", "hosted-engine --clean-metadata --host-id=7")
+    assert result.rc == 0
+    assert "ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:Metadata for current host missing.\n" \
+        in result.err
 
 
 def test_vm_start_shutdown_and_poweroff(fresh_lab, fresh_ssh):

@@ -201,6 +201,21 @@ class EngineClient:
         host = self.get_host(name)
         self._call(f"activate host {name}", lambda: self._host_service(host).activate())
 
+    def add_host(self, name, address, cluster, *, deploy_hosted_engine=False):
+        """A new host (web admin "New Host"); with ``deploy_hosted_engine`` the engine also
+        makes it a hosted-engine host ("Hosted Engine: Deploy"). The engine logs in to it as
+        root with its own SSH key. Returns at once; the host is ``installing`` meanwhile."""
+        spec = types.Host(name=name, address=address, cluster=types.Cluster(name=cluster),
+                          ssh=types.Ssh(authentication_method=types.SshAuthenticationMethod.PUBLICKEY))
+        added = self._call(f"add host {name} to cluster {cluster}", lambda: self._system.hosts_service().add(
+            spec, deploy_hosted_engine=deploy_hosted_engine or None))
+        return _to_host(added)
+
+    def remove_host(self, name):
+        """Remove a host the engine has in maintenance (web admin "Remove")."""
+        host = self.get_host(name)
+        self._call(f"remove host {name}", lambda: self._host_service(host).remove())
+
     def wait_for_host_status(self, name, statuses, timeout, poll=5.0,
                              fail_statuses=("error", "install_failed")):
         """Poll until the host has one of ``statuses``; give up early on ``fail_statuses``."""

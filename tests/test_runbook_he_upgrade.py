@@ -190,8 +190,8 @@ def test_an_always_step_runs_when_the_run_is_cancelled(rq_worker, lab, lab_clust
 @pytest.mark.lab(engine_version="4.5", outdated=True)
 def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
         live_portal, ha_poller, fresh_lab_cluster, browser, make_user):
-    """The launch page of the cluster (plan, confirm), then the run page and the cluster
-    page side by side, both updated live, no reload."""
+    """From the cluster page's runbook list to the plan and its confirmation, then the
+    run page and the cluster page side by side, both updated live, no reload."""
     from playwright.sync_api import expect
 
     from tests.test_browser import log_in
@@ -208,7 +208,9 @@ def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
         expect(rows["he1"].locator(".ha-vm")).to_have_text("here", timeout=15_000)
         expect(watch.locator("#maintenance-mode")).to_have_text("none")
 
-        page.goto(f"{live_portal}/clusters/{cluster.pk}/runbooks/he-upgrade/")
+        page.goto(f"{live_portal}/clusters/{cluster.pk}/")
+        page.locator("#runbooks a", has_text="Hosted-engine upgrade").click()
+        expect(page).to_have_url(f"{live_portal}/clusters/{cluster.pk}/runbooks/he-upgrade/")
         page.click("button.show-plan")
         expect(page.locator(".plan-step")).to_have_count(55)
         expect(page.locator(".plan-step", has_text="Scheduling policy none again")).to_contain_text(

@@ -184,6 +184,7 @@ def test_an_always_step_runs_when_the_run_is_cancelled(rq_worker, lab, lab_clust
     assert lab_exec(lab, "he2", "cat /tmp/always-cleanup") == "cleaned\n"
     assert lab_exec(lab, "he2", "cat /tmp/always-never 2>/dev/null") == ""
     assert texts(steps["cleanup"])[0] == "--- runs now because the run was cancelled ---"
+    assert steps["cleanup"].status == "succeeded"  # a cancelled run never goes on: it keeps that
 
 
 @pytest.mark.browser

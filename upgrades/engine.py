@@ -66,7 +66,8 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return None, ""
         flags = UpgradeRun.objects.filter(pk=run.pk).values("pause_requested", "cancel_requested").get()
         if flags["cancel_requested"]:
-            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client)
+            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,
+                             cancelled=True)
             return RunStatus.CANCELLED, ""
         if flags["pause_requested"]:
             return RunStatus.PAUSED, ""
@@ -79,7 +80,8 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return RunStatus.FAILED, f"step {step.order} is {step.get_status_display()}"
         outcome = execute_step(step, run, beat=beat, pool=pool, engine_client=engine_client)
         if outcome == Outcome.STOPPED:
-            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client)
+            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,
+                             cancelled=True)
             return RunStatus.CANCELLED, ""
         if outcome == Outcome.FAILED:
             run_always_steps(run, "the run failed", beat=beat, pool=pool, engine_client=engine_client)
@@ -90,19 +92,21 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return RunStatus.AWAITING_APPROVAL, ""
 
 
-def run_always_steps(run, why, *, beat, pool, engine_client):
+def run_always_steps(run, why, *, beat, pool, engine_client, cancelled=False):
     """A run that stops early still runs its pending ``always`` steps (a runbook's
     ``finally``: e.g. restore the cluster's scheduling policy), in order, each recorded
-    as usual. Then each goes back to pending, so a retried or resumed run does it again
-    at its place; a cancelled run's pending steps end cancelled as before. A cancel does
-    not stop them (only losing the run does); a worker killed outright runs none: they
-    run when the interrupted run is resumed."""
+    as usual. After a failure each goes back to pending, so a retried or resumed run
+    does it again at its place; a cancelled run never goes on, so there they keep how
+    they ended. A cancel does not stop them (only losing the run does); a worker killed
+    outright runs none: they run when the interrupted run is resumed."""
     cleanup = SimpleNamespace(lost=beat.lost, stop=beat.lost)
     for step in run.steps.select_related("host").filter(status=StepStatus.PENDING).order_by("order"):
         if not step.spec.get("always") or beat.lost.is_set():
             continue
         insert_rows([(step.pk, _last_seq(step) + 1, "system", f"--- runs now because {why} ---")])
         execute_step(step, run, beat=cleanup, pool=pool, engine_client=engine_client)
+        if cancelled:
+            continue
         insert_rows([(step.pk, _last_seq(step) + 1, "system",
                       "--- back to pending: runs again at its place if the run goes on ---")])
         RunStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)

@@ -108,8 +108,13 @@ def test_the_4_5_os_upgrade_plan_uses_the_engine_and_no_answer_file():
                                                  vm_on="he2.lab.local"))
     by_key = steps(made)
     assert [k.split(".")[1] for k in by_key if k.endswith(".reinstall")] == ["he1", "he3", "he2"]
+    assert [k.removeprefix("hosts.he1.lab.local.") for k in by_key if k.startswith("hosts.he1.")] == [
+        "other-host", "maintenance", "local-maintenance", "clean-metadata", "remove", "reinstall", "check-os",
+        "repo", "add-host", "joined"]
     assert [by_key[f"hosts.he1.lab.local.{k}"].kind for k in ("maintenance", "remove", "add-host")] == \
         ["engine", "engine", "engine"]
+    assert by_key["hosts.he1.lab.local.clean-metadata"].command == \
+        "systemctl stop ovirt-ha-agent && hosted-engine --clean-metadata"
     assert by_key["hosts.he1.lab.local.add-host"].spec["args"] == {
         "host": "he1.lab.local", "address": "he1.lab.local", "cluster": "Default", "deploy_hosted_engine": True}
     assert by_key["hosts.he1.lab.local.check-os"].spec["output_check"] == r"release (9)(\.|\s|$)"

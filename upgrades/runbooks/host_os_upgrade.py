@@ -8,8 +8,8 @@ wait until its agent is live. oVirt 4.5 does el8 -> el9 the same way, with the e
 doing the engine-side steps and re-adding the host with hosted-engine deploy.
 """
 from .base import Check, Manual, Param, Runbook
-from .hosts import (DEFAULTS, PARAMS, deploy_steps, evacuate_steps, literal, next_free_id, os_check,
-                    remove_from_engine_step, repo_steps, uses_cli, with_defaults)
+from .hosts import (DEFAULTS, PARAMS, clean_own_block_steps, deploy_steps, evacuate_steps, literal, next_free_id,
+                    os_check, remove_from_engine_step, repo_steps, uses_cli, with_defaults)
 
 # release -> (OS now, OS after, the engine cluster the reinstalled hosts join by default)
 UPGRADES = {(3, 5): ("el6", "el7", "el7"), (4, 5): ("el8", "el9", "Default")}
@@ -43,6 +43,7 @@ def steps(ctx):
     for number, name in enumerate(order):
         key, host = f"hosts.{name}.", literal(name)
         plan += evacuate_steps(key, host, release)
+        plan += clean_own_block_steps(key, host, release)
         plan.append(remove_from_engine_step(key, host, release))
         plan.append(Manual(f"{key}reinstall", f"Reinstall {host} as {target}",
                            f"Reinstall {host} with {OS_NAMES[target]}: same host name and address, and its "
@@ -62,7 +63,7 @@ def steps(ctx):
             used.add(host_id)
             if host_id != own:
                 ctx.note(f"{name} gets host id {host_id}: setup refuses id {own or '(unknown)'} for an additional "
-                         f"host. Its old block stays in vm-status (stale){'' if release >= (3, 6) else ', as 3.5 has no --clean-metadata'}; "
+                         "host. Its old block stays in vm-status, stale (3.5 has no --clean-metadata); "
                          f"set {name}'s HE host id to {host_id} in the portal afterwards.")
             plan += deploy_steps(key, host, release, host_id=host_id, redeploy=host_id == own)
         else:

@@ -206,6 +206,18 @@ def evacuate_steps(key, host, release):
     ]
 
 
+def clean_own_block_steps(key, host, release):
+    """The howto's "Remove old host from the metadata whiteboard", on the host itself before it
+    is reinstalled: its agent stopped first, then ``--clean-metadata`` (setup 1.3 and later;
+    3.5 has no such option, so there the block stays, stale). Without it the reinstalled host
+    would show twice, its old block stale."""
+    if release < (3, 6):
+        return []
+    return [Ssh(f"{key}clean-metadata", f"Stop the agent on {host} and clean its block off the whiteboard",
+                "systemctl stop ovirt-ha-agent && hosted-engine --clean-metadata", on=host, changes=True,
+                output_check=r"Cleaning the metadata block|Metadata block for host \d+ is already clean")]
+
+
 def remove_from_engine_step(key, host, release):
     """The engine must forget the host before it is added again: setup 1.x fails while the
     engine knows it ("Cannot automatically add the host", add_host.py), and so does hosts.add."""

@@ -114,7 +114,7 @@ def test_the_4_5_os_upgrade_plan_uses_the_engine_and_no_answer_file():
     assert [by_key[f"hosts.he1.lab.local.{k}"].kind for k in ("maintenance", "remove", "add-host")] == \
         ["engine", "engine", "engine"]
     assert by_key["hosts.he1.lab.local.clean-metadata"].command == \
-        "systemctl stop ovirt-ha-agent && hosted-engine --clean-metadata"
+        "service ovirt-ha-agent stop && hosted-engine --clean-metadata"
     assert by_key["hosts.he1.lab.local.add-host"].spec["args"] == {
         "host": "he1.lab.local", "address": "he1.lab.local", "cluster": "Default", "deploy_hosted_engine": True}
     assert by_key["hosts.he1.lab.local.check-os"].spec["output_check"] == r"release (9)(\.|\s|$)"

@@ -214,7 +214,7 @@ def clean_own_block_steps(key, host, release):
     if release < (3, 6):
         return []
     return [Ssh(f"{key}clean-metadata", f"Stop the agent on {host} and clean its block off the whiteboard",
-                "systemctl stop ovirt-ha-agent && hosted-engine --clean-metadata", on=host, changes=True,
+                "service ovirt-ha-agent stop && hosted-engine --clean-metadata", on=host, changes=True,
                 output_check=r"Cleaning the metadata block|Metadata block for host \d+ is already clean")]
 
 

@@ -99,6 +99,12 @@ def test_the_3_5_os_upgrade_plan_evacuates_reinstalls_and_deploys_each_host_engi
     assert any("he1.lab.local gets host id 3" in note for note in made.notes)
     assert any("el6 -> el7" in note and "he2.lab.local, he1.lab.local" in note for note in made.notes)
     assert levels(made)["engine-hosts-at-least"] == "ok"
+    # The engine VM on he2: he1 still goes last, since it cannot keep its id
+    made = plan("host-os-upgrade", cluster, live("he1.lab.local", "he2.lab.local", vm_on="he2.lab.local"),
+                storage=STORAGE, gateway="192.168.122.1")
+    assert [s.key for s in made.steps if s.key.endswith(".reinstall")] == [
+        "hosts.he2.lab.local.reinstall", "hosts.he1.lab.local.reinstall"]
+    assert any(note.startswith("he1.lab.local last instead") for note in made.notes)
 
 
 @pytest.mark.django_db
@@ -379,9 +385,17 @@ def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
     assert {c["check"]: c["level"] for c in run.preflight["plan"]} == {
         "ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok", "not-he-host": "ok",
         "engine-vm-running": "ok"}
+    # The deploy fails once: the run stops there, the password file stays, a retry completes it.
+    fresh_lab.fault("fail-next-command", host="he3.lab.local", pattern="hosted-engine --deploy")
     people = drive(run, lambda step: write_password(fresh_lab, "he3.lab.local"), timeout=600)
-    assert run.status == RunStatus.SUCCEEDED, failure(run)
     assert people == ["password"]
+    deploy = run.steps.get(key="deploy")
+    assert (run.status, deploy.status, deploy.rerun_safe) == (RunStatus.FAILED, "failed", False)
+    assert lab_shell(fresh_lab, "he3", "test -s /root/he-deploy-password.conf")[0] == 0
+    services.retry_step(step=deploy, user=operator)
+    drive(run, lambda step: pytest.fail(f"asked again: {step.key}"), timeout=600)
+    assert run.status == RunStatus.SUCCEEDED, failure(run)
+    assert lab_shell(fresh_lab, "he3", "test -e /root/he-deploy-password.conf")[0] == 1
     answers = run.steps.get(key="answers")
     assert "OVEHOSTED_STORAGE/hostID=int:3" in answers.output.values_list("text", flat=True)
     assert "host_id=3" in lab_shell(fresh_lab, "he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]

@@ -32,6 +32,14 @@ def steps(ctx):
     ctx.note(f"oVirt {release[0]}.{release[1]}: {source} -> {target}, one host at a time, the engine VM's host "
              f"last ({', '.join(order)}).")
     if uses_cli(release):
+        # A host that cannot keep its id (1) leaves its old block in vm-status, stale, under
+        # its own name: after it, the portal would read that host as stale. So it goes last.
+        renamed = [n for n in order if (hosts[n].he_host_id or 0) < 2]
+        if renamed and order[-len(renamed):] != renamed:
+            order = [n for n in order if n not in renamed] + renamed
+            ctx.note(f"{', '.join(renamed)} last instead: it cannot keep its host id, and its old block stays "
+                     "in vm-status under its name, which the interlocks of the hosts after it would read.")
+    if uses_cli(release):
         ctx.note("Engine-side steps are done by a person in the web admin (the 3.5 engine has no v4 API); "
                  "each host is deployed again with hosted-engine --deploy as an additional host into "
                  "cluster {target_cluster}, created once.".format(**ctx.params))
@@ -63,8 +71,9 @@ def steps(ctx):
             used.add(host_id)
             if host_id != own:
                 ctx.note(f"{name} gets host id {host_id}: setup refuses id {own or '(unknown)'} for an additional "
-                         "host. Its old block stays in vm-status, stale (3.5 has no --clean-metadata); "
-                         f"set {name}'s HE host id to {host_id} in the portal afterwards.")
+                         f"host. Its old block stays in vm-status, stale, under its name (3.5 has no "
+                         f"--clean-metadata): once on 3.6, clean it (--clean-metadata --host-id={own or 'N'}) and "
+                         f"set {name}'s HE host id to {host_id} in the portal.")
             plan += deploy_steps(key, host, release, host_id=host_id, redeploy=host_id == own)
         else:
             plan += deploy_steps(key, host, release, address=host)

@@ -95,6 +95,9 @@ def test_the_3_5_os_upgrade_plan_evacuates_reinstalls_and_deploys_each_host_engi
         "http://resources.ovirt.org/pub/yum-repo/ovirt-release35.rpm")
     assert by_key["hosts.he1.lab.local.check-os"].spec["output_check"] == r"release (7)(\.|\s|$)"
     assert by_key["hosts.he1.lab.local.deploy"].rerun_safe is False
+    assert by_key["hosts.he1.lab.local.deploy"].spec["guards"] == [{"name": "engine-vm-running", "args": {}}]
+    assert by_key["hosts.he1.lab.local.ha-local"].spec["guards"] == [
+        {"name": "not-last-engine-host", "args": {"host": "he1.lab.local"}}]
     assert by_key["hosts.he1.lab.local.same-storage"].spec["on"] == "any"
     assert any("he1.lab.local gets host id 3" in note for note in made.notes)
     assert any("el6 -> el7" in note and "he2.lab.local, he1.lab.local" in note for note in made.notes)

@@ -112,7 +112,7 @@ def deploy_steps(key, host, release, *, host_id=None, redeploy=False, cluster="{
             Engine(f"{key}add-host", f"Add {host} to the engine with hosted-engine deploy",
                    "add_host", {"host": host, "address": address or host, "cluster": cluster,
                                 "deploy_hosted_engine": True},
-                   rerun_safe=False, timeout=1800),
+                   rerun_safe=False, timeout=1800, guards=(Check("engine-vm-running"),)),
             joined_step(key, host),
         ]
     if host_id is None or host_id < 2:
@@ -150,7 +150,7 @@ def deploy_steps(key, host, release, *, host_id=None, redeploy=False, cluster="{
             f"hosted-engine --deploy --config-append={ANSWERS} --config-append={PASSWORD_FILE} "
             f"&& rm -f {PASSWORD_FILE}",
             on=host, changes=True, rerun_safe=False, timeout=3600,
-            output_check="Hosted Engine successfully set up"),
+            output_check="Hosted Engine successfully set up", guards=(Check("engine-vm-running"),)),
         joined_step(key, host),
     ]
 

@@ -8,7 +8,8 @@ with a generated answer file; from oVirt 4.1 the engine adds it with hosted-engi
 deploy (``hosts.py``).
 """
 from .base import Check, Param, Runbook
-from .hosts import DEFAULTS, PARAMS, with_defaults, RELEASE_OS, deploy_steps, next_free_id, os_check, repo_steps, uses_cli
+from .hosts import (DEFAULTS, PARAMS, RELEASE_OS, deploy_steps, next_free_id, os_check, repo_steps, uses_cli,
+                    with_defaults)
 
 
 def steps(ctx):

@@ -25,6 +25,7 @@ VDSM_RESTART_SECS = 15     # vdsm recovers its VMs before answering
 BROKER_WARMUP = 20         # a restarted broker sees every host stale until host-ts moves again
 HOST_DEPLOY_SECS = 120     # the engine's host-deploy: packages, vdsm, HE configuration
 STATE_FILE = "state.json"
+HA_CONF = "/var/lib/ovirt-hosted-engine-ha/ha.conf"
 CLUSTER_NAME = "Default"
 
 
@@ -526,8 +527,12 @@ class Cluster:
         return name is not None and vm.healthy(self, self.hosts[name], self.clock.now())
 
     def set_local_maintenance(self, name, on):
+        """vdsm's setHaMaintenanceMode: the HA client writes the flag to ha.conf, which
+        the agent reads (ovirt-hosted-engine-ha client/client.py, env/config.py)."""
         host = self.host_by_name(name)
         host.local_maintenance = bool(on)
+        if host.fs.exists(HA_CONF):
+            host.fs.write(HA_CONF, f"local_maintenance={bool(on)}\n")
         self.changed()
 
     async def migrate_engine_vm(self, dest_name):

@@ -294,7 +294,8 @@ def drive(run, on_waiting, timeout=600):
     while True:
         remaining = deadline - time.monotonic()
         assert remaining > 0, f"run #{run.pk} still {run.status}"
-        wait_for_status(run, [RunStatus.WAITING, RunStatus.SUCCEEDED, RunStatus.FAILED], remaining)
+        wait_for_status(run, [RunStatus.WAITING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED,
+                              RunStatus.INTERRUPTED], remaining)
         if run.status != RunStatus.WAITING:
             return done
         step = run.steps.get(status="waiting")
@@ -304,8 +305,9 @@ def drive(run, on_waiting, timeout=600):
 
 
 def failure(run):
-    return [(s.key, s.status, s.error, list(s.output.order_by("seq").values_list("text", flat=True))[-8:])
-            for s in run.steps.exclude(status="succeeded")]
+    return [run.status, run.error] + [
+        (s.key, s.status, s.error, list(s.output.order_by("seq").values_list("text", flat=True))[-8:])
+        for s in run.steps.exclude(status="succeeded")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -393,7 +395,7 @@ def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
     people = drive(run, lambda step: write_password(fresh_lab, "he3.lab.local"), timeout=600)
     assert people == ["password"]
     deploy = run.steps.get(key="deploy")
-    assert (run.status, deploy.status, deploy.rerun_safe) == (RunStatus.FAILED, "failed", False)
+    assert (run.status, deploy.status, deploy.rerun_safe) == (RunStatus.FAILED, "failed", False), failure(run)
     assert lab_shell(fresh_lab, "he3", "test -s /root/he-deploy-password.conf")[0] == 0
     services.retry_step(step=deploy, user=operator)
     drive(run, lambda step: pytest.fail(f"asked again: {step.key}"), timeout=600)

@@ -203,12 +203,15 @@ def host_score(state, ctx, host, min_score):
 
 # ---- he-upgrade -----------------------------------------------------------------
 
-@condition("engine-vm-on", "the engine VM runs on one of {hosts}")
+@condition("engine-vm-on", "the engine VM runs on one of {hosts} and its agent sees the engine up")
 def engine_vm_on(state, ctx, hosts):
+    """EngineUp: the engine answers its health check there (a VM the agents moved boots
+    first, in EngineStarting)."""
     vm_host = state.engine_vm_host
     if vm_host is None:
         return False, "the engine VM is not up on any live host"
-    return vm_host.name in hosts.split(","), f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+    return vm_host.name in hosts.split(",") and vm_host.state == "EngineUp", \
+        f"the engine VM runs on {vm_host.name} ({vm_host.state})"
 
 
 @check("engine-vm-can-move", "at least two hosts can run the engine VM")

@@ -14,7 +14,8 @@ it; equal scores: migrated through the engine), global maintenance again. Finall
 cluster's compatibility version raised, maintenance none.
 
 3.x engines speak API v3 only: their engine steps are manual web-admin steps, each
-followed by a wait that sees the effect in vm-status. On 4.x the per-host part keeps the
+followed by a wait that sees the effect on the host (the local-maintenance flag vdsm
+writes to ha.conf: in global maintenance vm-status does not show it). On 4.x the per-host part keeps the
 howto's steps rather than the engine's host upgrade (``upgradecheck``/``upgrade``): that
 one reboots or restarts the host with the engine VM's score dropping to 0, and does not
 leave global maintenance in between, so the engine VM would never be moved to an
@@ -27,6 +28,11 @@ from .base import Check, Engine, Manual, Param, Runbook, Ssh, Wait
 RELEASE_RPM = "http://resources.ovirt.org/pub/yum-repo/ovirt-release{}{}.rpm"
 BACKUP_DIR = "/var/lib/ovirt-engine-backup"
 SET_MODE = "hosted-engine --set-maintenance --mode="
+# vdsm writes the engine's maintenance into the HA configuration (setHaMaintenanceMode);
+# in global maintenance vm-status does not show it, so the host's file is what is checked.
+HA_CONF_WAIT = ("for i in $(seq 1 120); do grep -qx 'local_maintenance={}' "
+                "/var/lib/ovirt-hosted-engine-ha/ha.conf && exit 0; sleep 5; done; "
+                "echo 'ha.conf still says:'; cat /var/lib/ovirt-hosted-engine-ha/ha.conf; exit 1")
 POLICIES = ("none", "evenly_distributed", "power_saving", "vm_evenly_distributed")
 # The highest cluster level each release's engine offers (4.4/4.5 go beyond their number).
 CLUSTER_LEVEL = {(3, 5): "3.5", (3, 6): "3.6", (4, 3): "4.3", (4, 4): "4.6", (4, 5): "4.7"}
@@ -77,7 +83,7 @@ def steps(ctx):
                  "host upgrade (see the runbook's description).")
     else:
         ctx.note("A 3.x engine speaks API v3 only: its steps are done by a person in the web "
-                 "admin, each followed by a wait that sees the effect in vm-status. 3.x has no "
+                 "admin, each followed by a wait that sees the effect on the host. 3.x has no "
                  "cluster_maintenance scheduling policy: the policy is left as it is.")
 
     plan = [
@@ -147,8 +153,8 @@ def _host_steps(host, upgraded, *, api, new_release, min_score):
         out.append(Manual(key + "maintenance", f"{host} to maintenance (web admin)",
                           f"In the web admin, Hosts tab: select {host}, click Maintenance and "
                           "confirm. Then confirm this step."))
-    out.append(Wait(key + "maintenance-wait", f"Wait until {host} shows local maintenance",
-                    Check("local-maintenance", {"host": host, "on": True}), timeout=900))
+    out.append(Ssh(key + "maintenance-wait", f"Wait until {host}'s HA configuration has local "
+                   "maintenance", HA_CONF_WAIT.format(True), on=host, timeout=900))
     if new_release:
         out.append(Ssh(key + "repo", f"{host}: add the {{target}} repo",
                        "yum install -y {release_rpm}", on=host, changes=True))
@@ -170,8 +176,8 @@ def _host_steps(host, upgraded, *, api, new_release, min_score):
                           "confirm this step."))
     names = ",".join(upgraded)
     out += [
-        Wait(key + "activate-wait", f"Wait until {host} is out of local maintenance",
-             Check("local-maintenance", {"host": host, "on": False}), timeout=900),
+        Ssh(key + "activate-wait", f"Wait until {host}'s HA configuration is out of local "
+            "maintenance", HA_CONF_WAIT.format(False), on=host, timeout=900),
         Wait(key + "score", f"Wait for {host}'s score",
              Check("host-score", {"host": host, "min_score": min_score}), timeout=900),
         Ssh(key + "leave-global", "Leave global maintenance", SET_MODE + "none", on=host,

@@ -148,6 +148,8 @@ def test_4_5_a_worker_killed_mid_run_is_interrupted_and_resume_completes(
     polled_release(fresh_lab_cluster)
     run = start(fresh_lab_cluster, "he-upgrade", operator)
     drive(run, lab, operator, timeout=300, stop_at="hosts.he3.lab.local.maintenance-wait")
+    assert run.status == RunStatus.RUNNING and run.executor, [
+        (s.key, s.status, s.error) for s in steps_of(run).values() if s.status != "succeeded"][:3]
     _kill_executor(run)
     wait_for_status(run, [RunStatus.INTERRUPTED], 60)
     cut = run.steps.filter(status=StepStatus.INTERRUPTED).first()

@@ -166,7 +166,7 @@ def test_the_3_6_deploy_plan_writes_an_answer_file_with_the_next_free_id():
            "--config-append=/root/he-deploy-password.conf && rm -f /root/he-deploy-password.conf" \
            in by_key["deploy"].command
     assert levels(made) == {"ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok",
-                            "not-he-host": "ok", "engine-vm-running": "ok"}
+                            "not-deployed": "ok", "engine-vm-running": "ok"}
     with pytest.raises(Exception, match="Host id 1 cannot be used"):
         plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
              gateway="192.168.122.1", host_id=1)
@@ -388,7 +388,7 @@ def test_deploy_host_on_3_6_runs_hosted_engine_deploy_with_its_answer_file(
     run = services.start_run(cluster=cluster, slug="deploy-host", user=operator, acknowledge=False,
                              params={"host": "he3.lab.local", "storage": STORAGE, "gateway": "192.168.122.1"})
     assert {c["check"]: c["level"] for c in run.preflight["plan"]} == {
-        "ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok", "not-he-host": "ok",
+        "ha-fresh": "ok", "no-other-active-run": "ok", "host-key-pinned": "ok", "not-deployed": "ok",
         "engine-vm-running": "ok"}
     # The deploy fails once: the run stops there, the password file stays, a retry completes it.
     fresh_lab.fault("fail-next-command", host="he3.lab.local", pattern="hosted-engine --deploy")

@@ -241,6 +241,11 @@ def run_engine_action(step, run, out, engine_client):
         return f"unknown engine action {spec['action']!r}"
     out.line("system", step.command)
     with engine_client(run.cluster) as client:
+        if hasattr(client, "sleep"):
+            # The engine's status waits re-read as often as the cluster is polled (at most
+            # every 5 s), not a fixed 5 s: a host that is ready is seen ready soon.
+            poll = max(0.2, min(5.0, run.cluster.poll_interval))
+            client.sleep = lambda seconds, sleep=client.sleep: sleep(min(seconds, poll))
         result = action(client, spec.get("timeout", 900), **spec.get("args", {}))
     out.line("system", result if isinstance(result, str) else "done")
     return ""

@@ -1,4 +1,4 @@
-"""systemctl (el7 and later) and service (all) for vdsmd, the HA daemons and ovirt-engine."""
+"""systemctl (el7) and service (both) for vdsmd, the HA daemons and ovirt-engine."""
 
 import time
 
@@ -86,12 +86,7 @@ def print_status(ctx, unit):
     return 0 if active else 3
 
 
-def systemd(machine):
-    """EL7 and later boot with systemd; only EL6 has init scripts and upstart."""
-    return machine.os != "el6"
-
-
-@command("systemctl", when=systemd)
+@command("systemctl", when=lambda machine: machine.os != "el6")
 async def systemctl(ctx, args):
     words = [a for a in args if not a.startswith("-")]
     if not words:
@@ -156,7 +151,7 @@ async def service(ctx, args):
     if not installed(ctx, unit):
         ctx.error(f"{args[0]}: unrecognized service")
         return 1
-    if systemd(ctx.machine):
+    if ctx.machine.os != "el6":  # systemd from el7 on
         ctx.error(f"Redirecting to /bin/systemctl {action} {unit}.service")
         return await systemctl(ctx, [action, unit])
     if action == "status":
@@ -219,7 +214,7 @@ async def chkconfig(ctx, args):
         ctx.error("chkconfig: invalid argument: " + args[1])
         return 1
     action = "enable" if args[1] == "on" else "disable"
-    if systemd(machine):
+    if machine.os != "el6":
         ctx.error(f"Note: Forwarding request to 'systemctl {action} {unit}.service'.")
         return await systemctl(ctx, [action, unit])
     if machine.kind == "host" and unit in machine.enabled:

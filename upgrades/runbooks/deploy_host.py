@@ -63,7 +63,7 @@ DEPLOY_HOST = Runbook(
             Param("target_cluster", "Engine cluster", pattern=r"[A-Za-z0-9_.-]{1,40}",
                   pattern_help="a cluster name of letters, digits and ._-", default="Default", required=False)),
     preflight=(Check("host-key-pinned", {"host": "{host}"}),
-               Check("not-he-host", {"host": "{host}"}),
+               Check("not-deployed", {"host": "{host}"}),
                Check("engine-vm-running")),
     steps=steps,
 )

@@ -103,8 +103,8 @@ def steps(ctx):
         Ssh("engine-setup", "Engine VM: engine-setup", "engine-setup --accept-defaults",
             on="engine-vm", changes=True, timeout=3600, rerun_safe=True,
             output_check=r"Execution of setup completed successfully"),
-        Wait("engine-up", "Wait until the engine VM is up and healthy",
-             Check("engine-vm-up", {"not_on": ""}), timeout=600),
+        Wait("engine-up", "Wait until vm-status shows the engine VM up",
+             Check("engine-vm-running"), timeout=600),
     ]
     if api:
         plan.append(Engine("policy", "Scheduling policy cluster_maintenance",
@@ -178,12 +178,14 @@ def _host_steps(host, upgraded, *, api, new_release, min_score):
     out += [
         Ssh(key + "activate-wait", f"Wait until {host}'s HA configuration is out of local "
             "maintenance", HA_CONF_WAIT.format(False), on=host, timeout=900),
-        Wait(key + "score", f"Wait for {host}'s score",
-             Check("host-score", {"host": host, "min_score": min_score}), timeout=900),
         Ssh(key + "leave-global", "Leave global maintenance", SET_MODE + "none", on=host,
             changes=True),
         Wait(key + "leave-global-wait", "Wait until vm-status shows global maintenance off",
              Check("global-maintenance", {"on": False}), timeout=300),
+        # Out of global maintenance the agent starts over; the engine VM can go there
+        # once it scores again.
+        Wait(key + "score", f"Wait for {host}'s score",
+             Check("host-score", {"host": host, "min_score": min_score}), timeout=900),
     ]
     if api:
         out.append(Engine(key + "migrate", "Engine VM to an upgraded host (engine, if needed)",

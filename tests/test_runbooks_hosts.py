@@ -432,6 +432,30 @@ def test_the_engine_api_removes_a_host_and_adds_it_back_with_hosted_engine_deplo
     assert "host_id=3" in lab_shell(fresh_lab, "he3", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]
 
 
+@pytest.mark.django_db
+def test_the_launch_pages_show_the_answer_file_the_password_step_and_the_notes(client, make_user):
+    from django.utils import timezone
+
+    cluster = cluster_of("3.5", ["he1.lab.local", "he2.lab.local", "he3.lab.local"], **{"he3.lab.local": None})
+    now = timezone.now()
+    cluster.hosts.exclude(name="he3.lab.local").update(ha_live=True, ha_score=2400, ha_state="EngineDown",
+                                                        ha_seen_at=now)
+    cluster.hosts.filter(name="he1.lab.local").update(engine_vm_here=True, ha_state="EngineUp")
+    type(cluster).objects.filter(pk=cluster.pk).update(polled_at=now, maintenance_mode="none")
+    client.force_login(make_user("operator"))
+    page = client.get(f"/clusters/{cluster.pk}/runbooks/deploy-host/",
+                      {"host": "he3.lab.local", "storage": STORAGE, "gateway": "192.168.122.1"}).content.decode()
+    assert "&#x27;OVEHOSTED_STORAGE/hostID=int:3&#x27;" in page
+    assert "read -rsp &#x27;admin@internal password: &#x27; p" in page
+    assert "hosted-engine --deploy on he3.lab.local as an additional host with host id 3" in page
+    page = client.get(f"/clusters/{cluster.pk}/runbooks/host-os-upgrade/",
+                      {"storage": STORAGE, "gateway": "192.168.122.1"}).content.decode()
+    assert "oVirt 3.5: el6 -&gt; el7, one host at a time" in page
+    assert "Create the cluster el7 in the web admin" in page
+    assert "Not a hosted-engine host, left alone: he3.lab.local." in page
+    assert "Reinstall he3.lab.local" not in page
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 @pytest.mark.lab(engine_version="4.5")

@@ -28,6 +28,11 @@ def steps(ctx):
     with_defaults(ctx, {**DEFAULTS, "target_cluster": cluster}, release)
     hosts = {h.name: h for h in ctx.cluster.hosts.all()}
     order = host_order("engine-vm-last", hosts, ctx.state)
+    # Hosts that are not hosted-engine hosts (never in vm-status, no HE id) are not upgraded here.
+    others = [n for n in order if hosts[n].he_host_id is None and not getattr(ctx.state.host(n), "known", False)]
+    if others:
+        order = [n for n in order if n not in others]
+        ctx.note(f"Not a hosted-engine host, left alone: {', '.join(others)}.")
     used = {h.he_host_id for h in hosts.values() if h.he_host_id}
     ctx.note(f"oVirt {release[0]}.{release[1]}: {source} -> {target}, one host at a time, the engine VM's host "
              f"last ({', '.join(order)}).")

@@ -170,6 +170,13 @@ def test_the_3_6_deploy_plan_writes_an_answer_file_with_the_next_free_id():
     with pytest.raises(Exception, match="Host id 1 cannot be used"):
         plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
              gateway="192.168.122.1", host_id=1)
+    with pytest.raises(Exception, match="Host id 0 cannot be used"):
+        plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
+             gateway="192.168.122.1", host_id=0)
+    cluster.hosts.filter(name="he4.lab.local").update(he_host_id=7)  # the inventory's id for it
+    made = plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
+                gateway="192.168.122.1")
+    assert "hostID=int:7" in steps(made)["answers"].command
     with pytest.raises(Exception, match="Host id 2 is used by another host"):
         plan("deploy-host", cluster, live("he1.lab.local"), host="he4.lab.local", storage=STORAGE,
              gateway="192.168.122.1", host_id=2)

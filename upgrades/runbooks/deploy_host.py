@@ -27,15 +27,18 @@ def steps(ctx):
     plan = [os_check("check-os", "{host}", allowed), *repo_steps("", "{host}", release)]
     if uses_cli(release):
         others = {h.he_host_id for h in ctx.cluster.hosts.exclude(name=host) if h.he_host_id}
-        host_id = ctx.params.get("host_id") or next_free_id(others)
+        own = ctx.cluster.hosts.get(name=host).he_host_id  # an id the inventory gave the new host
+        given = ctx.params.get("host_id")
+        host_id = given if given is not None else own if own and own >= 2 and own not in others \
+            else next_free_id(others)
         if host_id < 2:
-            raise PlanError("Host id 1 cannot be used: setup refuses it for an additional host "
-                            "(\"Cannot use the same ID used by first host\").")
+            raise PlanError(f"Host id {host_id} cannot be used: ids start at 1, and setup refuses 1 for an "
+                            "additional host (\"Cannot use the same ID used by first host\").")
         if host_id in others:
             raise PlanError(f"Host id {host_id} is used by another host of the cluster.")
         ctx.note(f"oVirt {release[0]}.{release[1]} (setup {'1.x' if release[0] < 4 else '2.0'}): "
                  f"hosted-engine --deploy on {host} as an additional host with host id {host_id}"
-                 f"{'' if ctx.params.get('host_id') else ' (the next free one)'}, answered by the file "
+                 f"{'' if given is not None or host_id == own else ' (the next free one)'}, answered by the file "
                  "the plan shows; a person writes the admin@internal password on the host.")
         plan += deploy_steps("", "{host}", release, host_id=host_id)
     else:

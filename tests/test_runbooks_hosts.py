@@ -461,3 +461,42 @@ def test_the_launch_pages_show_the_answer_file_the_password_step_and_the_notes(c
     assert "Create the cluster el7 in the web admin" in page
     assert "Not a hosted-engine host, left alone: he3.lab.local." in page
     assert "Reinstall he3.lab.local" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(engine_version="4.5")
+def test_deploy_host_on_4_5_goes_through_the_engine(rq_worker, ha_poller, fresh_lab, tmp_path, make_user):
+    blank_host(fresh_lab, "he3.lab.local")
+    cluster = import_lab(fresh_lab, tmp_path, "Lab45", hosts=["he1.lab.local", "he2.lab.local"])
+    services.import_cluster(name="Lab45", engine=None, password_file=None,
+                            hosts=[new_host_entry(fresh_lab, "he3.lab.local")])
+    released_cluster(cluster, "4.5")
+    run = services.start_run(cluster=cluster, slug="deploy-host", user=make_user("operator"),
+                             params={"host": "he3.lab.local"})
+    assert [s.key for s in run.steps.order_by("order")] == ["check-os", "repo", "add-host", "joined"]
+    assert drive(run, lambda step: None, timeout=600) == []  # nobody is asked anything
+    assert run.status == RunStatus.SUCCEEDED, failure(run)
+    add = run.steps.get(key="add-host")
+    assert add.command == ("engine API: add_host(host=he3.lab.local, address=he3.lab.local, cluster=Default, "
+                           "deploy_hosted_engine=True)")
+    assert lab_shell(fresh_lab, "he3", "rpm -q ovirt-hosted-engine-ha")[0] == 0  # installed by host-deploy
+    until("the portal sees he3 live", lambda: cluster.hosts.get(name="he3.lab.local").ha_live, timeout=60)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+@pytest.mark.lab(engine_version="4.5", os="el8")
+def test_host_os_upgrade_el8_to_el9_on_a_3_host_4_5_lab(rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab45 = released_cluster(fresh_lab_cluster, "4.5"), fresh_lab_cluster.lab
+    run = services.start_run(cluster=cluster, slug="host-os-upgrade", user=make_user("operator"), params={})
+    people = drive(run, lambda step: reinstall(lab45, step.key.split(".", 1)[1].rsplit(".", 1)[0], "el9"),
+                   timeout=900)
+    assert run.status == RunStatus.SUCCEEDED, failure(run)
+    assert [k.rsplit(".", 1)[1] for k in people] == ["reinstall"] * 3  # the engine does the rest
+    for n in (1, 2, 3):
+        assert lab_shell(lab45, f"he{n}", "cat /etc/redhat-release")[1] == "CentOS Stream release 9\n"
+        # its old block cleaned first, each host got its id back
+        assert f"host_id={n}" in lab_shell(lab45, f"he{n}", "cat /etc/ovirt-hosted-engine/hosted-engine.conf")[1]
+    state = lab45.state()
+    assert all(h["live"] and h["score"] == 3400 for h in state["hosts"].values()), state["hosts"]

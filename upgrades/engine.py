@@ -32,6 +32,10 @@ ENGINE_ACTIONS = {
         name, version=version or None, data_center=data_center),
     "set_cluster_version": lambda client, timeout, name, version: client.set_cluster_version(name, version),
     "migrate_engine_vm": lambda client, timeout, host="": client.migrate_engine_vm(host or None, timeout=timeout),
+    "remove_host": lambda client, timeout, host: client.remove_host(host),
+    "add_host": lambda client, timeout, host, address, cluster, deploy_hosted_engine=False: (
+        client.add_host(host, address, cluster, deploy_hosted_engine=deploy_hosted_engine),
+        client.wait_for_host_status(host, "up", timeout)),
     "set_scheduling_policy": lambda client, timeout, cluster, policy: (
         f"scheduling policy of {cluster}: was {client.set_scheduling_policy(cluster, policy) or '?'}, "
         f"now {policy}"),

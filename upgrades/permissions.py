@@ -129,7 +129,16 @@ def no_role_page(request):
     return render(request, "upgrades/no_role.html", status=403)
 
 
-def _gate(request, perm, lookup, kwargs):
+REFUSAL = {
+    VIEW: "You have no role on this cluster.",
+    OPERATE: "Only operators can do this.",
+    APPROVE: "Only approvers can approve or reject.",
+    AUDIT: "Only auditors and admins can read the audit history.",
+    ADMINISTER: "Only admins can do this.",
+}
+
+
+def _gate(request, perm, lookup, kwargs, message=None):
     """None when allowed, else the response (login, no-role page); raises PermissionDenied."""
     user = request.user
     if not user.is_authenticated:
@@ -144,11 +153,11 @@ def _gate(request, perm, lookup, kwargs):
         cluster = lookup(**kwargs)
         allowed = can(user, perm, cluster)
     if not allowed:
-        raise PermissionDenied(f"Your role does not allow this ({perm}).")
+        raise PermissionDenied(message or REFUSAL[perm])
     return None
 
 
-def needs(perm, lookup=None):
+def needs(perm, lookup=None, message=None):
     """View decorator: ``perm`` (or ``perm(**url kwargs)``) on the cluster ``lookup(**url kwargs)`` returns
     (it raises Http404 for a missing object), or on any cluster without a lookup.
     Anonymous: the login page; no role at all: the page saying so."""
@@ -157,14 +166,14 @@ def needs(perm, lookup=None):
         if inspect.iscoroutinefunction(view):
             @functools.wraps(view)
             async def guarded_async(request, *args, **kwargs):
-                response = await sync_to_async(_gate)(request, perm, lookup, kwargs)
+                response = await sync_to_async(_gate)(request, perm, lookup, kwargs, message)
                 return response if response is not None else await view(request, *args, **kwargs)
             guarded_async.permission = perm
             return guarded_async
 
         @functools.wraps(view)
         def guarded(request, *args, **kwargs):
-            response = _gate(request, perm, lookup, kwargs)
+            response = _gate(request, perm, lookup, kwargs, message)
             return response if response is not None else view(request, *args, **kwargs)
         guarded.permission = perm
         return guarded

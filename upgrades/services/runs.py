@@ -78,7 +78,7 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
     itself (``manage.py runbook start --sync``).
     """
     if not permissions.can_operate(user, cluster):
-        raise PermissionDenied(f"Only operators of cluster {cluster.name} can start runs.")
+        raise PermissionDenied("Only operators can start runs.")
     plan = plan_run(cluster=cluster, slug=slug, params=params, state=state)
     if plan.inhibitors:
         raise Blocked(" ".join(c.message for c in plan.inhibitors) + " Nothing was started.", plan)
@@ -275,7 +275,7 @@ def wait_for_person(step):
 
 def _operator(user, run, what):
     if not permissions.can_operate(user, run.cluster):
-        raise PermissionDenied(f"Only operators of cluster {run.cluster.name} can {what}.")
+        raise PermissionDenied(f"Only operators can {what}.")
 
 
 def _step_locked(step):
@@ -343,7 +343,7 @@ def _decide(run, step, user, decision, comment):
     (the run runs nothing) and the decision refused.
     """
     if not permissions.can_approve(user, run.cluster):
-        raise PermissionDenied(f"Only approvers of cluster {run.cluster.name} can approve or reject.")
+        raise PermissionDenied("Only approvers can approve or reject.")
     if user.pk == run.requested_by_id:
         raise PermissionDenied(f"You requested run #{run.pk}: another approver must decide (four eyes).")
     expired = False

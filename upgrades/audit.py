@@ -42,9 +42,11 @@ def format_time(moment):
 
 
 def event_hash(event, prev_hash):
-    """The hash of ``event`` (a row, or a historical model's row in a migration) after ``prev_hash``."""
+    """The hash of ``event`` (a row, or a historical model's row in a migration) after ``prev_hash``.
+
+    Not the actor's id: deleting a user sets it to NULL (the name stays, and is hashed)."""
     body = canonical_json({
-        "seq": event.seq, "created_at": format_time(event.created_at), "actor_id": event.actor_id,
+        "seq": event.seq, "created_at": format_time(event.created_at),
         "actor_name": event.actor_name, "action": event.action, "target_type": event.target_type,
         "target_id": event.target_id, "target_repr": event.target_repr, "details": event.details,
         "cluster": event.cluster_ref, "run": event.run_ref})

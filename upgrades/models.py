@@ -346,8 +346,20 @@ class AuditHead(models.Model):
     hash = models.CharField(max_length=64, default="")
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """Audit rows are never changed or removed by the application, in bulk either."""
+
+    def update(self, **kwargs):
+        raise PermissionDenied("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionDenied("Audit events are append-only.")
+
+
 class AuditEvent(models.Model):
     """Append-only record of who did what. Written by ``upgrades.audit.record``."""
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",

@@ -245,3 +245,25 @@ def test_an_approver_approves_on_the_run_page(client, cluster, people):
     client.force_login(people["operator"])
     page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
     assert 'class="run-approve"' not in page and "<td>bert</td><td>approved</td>" in page
+
+
+def test_the_cli_asks_the_same_rules(cluster, people):
+    """manage.py runbook: the requester is refused, another approver starts the run."""
+    from django.core.management import CommandError, call_command
+    import io
+
+    run = start(cluster, people["operator"])
+    out = io.StringIO()
+    call_command("runbook", "status", str(run.pk), stdout=out)
+    assert "it waits for approval to start: 0 of 1 approver(s) other than olga" in out.getvalue() or \
+        "approval to start: 0 of 1 approver(s) other than olga" in out.getvalue()
+    people["operator"].groups.add(Group.objects.get(name="approver"))
+    with pytest.raises(CommandError, match="four eyes"):
+        call_command("runbook", "approve", str(run.pk), "--user", "olga", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="Only approvers"):
+        call_command("runbook", "approve", str(run.pk), "--user", "vera", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("runbook", "approve", str(run.pk), "--user", "anna", "--comment", "ok", stdout=out)
+    assert f"Run #{run.pk} approved by anna; it starts." in out.getvalue()
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING

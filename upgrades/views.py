@@ -48,6 +48,13 @@ def cluster_of_run(run_id, **kwargs):
     return get_or_404(UpgradeRun.objects.select_related("cluster"), run_id, "run").cluster
 
 
+def cluster_of_step(run_id, step_id, **kwargs):
+    step = RunStep.objects.select_related("run__cluster").filter(pk=step_id, run_id=run_id).first()
+    if step is None:
+        raise Http404(f"Run #{run_id} has no step #{step_id}.")
+    return step.run.cluster
+
+
 def queue_warning(request, run):
     if run.queued_at is None:
         messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
@@ -460,7 +467,7 @@ def step_action(request, run_id, step_id, action):
 
 
 @require_GET
-@needs(VIEW, cluster_of_run)
+@needs(VIEW, cluster_of_step)
 async def step_log(request, run_id, step_id):
     """One step's full log as a file, streamed: the page itself keeps only the tail."""
     step = await RunStep.objects.filter(pk=step_id, run_id=run_id).afirst()

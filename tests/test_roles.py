@@ -18,7 +18,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from heportal.asgi import application
 from tests.conftest import free_port
 from tests.factories import grant, make_cluster, make_host, make_run
-from upgrades.models import RoleGrant, UpgradeRun
+from upgrades.models import RoleGrant
 from upgrades.routing import websocket_urlpatterns
 
 PERSONAS = ("viewer", "operator", "approver", "auditor", "admin", "global_admin", "other", "no_role", "anonymous")
@@ -205,3 +205,30 @@ def test_websocket_route_allows_exactly_its_roles(django_user_model, persona, ro
     else:
         wanted = 4404 if not route else 4401 if persona == "anonymous" else 4403
         assert (connected, code) == (False, wanted), persona
+
+
+def test_role_and_policy_changes_in_the_admin_are_audited(client, world):
+    from upgrades.models import ApprovalPolicy, AuditEvent
+
+    client.force_login(world["users"]["global_admin"])
+    newcomer = world["users"]["no_role"]
+    response = client.post("/admin/upgrades/rolegrant/add/",
+                           {"user": newcomer.pk, "cluster": world["cluster"].pk, "role": "operator"})
+    assert response.status_code == 302
+    assert RoleGrant.objects.filter(user=newcomer, cluster=world["cluster"], role="operator").exists()
+    event = AuditEvent.objects.get(action="admin.rolegrant.add")
+    assert (event.actor_name, event.cluster_ref) == ("global_admin", world["cluster"].pk)
+    response = client.post("/admin/upgrades/approvalpolicy/add/", {
+        "cluster": world["cluster"].pk, "runbook": "", "before_start": "always", "step_markers": "--force",
+        "approvers": 2, "expiry_hours": 8})
+    assert response.status_code == 302 and ApprovalPolicy.objects.get().approvers == 2
+    assert AuditEvent.objects.filter(action="admin.approvalpolicy.add", cluster_ref=world["cluster"].pk).exists()
+    response = client.post(f"/admin/auth/user/{newcomer.pk}/change/", {
+        "username": "no_role", "is_active": "on", "groups": [Group.objects.get(name="viewer").pk],
+        "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    event = AuditEvent.objects.get(action="admin.user.groups")
+    assert event.details["groups"] == ["viewer"]
+    # The admin of another cluster cannot use the admin site at all.
+    client.force_login(world["users"]["other"])
+    assert client.get("/admin/upgrades/rolegrant/add/").status_code == 302

@@ -267,3 +267,10 @@ def test_the_cli_asks_the_same_rules(cluster, people):
     assert f"Run #{run.pk} approved by anna; it starts." in out.getvalue()
     run.refresh_from_db()
     assert run.status == RunStatus.RUNNING
+
+
+def test_the_launch_page_says_the_run_needs_approval(client, cluster, people):
+    client.force_login(people["operator"])
+    page = client.get(reverse("runbook-launch", args=[cluster.pk, "test-steps"]),
+                      {"host": "he2.lab.local", "sim_seconds": 0, "marker": "/tmp/steps"}).content.decode()
+    assert "Needs 1 approver(s) other than you before it starts; the request is valid 24 h." in page

@@ -202,3 +202,37 @@ def test_the_local_auditor_cannot_export_another_clusters_events(client, trail):
     client.force_login(trail["local"])
     events = json.loads(b"".join(client.get("/audit/export.json", {"person": "bob"}).streaming_content))
     assert events == []
+
+
+def test_the_run_history_filters(client, trail, django_user_model):
+    from upgrades.models import RunStatus, UpgradeRun
+
+    alpha_runs = [trail["run_a"]]
+    UpgradeRun.objects.filter(pk=trail["run_a"].pk).update(status=RunStatus.CANCELLED)  # one active run a cluster
+    for status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        alpha_runs.append(make_run(trail["run_a"].requested_by, trail["run_a"].steps.first().host, ["true"],
+                                   slug="maintenance-global"))
+        UpgradeRun.objects.filter(pk=alpha_runs[-1].pk).update(status=status)
+    UpgradeRun.objects.filter(pk=alpha_runs[2].pk).update(created_at=timezone.now() - timedelta(days=3))
+    viewer = django_user_model.objects.create_user("watcher", password="x")
+    viewer.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    client.force_login(viewer)
+
+    def ids(**query):
+        page = client.get("/history/", query)
+        assert page.status_code == 200
+        return {run.pk for run in page.context["page"]}
+
+    everything = ids()
+    assert everything == {r.pk for r in alpha_runs} | {trail["run_b"].pk}
+    assert ids(cluster=trail["beta"].pk) == {trail["run_b"].pk}
+    assert ids(runbook="maintenance-global") == {alpha_runs[1].pk, alpha_runs[2].pk}
+    assert ids(status="succeeded") == {alpha_runs[1].pk}
+    assert ids(person="bob") == {trail["run_b"].pk}
+    assert ids(until=timezone.localdate() - timedelta(days=1)) == {alpha_runs[2].pk}
+    assert alpha_runs[2].pk not in ids(since=timezone.localdate())
+    assert client.get("/history/", {"status": "nonsense"}).status_code == 400
+    # An operator of Beta only sees Beta's runs.
+    client.force_login(grant(django_user_model.objects.create_user("beta-op", password="x"), trail["beta"],
+                             "operator"))
+    assert ids() == {trail["run_b"].pk}

@@ -98,7 +98,7 @@ def test_n_distinct_approvers_of_m_start_the_run(cluster, people, django_capture
     run = services.approve_run(run=run, user=anna, comment="looks right")
     assert run.status == RunStatus.AWAITING_APPROVAL
     with pytest.raises(services.Refused, match="already decided"):
-        services.approve_run(run=run, user=anna)
+        services.approve_run(run=run, user=anna, comment="ok")
     with django_capture_on_commit_callbacks(execute=True):
         run = services.approve_run(run=run, user=bert, comment="go")
     run.refresh_from_db()
@@ -133,7 +133,7 @@ def test_an_expired_request_runs_nothing(client, cluster, people):
     assert run.approval_expires_at < timezone.now() + timedelta(hours=1, minutes=1)
     UpgradeRun.objects.filter(pk=run.pk).update(approval_expires_at=timezone.now() - timedelta(seconds=1))
     with pytest.raises(services.Refused, match="expired"):
-        services.approve_run(run=run, user=people["approvers"][0])
+        services.approve_run(run=run, user=people["approvers"][0], comment="ok")
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED and run.error == "The approval request expired."
     assert not Approval.objects.filter(run=run).exists()
@@ -163,17 +163,17 @@ def test_the_requester_never_approves_their_own_request(cluster, people, role, d
                 user.groups.add(Group.objects.get(name=name))
     run = start(cluster, user)
     with pytest.raises(PermissionDenied, match="four eyes"):
-        services.approve_run(run=run, user=user)
+        services.approve_run(run=run, user=user, comment="ok")
     with pytest.raises(PermissionDenied, match="four eyes"):
-        services.reject_run(run=run, user=user)
-    services.approve_run(run=run, user=people["approvers"][0])
+        services.reject_run(run=run, user=user, comment="no")
+    services.approve_run(run=run, user=people["approvers"][0], comment="ok")
     run.refresh_from_db()
     step = run.steps.order_by("order").first()
     step.action, step.status, step.started_at = StepKind.APPROVAL, StepStatus.WAITING, timezone.now()
     step.save()
     UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL, started_at=timezone.now())
     with pytest.raises(PermissionDenied, match="four eyes"):
-        services.approve_step(step=step, user=user)
+        services.approve_step(step=step, user=user, comment="ok")
     assert not Approval.objects.filter(user=user).exists()
 
 
@@ -197,7 +197,7 @@ def test_a_step_approval_needs_n_people_and_mails_them(cluster, people, mailoutb
     UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL, started_at=timezone.now())
     assert len(mailoutbox) == 1 and f"step {step.order} (Sign-off)" in mailoutbox[0].body
     anna, bert, _ = people["approvers"]
-    services.approve_step(step=step, user=anna)
+    services.approve_step(step=step, user=anna, comment="ok")
     step.refresh_from_db()
     assert step.status == StepStatus.WAITING
     with django_capture_on_commit_callbacks(execute=True):
@@ -226,7 +226,7 @@ def test_the_pending_page_and_the_header_count(client, cluster, people):
     assert f'href="/runs/{run.pk}/">#{run.pk} Test: steps</a>' in page and "the start of the run" in page
     assert 'data-url="/approvals/count/">1</span>' in page
     assert client.get(reverse("approvals-count")).json() == {"pending": 1}
-    services.approve_run(run=run, user=anna)
+    services.approve_run(run=run, user=anna, comment="ok")
     assert client.get(reverse("approvals-count")).json() == {"pending": 0}
     client.force_login(people["operator"])
     assert client.get(reverse("approvals-count")).json() == {"pending": 0}
@@ -274,3 +274,14 @@ def test_the_launch_page_says_the_run_needs_approval(client, cluster, people):
     page = client.get(reverse("runbook-launch", args=[cluster.pk, "test-steps"]),
                       {"host": "he2.lab.local", "sim_seconds": 0, "marker": "/tmp/steps"}).content.decode()
     assert "Needs 1 approver(s) other than you before it starts; the request is valid 24 h." in page
+
+
+def test_a_decision_without_a_comment_is_refused(cluster, people):
+    from django.core.exceptions import ValidationError
+
+    run = start(cluster, people["operator"])
+    for decide in (services.approve_run, services.reject_run):
+        with pytest.raises(ValidationError, match="carries a comment"):
+            decide(run=run, user=people["approvers"][0], comment="  ")
+    run.refresh_from_db()
+    assert run.status == RunStatus.AWAITING_APPROVAL and not Approval.objects.exists()

@@ -340,12 +340,15 @@ def _decide(run, step, user, decision, comment):
 
     ``step`` None: the request to start the run. The requester never decides,
     whatever their role; a person counts once; an expired request is closed
-    (the run runs nothing) and the decision refused.
+    (the run runs nothing) and the decision refused. A decision carries a comment.
     """
     if not permissions.can_approve(user, run.cluster):
         raise PermissionDenied("Only approvers can approve or reject.")
     if user.pk == run.requested_by_id:
         raise PermissionDenied(f"You requested run #{run.pk}: another approver must decide (four eyes).")
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError("Say why: an approval or a rejection carries a comment.")
     expired = False
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)

@@ -197,3 +197,76 @@ def host_score(state, ctx, host, min_score):
         return False, f"{host} is not in vm-status"
     return here.live and (here.score or 0) >= min_score, \
         f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+
+
+# -- Checks of the recovery runbooks (lockspace, metadata, failed install, resume deploy) --
+
+def _release_key(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+@check("release-at-least", "the cluster runs oVirt {version} or later ({needs})")
+def release_at_least(state, ctx, version, needs):
+    from .plan import release_of
+
+    release = release_of(ctx.cluster)
+    if release is None:
+        return WARNING, (f"The cluster's oVirt release is not detected yet; {needs} needs oVirt {version} "
+                         "or later.")
+    if release < _release_key(version):
+        return INHIBITOR, (f"The cluster runs oVirt {release[0]}.{release[1]}: {needs} needs oVirt {version} "
+                           "or later.")
+    return OK, f"oVirt {release[0]}.{release[1]} has {needs}."
+
+
+@check("lockspace-suspect", "the HA agents do not all publish (what a corrupted lockspace looks like)")
+def lockspace_suspect(state, ctx):
+    if state.error or not state.hosts:
+        return OK, "The HA state cannot be read: the recovery is planned for every host of the cluster."
+    stale = [h.name for h in state.hosts if not h.live]
+    if not stale:
+        return WARNING, ("Every host's agent publishes up-to-date data: the lockspace does not look corrupted. "
+                         "Re-initialising it stops every agent for a while.")
+    return OK, f"No up-to-date HA data from {', '.join(stale)}."
+
+
+@check("metadata-host-id", "host id {host_id} belongs to no live host of the cluster")
+def metadata_host_id(state, ctx, host_id, host):
+    host_id = int(host_id)  # filled into the check's arguments as text
+    if host_id < 1:
+        return INHIBITOR, "Host ids start at 1."
+    owner = ctx.cluster.hosts.filter(he_host_id=host_id).first()
+    if owner is not None and owner.name == host:
+        return INHIBITOR, (f"Host id {host_id} is {host}'s own id, the host that runs the command: "
+                           "this runbook removes a host that no longer exists.")
+    seen = state.host(owner.name) if owner is not None else None
+    if owner is not None and state.error:
+        return _unknown(state)
+    if seen is not None and seen.live:
+        return INHIBITOR, (f"Host id {host_id} is {owner.name}, whose agent publishes up-to-date data: "
+                           "it still exists.")
+    if owner is not None:
+        return WARNING, (f"Host id {host_id} is {owner.name}, still a host of this cluster (its HA data is not "
+                         "up to date). Clean its metadata only if it is gone for good.")
+    return OK, f"No host of the cluster has host id {host_id}."
+
+
+@check("not-he-host", "{host} is not a working hosted-engine host")
+def not_he_host(state, ctx, host):
+    here = state.host(host)
+    if state.error or here is None or not here.known:
+        return OK, f"{host} shows no hosted-engine status."
+    if here.live:
+        return INHIBITOR, (f"{host} is a working hosted-engine host (its agent publishes, state "
+                           f"{here.state or '?'}): this runbook is for a failed install.")
+    return WARNING, f"{host} has hosted-engine status from its agent, not up to date: check it is the failed install."
+
+
+@check("host-live", "{host}'s HA data is up to date")
+def host_live(state, ctx, host):
+    if state.error:
+        return _unknown(state)
+    here = state.host(host)
+    if here is None or not here.live:
+        return INHIBITOR, f"{host}'s HA data is not up to date: its agent must publish to run this there."
+    return OK, f"{host}'s HA data is up to date."

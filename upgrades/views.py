@@ -23,7 +23,7 @@ from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can
                           may_decide, needs)
 from .remote import ssh
 from .remote.base import RemoteError
-from .runbooks import UnknownRunbook, get_runbook
+from .runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 
 def get_or_404(queryset, pk, what):
@@ -137,7 +137,8 @@ def cluster_context(request, cluster):
 @needs(VIEW, cluster_of_cluster)
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
-    return render(request, "upgrades/cluster_detail.html", cluster_context(request, cluster))
+    return render(request, "upgrades/cluster_detail.html",
+                  {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE})
 
 
 @require_GET

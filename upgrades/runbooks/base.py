@@ -126,6 +126,9 @@ class Runbook:
     # When the ``host`` parameter is left empty, the plan picks one from live
     # state: "live-out-of-local-maintenance" (the first such host by HE id).
     default_host: str = ""
+    # False for runbooks meant for a cluster whose HA data cannot be fresh (a corrupted
+    # lockspace, a failed or partial deployment): the plan then leaves out ``ha-fresh``.
+    needs_fresh_ha: bool = True
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

@@ -46,9 +46,7 @@ def apply_policy(plan):
     n, hours = max(policy.approvers, 1), policy.expiry_hours
     plan.approval_expiry_hours = hours
     if policy.before_start == "always" or policy.before_start == "changes" and plan.changes:
-        plan.start_approvers = n
-        plan.notes.append(f"This run needs {n} approver(s) other than you before it starts "
-                          f"(the request is valid {hours} h).")
+        plan.start_approvers = n  # the launch page says so
     markers = policy.markers()
     steps = []
     for step in plan.steps:

@@ -285,3 +285,29 @@ def test_a_decision_without_a_comment_is_refused(cluster, people):
             decide(run=run, user=people["approvers"][0], comment="  ")
     run.refresh_from_db()
     assert run.status == RunStatus.AWAITING_APPROVAL and not Approval.objects.exists()
+
+
+def test_the_default_policy_guards_the_recovery_runbooks_dangerous_steps():
+    """--clean-metadata, --reinitialize-lockspace and the failed-install clean-up get an approval
+    step right before them (a runbook's own approval right before one is enough)."""
+    from tests.test_runbooks_ops import cluster_of, plan, state_of
+
+    def kinds(the_plan):
+        return [(step.key, step.kind) for step in the_plan.steps]
+
+    cluster = cluster_of(hosts=2)
+    metadata = kinds(plan(cluster, "clean-metadata", state_of(cluster), host_id=3))
+    assert metadata[metadata.index(("clean", "ssh")) - 1] == ("approve.clean", "approval")
+    cluster = cluster_of(name="Ops3")
+    cleanup = plan(cluster, "failed-install-cleanup", state_of(cluster), host="he1.example.com",
+                   storage_path="/export/ovirt/hosted-engine")
+    assert kinds(cleanup) == [("approve", "approval"), ("purge-storage", "manual"), ("approve.cleanup", "approval"),
+                              ("cleanup", "ssh"), ("verify", "ssh")]
+    assert cleanup.start_approvers == 1
+    assert all(step.spec["approvers"] == 1 and step.spec["expiry_hours"] == 24
+               for step in cleanup.steps if step.kind == "approval")
+    lockspace = kinds(plan(cluster, "lockspace-recovery", state_of(cluster, live=False), host="he1.example.com",
+                           force=True))
+    reinit = next(n for n, (key, _) in enumerate(lockspace) if key.endswith("reinitialize"))
+    assert lockspace[reinit - 1][1] == "approval"
+    assert [kind for _, kind in lockspace].count("approval") == 1  # the runbook's own, for --force

@@ -300,7 +300,10 @@ class RoleGrant(models.Model):
         return f"{self.user} is {self.role} on {self.cluster}"
 
 
-DEFAULT_APPROVAL_MARKERS = "--force\n--clean-metadata\novirt-hosted-engine-cleanup\n--reinitialize-lockspace"
+# --force (and --force-cleanup), --clean-metadata, lockspace re-initialisation, and the
+# failed-install clean-up: ovirt-hosted-engine-cleanup, or the howto's script that removes the packages.
+DEFAULT_APPROVAL_MARKERS = ("--force\n--clean-metadata\n--reinitialize-lockspace\novirt-hosted-engine-cleanup\n"
+                            "yum remove -y \\*ovirt\\*")
 
 
 class ApprovalPolicy(models.Model):

@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('runbook', models.SlugField(blank=True, help_text='Runbook slug; empty: every runbook.')),
                 ('before_start', models.CharField(choices=[('changes', 'if the runbook changes hosts'), ('always', 'always'), ('never', 'never')], default='changes', help_text='When a run needs approval before it starts.', max_length=10)),
-                ('step_markers', models.TextField(blank=True, default='--force\n--clean-metadata\novirt-hosted-engine-cleanup\n--reinitialize-lockspace', help_text='One text a line: a step whose command contains one needs approval before it runs.')),
+                ('step_markers', models.TextField(blank=True, default='--force\n--clean-metadata\n--reinitialize-lockspace\novirt-hosted-engine-cleanup\nyum remove -y \\*ovirt\\*', help_text='One text a line: a step whose command contains one needs approval before it runs.')),
                 ('approvers', models.PositiveSmallIntegerField(default=1, help_text='Distinct approvers needed (N).')),
                 ('expiry_hours', models.PositiveIntegerField(default=24, help_text='How long a request stays valid.')),
             ],

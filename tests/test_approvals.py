@@ -11,6 +11,7 @@ from django.utils import timezone
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
 from tests.factories import grant, make_cluster, make_host
+from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from upgrades import services
 from upgrades.models import (Approval, ApprovalPolicy, AuditEvent, RunStatus, StepKind, StepStatus,
                              UpgradeRun)
@@ -311,3 +312,36 @@ def test_the_default_policy_guards_the_recovery_runbooks_dangerous_steps():
     reinit = next(n for n, (key, _) in enumerate(lockspace) if key.endswith("reinitialize"))
     assert lockspace[reinit - 1][1] == "approval"
     assert [kind for _, kind in lockspace].count("approval") == 1  # the runbook's own, for --force
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.browser
+def test_in_the_browser_the_count_goes_up_and_the_approver_starts_the_run(live_portal, lab_cluster, browser,
+                                                                           make_user):
+    """The header's count follows a new request without a reload; the approver
+    approves on the run page with a comment; the worker then runs it."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import log_in
+
+    ApprovalPolicy.objects.create(runbook="diagnostic", before_start="always")  # read by daphne too
+    operator, _ = make_user("operator", "olga"), make_user("approver", "anna")
+    page = browser.new_context().new_page()
+    try:
+        log_in(page, live_portal, "anna")
+        expect(page.locator("#pending-approvals")).to_have_text("0")
+        run = services.start_run(cluster=lab_cluster, slug="diagnostic", params={"host": "he1.lab.local"},
+                                 user=operator)
+        assert run.status == RunStatus.AWAITING_APPROVAL
+        expect(page.locator("#pending-approvals")).to_have_text("1", timeout=30_000)  # polled every 15 s
+        page.goto(f"{live_portal}/approvals/")
+        page.click(f"a[href='/runs/{run.pk}/']")
+        page.fill("#run-decision-comment", "diagnostics are harmless")
+        with page.expect_navigation():
+            page.click("button.run-approve")
+        assert "your approval is recorded; the run starts." in page.content(), page.content()[-3000:]
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
+        expect(page.locator("tr.decision-approved")).to_contain_text("diagnostics are harmless")
+        expect(page.locator("#pending-approvals")).to_have_text("0")
+    finally:
+        page.context.close()

@@ -199,6 +199,13 @@ def _guards(step, values):
 
 
 def _expand(step, values, hosts, key):
+    planned = _expand_step(step, values, hosts, key)
+    if getattr(step, "always", False):
+        planned.spec["always"] = True  # runs even when the run fails or is cancelled first
+    return planned
+
+
+def _expand_step(step, values, hosts, key):
     title = _fill(step.title, values)
     if isinstance(step, Ssh):
         _fill(step.command, values)  # every field has a value

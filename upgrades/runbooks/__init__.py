@@ -3,7 +3,10 @@
 Importing a runbook module does no I/O. ``register`` also serves tests,
 which add runbooks of their own.
 """
+from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .he_upgrade import HE_UPGRADE
+from .host_os_upgrade import HOST_OS_UPGRADE
 from .install_cleanup import FAILED_INSTALL_CLEANUP
 from .lockspace import LOCKSPACE_RECOVERY
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
@@ -18,7 +21,9 @@ def register(runbook):
     return runbook
 
 
-for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
+    register(_runbook)
+for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)
 for _runbook in (LOCKSPACE_RECOVERY, CLEAN_METADATA, FAILED_INSTALL_CLEANUP, RESUME_DEPLOY):
     register(_runbook)

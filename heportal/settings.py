@@ -81,6 +81,25 @@ def _secret_key():
 
 
 SECRET_KEY = _secret_key()
+
+
+def _secrets_keys():
+    """Fernet keys for secrets stored in the database (upgrades.secrets): the
+    first encrypts, all decrypt. HEPORTAL_SECRETS_KEYS (comma-separated), the
+    file HEPORTAL_SECRETS_KEYS_FILE (one key a line), else a key file
+    generated once in DATA_DIR. Never in the database itself."""
+    raw = os.environ.get("HEPORTAL_SECRETS_KEYS")
+    if raw:
+        return [k.strip() for k in raw.split(",") if k.strip()]
+    path = Path(os.environ.get("HEPORTAL_SECRETS_KEYS_FILE") or DATA_DIR / "secrets.keys")
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        private_file(path).write_text(Fernet.generate_key().decode() + "\n")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+SECRETS_KEYS = _secrets_keys()
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -122,6 +141,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "upgrades.context.portal",
             ],
         },
     },
@@ -177,6 +197,11 @@ RQ_QUEUES = {
 # A worker that keeps its job running while Redis restarts (upgrades/worker.py).
 RQ = {"WORKER_CLASS": "upgrades.worker.Worker"}
 
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "upgrades.permissions.RoleBackend",  # a global admin may use the admin site (upgrades/permissions.py)
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -186,6 +211,23 @@ AUTH_PASSWORD_VALIDATORS = [
 if env_bool("FAST_PASSWORD_HASHER", False):
     # Tests only: the default hasher costs ~0.3 s per login.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# E-mail (approval requests): Django's own settings, from the environment.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "he-portal@localhost")
+# The portal's address as people reach it, for links in mails.
+PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
+
+# Approval policy when none is configured for a cluster/runbook
+# (upgrades/services/approvals.py): runbooks that change hosts need one
+# approver before they start; steps with these markers need one too.
+APPROVAL_REQUIRED_BY_DEFAULT = env_bool("APPROVAL_REQUIRED_BY_DEFAULT", True)
+APPROVAL_DEFAULT_EXPIRY_HOURS = env_int("APPROVAL_DEFAULT_EXPIRY_HOURS", 24)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

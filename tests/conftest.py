@@ -90,6 +90,10 @@ def _configure_worker_services():
     for queue in settings.RQ_QUEUES.values():
         queue["URL"] = url
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Runs start without a four-eyes approval unless a test sets a policy
+    # (tests/test_approvals.py turns the default on).
+    os.environ["APPROVAL_REQUIRED_BY_DEFAULT"] = "false"
+    settings.APPROVAL_REQUIRED_BY_DEFAULT = False
     # Pages render without a collectstatic manifest; daphne children use the real one.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

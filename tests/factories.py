@@ -1,5 +1,5 @@
 """Plain factories with overridable defaults."""
-from upgrades.models import Cluster, Host, RunStep, Runbook, UpgradeRun
+from upgrades.models import Cluster, Host, RoleGrant, RunStep, Runbook, UpgradeRun
 
 
 def make_cluster(**kw):
@@ -20,3 +20,9 @@ def make_run(user, host, commands, slug="diagnostic"):
     for n, command in enumerate(commands, start=1):
         RunStep.objects.create(run=run, order=n, key=f"step{n}", host=host, title=f"Step {n}", command=command)
     return run
+
+
+def grant(user, cluster, role):
+    """Give ``user`` ``role`` on ``cluster`` only; returns the user."""
+    RoleGrant.objects.get_or_create(user=user, cluster=cluster, role=role)
+    return user

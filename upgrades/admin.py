@@ -6,18 +6,34 @@ from importlib.util import find_spec
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 
-from . import audit
+from . import audit, permissions
 from .inventory import is_address
-from .models import Approval, AuditEvent, Cluster, HaSample, Host, Runbook, RunStep, StepOutput, UpgradeRun
+from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, HaSample, Host, RoleGrant, Runbook, RunStep,
+                     StepOutput, UpgradeRun)
+
+# The admin site is for global admins (group "admin" or superusers): the same rule as everywhere.
+admin.site.has_permission = lambda request: request.user.is_active and permissions.is_global_admin(request.user)
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedMixin:
+    """Every save and delete in the admin is an audit event (which fields, never their secret values)."""
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         action = "change" if change else "add"
         audit.record(request.user, f"admin.{obj._meta.model_name}.{action}", obj, fields=form.changed_data)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        for name in ("groups", "user_permissions", "permissions"):
+            if name in form.changed_data:
+                audit.record(request.user, f"admin.{form.instance._meta.model_name}.{name}", form.instance,
+                             **{name: sorted(str(item) for item in form.cleaned_data[name])})
 
     def delete_model(self, request, obj):
         audit.record(request.user, f"admin.{obj._meta.model_name}.delete", obj)
@@ -27,6 +43,10 @@ class AuditedAdmin(admin.ModelAdmin):
         for obj in queryset:
             audit.record(request.user, f"admin.{obj._meta.model_name}.delete", obj)
         super().delete_queryset(request, queryset)
+
+
+class AuditedAdmin(AuditedMixin, admin.ModelAdmin):
+    pass
 
 
 class RecordAdmin(admin.ModelAdmin):
@@ -67,18 +87,52 @@ class HostInline(admin.TabularInline):
     readonly_fields = ("ha_state", "ha_score")
 
 
+class ClusterForm(forms.ModelForm):
+    """The engine password is written here and never shown back: stored encrypted (upgrades.secrets)."""
+
+    engine_password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted; leave empty to keep the one stored. Used instead of the credentials reference.")
+    forget_engine_password = forms.BooleanField(required=False, help_text="Remove the stored engine password.")
+
+    class Meta:
+        model = Cluster
+        fields = "__all__"
+
+    def save(self, commit=True):
+        cluster = super().save(commit=False)
+        if self.cleaned_data.get("forget_engine_password"):
+            cluster.engine_password_encrypted = ""
+        elif self.cleaned_data.get("engine_password"):
+            cluster.set_engine_password(self.cleaned_data["engine_password"])
+        if commit:
+            cluster.save()
+            self.save_m2m()
+        return cluster
+
+
+class RoleGrantInline(admin.TabularInline):
+    model = RoleGrant
+    extra = 0
+
+
 @admin.register(Cluster)
 class ClusterAdmin(AuditedAdmin):
+    form = ClusterForm
     list_display = ("name", "engine_url", "compatibility_version", "maintenance_mode", "polled_at")
-    readonly_fields = ("maintenance_mode", "polled_at", "poll_error")
-    inlines = [HostInline]
+    readonly_fields = ("maintenance_mode", "polled_at", "poll_error", "engine_password_stored")
+    inlines = [HostInline, RoleGrantInline]
+
+    @admin.display(boolean=True, description="engine password stored")
+    def engine_password_stored(self, obj):
+        return bool(obj.engine_password_encrypted)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
         for obj in formset.new_objects + [o for o, _ in formset.changed_objects]:
-            audit.record(request.user, "admin.host.save", obj, cluster=form.instance.name)
+            audit.record(request.user, f"admin.{obj._meta.model_name}.save", obj, cluster=form.instance.name)
         for obj in formset.deleted_objects:
-            audit.record(request.user, "admin.host.delete", obj, cluster=form.instance.name)
+            audit.record(request.user, f"admin.{obj._meta.model_name}.delete", obj, cluster=form.instance.name)
 
 
 @admin.register(Host)
@@ -125,9 +179,34 @@ class ApprovalAdmin(RecordAdmin):
     list_display = ("run", "step", "user", "decision", "created_at")
 
 
+@admin.register(RoleGrant)
+class RoleGrantAdmin(AuditedAdmin):
+    list_display = ("user", "cluster", "role")
+    list_filter = ("role", "cluster")
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(AuditedAdmin):
+    list_display = ("__str__", "before_start", "approvers", "expiry_hours")
+
+
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class AuditedUserAdmin(AuditedMixin, UserAdmin):
+    """Users and their global roles (groups); changes are audited (never the password)."""
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(AuditedMixin, GroupAdmin):
+    pass
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(RecordAdmin):
-    list_display = ("created_at", "actor_name", "action", "target_repr")
+    list_display = ("seq", "created_at", "actor_name", "action", "target_repr")
     list_filter = ("action",)
 
 

@@ -19,6 +19,7 @@ from .converters import parse_id
 from .events import cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
+from .permissions import VIEW, can
 
 BACKLOG_CHUNK = 1_000
 
@@ -47,11 +48,15 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4401)
             return
         run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        self.run_id = await database_sync_to_async(
-            lambda: UpgradeRun.objects.filter(pk=run_id).values_list("pk", flat=True).first())()
-        if self.run_id is None:
+        run = await database_sync_to_async(
+            lambda: UpgradeRun.objects.filter(pk=run_id).select_related("cluster").first())()
+        if run is None:
             await self.close(code=4404)
             return
+        if not await database_sync_to_async(can)(user, VIEW, run.cluster):
+            await self.close(code=4403)
+            return
+        self.run_id = run.pk
         # latin-1 decodes any bytes; a valid query string is ASCII anyway.
         self.sent = parse_cursors(self.scope.get("query_string", b"").decode("latin-1"))
         self.group = run_group(self.run_id)
@@ -138,6 +143,9 @@ class ClusterConsumer(JsonWebsocketConsumer):
         cluster = Cluster.objects.filter(pk=self.scope["url_route"]["kwargs"]["cluster_id"]).first()
         if cluster is None:
             self.close(code=4404)
+            return
+        if not can(user, VIEW, cluster):
+            self.close(code=4403)
             return
         self.group = cluster_group(cluster.pk)
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)

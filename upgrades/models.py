@@ -26,6 +26,9 @@ class Cluster(models.Model):
         "credentials reference", max_length=300, blank=True,
         help_text="Where the engine password lives: env:VARIABLE or file:/path (never the password itself).",
     )
+    # The engine password kept by the portal, Fernet-encrypted (upgrades.secrets);
+    # used instead of credentials_ref when set. Never rendered back.
+    engine_password_encrypted = models.TextField(blank=True, editable=False)
     engine_ca_file = models.CharField("engine CA file", max_length=300, blank=True)
     compatibility_version = models.CharField(max_length=20, blank=True)
     # The engine VM over SSH, for steps that run inside it (engine-backup, engine-setup).
@@ -56,6 +59,17 @@ class Cluster(models.Model):
 
     def __str__(self):
         return self.name
+
+    def set_engine_password(self, password):
+        from . import secrets
+
+        self.engine_password_encrypted = secrets.encrypt(password)
+
+    def engine_password(self):
+        """The stored engine password, decrypted; "" when the portal keeps none."""
+        from . import secrets
+
+        return secrets.decrypt(self.engine_password_encrypted)
 
 
 class Host(models.Model):
@@ -144,6 +158,10 @@ class UpgradeRun(models.Model):
     # never reached the queue); the sweeper queues it again if it was lost.
     job_id = models.CharField(max_length=64, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    # The request to start (status awaiting approval, before any step): how
+    # many distinct approvers it needs, and until when it is valid.
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -240,6 +258,8 @@ class ApprovalDecision(models.TextChoices):
 
 
 class Approval(models.Model):
+    """One person's decision on a run's start (``step`` None) or on an approval step."""
+
     run = models.ForeignKey(UpgradeRun, on_delete=models.CASCADE, related_name="approvals")
     step = models.ForeignKey(RunStep, on_delete=models.CASCADE, null=True, blank=True, related_name="approvals")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approvals")
@@ -247,9 +267,102 @@ class Approval(models.Model):
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step", "user"], name="approval_one_per_person"),
+        ]
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    APPROVER = "approver"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class RoleGrant(models.Model):
+    """A role on one cluster. A role on every cluster is membership of the
+    Django group of that name (upgrades.permissions)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_grants")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=10, choices=Role.choices)
+
+    class Meta:
+        ordering = ["cluster", "user", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "cluster", "role"], name="rolegrant_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} on {self.cluster}"
+
+
+# --force (and --force-cleanup), --clean-metadata, lockspace re-initialisation, and the
+# failed-install clean-up: ovirt-hosted-engine-cleanup, or the howto's script that removes the packages.
+DEFAULT_APPROVAL_MARKERS = ("--force\n--clean-metadata\n--reinitialize-lockspace\novirt-hosted-engine-cleanup\n"
+                            "yum remove -y \\*ovirt\\*")
+
+
+class ApprovalPolicy(models.Model):
+    """Which runs and steps need approval, by how many people, for how long.
+
+    The most specific policy applies: cluster and runbook, then cluster,
+    then runbook, then the one for every cluster and runbook; without any,
+    the settings' default (upgrades/services/approvals.py).
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, null=True, blank=True,
+                                related_name="approval_policies", help_text="Empty: every cluster.")
+    runbook = models.SlugField(max_length=50, blank=True, help_text="Runbook slug; empty: every runbook.")
+    before_start = models.CharField(
+        max_length=10, default="changes",
+        choices=[("changes", "if the runbook changes hosts"), ("always", "always"), ("never", "never")],
+        help_text="When a run needs approval before it starts.")
+    step_markers = models.TextField(
+        blank=True, default=DEFAULT_APPROVAL_MARKERS,
+        help_text="One text a line: a step whose command contains one needs approval before it runs.")
+    approvers = models.PositiveSmallIntegerField(default=1, help_text="Distinct approvers needed (N).")
+    expiry_hours = models.PositiveIntegerField(default=24, help_text="How long a request stays valid.")
+
+    class Meta:
+        verbose_name_plural = "approval policies"
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "runbook"], name="approvalpolicy_unique"),
+        ]
+
+    def __str__(self):
+        return f"approval policy for {self.runbook or 'every runbook'} on {self.cluster or 'every cluster'}"
+
+    def markers(self):
+        return [line.strip() for line in self.step_markers.splitlines() if line.strip()]
+
+
+class AuditHead(models.Model):
+    """The chain's last link (one row): its number and hash. Locked while an
+    event is appended, so the chain never forks; audit_verify compares the
+    last event with it, so a deleted tail is found too."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="")
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """Audit rows are never changed or removed by the application, in bulk either."""
+
+    def update(self, **kwargs):
+        raise PermissionDenied("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionDenied("Audit events are append-only.")
+
 
 class AuditEvent(models.Model):
     """Append-only record of who did what. Written by ``upgrades.audit.record``."""
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
@@ -259,8 +372,16 @@ class AuditEvent(models.Model):
     target_type = models.CharField(max_length=100, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(db_index=True)
     details = models.JSONField(default=dict, blank=True)
+    # For filters: the cluster and run the event belongs to (plain numbers:
+    # the record outlives what it names).
+    cluster_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    run_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The chain (upgrades.audit): number, the previous event's hash, this one's.
+    seq = models.PositiveBigIntegerField(unique=True, null=True)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -9,6 +9,7 @@ RQ's job records:
 2. A run that should advance but has no worker and no live job (Redis was
    unreachable when it was queued, or restarted and lost its queue) is queued
    again. Claiming is a conditional update, so a job queued twice is harmless.
+3. An approval request past its expiry is closed (upgrades/services/approvals.py).
 """
 import logging
 from datetime import timedelta
@@ -37,6 +38,7 @@ LIVE_JOB = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.S
 def sweep(now=None):
     """One pass; returns (runs interrupted, runs queued again)."""
     now = now or timezone.now()
+    services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
     return mark_lost_workers(now), requeue_stranded_runs(now)
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import converters, views  # noqa: F401 (converters registers <id:...>)
+from . import converters, views, views_records  # noqa: F401 (converters registers <id:...>)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,6 +13,12 @@ urlpatterns = [
     path("runs/<id:run_id>/live/", views.run_live, name="run-live"),
     path("runs/<id:run_id>/log.txt", views.run_log, name="run-log"),
     path("runs/<id:run_id>/steps/<id:step_id>/log.txt", views.step_log, name="step-log"),
+    path("history/", views_records.run_history, name="run-history"),
+    path("approvals/", views_records.pending_approvals, name="approvals"),
+    path("approvals/count/", views_records.approvals_count, name="approvals-count"),
+    path("audit/", views_records.audit_page, name="audit"),
+    path("audit/export.csv", views_records.audit_export_csv, name="audit-export-csv"),
+    path("audit/export.json", views_records.audit_export_json, name="audit-export-json"),
 ]
 # One route per action, so each has its own name (and the fuzz test finds each).
 urlpatterns += [path(f"runs/<id:run_id>/{action}/", views.run_action, {"action": action}, name=f"run-{action}")

@@ -9,7 +9,6 @@ the page and by the refresh alike.
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
@@ -20,7 +19,8 @@ from . import downloads, plan as planning, services, state as cluster_state
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
                      UpgradeRun)
-from .permissions import can_admin, can_approve, can_operate
+from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can_operate, clusters_where,
+                          may_decide, needs)
 from .remote import ssh
 from .remote.base import RemoteError
 from .runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
@@ -34,18 +34,41 @@ def get_or_404(queryset, pk, what):
     return found
 
 
+# Which cluster a URL's object belongs to, for ``needs`` (a missing object is a 404).
+
+def cluster_of_cluster(cluster_id, **kwargs):
+    return get_or_404(Cluster.objects.all(), cluster_id, "cluster")
+
+
+def cluster_of_host(host_id, **kwargs):
+    return get_or_404(Host.objects.select_related("cluster"), host_id, "host").cluster
+
+
+def cluster_of_run(run_id, **kwargs):
+    return get_or_404(UpgradeRun.objects.select_related("cluster"), run_id, "run").cluster
+
+
+def cluster_of_step(run_id, step_id, **kwargs):
+    step = RunStep.objects.select_related("run__cluster").filter(pk=step_id, run_id=run_id).first()
+    if step is None:
+        raise Http404(f"Run #{run_id} has no step #{step_id}.")
+    return step.run.cluster
+
+
 def queue_warning(request, run):
     if run.queued_at is None:
         messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
                                   "starts as soon as the queue answers again.")
 
 
-@login_required
+@needs(VIEW)
 def home(request):
-    clusters = Cluster.objects.prefetch_related("hosts")
-    runs = UpgradeRun.objects.select_related("cluster", "runbook", "requested_by")[:20]
+    visible = clusters_where(request.user, VIEW)
+    clusters = visible.prefetch_related("hosts")
+    runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")[:20]
     return render(request, "upgrades/home.html", {
-        "clusters": clusters, "runs": runs, "can_operate": can_operate(request.user)})
+        "clusters": clusters, "runs": runs,
+        "can_operate": clusters_where(request.user, OPERATE).exists()})
 
 
 # The cluster page ------------------------------------------------------------
@@ -98,8 +121,9 @@ def maintenance_buttons(cluster, hosts, ha):
 
 def cluster_context(request, cluster):
     hosts = list(cluster.hosts.order_by("he_host_id", "name"))
-    operator = can_operate(request.user)
-    context = {"cluster": cluster, "hosts": hosts, "can_operate": operator, "can_admin": can_admin(request.user),
+    operator = can_operate(request.user, cluster)
+    context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
+               "can_admin": can_admin(request.user, cluster),
                "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first()}
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
@@ -110,7 +134,7 @@ def cluster_context(request, cluster):
     return context
 
 
-@login_required
+@needs(VIEW, cluster_of_cluster)
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/cluster_detail.html",
@@ -118,15 +142,15 @@ def cluster_detail(request, cluster_id):
 
 
 @require_GET
-@login_required
+@needs(VIEW, cluster_of_cluster)
 def cluster_live(request, cluster_id):
     """The page's live part, re-fetched by cluster.js on each HA change."""
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/partials/cluster_live.html", cluster_context(request, cluster))
 
 
-@login_required
 @require_POST
+@needs(OPERATE, cluster_of_host, "Only operators can start runs.")
 def start_diagnostic(request, host_id):
     host = get_object_or_404(Host.objects.select_related("cluster"), pk=host_id)
     try:
@@ -184,11 +208,11 @@ def launch_page(request, cluster, runbook, data, *, error="", status=200):
     return render(request, "upgrades/launch.html", {
         "cluster": cluster, "runbook": runbook, "form": form, "plan": plan, "problem": problem, "error": error,
         "pinned": pinned_params(runbook, cluster, plan) if plan else {},
-        "can_operate": can_operate(request.user)}, status=status)
+        "can_operate": can_operate(request.user, cluster)}, status=status)
 
 
-@login_required
 @require_http_methods(["GET", "HEAD", "POST"])
+@needs(VIEW, cluster_of_cluster)
 def launch_runbook(request, cluster_id, slug):
     """GET: the parameters and, once they are valid, the plan to confirm. POST: start it."""
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
@@ -222,7 +246,7 @@ def run_actions(user, run, step):
     reason when the run changed meanwhile.
     """
     actions = set()
-    if can_operate(user):
+    if can_operate(user, run.cluster):
         if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and not run.pause_requested:
             actions.add("pause")
         if run.status in RUN_ACTIVE and not run.cancel_requested:
@@ -244,8 +268,12 @@ def run_actions(user, run, step):
                 step is None or step.status in (StepStatus.PENDING, StepStatus.INTERRUPTED)):
             actions.add("resume")
     if step is not None and step.action == StepKind.APPROVAL and step.status == StepStatus.WAITING \
-            and can_approve(user) and user.pk != run.requested_by_id:
+            and may_decide(user, run) and not run.approvals.filter(step=step, user=user).exists():
         actions.update(("approve", "reject"))
+    if run.status == RunStatus.AWAITING_APPROVAL and run.started_at is None and may_decide(user, run) \
+            and (step is None or step.status == StepStatus.PENDING) \
+            and not run.approvals.filter(step=None, user=user).exists():
+        actions.update(("approve-run", "reject-run"))
     return actions
 
 
@@ -324,8 +352,10 @@ def run_context(request, run, typed=None):
         "failed_step": current if failed else None,
         "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],
         "is_requester": request.user.pk == run.requested_by_id,
-        "can_approve": can_approve(request.user),
+        "can_approve": can_approve(request.user, run.cluster),
         "history": run_history(run),
+        "decisions": run.approvals.select_related("user", "step").order_by("created_at", "id"),
+        "start_request": start_request(run),
         "typed": typed or {},
     }
 
@@ -334,14 +364,22 @@ def get_run_or_404(run_id):
     return get_or_404(UpgradeRun.objects.select_related("cluster", "runbook", "requested_by"), run_id, "run")
 
 
-@login_required
+def start_request(run):
+    """The run's request to start, while it waits: how many approvals it has, needs, until when."""
+    if run.status != RunStatus.AWAITING_APPROVAL or run.started_at is not None or not run.approvals_required:
+        return None
+    given = run.approvals.filter(step=None, decision="approved").count()
+    return {"given": given, "needed": run.approvals_required, "expires_at": run.approval_expires_at}
+
+
+@needs(VIEW, cluster_of_run)
 def run_detail(request, run_id):
     run = get_run_or_404(run_id)
     return render(request, "upgrades/run_detail.html", run_context(request, run))
 
 
 @require_GET
-@login_required
+@needs(VIEW, cluster_of_run)
 def run_live(request, run_id):
     """The run's actions, preflight and history, re-fetched by run.js on each status change."""
     run = get_run_or_404(run_id)
@@ -377,6 +415,9 @@ RUN_ACTIONS = {
     "cancel": (services.cancel_run, ("reason",), lambda run: f"Run #{run.pk}: the current command is being "
                "stopped, then the run is cancelled." if run.cancel_requested else f"Run #{run.pk} cancelled."),
     "resume": (services.resume_run, (), lambda run: f"Run #{run.pk} resumed."),
+    "approve-run": (services.approve_run, ("comment",), lambda run: f"Run #{run.pk}: your approval is recorded" + (
+        "; the run starts." if run.status != RunStatus.AWAITING_APPROVAL else "; it waits for more approvers.")),
+    "reject-run": (services.reject_run, ("comment",), lambda run: f"Run #{run.pk} rejected: nothing runs."),
 }
 STEP_ACTIONS = {
     "retry": (services.retry_step, (), "Step {order} ({title}) runs again."),
@@ -389,8 +430,8 @@ STEP_ACTIONS = {
 ACTION_ERRORS = (PermissionDenied, ValidationError, services.Refused, services.RunConflict)
 
 
-@login_required
 @require_POST
+@needs(VIEW, cluster_of_run)  # the service checks the action's own role, and says so on the run page
 def run_action(request, run_id, action):
     """Pause, cancel or resume a run."""
     run = get_run_or_404(run_id)
@@ -406,8 +447,8 @@ def run_action(request, run_id, action):
     return redirect("run-detail", run_id=run.pk)
 
 
-@login_required
 @require_POST
+@needs(VIEW, cluster_of_run)  # the service checks the action's own role, and says so on the run page
 def step_action(request, run_id, step_id, action):
     """Retry, skip, mark done, confirm, approve or reject a step."""
     run = get_run_or_404(run_id)
@@ -427,7 +468,7 @@ def step_action(request, run_id, step_id, action):
 
 
 @require_GET
-@login_required
+@needs(VIEW, cluster_of_step)
 async def step_log(request, run_id, step_id):
     """One step's full log as a file, streamed: the page itself keeps only the tail."""
     step = await RunStep.objects.filter(pk=step_id, run_id=run_id).afirst()
@@ -437,7 +478,7 @@ async def step_log(request, run_id, step_id):
 
 
 @require_GET
-@login_required
+@needs(VIEW, cluster_of_run)
 async def run_log(request, run_id):
     """Every step's full log in one file, each step headed with what ran where."""
     run = await (UpgradeRun.objects.select_related("cluster", "runbook", "requested_by")
@@ -448,11 +489,9 @@ async def run_log(request, run_id):
     return downloads.log_response(downloads.run_lines(run, steps), f"run-{run_id}.log")
 
 
-@login_required
+@needs(ADMINISTER, cluster_of_host, "Only admins can review host keys.")
 def host_key(request, host_id):
     """Admins only: show the key the host offers now; POST pins the reviewed line."""
-    if not can_admin(request.user):
-        raise PermissionDenied("Only admins can review host keys.")
     host = get_or_404(Host.objects.select_related("cluster"), host_id, "host")
     if request.method == "POST":
         try:

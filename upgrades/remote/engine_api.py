@@ -152,7 +152,9 @@ class EngineClient:
     def for_cluster(cls, cluster, **options):
         if not cluster.engine_url:
             raise EngineError(f"cluster {cluster.name} has no engine API URL")
-        return cls(cluster.engine_url, cluster.engine_username, resolve_secret(cluster.credentials_ref),
+        # The password the portal keeps (encrypted) wins; else where credentials_ref points.
+        password = cluster.engine_password() or resolve_secret(cluster.credentials_ref)
+        return cls(cluster.engine_url, cluster.engine_username, password,
                    cluster.engine_ca_file, **options)
 
     def __enter__(self):

@@ -34,7 +34,7 @@ def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, us
 
 def accept_host_key(*, host, known_hosts_line, user):
     """Pin the SSH host key an admin reviewed; replaces keys pinned for the same address."""
-    if not can_admin(user):
+    if not can_admin(user, host.cluster):
         raise PermissionDenied("Only admins can accept host keys.")
     line = known_hosts_line.strip()
     name = ssh.known_hosts_name(host.address, host.ssh_port)

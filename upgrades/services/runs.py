@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 import django_rq
 import redis
@@ -22,7 +23,8 @@ from .. import audit, checks, events, ha, plan as planning, state as cluster_sta
 from ..models import (RUN_ACTIVE, RUN_ADVANCING, RUN_TERMINAL, STEP_DONE, Approval, ApprovalDecision, Runbook,
                       RunStatus, RunStep, StepKind, StepStatus, UpgradeRun)
 from ..output import insert_rows
-from ..permissions import can_approve, can_operate
+from .. import permissions
+from . import approvals
 from ..runbooks import get_runbook
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,10 @@ def plan_run(*, cluster, slug, params, state=None):
         raise ValidationError({name: list(errors) for name, errors in form.errors.items()})
     state = state or cluster_state.from_poll(cluster)
     try:
-        return planning.make_plan(runbook, cluster, form.cleaned_data, state)
+        plan = planning.make_plan(runbook, cluster, form.cleaned_data, state)
     except planning.PlanError as exc:
         raise ValidationError(str(exc)) from None
+    return approvals.apply_policy(plan)
 
 
 def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, queue=True):
@@ -74,7 +77,7 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
     soon as Redis answers again. ``queue=False``: the caller executes it
     itself (``manage.py runbook start --sync``).
     """
-    if not can_operate(user):
+    if not permissions.can_operate(user, cluster):
         raise PermissionDenied("Only operators can start runs.")
     plan = plan_run(cluster=cluster, slug=slug, params=params, state=state)
     if plan.inhibitors:
@@ -88,7 +91,11 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
                          acknowledged=[c.message for c in plan.warnings])
             _cluster_changed(run)
-            if queue:
+            if run.status == RunStatus.AWAITING_APPROVAL:
+                audit.record(user, "approval.request", run, run=run.pk, approvers=run.approvals_required,
+                             expires_at=audit.format_time(run.approval_expires_at))
+                transaction.on_commit(lambda: approvals.notify(run))
+            elif queue:
                 transaction.on_commit(lambda: enqueue_run(run))
     except IntegrityError:
         if not UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exists():
@@ -102,7 +109,12 @@ def create_run(plan, user):
     spec = plan.runbook
     runbook, _ = Runbook.objects.get_or_create(slug=spec.slug, defaults={"name": spec.name,
                                                                         "description": spec.description})
+    start_approvers = getattr(plan, "start_approvers", 0)
+    approval = {"status": RunStatus.AWAITING_APPROVAL, "approvals_required": start_approvers,
+                "approval_expires_at": timezone.now() + timedelta(hours=plan.approval_expiry_hours)} \
+        if start_approvers else {}
     run = UpgradeRun.objects.create(
+        **approval,
         cluster=plan.cluster, runbook=runbook, requested_by=user, params=_jsonable(plan.params),
         preflight={"checks": plan.check_specs, "plan": [c.to_dict() for c in plan.checks],
                    "state": plan.state.describe(), "notes": plan.notes})
@@ -253,13 +265,16 @@ def wait_for_person(step):
         status=StepStatus.WAITING, started_at=timezone.now())
     step.refresh_from_db()
     audit.record(None, "step.wait", step, run=step.run_id, kind=step.action)
+    if step.action == StepKind.APPROVAL:
+        audit.record(None, "approval.request", step, run=step.run_id, approvers=approvals.required(step.run, step))
+        approvals.notify(step.run, step)
     events.publish(events.run_group(step.run_id), events.step_event(step, lines=0))
 
 
 # People's actions ----------------------------------------------------------
 
-def _operator(user, what):
-    if not can_operate(user):
+def _operator(user, run, what):
+    if not permissions.can_operate(user, run.cluster):
         raise PermissionDenied(f"Only operators can {what}.")
 
 
@@ -286,7 +301,7 @@ def _continue(run, user, action, target, **details):
 
 def confirm_step(*, step, user, comment=""):
     """A person says the manual step is done; the run goes on."""
-    _operator(user, "confirm manual steps")
+    _operator(user, step.run, "confirm manual steps")
     with transaction.atomic():
         step, run = _step_locked(step)
         if step.action != StepKind.MANUAL or step.status != StepStatus.WAITING:
@@ -297,44 +312,129 @@ def confirm_step(*, step, user, comment=""):
 
 
 def approve_step(*, step, user, comment=""):
-    """An approver who is not the requester signs off; the run goes on."""
-    with transaction.atomic():
-        step, run = _decide(step, user, ApprovalDecision.APPROVED, comment)
-        _close_person_step(step, StepStatus.SUCCEEDED, note=comment)
-        _continue(run, user, "step.approve", step, comment=comment)
-    return step
+    """An approver who is not the requester signs off; with the N-th distinct approval the run goes on."""
+    return _decide(step.run, step, user, ApprovalDecision.APPROVED, comment)
 
 
 def reject_step(*, step, user, comment=""):
     """A rejection ends the run: nothing after the approval runs."""
-    with transaction.atomic():
-        step, run = _decide(step, user, ApprovalDecision.REJECTED, comment)
-        _close_person_step(step, StepStatus.REJECTED, note=comment, error=f"rejected by {user.username}")
-        error = f"Rejected by {user.username}" + (f": {comment}" if comment else ".")
-        UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now(),
-                                                    error=error)
-        run.refresh_from_db()
-        audit.record(user, "step.reject", step, run=run.pk, comment=comment)
-        events.publish(events.run_group(run.pk), events.run_event(run))
-        _cluster_changed(run)
-    return step
+    return _decide(step.run, step, user, ApprovalDecision.REJECTED, comment)
 
 
-def _decide(step, user, decision, comment):
-    """Lock, check the approver and the step, record the decision; in the caller's transaction."""
-    step, run = _step_locked(step)
-    _approver(user, run)
-    if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
-        raise Refused(f"Step {step.order} is not waiting for an approval.")
-    Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
-    return step, run
+def approve_run(*, run, user, comment=""):
+    """Approve a run's start: with the N-th distinct approval it is queued."""
+    _decide(run, None, user, ApprovalDecision.APPROVED, comment)
+    run.refresh_from_db()
+    return run
 
 
-def _approver(user, run):
-    if not can_approve(user):
+def reject_run(*, run, user, comment=""):
+    """Reject a run's start: it is cancelled before any step ran."""
+    _decide(run, None, user, ApprovalDecision.REJECTED, comment)
+    run.refresh_from_db()
+    return run
+
+
+def _decide(run, step, user, decision, comment):
+    """Check the approver and the request, record the decision, and act on it.
+
+    ``step`` None: the request to start the run. The requester never decides,
+    whatever their role; a person counts once; an expired request is closed
+    (the run runs nothing) and the decision refused. A decision carries a comment.
+    """
+    if not permissions.can_approve(user, run.cluster):
         raise PermissionDenied("Only approvers can approve or reject.")
     if user.pk == run.requested_by_id:
         raise PermissionDenied(f"You requested run #{run.pk}: another approver must decide (four eyes).")
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError("Say why: an approval or a rejection carries a comment.")
+    expired = False
+    with transaction.atomic():
+        run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if step is not None:
+            step = RunStep.objects.select_for_update().get(pk=step.pk)
+            if step.action != StepKind.APPROVAL or step.status != StepStatus.WAITING:
+                raise Refused(f"Step {step.order} is not waiting for an approval.")
+        elif run.status != RunStatus.AWAITING_APPROVAL or approvals.waiting_step(run) is not None \
+                or run.started_at is not None:
+            raise Refused(f"Run #{run.pk} is not waiting for an approval to start.")
+        expires = approvals.request_expires_at(run, step)
+        if expires is not None and expires < timezone.now():
+            _expire(run, step)
+            expired = True
+        elif Approval.objects.filter(run=run, step=step, user=user).exists():
+            raise Refused(f"You already decided on this request of run #{run.pk}.")
+        else:
+            Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
+            _act_on_decision(run, step, user, decision, comment)
+    if expired:
+        raise Refused(f"The approval request of run #{run.pk} expired at {expires:%Y-%m-%d %H:%M %Z}: "
+                      "nothing runs; start a new run.")
+    return step if step is not None else run
+
+
+def _act_on_decision(run, step, user, decision, comment):
+    target = step if step is not None else run
+    prefix = "step" if step is not None else "run"
+    if decision == ApprovalDecision.REJECTED:
+        error = f"Rejected by {user.username}" + (f": {comment}" if comment else ".")
+        if step is not None:
+            _close_person_step(step, StepStatus.REJECTED, note=comment, error=f"rejected by {user.username}")
+            status = RunStatus.FAILED
+        else:
+            _cancel_open_steps(run)
+            status = RunStatus.CANCELLED
+        UpgradeRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), error=error)
+        run.refresh_from_db()
+        audit.record(user, f"{prefix}.reject", target, run=run.pk, comment=comment)
+        events.publish(events.run_group(run.pk), events.run_event(run))
+        _cluster_changed(run)
+        return
+    given = run.approvals.filter(step=step, decision=ApprovalDecision.APPROVED).values("user").distinct().count()
+    needed = approvals.required(run, step)
+    if given < needed:
+        audit.record(user, f"{prefix}.approve", target, run=run.pk, comment=comment, approvals=given, needed=needed)
+        events.publish(events.run_group(run.pk), events.run_event(run))
+        return
+    if step is not None:
+        _close_person_step(step, StepStatus.SUCCEEDED, note=comment)
+        _continue(run, user, "step.approve", step, comment=comment, approvals=given, needed=needed)
+    else:
+        _continue(run, user, "run.approve", run, comment=comment, approvals=given, needed=needed)
+
+
+def _expire(run, step):
+    """A request past its time: closed, and the run runs nothing more."""
+    error = "The approval request expired."
+    if step is not None:
+        _close_person_step(step, StepStatus.REJECTED, note="", error="approval request expired")
+        status = RunStatus.FAILED
+    else:
+        _cancel_open_steps(run)
+        status = RunStatus.CANCELLED
+    UpgradeRun.objects.filter(pk=run.pk).update(status=status, finished_at=timezone.now(), error=error)
+    run.refresh_from_db()
+    audit.record(None, "approval.expired", step if step is not None else run, run=run.pk)
+    events.publish(events.run_group(run.pk), events.run_event(run))
+    _cluster_changed(run)
+
+
+def expire_approvals(now=None):
+    """Close every request past its expiry (the sweeper and the approvals page call this)."""
+    count = 0
+    for run, step in approvals.expired_requests(now):
+        with transaction.atomic():
+            locked = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+            if locked.status != RunStatus.AWAITING_APPROVAL:
+                continue
+            if step is not None:
+                step = RunStep.objects.get(pk=step.pk)
+                if step.status != StepStatus.WAITING:
+                    continue
+            _expire(locked, step)
+            count += 1
+    return count
 
 
 def _close_person_step(step, status, *, note, error=""):
@@ -345,7 +445,7 @@ def _close_person_step(step, status, *, note, error=""):
 
 def pause_run(*, run, user):
     """Pause after the current step (at once when nothing executes)."""
-    _operator(user, "pause runs")
+    _operator(user, run, "pause runs")
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
         if run.status == RunStatus.RUNNING and run.executor:
@@ -363,7 +463,7 @@ def pause_run(*, run, user):
 
 def cancel_run(*, run, user, reason=""):
     """No further step runs; an executing command is stopped (the worker sees the request within 1 s)."""
-    _operator(user, "cancel runs")
+    _operator(user, run, "cancel runs")
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in RUN_ACTIVE:
@@ -396,7 +496,7 @@ def resume_run(*, run, user):
     that changes the system and was cut off must be retried, marked done or
     skipped first (with a reason).
     """
-    _operator(user, "resume runs")
+    _operator(user, run, "resume runs")
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.INTERRUPTED):
@@ -419,7 +519,7 @@ def resume_run(*, run, user):
 
 def retry_step(*, step, user):
     """Run a failed, cancelled or interrupted step again; its earlier output stays, followed by the new."""
-    _operator(user, "retry steps")
+    _operator(user, step.run, "retry steps")
     with transaction.atomic():
         step, run = _step_locked(step)
         if run.status not in (RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.PAUSED):
@@ -443,7 +543,7 @@ def _reset_step(step, user, why):
 
 def skip_step(*, step, user, reason):
     """A failed, interrupted or pending step is passed over, with a written reason."""
-    _operator(user, "skip steps")
+    _operator(user, step.run, "skip steps")
     reason = _reason(reason, "skipped")
     with transaction.atomic():
         step, run = _step_locked(step)
@@ -460,7 +560,7 @@ def skip_step(*, step, user, reason):
 
 def mark_step_done(*, step, user, reason):
     """An interrupted step that changes the system was finished by hand: say so, with a reason."""
-    _operator(user, "mark steps done")
+    _operator(user, step.run, "mark steps done")
     reason = _reason(reason, "marked done")
     with transaction.atomic():
         step, run = _step_locked(step)

@@ -259,16 +259,25 @@ class Command(BaseCommand):
         if sync:
             with transaction.atomic():  # never queued: executed here
                 run = services.start_run(**start, queue=False)
-                token = services.claim_run(run.pk)
+                token = services.claim_run(run.pk) if run.status != RunStatus.AWAITING_APPROVAL else None
+            if token is None:
+                return self.awaiting_approval(run)
             self.stdout.write(f"Run #{run.pk} started by {user.username}; executing it here.")
             return self.execute_here(run, token, user)
         run = services.start_run(**start)
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            return self.awaiting_approval(run)
         self.stdout.write(f"Run #{run.pk} started by {user.username}.")
         run.refresh_from_db()
         if run.queued_at is None:
             self.stderr.write(f"The job queue is unreachable right now. Run #{run.pk} is saved and starts as "
                               "soon as the queue answers again.")
         return self.follow(run) if wait else SUCCEEDED
+
+    def awaiting_approval(self, run):
+        self.stdout.write(f"Run #{run.pk} requested by {run.requested_by.get_username()}; it waits for "
+                          f"{waits_for(run)}")
+        return WAITING
 
     def ask(self, plan):
         """A person at a terminal says yes; a script must say --yes."""
@@ -409,8 +418,22 @@ class Command(BaseCommand):
                             f"Step {step.order} ({step.title}) confirmed by {user.username}; run #{run.pk} goes on.",
                             wait, sync)
 
+    def start_request(self, run):
+        """The run waits for approval to start (no step waits): approve_run / reject_run decide."""
+        return run.status == RunStatus.AWAITING_APPROVAL and run.started_at is None and \
+            not run.steps.filter(status=StepStatus.WAITING).exists()
+
     def do_approve(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
+        if self.start_request(run):
+            # Queued for the workers once the last approval is in (a --sync start is not executed here).
+            run = services.approve_run(run=run, user=user, comment=comment)
+            if run.status == RunStatus.AWAITING_APPROVAL:
+                self.stdout.write(f"Run #{run.pk}: approval by {user.username} recorded; it waits for "
+                                  f"{waits_for(run)}")
+                return WAITING
+            self.stdout.write(f"Run #{run.pk} approved by {user.username}; it starts.")
+            return self.follow(run) if wait else SUCCEEDED
         step = self.person_step(run)
         return self.proceed(run, user, lambda: services.approve_step(step=step, user=user, comment=comment),
                             f"Step {step.order} ({step.title}) approved by {user.username}; run #{run.pk} goes on.",
@@ -418,6 +441,10 @@ class Command(BaseCommand):
 
     def do_reject(self, run, user, comment, **options):
         user, run = self.find_user(user), self.find_run(run)
+        if self.start_request(run):
+            services.reject_run(run=run, user=user, comment=comment)
+            self.stdout.write(f"Run #{run.pk} rejected by {user.username}; nothing runs.")
+            return SUCCEEDED
         step = services.reject_step(step=self.person_step(run), user=user, comment=comment)
         self.stdout.write(f"Step {step.order} ({step.title}) of run #{run.pk} rejected by {user.username}; "
                           "the run has ended.")
@@ -564,6 +591,10 @@ def step_facts(step):
 def waits_for(run):
     """What has to happen next for the run to go on, and the command that does it."""
     step = run.steps.filter(status=StepStatus.WAITING).order_by("order").first()
+    if step is None and run.status == RunStatus.AWAITING_APPROVAL and run.started_at is None:
+        given = run.approvals.filter(step=None, decision="approved").count()
+        return (f"approval to start: {given} of {run.approvals_required} approver(s) other than "
+                f"{run.requested_by.get_username()}. manage.py runbook approve|reject {run.pk} --user NAME")
     if step is not None and step.action == StepKind.APPROVAL:
         return (f"step {step.order} ({step.title}) waits for an approver other than "
                 f"{run.requested_by.get_username()}: {step.command}. "

@@ -313,12 +313,19 @@ def run_history(run):
     return [(event, *describe_event(event)) for event in events.order_by("created_at", "id")]
 
 
+# Lines each step's terminal keeps (xterm.js scrollback): bounded memory
+# however long the log; the full log is a download.
+TERMINAL_SCROLLBACK = 5000
+
+
 def run_context(request, run, typed=None):
     steps = list(run.steps.select_related("host").order_by("order"))
     current = next((s for s in steps if s.status not in STEP_DONE), None)
     failed = current is not None and current.status in BROKEN + (StepStatus.REJECTED,)
     return {
         "run": run, "steps": steps, "current": current,
+        "progress": {"done": sum(s.status in STEP_DONE for s in steps), "total": len(steps)},
+        "scrollback": TERMINAL_SCROLLBACK,
         "actions": run_actions(request.user, run, current),
         "failed_step": current if failed else None,
         "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],

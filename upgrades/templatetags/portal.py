@@ -1,4 +1,6 @@
 """Small display filters for the pages (run.js formats live durations the same way)."""
+from datetime import datetime
+
 from django import template
 from django.utils import timezone
 
@@ -45,3 +47,31 @@ def guards(spec):
         except (KeyError, IndexError):  # a check this version does not know: say its name
             described.append(guard.get("name", "?"))
     return described
+
+
+@register.filter
+def when(moment):
+    """Every time on the pages in one format: 24-hour, in the server's zone, the
+    zone shown ("2026-03-05 10:15:42 UTC"), as the downloaded logs write it."""
+    if not isinstance(moment, datetime):
+        return ""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+@register.filter
+def age(moment):
+    """How long ago, for "last update" ("8 s ago"); pages refresh it each second."""
+    if not isinstance(moment, datetime):
+        return "never"
+    return format_age((timezone.now() - moment).total_seconds())
+
+
+def format_age(seconds):
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s ago"
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min ago"
+    return f"{seconds // 86400} d ago"

@@ -19,3 +19,6 @@ urlpatterns += [path(f"runs/<id:run_id>/{action}/", views.run_action, {"action":
                 for action in views.RUN_ACTIONS]
 urlpatterns += [path(f"runs/<id:run_id>/steps/<id:step_id>/{action}/", views.step_action, {"action": action},
                      name=f"step-{action}") for action in views.STEP_ACTIONS]
+urlpatterns += [
+    path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
+]

@@ -8,15 +8,16 @@ the page and by the refresh alike.
 """
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import downloads, plan as planning, services, state as cluster_state
+from . import charts, downloads, plan as planning, services, state as cluster_state
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
                      UpgradeRun)
@@ -96,11 +97,34 @@ def maintenance_buttons(cluster, hosts, ha):
     return cluster_buttons, wide
 
 
+def full_score(cluster):
+    """A healthy host's score: 2400 with HA 1.2 (oVirt 3.5), else 3400."""
+    return 2400 if planning.release_of(cluster) == (3, 5) else 3400
+
+
+# An engine VM host's agent state -> the VM's health as the agent judged it.
+ENGINE_HEALTH = {"EngineUp": ("good health", "ok"), "EngineUpBadHealth": ("bad health", "bad"),
+                 "EngineStarting": ("starting", "warn"), "EngineMigratingAway": ("migrating away", "warn"),
+                 "GlobalMaintenance": ("up, global maintenance", "warn"),
+                 "LocalMaintenanceMigrateVm": ("migrating away", "warn")}
+
+
+def cluster_summary(cluster, hosts):
+    """What the home card and the cluster page say about the cluster at a glance."""
+    vm_host = next((h for h in hosts if h.engine_vm_here), None)
+    health, level = ENGINE_HEALTH.get(vm_host.ha_state, (vm_host.ha_state, "warn")) if vm_host else ("", "bad")
+    counts = {"total": len(hosts), "local": sum(h.local_maintenance for h in hosts),
+              "stale": sum(not h.ha_live for h in hosts),
+              "up": sum(h.ha_live and not h.local_maintenance and (h.ha_score or 0) > 0 for h in hosts)}
+    return {"engine_vm": {"host": vm_host, "health": health, "level": level}, "counts": counts}
+
+
 def cluster_context(request, cluster):
     hosts = list(cluster.hosts.order_by("he_host_id", "name"))
     operator = can_operate(request.user)
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator, "can_admin": can_admin(request.user),
-               "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first()}
+               "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first(),
+               "full_score": full_score(cluster), **cluster_summary(cluster, hosts)}
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
@@ -113,7 +137,8 @@ def cluster_context(request, cluster):
 @login_required
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
-    return render(request, "upgrades/cluster_detail.html", cluster_context(request, cluster))
+    return render(request, "upgrades/cluster_detail.html",
+                  {**cluster_context(request, cluster), "time_zone": settings.TIME_ZONE})
 
 
 @require_GET
@@ -122,6 +147,21 @@ def cluster_live(request, cluster_id):
     """The page's live part, re-fetched by cluster.js on each HA change."""
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/partials/cluster_live.html", cluster_context(request, cluster))
+
+
+@require_GET
+@login_required
+def cluster_scores(request, cluster_id):
+    """Each host's score history over the last hour, day or week, downsampled, with
+    the run steps of that time as marks (the cluster page's charts)."""
+    cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
+    range_name = request.GET.get("range", "hour")
+    if range_name not in charts.RANGES:
+        return JsonResponse({"error": f"range must be one of {', '.join(charts.RANGES)}"}, status=400)
+    hosts = list(cluster.hosts.order_by("he_host_id", "name"))
+    data = charts.score_history(cluster, hosts, range_name)
+    data["full_score"] = full_score(cluster)
+    return JsonResponse(data)
 
 
 @login_required

@@ -1,0 +1,109 @@
+"""The dashboard's server side: score history downsampling and its marks, the
+score's reason, the one time format, and query counts that do not grow with
+the data (the pages stay fast with 200 clusters and a year of samples)."""
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import make_cluster, make_host, make_run
+from upgrades import charts
+from upgrades.models import HaSample, StepStatus
+from upgrades.templatetags.portal import score_reason, when
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 3, 5, 10, 15, 0, tzinfo=UTC)
+
+
+def sample(host, minutes_ago, score, **kw):
+    return HaSample.objects.create(host=host, at=NOW - timedelta(minutes=minutes_ago), score=score, **kw)
+
+
+def test_each_interval_keeps_its_lowest_score_so_a_short_drop_stays_visible():
+    host = make_host(he_host_id=1)
+    HaSample.objects.bulk_create([HaSample(host=host, at=NOW - timedelta(minutes=m), score=3400)
+                                  for m in range(0, 7 * 24 * 60)])  # a week, one a minute
+    sample(host, 3 * 24 * 60 + 0.5, 0, state="ReinitializeFSM")  # a 10-second dip three days ago
+    data = charts.score_history(host.cluster, [host], "week", now=NOW)
+    scores = data["hosts"][0]["score"]
+    assert len(scores) == len(data["x"]) == 7 * 48  # 30-minute intervals
+    assert scores.count(0) == 1 and set(scores) == {0, 3400}
+    dip = data["x"][scores.index(0)]
+    assert dip <= (NOW - timedelta(minutes=3 * 24 * 60 + 0.5)).timestamp() < dip + 1800
+
+
+def test_an_interval_without_a_sample_carries_the_score_on_until_the_poller_was_away():
+    host = make_host(he_host_id=1)
+    sample(host, 50, 3400)
+    sample(host, 49, 1800)  # a change, then no sample for a long while (poller stopped)
+    data = charts.score_history(host.cluster, [host], "hour", now=NOW)
+    scores, x = data["hosts"][0]["score"], data["x"]
+    at = {round((NOW.timestamp() - t) / 60, 2): s for t, s in zip(x, scores)}
+    assert at[49.0] == 1800 and at[48.0] == 1800  # held within two minutes of its sample
+    assert at[45.0] is None and at[10.0] is None  # the poller was away: a gap, not a made-up line
+
+
+def test_the_marks_are_the_run_steps_that_overlap_the_range(make_user):
+    host = make_host(he_host_id=1)
+    run = make_run(make_user("operator"), host, ["a", "b", "c"])
+    steps = list(run.steps.order_by("order"))
+    for step, (start, end, status) in zip(steps, [(70, 65, "succeeded"), (30, 20, "succeeded"), (10, None, "running")]):
+        step.started_at = NOW - timedelta(minutes=start)
+        step.finished_at = NOW - timedelta(minutes=end) if end else None
+        step.status = status
+        step.save()
+    marks = charts.score_history(host.cluster, [host], "hour", now=NOW)["marks"]
+    assert [(m["order"], m["status"], m["host"], m["end"] is None) for m in marks] == [
+        (2, "succeeded", host.pk, False), (3, "running", host.pk, True)]
+    assert marks[0]["t"] == (NOW - timedelta(minutes=30)).timestamp()
+    assert marks[0]["title"] == "Step 2" and marks[0]["run"] == run.pk
+
+
+def test_the_chart_data_view_answers_json_and_refuses_an_unknown_range(client, make_user):
+    host = make_host(he_host_id=1)
+    sample(host, 0, 3400)
+    client.force_login(make_user("viewer"))
+    url = reverse("cluster-scores", args=[host.cluster_id])
+    data = client.get(url, {"range": "day"}).json()
+    assert data["range"] == "day" and data["full_score"] == 3400 and len(data["x"]) == 288
+    assert data["hosts"][0]["name"] == host.name
+    assert client.get(url, {"range": "year"}).status_code == 400
+
+
+def test_the_score_reason_names_the_penalty_or_the_state():
+    host = make_host(ha_live=True, ha_score=3400, ha_state="EngineUp")
+    assert score_reason(host) == ""
+    host.ha_score = 1800
+    assert score_reason(host) == "−1600: gateway unreachable (network test)"
+    host.ha_score = 3400 - 319
+    assert score_reason(host) == "−319: network test: 1 of 5 gateway checks failed"
+    host.ha_score = 2400
+    assert score_reason(host, 2400) == ""  # oVirt 3.5's full score
+    host.ha_score, host.local_maintenance, host.ha_state = 0, True, "LocalMaintenance"
+    assert score_reason(host) == "local maintenance"
+    host.ha_live = False
+    assert score_reason(host).startswith("stale data")
+
+
+def test_times_have_one_format_24_hour_with_the_zone():
+    assert when(datetime(2026, 3, 5, 22, 5, 9, tzinfo=UTC)) == "2026-03-05 22:05:09 UTC"
+    assert when(None) == ""
+
+
+def test_the_cluster_page_shows_the_host_row_facts(client, make_user):
+    cluster = make_cluster(name="Lab", polled_at=timezone.now(), maintenance_mode="none",
+                           detected_release="oVirt 4.3 (ovirt-hosted-engine-setup-2.3.13)")
+    make_host(cluster, name="he1.lab.local", address="127.0.1.1", he_host_id=1, os_release="CentOS Linux 7",
+              ha_live=True, ha_score=3400, ha_state="EngineUp", engine_vm_here=True, ha_seen_at=timezone.now())
+    make_host(cluster, name="he2.lab.local", address="127.0.1.2", he_host_id=2, ha_live=True, ha_score=1800,
+              ha_state="EngineDown", ha_seen_at=timezone.now() - timedelta(seconds=75))
+    client.force_login(make_user("viewer"))
+    page = " ".join(client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode().split())
+    assert "on he1.lab.local · <span class=\"label ok\">good health</span>" in page
+    assert "2 up · 0 in local maintenance · 0 stale · 2 in all" in page
+    assert '<td class="address">127.0.1.1</td> <td class="os">CentOS Linux 7</td>' in page
+    assert '<span class="ha-score">1800</span><span class="score-reason">−1600: gateway unreachable' in page
+    assert ">1 min ago</span>" in page
+    assert 'id="charts" data-url="/clusters/%d/scores.json" data-zone="UTC"' % cluster.pk in page

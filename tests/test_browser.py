@@ -53,6 +53,7 @@ def terminal_lines(page, step, at_least=0, timeout=30_000):
 def test_an_operator_starts_a_diagnostic_and_sees_every_line_in_order(live_portal, lab_cluster, page, make_user):
     make_user("operator")
     log_in(page, live_portal, "operator")
+    page.click(f"#card-{lab_cluster.pk} h2 a")  # from the home page's card to the cluster page
     page.locator("button.start-diagnostic").first.click()
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=30_000)
     identity, ha_status = page.locator("section.step").all()

@@ -122,3 +122,42 @@ def test_the_score_chart_shows_the_steps_of_a_run_as_marks(live_portal, ha_polle
     page.click(".chart-range button[data-range=hour]")
     expect(card.locator("li.mark")).to_have_count(2)
     screenshot(page, "cluster", full_page=True)
+
+
+def test_home_and_cluster_pages_follow_a_lab_fault_without_a_reload(
+        live_portal, ha_poller, fresh_lab_cluster, browser, make_user):
+    from tests.test_engine import wait_for_polled
+    from tests.test_maintenance_buttons import host_row, lab_run
+
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+    make_user("viewer")
+    home = browser.new_context().new_page()
+    log_in(home, live_portal, "viewer")
+    detail = home.context.new_page()
+    detail.goto(f"{live_portal}/clusters/{cluster.pk}/")
+    wait_for_polled(cluster)
+    card = home.locator(f"#card-{cluster.pk}")
+    try:
+        expect(card.locator(".hosts-up")).to_have_text("3 up", timeout=30_000)
+        expect(card.locator(".engine-vm")).to_have_text("on he1.lab.local good health")
+        expect(card).to_have_class("cluster-card ok")
+        screenshot(home, "home")
+        home.evaluate("window.sameDocument = true")
+
+        lab_run(lab, "he2", "hosted-engine --set-maintenance --mode=local")
+        expect(card.locator(".hosts-local")).to_have_text("1 in local maintenance", timeout=30_000)
+        expect(card.locator(".hosts-up")).to_have_text("2 up")
+        expect(card).to_have_class("cluster-card warn")
+        he2 = host_row(detail, "he2.lab.local")
+        expect(he2.locator(".ha-local")).to_have_text("yes", timeout=30_000)
+        expect(he2.locator(".score-reason")).to_have_text("local maintenance")
+
+        lab.fault("kill-host", host="he3.lab.local")  # its agent dies without a word: it goes stale
+        expect(card.locator(".hosts-stale")).to_have_text("1 stale", timeout=90_000)
+        expect(card).to_have_class("cluster-card bad")
+        he3 = host_row(detail, "he3.lab.local")
+        expect(he3).to_have_class("stale", timeout=30_000)
+        expect(he3.locator(".score-reason")).to_contain_text("stale data")
+        assert home.evaluate("window.sameDocument") is True  # never reloaded
+    finally:
+        home.context.close()

@@ -107,3 +107,67 @@ def test_the_cluster_page_shows_the_host_row_facts(client, make_user):
     assert '<span class="ha-score">1800</span><span class="score-reason">−1600: gateway unreachable' in page
     assert ">1 min ago</span>" in page
     assert 'id="charts" data-url="/clusters/%d/scores.json" data-zone="UTC"' % cluster.pk in page
+
+
+def make_clusters(n, hosts=5, user=None, first=0):
+    """``n`` clusters of ``hosts`` hosts as the poller leaves them, every other one with an active run."""
+    made = []
+    for c in range(first, first + n):
+        cluster = make_cluster(name=f"c{c:03d}", polled_at=timezone.now(), maintenance_mode="none",
+                               detected_release="oVirt 4.3")
+        for h in range(1, hosts + 1):
+            host = make_host(cluster, name=f"h{h}.c{c:03d}", he_host_id=h, ha_live=True, ha_score=3400,
+                             ha_state="EngineUp" if h == 1 else "EngineDown", engine_vm_here=h == 1,
+                             ha_seen_at=timezone.now())
+            HaSample.objects.bulk_create([HaSample(host=host, at=timezone.now() - timedelta(minutes=m), score=3400)
+                                          for m in range(0, 120, 7)])
+        if user is not None and c % 2 == 0:
+            run = make_run(user, cluster.hosts.first(), ["a", "b"])
+            run.steps.filter(order=1).update(status=StepStatus.SUCCEEDED)
+            run.steps.filter(order=2).update(status=StepStatus.RUNNING)
+            run.status = "running"
+            run.save()
+        made.append(cluster)
+    return made
+
+
+def queries_for(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(url).status_code == 200
+    return len(captured)
+
+
+def test_the_home_page_takes_the_same_number_of_queries_for_2_or_20_clusters(client, make_user):
+    user = make_user("operator")
+    client.force_login(user)
+    make_clusters(2, user=user)
+    few = queries_for(client, reverse("home"))
+    make_clusters(18, user=user, first=2)
+    assert queries_for(client, reverse("home")) == few
+
+
+def test_the_home_card_says_the_run_and_its_current_step(client, make_user):
+    user = make_user("viewer")
+    cluster = make_clusters(1, user=user)[0]
+    client.force_login(user)
+    card = " ".join(client.get(reverse("cluster-card", args=[cluster.pk])).content.decode().split())
+    assert card.startswith(f'<article class="cluster-card warn" id="card-{cluster.pk}"')
+    assert "step 2 of 2: Step 2</span>" in card
+    assert '<span class="hosts-up">5 up</span>' in card
+    assert "on h1.c000 <span class=\"label ok\">good health</span>" in card
+
+
+def test_the_cluster_page_and_its_chart_data_take_the_same_queries_whatever_the_samples(client, make_user):
+    user = make_user("operator")
+    client.force_login(user)
+    cluster = make_clusters(1, user=user)[0]
+    page = queries_for(client, reverse("cluster-detail", args=[cluster.pk]))
+    scores = queries_for(client, reverse("cluster-scores", args=[cluster.pk]) + "?range=week")
+    for host in cluster.hosts.all():
+        HaSample.objects.bulk_create([HaSample(host=host, at=timezone.now() - timedelta(seconds=s), score=3000)
+                                      for s in range(0, 7 * 86400, 600)])
+    assert queries_for(client, reverse("cluster-detail", args=[cluster.pk])) == page
+    assert queries_for(client, reverse("cluster-scores", args=[cluster.pk]) + "?range=week") == scores

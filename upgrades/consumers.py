@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
 from .converters import parse_id
-from .events import cluster_group, run_group, run_event, step_event
+from .events import HOME_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
 
@@ -150,3 +150,24 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
     def ha_update(self, event):
         self.send_json(event)
+
+
+class HomeConsumer(AsyncJsonWebsocketConsumer):
+    """The home page: which cluster's card changed (``home.changed``); the page
+    re-fetches that card. Async: one message fans out to every open home page."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        self.joined = True
+        await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(HOME_GROUP, self.channel_name)
+
+    async def home_changed(self, event):
+        await self.send_json(event)

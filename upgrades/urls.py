@@ -21,4 +21,5 @@ urlpatterns += [path(f"runs/<id:run_id>/steps/<id:step_id>/{action}/", views.ste
                      name=f"step-{action}") for action in views.STEP_ACTIONS]
 urlpatterns += [
     path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
+    path("clusters/<id:cluster_id>/card/", views.cluster_card, name="cluster-card"),
 ]

@@ -12,8 +12,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.http import Http404, JsonResponse
+from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -41,12 +42,66 @@ def queue_warning(request, run):
                                   "starts as soon as the queue answers again.")
 
 
+@dataclass
+class Card:
+    """One cluster on the home page."""
+
+    cluster: object
+    hosts: list
+    engine_vm: dict
+    counts: dict
+    old_after: int  # seconds after which the last poll is too old to trust
+    run: object  # the active run, or None
+    step: object  # its current step, or None
+    steps: int  # how many steps it has
+
+    @property
+    def level(self):
+        """The card's colour: bad when something needs a look, warn when something is going on."""
+        c = self.cluster
+        if c.poll_error or c.polled_at is None or not self.engine_vm["host"] or self.counts["stale"] \
+                or (timezone.now() - c.polled_at).total_seconds() > self.old_after:
+            return "bad"
+        if c.maintenance_mode != "none" or self.counts["local"] or self.run or self.engine_vm["level"] != "ok":
+            return "warn"
+        return "ok"
+
+
+def cluster_cards(clusters):
+    """Cards for ``clusters`` in a fixed number of queries, however many clusters there are."""
+    clusters = list(clusters.prefetch_related(Prefetch("hosts", queryset=Host.objects.order_by("he_host_id", "name"))))
+    runs = {run.cluster_id: run for run in UpgradeRun.objects.filter(
+        cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook")}
+    current, totals = {}, {}
+    for step in (RunStep.objects.filter(run__in=runs.values()).order_by("run_id", "order")
+                 .only("id", "run_id", "order", "title", "status", "host_id")):
+        totals[step.run_id] = totals.get(step.run_id, 0) + 1
+        if step.run_id not in current and step.status not in STEP_DONE:
+            current[step.run_id] = step
+    cards = []
+    for cluster in clusters:
+        hosts = list(cluster.hosts.all())
+        run = runs.get(cluster.pk)
+        cards.append(Card(cluster, hosts, run=run, step=current.get(run.pk) if run else None,
+                          steps=totals.get(run.pk, 0) if run else 0, **cluster_summary(cluster, hosts)))
+    return cards
+
+
 @login_required
 def home(request):
-    clusters = Cluster.objects.prefetch_related("hosts")
     runs = UpgradeRun.objects.select_related("cluster", "runbook", "requested_by")[:20]
     return render(request, "upgrades/home.html", {
-        "clusters": clusters, "runs": runs, "can_operate": can_operate(request.user)})
+        "cards": cluster_cards(Cluster.objects.all()), "runs": runs, "can_operate": can_operate(request.user)})
+
+
+@require_GET
+@login_required
+def cluster_card(request, cluster_id):
+    """One cluster's card, re-fetched by home.js when the cluster or its run changes."""
+    cards = cluster_cards(Cluster.objects.filter(pk=cluster_id))
+    if not cards:
+        raise Http404(f"There is no cluster #{cluster_id}.")
+    return render(request, "upgrades/partials/cluster_card.html", {"card": cards[0]})
 
 
 # The cluster page ------------------------------------------------------------
@@ -111,12 +166,14 @@ ENGINE_HEALTH = {"EngineUp": ("good health", "ok"), "EngineUpBadHealth": ("bad h
 
 def cluster_summary(cluster, hosts):
     """What the home card and the cluster page say about the cluster at a glance."""
-    vm_host = next((h for h in hosts if h.engine_vm_here), None)
+    vm_host = next((h for h in hosts if h.engine_vm_here and h.ha_live), None)
     health, level = ENGINE_HEALTH.get(vm_host.ha_state, (vm_host.ha_state, "warn")) if vm_host else ("", "bad")
     counts = {"total": len(hosts), "local": sum(h.local_maintenance for h in hosts),
               "stale": sum(not h.ha_live for h in hosts),
               "up": sum(h.ha_live and not h.local_maintenance and (h.ha_score or 0) > 0 for h in hosts)}
-    return {"engine_vm": {"host": vm_host, "health": health, "level": level}, "counts": counts}
+    old_after = max(cluster_state.POLL_GRACE.total_seconds(), cluster.poll_interval * cluster_state.STALE_POLLS)
+    return {"engine_vm": {"host": vm_host, "health": health, "level": level}, "counts": counts,
+            "old_after": int(old_after)}
 
 
 def cluster_context(request, cluster):

@@ -32,7 +32,10 @@
   function tick() {
     document.querySelectorAll("[data-started]:not([data-finished])").forEach(showDuration);
     document.querySelectorAll("[data-at]").forEach(function (el) {
-      el.textContent = formatAge((Date.now() - Date.parse(el.dataset.at)) / 1000);
+      var seconds = (Date.now() - Date.parse(el.dataset.at)) / 1000;
+      el.textContent = formatAge(seconds);
+      // data-old-after: from then on the value is too old to trust (the poller is away).
+      if (el.dataset.oldAfter) { el.classList.toggle("age-old", seconds > parseFloat(el.dataset.oldAfter)); }
     });
   }
 

@@ -110,3 +110,9 @@ def score_reason(host, full=3400):
         return "0: more than 3 engine start retries, or every penalty at once"
     lost = full - host.ha_score
     return f"−{lost}: " + PENALTIES.get(lost, "penalties (gateway, bridge, CPU load, memory, retries)")
+
+
+@register.filter
+def short_release(text):
+    """"oVirt 4.3 (ovirt-hosted-engine-ha 2.3.6, ...)" -> "oVirt 4.3"; the packages go in a title."""
+    return (text or "").split(" (", 1)[0]

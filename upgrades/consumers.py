@@ -153,8 +153,9 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
 
 class HomeConsumer(AsyncJsonWebsocketConsumer):
-    """The home page: which cluster's card changed (``home.changed``); the page
-    re-fetches that card. Async: one message fans out to every open home page."""
+    """The home page: "home.ready" once joined, then which cluster's card changed
+    (``home.changed``); the page re-fetches that card. Async: one message fans
+    out to every open home page."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -164,6 +165,9 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
         await self.accept()
+        # Joined: from here on no change is missed; a page that reconnects
+        # fetches every card again on this.
+        await self.send_json({"type": "home.ready"})
 
     async def disconnect(self, code):
         if getattr(self, "joined", False):

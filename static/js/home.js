@@ -28,14 +28,14 @@
   function connect() {
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(proto + location.host + root.dataset.wsPath);
-    ws.onopen = function () {
-      banner.hidden = true;
-      retry = 500;
-      if (connected) { refreshAll(); }
-      connected = true;
-    };
+    ws.onopen = function () { banner.hidden = true; retry = 500; };
     ws.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);
+      if (ev.type === "home.ready") {
+        if (connected) { refreshAll(); }  // changes may have been missed while away
+        connected = true;
+        return;
+      }
       if (ev.type !== "home.changed") { return; }
       if (ev.cluster) { refreshCard(ev.cluster); return; }
       var card = cardOfRun(ev.run);

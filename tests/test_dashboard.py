@@ -171,3 +171,14 @@ def test_the_cluster_page_and_its_chart_data_take_the_same_queries_whatever_the_
                                       for s in range(0, 7 * 86400, 600)])
     assert queries_for(client, reverse("cluster-detail", args=[cluster.pk])) == page
     assert queries_for(client, reverse("cluster-scores", args=[cluster.pk]) + "?range=week") == scores
+
+
+def test_the_home_pages_hear_which_card_changed_and_nothing_of_output():
+    from upgrades.events import home_notice
+
+    assert home_notice("cluster-7", {"type": "ha.update", "cluster": 7}) == {
+        "type": "home.changed", "cluster": 7, "run": None}
+    assert home_notice("run-12", {"type": "step.status", "step": 3}) == {
+        "type": "home.changed", "cluster": None, "run": 12}
+    assert home_notice("run-12", {"type": "run.status", "run": 12})["run"] == 12
+    assert home_notice("run-12", {"type": "output.lines", "step": 3}) is None

@@ -1,9 +1,10 @@
 """Websocket payloads and the one way to publish them.
 
 Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
-state, ``home`` for a short "this card changed" to every home page. Payloads are saved to the database before they are published, so a
-page can always be rebuilt from the database; publishing is best effort
-(Redis may be restarting) and a viewer catches up from the database.
+state, ``home`` for a short "this card changed" to every home page.
+Payloads are saved to the database before they are published, so a page
+can always be rebuilt from the database; publishing is best effort (Redis
+may be restarting) and a viewer catches up from the database.
 """
 import asyncio
 import logging

@@ -14,8 +14,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch, Q
 from django.http import Http404, JsonResponse
-from django.utils import timezone
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import charts, downloads, plan as planning, services, state as cluster_state
@@ -69,7 +69,8 @@ class Card:
 
 def cluster_cards(clusters):
     """Cards for ``clusters`` in a fixed number of queries, however many clusters there are."""
-    clusters = list(clusters.prefetch_related(Prefetch("hosts", queryset=Host.objects.order_by("he_host_id", "name"))))
+    hosts = Prefetch("hosts", queryset=Host.objects.order_by("he_host_id", "name"))
+    clusters = list(clusters.prefetch_related(hosts))
     runs = {run.cluster_id: run for run in UpgradeRun.objects.filter(
         cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook")}
     current, totals = {}, {}

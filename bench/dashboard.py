@@ -128,7 +128,7 @@ async def fan_out(base, cookie, clusters):
         for n in range(UPDATES):
             cluster = clusters[n % len(clusters)]
             sent[cluster.pk] = time.perf_counter()
-            await asyncio.to_thread(events.publish, events.cluster_group(cluster.pk), ha.cluster_payload(cluster))
+            await asyncio.to_thread(lambda c=cluster: events.publish(events.cluster_group(c.pk), ha.cluster_payload(c)))
             await asyncio.sleep(UPDATE_EVERY)
         await asyncio.sleep(5)
         for task in tasks:
@@ -170,6 +170,7 @@ def main():
             p50, worst, queries, size = timed(client, url)
             rows.append((label, f"{p50:.0f} ms (max {worst:.0f}), {queries} queries, {size // 1024} KiB",
                          "≤ 150 ms, constant queries"))
+            print(*rows[-1], sep=" | ", flush=True)
         data = charts.score_history(big, list(big.hosts.all()), "week")
         assert len(data["x"]) == 336 and all(len(h["score"]) == 336 for h in data["hosts"])
 

@@ -4,13 +4,15 @@ The poller stores a sample per host on each change and otherwise once a
 minute (``ha.SAMPLE_EVERY``): a week is ~10,000 samples per host. The chart
 gets a fixed number of intervals per range instead, each with the *lowest*
 score seen in it, so a short drop (an agent restarted by a step) stays
-visible at any zoom. An interval without a sample carries the last value on
-while it is recent (the score holds until it changes), and is a gap when
-the poller was away. Run steps that overlap the range come along as marks.
+visible at any zoom. In the last hour (intervals shorter than the samples'
+spacing) an interval without a sample carries the last value on while it is
+recent (the score holds until it changes); in longer ranges the database
+groups the samples and an empty interval is a gap: the poller was away. Run
+steps that overlap the range come along as marks.
 """
 from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.db.models import Q
+from django.db.models import ExpressionWrapper, Func, IntegerField, Min, Q, Value
 from django.utils import timezone
 
 from .ha import SAMPLE_EVERY
@@ -38,9 +40,53 @@ def score_history(cluster, hosts, range_name, now=None):
     count = (end - start) // step
     x = [start + i * step for i in range(count)]
     lowest = {h.pk: [None] * count for h in hosts}
-    last_at = {h.pk: [None] * count for h in hosts}  # when the interval's latest sample was taken
-    # The last sample before the range gives each host its starting value.
     start_dt = datetime.fromtimestamp(start, tz=dt_timezone.utc) - CARRY
+    if interval > CARRY:
+        _lowest_in_database(lowest, start, step, count)
+    else:
+        _lowest_carried(lowest, start, step, x, now, start_dt)
+    return {
+        "range": range_name, "start": start, "end": end, "step": step, "x": x,
+        "hosts": [{"id": h.pk, "name": h.name, "score": lowest[h.pk]} for h in hosts],
+        "marks": step_marks(cluster, start_dt + CARRY, now),
+    }
+
+
+class Epoch(Func):
+    """Unix seconds of a datetime column (SQLite and PostgreSQL, the two databases the portal runs on)."""
+
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS INTEGER)",
+                           **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS BIGINT)",
+                           **extra)
+
+
+def _lowest_in_database(lowest, start, step, count):
+    """Day and week: intervals longer than CARRY, so nothing is carried (an empty
+    interval means the poller was away longer than that) and the database does
+    the grouping: a week of one-a-minute samples is 336 rows per host, not 10,080."""
+    start_dt = datetime.fromtimestamp(start, tz=dt_timezone.utc)
+    end_dt = datetime.fromtimestamp(start + step * count, tz=dt_timezone.utc)
+    interval = ExpressionWrapper((Epoch("at") - Value(start)) / Value(step), output_field=IntegerField())
+    rows = (HaSample.objects.filter(host_id__in=lowest, at__gte=start_dt, at__lt=end_dt, score__isnull=False)
+            .annotate(interval=interval).values("host_id", "interval").annotate(low=Min("score"))
+            .order_by().values_list("host_id", "interval", "low"))
+    for host_id, i, low in rows:
+        if 0 <= i < count:
+            lowest[host_id][i] = low
+
+
+def _lowest_carried(lowest, start, step, x, now, start_dt):
+    """The last hour: 15-second intervals, shorter than the poller's one-a-minute
+    samples, so a value is carried on over the empty ones (few rows: read them)."""
+    count = len(x)
+    last_at = {host_id: [None] * count for host_id in lowest}  # the interval's latest sample
+    # The last sample before the range gives each host its starting value.
     rows = (HaSample.objects.filter(host_id__in=lowest, at__gte=start_dt).order_by()
             .values_list("host_id", "at", "score"))
     before = {}
@@ -66,11 +112,6 @@ def score_history(cluster, hosts, range_name, now=None):
                 held = last_at[host_id][i]
             elif held is not None and x[i] - held[0] <= carry_seconds and x[i] <= now.timestamp():
                 values[i] = held[1]
-    return {
-        "range": range_name, "start": start, "end": end, "step": step, "x": x,
-        "hosts": [{"id": h.pk, "name": h.name, "score": lowest[h.pk]} for h in hosts],
-        "marks": step_marks(cluster, start_dt + CARRY, now),
-    }
 
 
 def step_marks(cluster, start, now):

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Prefetch, Q
+from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -47,7 +47,6 @@ class Card:
     """One cluster on the home page."""
 
     cluster: object
-    hosts: list
     engine_vm: dict
     counts: dict
     old_after: int  # seconds after which the last poll is too old to trust
@@ -67,24 +66,31 @@ class Card:
         return "ok"
 
 
+HOST_SUMMARY = ("cluster_id", "name", "ha_state", "ha_score", "ha_live", "local_maintenance", "engine_vm_here")
+
+
 def cluster_cards(clusters):
-    """Cards for ``clusters`` in a fixed number of queries, however many clusters there are."""
-    hosts = Prefetch("hosts", queryset=Host.objects.order_by("he_host_id", "name"))
-    clusters = list(clusters.prefetch_related(hosts))
+    """Cards for ``clusters`` in a fixed number of queries, however many clusters there are.
+    Hosts and steps are read as tuples, not models: 1,000 hosts cost a query, not 1,000 objects."""
+    clusters = list(clusters)
+    hosts = {}
+    for host in (Host.objects.filter(cluster__in=clusters).order_by("he_host_id", "name")
+                 .values_list(*HOST_SUMMARY, named=True)):
+        hosts.setdefault(host.cluster_id, []).append(host)
     runs = {run.cluster_id: run for run in UpgradeRun.objects.filter(
         cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook")}
     current, totals = {}, {}
     for step in (RunStep.objects.filter(run__in=runs.values()).order_by("run_id", "order")
-                 .only("id", "run_id", "order", "title", "status", "host_id")):
+                 .values_list("run_id", "order", "title", "status", named=True)):
         totals[step.run_id] = totals.get(step.run_id, 0) + 1
         if step.run_id not in current and step.status not in STEP_DONE:
             current[step.run_id] = step
     cards = []
     for cluster in clusters:
-        hosts = list(cluster.hosts.all())
         run = runs.get(cluster.pk)
-        cards.append(Card(cluster, hosts, run=run, step=current.get(run.pk) if run else None,
-                          steps=totals.get(run.pk, 0) if run else 0, **cluster_summary(cluster, hosts)))
+        cards.append(Card(cluster, run=run, step=current.get(run.pk) if run else None,
+                          steps=totals.get(run.pk, 0) if run else 0,
+                          **cluster_summary(cluster, hosts.get(cluster.pk, []))))
     return cards
 
 

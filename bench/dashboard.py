@@ -98,12 +98,12 @@ def timed(client, url, repeat=REPEAT):
 
 
 async def fan_out(base, cookie, clusters):
-    """VIEWERS home pages; returns (message latencies, card-fetch latencies) in ms."""
+    """VIEWERS home pages; returns the latencies (ms) of the cards pushed, and of those fetched."""
     import aiohttp
 
     from upgrades import events, ha
 
-    message_ms, card_ms = [], []
+    card_ms, fetched_ms = [], []
     sent = {}  # cluster id -> publish time of its latest update
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{base}"}
 
@@ -112,13 +112,12 @@ async def fan_out(base, cookie, clusters):
             ready.set_result(None)
             async for msg in ws:
                 ev = msg.json()
-                if ev["type"] != "home.changed":
-                    continue
-                t = time.perf_counter()
-                message_ms.append((t - sent[ev["cluster"]]) * 1000)
-                async with session.get(f"http://{base}/clusters/{ev['cluster']}/card/", headers=headers) as r:
-                    await r.read()
-                card_ms.append((time.perf_counter() - sent[ev["cluster"]]) * 1000)
+                if ev["type"] == "home.card":  # the card itself, rendered once for all pages
+                    card_ms.append((time.perf_counter() - sent[ev["cluster"]]) * 1000)
+                elif ev["type"] == "home.changed":  # the fallback: fetch it, as home.js does
+                    async with session.get(f"http://{base}/clusters/{ev['cluster']}/card/", headers=headers) as r:
+                        await r.read()
+                    fetched_ms.append((time.perf_counter() - sent[ev["cluster"]]) * 1000)
 
     async with aiohttp.ClientSession() as session:
         readies = [asyncio.get_running_loop().create_future() for _ in range(VIEWERS)]
@@ -133,7 +132,7 @@ async def fan_out(base, cookie, clusters):
         await asyncio.sleep(5)
         for task in tasks:
             task.cancel()
-    return message_ms, card_ms
+    return card_ms, fetched_ms
 
 
 def main():
@@ -176,14 +175,12 @@ def main():
 
         base = bench.start_daphne()
         cookie = as_viewer.cookies["sessionid"].value
-        message_ms, card_ms = asyncio.run(fan_out(base, cookie, clusters[:UPDATES]))
+        card_ms, fetched_ms = asyncio.run(fan_out(base, cookie, clusters[:UPDATES]))
         expected = VIEWERS * UPDATES
-        rows.append((f"fan-out: {UPDATES} HA updates to {VIEWERS} home pages, message",
-                     f"p50 {percentile(message_ms, 50):.0f} ms, p99 {percentile(message_ms, 99):.0f} ms, "
-                     f"{len(message_ms)}/{expected} delivered", "every page hears every change"))
-        rows.append(("fan-out: … and the card fetched again",
-                     f"p50 {percentile(card_ms, 50):.0f} ms, p99 {percentile(card_ms, 99):.0f} ms",
-                     "well under the 10 s poll interval"))
+        rows.append((f"fan-out: {UPDATES} HA updates to {VIEWERS} home pages, publish to new card on the page",
+                     f"p50 {percentile(card_ms, 50):.0f} ms, p99 {percentile(card_ms, 99):.0f} ms, "
+                     f"{len(card_ms)}/{expected} cards pushed, {len(fetched_ms)} fetched instead",
+                     "every page gets every change, well within the 10 s poll interval"))
         report(f"Dashboard, {CLUSTERS} clusters × {HOSTS} hosts", rows, NOTES.format(
             samples=samples, fill=fill_s, db=os.environ.get("DATABASE_URL", "").split(":", 1)[0]))
     finally:
@@ -196,7 +193,8 @@ a day for each of the other 995 hosts; 600 runs of 10 steps, 50 of them running.
 in-process (Django test client, {db}), median and max of 30, after the first. The chart reads
 an index range on (host, at) and keeps each interval's lowest score, so its cost follows the range's
 samples, not the table's size. Fan-out: one daphne, {viewers} aiohttp websockets, an HA update every
-{every} s published as the poller does; each page then fetches its card over HTTP, as home.js does.
+{every} s published as the poller does; the web process renders the changed card once and pushes it
+to every home page (a page fetches it itself only if that render fails).
 Everything (daphne, Redis, the viewers, the bench) shares the machine's cores.
 """.replace("{viewers}", str(VIEWERS)).replace("{every}", str(UPDATE_EVERY))
 

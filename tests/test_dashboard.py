@@ -176,9 +176,42 @@ def test_the_cluster_page_and_its_chart_data_take_the_same_queries_whatever_the_
 def test_the_home_pages_hear_which_card_changed_and_nothing_of_output():
     from upgrades.events import home_notice
 
-    assert home_notice("cluster-7", {"type": "ha.update", "cluster": 7}) == {
-        "type": "home.changed", "cluster": 7, "run": None}
-    assert home_notice("run-12", {"type": "step.status", "step": 3}) == {
-        "type": "home.changed", "cluster": None, "run": 12}
+    first, second = (home_notice("cluster-7", {"type": "ha.update", "cluster": 7}) for _ in range(2))
+    assert {**first, "id": ""} == {"type": "home.changed", "cluster": 7, "run": None, "id": ""}
+    assert first["id"] != second["id"]  # each change is rendered anew
+    assert home_notice("run-12", {"type": "step.status", "step": 3})["run"] == 12
     assert home_notice("run-12", {"type": "run.status", "run": 12})["run"] == 12
     assert home_notice("run-12", {"type": "output.lines", "step": 3}) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_home_page_gets_the_changed_card_rendered_once(make_user):
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+
+    from heportal.asgi import application
+    from tests.test_live_output import session_headers
+    from upgrades import events, ha
+
+    cluster = make_clusters(1)[0]
+    headers = session_headers(make_user("viewer"))
+
+    async def watch():
+        pages = [WebsocketCommunicator(application, "/ws/home/", headers=headers) for _ in range(3)]
+        for page in pages:
+            assert (await page.connect(timeout=10))[0]
+            assert await page.receive_json_from(timeout=10) == {"type": "home.ready"}
+        def change():  # as the poller does: save, then publish
+            cluster.hosts.filter(he_host_id=2).update(local_maintenance=True, ha_score=0)
+            events.publish(events.cluster_group(cluster.pk), ha.cluster_payload(cluster))
+        await asyncio.to_thread(change)
+        got = [await page.receive_json_from(timeout=10) for page in pages]
+        for page in pages:
+            await page.disconnect()
+        return got
+
+    got = asyncio.run(watch())
+    assert [(m["type"], m["cluster"]) for m in got] == [("home.card", cluster.pk)] * 3
+    assert '<span class="hosts-local">1 in local maintenance</span>' in got[0]["html"]
+    assert got[0]["html"].startswith(f'<article class="cluster-card warn" id="card-{cluster.pk}"')

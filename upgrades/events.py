@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from typing import TypedDict
 
 from channels.layers import get_channel_layer
@@ -81,18 +82,22 @@ HOME_GROUP = "home"
 
 
 class HomeEvent(TypedDict):
-    type: str  # "home.changed": the home page re-fetches that cluster's card
+    """On the channel layer; a home page gets {type: "home.card", cluster, html}, the card
+    rendered once per web process for all its home pages (or this event itself, to fetch it)."""
+    type: str  # "home.changed"
     cluster: int | None
     run: int | None
+    id: str  # one per change: the key under which its card is rendered once
 
 
 def home_notice(group, payload) -> HomeEvent | None:
     """What the home page needs to hear of a message: which cluster's (or run's) card changed.
     A run's start and end also reach its cluster's group, so a new run is found by its cluster."""
     if payload.get("type") == "ha.update":
-        return {"type": "home.changed", "cluster": payload["cluster"], "run": None}
+        return {"type": "home.changed", "cluster": payload["cluster"], "run": None, "id": uuid.uuid4().hex}
     if payload.get("type") in ("run.status", "step.status") and group.startswith("run-"):
-        return {"type": "home.changed", "cluster": None, "run": int(group.removeprefix("run-"))}
+        return {"type": "home.changed", "cluster": None, "run": int(group.removeprefix("run-")),
+                "id": uuid.uuid4().hex}
     return None
 
 

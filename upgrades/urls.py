@@ -22,4 +22,5 @@ urlpatterns += [path(f"runs/<id:run_id>/steps/<id:step_id>/{action}/", views.ste
 urlpatterns += [
     path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
     path("clusters/<id:cluster_id>/card/", views.cluster_card, name="cluster-card"),
+    path("cards/", views.home_cards, name="home-cards"),
 ]

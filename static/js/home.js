@@ -1,14 +1,16 @@
-// Home page: every cluster's card, live. The websocket says which cluster
-// (or which run) changed; the page re-fetches that card alone, a
-// server-rendered fragment. On each (re)connect every card is fetched
-// again, since changes may have been missed meanwhile.
+// Home page: every cluster's card, live. The websocket brings each changed
+// card, rendered by the server once for every open home page, and the page
+// puts it in place; should the server not manage, it says which cluster (or
+// run) changed and the page fetches that card. Each time the websocket has
+// joined ("home.ready") the page fetches all cards once: a change made
+// between the page's rendering (or a disconnection) and the join is not missed.
 (function () {
   "use strict";
-  var root = document.getElementById("clusters");
+  var root = document.getElementById("home");
   var banner = document.getElementById("conn-banner");
+  var refreshAll = window.heportalFragments.refresher(root.dataset.cardsUrl);
   var refreshers = {};  // cluster id -> debounced re-fetch of its card
   var retry = 500;
-  var connected = false;
 
   function refreshCard(clusterId) {
     if (!refreshers[clusterId]) {
@@ -17,29 +19,19 @@
     refreshers[clusterId]();
   }
 
-  function cardOfRun(runId) {
-    return root.querySelector('.cluster-card[data-run="' + runId + '"]');
-  }
-
-  function refreshAll() {
-    root.querySelectorAll(".cluster-card").forEach(function (card) { refreshCard(card.dataset.cluster); });
-  }
-
   function connect() {
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(proto + location.host + root.dataset.wsPath);
     ws.onopen = function () { banner.hidden = true; retry = 500; };
     ws.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);
-      if (ev.type === "home.ready") {
-        if (connected) { refreshAll(); }  // changes may have been missed while away
-        connected = true;
-        return;
+      if (ev.type === "home.ready") { refreshAll(); }
+      else if (ev.type === "home.card") { window.heportalFragments.replace(ev.html); }
+      else if (ev.type === "home.changed") {  // the server could not render it: fetch it
+        var card = ev.cluster ? { dataset: { cluster: ev.cluster } }
+          : document.querySelector('.cluster-card[data-run="' + ev.run + '"]');
+        if (card) { refreshCard(card.dataset.cluster); }
       }
-      if (ev.type !== "home.changed") { return; }
-      if (ev.cluster) { refreshCard(ev.cluster); return; }
-      var card = cardOfRun(ev.run);
-      if (card) { refreshCard(card.dataset.cluster); }
     };
     ws.onclose = function () {
       banner.hidden = false;

@@ -215,3 +215,20 @@ def test_the_maintenance_buttons_and_their_confirmations_work_from_the_keyboard_
     page.keyboard.press("Enter")
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
     assert lab.state()["global_maintenance"] is False
+
+
+def test_a_launch_without_its_required_parameter_says_so_and_plans_once_it_is_given(
+        live_portal, lab_cluster, page, make_user):
+    # The runbooks on this branch take only a host; tests/test_pages.py checks typed values are kept.
+    make_user("operator")
+    log_in(page, live_portal, "operator")
+    page.goto(f"{live_portal}/clusters/{lab_cluster.pk}/runbooks/diagnostic/")
+    expect(page.locator("select[name=host]")).to_have_value("")
+    page.click("button.show-plan")
+    expect(page.locator(".errorlist")).to_have_text(["This field is required."])
+    expect(page.locator("section.plan")).to_have_count(0)
+    page.select_option("select[name=host]", "he2.lab.local")
+    page.click("button.show-plan")
+    expect(page.locator("select[name=host]")).to_have_value("he2.lab.local")  # kept with the plan
+    expect(page.locator("section.plan .plan-host").first).to_have_text("he2.lab.local")
+    expect(page.locator(".errorlist")).to_have_count(0)

@@ -1,4 +1,5 @@
-"""Command line: `python -m lab up ...` and `python -m lab fault KIND ...`."""
+"""Command line: `python -m lab up ...`, `python -m lab fault KIND ...` and
+`python -m lab admin ACTION ...`."""
 
 import argparse
 import asyncio
@@ -7,6 +8,7 @@ import logging
 import os
 import sys
 
+from .admin import ACTIONS
 from .catalog import ALIASES, OS_RELEASE, RELEASES
 from .control import FAULT_KINDS
 from .errors import LabError
@@ -33,6 +35,9 @@ def parse_args(argv):
                     help="host N listens on BASE+N-1, the engine VM on BASE+hosts")
     up.add_argument("--undeployed", action="store_true",
                     help="hosts without hosted-engine, empty HE storage: deploy the first host")
+    up.add_argument("--outdated", action="store_true",
+                    help="hosts and engine VM run the release's previous build; its repo offers "
+                         "the current one (a minor update)")
     up.add_argument("--log-level", default="INFO")
     up.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the starting process dies (used by lab.launcher)")
@@ -44,6 +49,15 @@ def parse_args(argv):
     fault.add_argument("--pattern", help="fail-next-command: regex or substring of the command")
     fault.add_argument("--factor", type=float, help="slow-host: how many times slower")
     fault.add_argument("--os", choices=OSES, help="reinstall-host: the new OS")
+
+    admin = sub.add_parser("admin", help="do what the engine's web admin would (any release)")
+    admin.add_argument("action", choices=ACTIONS)
+    admin.add_argument("--state-dir", required=True)
+    admin.add_argument("--host")
+    admin.add_argument("--cluster")
+    admin.add_argument("--version", help="compatibility version, MAJOR.MINOR")
+    admin.add_argument("--cpu", help="create-cluster: the CPU type")
+    admin.add_argument("--policy", help="set-scheduling-policy: e.g. cluster_maintenance, none")
 
     state = sub.add_parser("state", help="print the running lab's state as JSON")
     state.add_argument("--state-dir", required=True)
@@ -75,11 +89,18 @@ def main(argv=None):
     if args.command == "state":
         print(json.dumps(control_request(url, "/state"), indent=2))
         return 0
-    body = {"kind": args.kind, "host": args.host}
-    for key in ("pattern", "factor", "os"):
+    if args.command == "admin":
+        body = {"action": args.action}
+        keys = ("host", "cluster", "version", "cpu", "policy")
+        path = "/admin"
+    else:
+        body = {"kind": args.kind, "host": args.host}
+        keys = ("pattern", "factor", "os")
+        path = "/fault"
+    for key in keys:
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    result = control_request(url, "/fault", body)
+    result = control_request(url, path, body)
     if not result.get("ok"):
         print(f"lab: {result.get('error')}", file=sys.stderr)
         return 1

@@ -39,6 +39,28 @@ ENGINE_PACKAGES = {
     "4.3": {"ovirt-engine": "4.3.10.4-1", "ovirt-engine-setup": "4.3.10.4-1"},
     "4.5": {"ovirt-engine": "4.5.7-1", "ovirt-engine-setup": "4.5.7-1"},
 }
+# The build before the current one of a release, for labs started with --outdated: hosts
+# and engine VM run these while the release's repo offers the current ones (a minor
+# update: `yum update` within the release). 4.5.6 and the 4.5.5/4.5.6 host packages.
+PREVIOUS_BUILD = {
+    "4.3": {"vdsm": "4.30.40-1", "ovirt-hosted-engine-ha": "2.3.5-1",
+            "ovirt-hosted-engine-setup": "2.3.12-1", "python2-ovirt-engine-sdk4": "4.3.2-1",
+            "ovirt-engine": "4.3.9.4-1", "ovirt-engine-setup": "4.3.9.4-1"},
+    "4.5": {"vdsm": "4.50.3.3-1", "ovirt-hosted-engine-ha": "2.5.0-1",
+            "ovirt-hosted-engine-setup": "2.7.0-1", "python3-ovirt-engine-sdk4": "4.6.1-1",
+            "ovirt-engine": "4.5.6-1", "ovirt-engine-setup": "4.5.6-1"},
+}
+
+
+def previous_build(release, packages):
+    """`packages` (name -> version) as the release's previous build has them."""
+    older = PREVIOUS_BUILD.get(release)
+    if older is None:
+        raise ValueError(f"the lab has no previous build of oVirt {release} "
+                         f"(only {', '.join(PREVIOUS_BUILD)})")
+    return {name: older.get(name, version) for name, version in packages.items()}
+
+
 ENGINE_OS = {"3.5": "el6", "3.6": "el7", "4.3": "el7", "4.5": "el8"}
 # The package whose unit files a service comes with.
 SERVICE_PACKAGE = {"vdsmd": "vdsm", "ovirt-ha-agent": "ovirt-hosted-engine-ha",

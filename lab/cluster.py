@@ -11,7 +11,7 @@ import os
 import time
 import zlib
 
-from . import catalog, distro, ha, logs, vm
+from . import admin, catalog, distro, ha, logs, vm
 from .clock import ScaledClock
 from .errors import LabError
 from .machines import HA_SERVICES, STORAGE, EngineVm, Host
@@ -25,12 +25,13 @@ VDSM_RESTART_SECS = 15     # vdsm recovers its VMs before answering
 BROKER_WARMUP = 20         # a restarted broker sees every host stale until host-ts moves again
 HOST_DEPLOY_SECS = 120     # the engine's host-deploy: packages, vdsm, HE configuration
 STATE_FILE = "state.json"
+HA_CONF = "/var/lib/ovirt-hosted-engine-ha/ha.conf"
 CLUSTER_NAME = "Default"
 
 
 class Cluster:
     def __init__(self, state_dir, hosts=3, speed=1.0, os_name=None, engine_version="4.3",
-                 undeployed=False):
+                 undeployed=False, outdated=False):
         self.state_dir = state_dir
         self.engine = None
         self.agents = {}
@@ -43,13 +44,17 @@ class Cluster:
             with open(path) as f:
                 self._load(json.load(f), speed)
         else:
-            self._create(hosts, speed, os_name, engine_version, undeployed)
+            self._create(hosts, speed, os_name, engine_version, undeployed, outdated)
 
     # -- creation and persistence --------------------------------------------------
 
-    def _create(self, count, speed, os_name, engine_version, undeployed):
+    def _create(self, count, speed, os_name, engine_version, undeployed, outdated=False):
+        """`outdated`: hosts and engine VM run the release's previous build (a minor
+        update is waiting in the repo)."""
         try:
             engine_version = catalog.canonical(engine_version)
+            installed = (lambda packages: catalog.previous_build(engine_version, packages)) \
+                if outdated else dict
         except ValueError as exc:
             raise LabError(str(exc)) from None
         os_name = os_name or catalog.DEFAULT_OS[engine_version]
@@ -69,7 +74,7 @@ class Cluster:
             host.add_release_repo(engine_version)
             host.booted_at = now - 3_800_000 + index * 1000
             if not undeployed:
-                host.install_packages(host.release_packages(engine_version))
+                host.install_packages(installed(host.release_packages(engine_version)))
                 self._predeploy(host, index)
             self.hosts[host.name] = host
         self.engine_vm = EngineVm(engine_version)
@@ -84,7 +89,7 @@ class Cluster:
             self.engine_vm.wipe()
             return
         self.engine_vm.install_guest()
-        self.engine_vm.install_packages(catalog.ENGINE_PACKAGES[engine_version])
+        self.engine_vm.install_packages(installed(catalog.ENGINE_PACKAGES[engine_version]))
         first = self.hosts["he1.lab.local"]
         first.vm = vm.new_record("Up", now, started=now - 100_000)
         self.lease = first.name
@@ -469,7 +474,7 @@ class Cluster:
                 "engine_vm": {"host": self.engine_vm_host(), "status": self.engine_vm_status(),
                               "healthy": self.engine_healthy(), "lease": self.lease},
                 "he_storage": self.he_storage, "deploying": self.deploying,
-                "hosts": hosts}
+                "hosts": hosts, "engine": admin.engine_view(self)}
 
     # -- backend API for lab/engine (see INTERFACE.md) -----------------------------
 
@@ -522,8 +527,12 @@ class Cluster:
         return name is not None and vm.healthy(self, self.hosts[name], self.clock.now())
 
     def set_local_maintenance(self, name, on):
+        """vdsm's setHaMaintenanceMode: the HA client writes the flag to ha.conf, which
+        the agent reads (ovirt-hosted-engine-ha client/client.py, env/config.py)."""
         host = self.host_by_name(name)
         host.local_maintenance = bool(on)
+        if host.fs.exists(HA_CONF):
+            host.fs.write(HA_CONF, f"local_maintenance={bool(on)}\n")
         self.changed()
 
     async def migrate_engine_vm(self, dest_name):

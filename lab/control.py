@@ -2,6 +2,7 @@
 
 from aiohttp import web
 
+from . import admin as lab_admin
 from .errors import LabError
 
 FAULT_KINDS = ("kill-host", "boot-host", "kill-engine-vm", "power-outage", "corrupt-lockspace",
@@ -35,9 +36,27 @@ def make_app(cluster):
         await settle()
         return web.json_response({"ok": True, "message": message})
 
+    async def admin(request):
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"ok": False, "error": "body must be JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "body must be an object"}, status=400)
+        args = {key: body.get(key) for key in ("host", "version", "cpu", "policy")}
+        try:
+            message = lab_admin.run(cluster, body.get("action"),
+                                    cluster_name=body.get("cluster"), **args)
+        except LabError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        cluster.changed()
+        await settle()
+        return web.json_response({"ok": True, "message": message})
+
     app = web.Application()
     app.router.add_get("/state", state)
     app.router.add_post("/fault", fault)
+    app.router.add_post("/admin", admin)
     return app
 
 

@@ -3,6 +3,7 @@
     with start_lab(tmp_path, hosts=3, speed=60) as lab:
         client = lab.connect("he1.lab.local")      # real paramiko, RejectPolicy
         lab.fault("kill-host", host="he1.lab.local")
+        lab.admin("host-maintenance", host="he2")  # the web admin, any release
         lab.wait_for(lambda s: ..., sim_seconds=300)
 """
 
@@ -37,6 +38,15 @@ def control_request(control_url, path, body=None):
             return json.load(response)
     except urllib.error.HTTPError as exc:
         return json.load(exc)
+
+
+def admin_request(control_url, action, **args):
+    """A web-admin action on the lab's engine (lab/admin.py); raises LabError when the
+    engine refuses it, else returns its message."""
+    result = control_request(control_url, "/admin", {"action": action, **args})
+    if not result.get("ok"):
+        raise LabError(result.get("error", "admin action refused"))
+    return result["message"]
 
 
 class Lab:
@@ -95,6 +105,11 @@ class Lab:
             raise LabError(result.get("error", "fault refused"))
         return result["message"]
 
+    def admin(self, action, **args):
+        """What the engine's web admin would do, e.g. admin("host-maintenance", host="he2");
+        `cluster=` names a cluster. Raises LabError with the engine's refusal."""
+        return admin_request(self.control_url, action, **args)
+
     def state(self):
         return self._request("/state")
 
@@ -143,7 +158,7 @@ def summary(state):
 
 
 def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
-              ssh_port_base=None, timeout=90, undeployed=False):
+              ssh_port_base=None, timeout=90, undeployed=False, outdated=False):
     """Spawn `python -m lab up` and wait until it has written its manifest."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
     make_state_dir(state_dir)
@@ -158,6 +173,8 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
         cmd += ["--ssh-port-base", str(ssh_port_base)]
     if undeployed:
         cmd.append("--undeployed")
+    if outdated:
+        cmd.append("--outdated")
     root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
     env = dict(_os.environ, PYTHONPATH=root + _os.pathsep + _os.environ.get("PYTHONPATH", ""))
     log = open(_os.path.join(state_dir, LOG), "ab")

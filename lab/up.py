@@ -86,7 +86,8 @@ async def run(args):
         os.remove(manifest_path)  # a stale manifest must not look like a started lab
     bwrap = find_bwrap()
     cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
-                      engine_version=args.engine_version, undeployed=args.undeployed)
+                      engine_version=args.engine_version, undeployed=args.undeployed,
+                      outdated=args.outdated)
     sandboxes, tool_servers = await start_sandboxes(cluster, state_dir, bwrap)
     front = SshFront(cluster, state_dir, sandboxes)
     ports = {}

@@ -103,3 +103,33 @@ def test_shard_argument_is_checked():
         parse_shard("two")
     with pytest.raises(CommandError, match="between 0 and N-1"):
         parse_shard("2/2")
+
+
+@pytest.mark.django_db
+def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_its_old_one():
+    """After a reinstall the whiteboard holds the old, stale block under the same name."""
+    import json
+
+    from tests.factories import make_cluster, make_host
+    from upgrades.ha import apply_vm_status
+    from upgrades.remote.vmstatus import parse_vm_status
+
+    cluster = make_cluster()
+    make_host(cluster, name="he1.lab.local", he_host_id=1)
+    make_host(cluster, name="he2.lab.local", he_host_id=2)
+
+    def block(host_id, name, live, score, state):
+        return {"host-id": host_id, "hostname": name, "live-data": live, "score": score,
+                "engine-status": {"vm": "down", "health": "bad", "detail": "unknown", "reason": "vm not running"},
+                "maintenance": False, "stopped": False, "host-ts": 100, "conf_on_shared_storage": True,
+                "local_conf_timestamp": 100, "crc32": "0", "extra": f"state={state}\n"}
+
+    text = json.dumps({"1": block(1, "he1.lab.local", False, 3400, "EngineDown"),
+                       "2": block(2, "he2.lab.local", True, 3400, "EngineUp"),
+                       "3": block(3, "he1.lab.local", True, 2400, "EngineDown"),
+                       "global_maintenance": False})
+    for _ in range(2):  # the same answer on every poll: no flip-flop between the two blocks
+        apply_vm_status(cluster.pk, parse_vm_status(text))
+        he1 = Host.objects.get(name="he1.lab.local")
+        assert (he1.ha_live, he1.ha_score) == (True, 2400)
+    assert Host.objects.get(name="he2.lab.local").ha_state == "EngineUp"

@@ -21,7 +21,12 @@ def vm_status(lab, host, json=False):
 
 
 def summary(status):
-    return (status.global_maintenance, [tuple(getattr(h, k) for k in KEYS) for h in status.hosts])
+    """What both formats must agree on. A stale host's engine status is not among
+    it: plain says "unknown stale-data", --json keeps the last one it saw."""
+    def fields(h):
+        return tuple(getattr(h, k) if h.up_to_date or k not in ("engine_vm", "health") else None
+                     for k in KEYS)
+    return (status.global_maintenance, [fields(h) for h in status.hosts])
 
 
 def both(lab, host):
@@ -73,7 +78,7 @@ def test_each_release_header_parses(lab, tmp_path, version, score):
     shutil.copy(lab.manifest["ssh_key"], tmp_path / "lab" / "keys" / "client_ed25519")
     with start_lab(tmp_path / "lab", hosts=2, speed=60, engine_version=version) as old:
         text = vm_status(old, "he1")
-        assert ("--== Host 1 status ==--" in text) == (version == "3.5")
+        assert "--== Host 1 status ==--" in text  # the header without names, up to setup 2.2
         status = parse_vm_status(text)
         assert [h.hostname for h in status.hosts] == ["he1.lab.local", "he2.lab.local"]
         assert status.host(1).score == score

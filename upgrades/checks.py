@@ -76,7 +76,9 @@ def _unknown(state):
 def ha_fresh(state, ctx):
     if state.error:
         return _unknown(state)
-    stale = [h.name for h in state.hosts if not h.live]
+    # A host vm-status never listed and without an HE host id is not a hosted-engine host
+    # (yet: deploy-host's target), so it has no HA data to be stale.
+    stale = [h.name for h in state.hosts if not h.live and (h.known or h.he_host_id is not None)]
     if stale:
         why = f" ({'; '.join(state.notes)})" if state.notes and state.source == "poll" else ""
         return INHIBITOR, f"HA data is not up to date for {', '.join(stale)}{why}."
@@ -197,3 +199,221 @@ def host_score(state, ctx, host, min_score):
         return False, f"{host} is not in vm-status"
     return here.live and (here.score or 0) >= min_score, \
         f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+
+
+# -- Checks of the recovery runbooks (lockspace, metadata, failed install, resume deploy) --
+
+def _release_key(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+@check("release-at-least", "the cluster runs oVirt {version} or later ({needs})")
+def release_at_least(state, ctx, version, needs):
+    from .plan import release_of
+
+    release = release_of(ctx.cluster)
+    if release is None:
+        return WARNING, (f"The cluster's oVirt release is not detected yet; {needs} needs oVirt {version} "
+                         "or later.")
+    if release < _release_key(version):
+        return INHIBITOR, (f"The cluster runs oVirt {release[0]}.{release[1]}: {needs} needs oVirt {version} "
+                           "or later.")
+    return OK, f"oVirt {release[0]}.{release[1]} has {needs}."
+
+
+@check("lockspace-suspect", "the HA agents do not all publish (what a corrupted lockspace looks like)")
+def lockspace_suspect(state, ctx):
+    if state.error or not state.hosts:
+        return OK, "The HA state cannot be read: the recovery is planned for every host of the cluster."
+    stale = [h.name for h in state.hosts if not h.live]
+    if not stale:
+        return WARNING, ("Every host's agent publishes up-to-date data: the lockspace does not look corrupted. "
+                         "Re-initialising it stops every agent for a while.")
+    return OK, f"No up-to-date HA data from {', '.join(stale)}."
+
+
+@check("metadata-host-id", "host id {host_id} belongs to no live host of the cluster")
+def metadata_host_id(state, ctx, host_id, host):
+    host_id = int(host_id)  # filled into the check's arguments as text
+    if host_id < 1:
+        return INHIBITOR, "Host ids start at 1."
+    owner = ctx.cluster.hosts.filter(he_host_id=host_id).first()
+    if owner is not None and owner.name == host:
+        return INHIBITOR, (f"Host id {host_id} is {host}'s own id, the host that runs the command: "
+                           "this runbook removes a host that no longer exists.")
+    seen = state.host(owner.name) if owner is not None else None
+    if owner is not None and state.error:
+        return _unknown(state)
+    if seen is not None and seen.live:
+        return INHIBITOR, (f"Host id {host_id} is {owner.name}, whose agent publishes up-to-date data: "
+                           "it still exists.")
+    if owner is not None:
+        return WARNING, (f"Host id {host_id} is {owner.name}, still a host of this cluster (its HA data is not "
+                         "up to date). Clean its metadata only if it is gone for good.")
+    return OK, f"No host of the cluster has host id {host_id}."
+
+
+@check("not-he-host", "{host} is not a working hosted-engine host")
+def not_he_host(state, ctx, host):
+    here = state.host(host)
+    if state.error or here is None or not here.known:
+        return OK, f"{host} shows no hosted-engine status."
+    if here.live:
+        return INHIBITOR, (f"{host} is a working hosted-engine host (its agent publishes, state "
+                           f"{here.state or '?'}): this runbook is for a failed install.")
+    return WARNING, f"{host} has hosted-engine status from its agent, not up to date: check it is the failed install."
+
+
+@check("host-live", "{host}'s HA data is up to date")
+def host_live(state, ctx, host):
+    if state.error:
+        return _unknown(state)
+    here = state.host(host)
+    if here is None or not here.live:
+        return INHIBITOR, f"{host}'s HA data is not up to date: its agent must publish to run this there."
+    return OK, f"{host}'s HA data is up to date."
+
+
+# ---- he-upgrade -----------------------------------------------------------------
+
+@condition("engine-vm-on", "the engine VM runs on one of {hosts} and its agent sees the engine up")
+def engine_vm_on(state, ctx, hosts):
+    """EngineUp: the engine answers its health check there (a VM the agents moved boots
+    first, in EngineStarting)."""
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return vm_host.name in hosts.split(",") and vm_host.state == "EngineUp", \
+        f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+
+
+@check("engine-vm-can-move", "at least two hosts can run the engine VM")
+def engine_vm_can_move(state, ctx):
+    if state.error:
+        return _unknown(state)
+    able = [h.name for h in state.hosts if h.can_run_engine_vm]
+    if len(able) < 2:
+        return INHIBITOR, (f"Only {', '.join(able) or 'no host'} can run the engine VM: a rolling "
+                           "upgrade needs a second host to move it to.")
+    return OK, f"Hosts able to run the engine VM: {', '.join(able)}."
+
+
+@check("vms-can-migrate", "every VM can leave its host when the host goes to maintenance")
+def vms_can_migrate(state, ctx):
+    """Asked of the engine when the run starts (4.x); a 3.x engine has no API v4."""
+    from .plan import release_of
+    from .remote.base import RemoteError
+    from .remote.engine_api import EngineClient
+
+    release = release_of(ctx.cluster)
+    if release is not None and release < (4, 0):
+        return WARNING, ("A 3.x engine cannot be asked through its API: check in the web admin that "
+                         "no VM is pinned to a host (Virtual Machines, Host tab, migration mode).")
+    if ctx.engine_probe is None:
+        return OK, "The engine is asked for VMs that cannot migrate when the run starts."
+    try:
+        with EngineClient.for_cluster(ctx.cluster) as client:
+            stuck = client.vms_that_cannot_migrate()
+    except RemoteError as exc:
+        return INHIBITOR, f"The engine could not list the VMs: {exc.message}"
+    if stuck:
+        return INHIBITOR, ("These VMs cannot migrate, so their hosts cannot go to maintenance: "
+                           + ", ".join(f"{name} on {host}" for name, host in stuck) + ".")
+    return OK, "Every VM can migrate (or none runs besides the engine VM)."
+
+
+@condition("engine-vm-running", "vm-status shows the engine VM up on a host")
+def engine_vm_running(state, ctx):
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return False, "the engine VM is not up on any live host"
+    return True, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
+
+
+# -- deploy-host and host-os-upgrade ------------------------------------------------
+
+# The OS a host OS upgrade starts from, per oVirt release (upgrades.runbooks.host_os_upgrade).
+UPGRADE_SOURCE_OS = {(3, 5): "el6", (4, 5): "el8"}
+
+
+@check("host-key-pinned", "{host}'s SSH host key is pinned in the portal")
+def host_key_pinned(state, ctx, host):
+    from django.urls import reverse
+
+    from .remote import ssh
+    from .remote.base import RemoteError
+
+    row = ctx.cluster.hosts.filter(name=host).first()
+    if row is None:
+        return INHIBITOR, f"{host} is not a host of cluster {ctx.cluster.name}."
+    try:
+        pinned = ssh.pinned_keys(row.known_hosts, row.address, row.ssh_port) if row.known_hosts.strip() else []
+    except RemoteError as exc:
+        return INHIBITOR, f"The pinned SSH host keys of {host} cannot be read: {exc.message}"
+    if not pinned:
+        return INHIBITOR, (f"{host} has no pinned SSH host key for {ssh.known_hosts_name(row.address, row.ssh_port)}, "
+                           "so the portal does not trust it. An admin compares the key it offers with the "
+                           "host's own (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on its console) and "
+                           f"accepts it at {reverse('host-key', args=[row.pk])}, or imports it with the inventory.")
+    key_type, fingerprint = pinned[0]
+    return OK, f"The SSH host key of {host} is pinned ({key_type} {fingerprint})."
+
+
+@check("not-deployed", "{host} is not a hosted-engine host yet")
+def not_deployed(state, ctx, host):
+    if state.error:
+        return _unknown(state)
+    here = state.host(host)
+    if here is not None and here.known and here.live:
+        return INHIBITOR, (f"{host} is a hosted-engine host already: vm-status shows it live "
+                           f"(state {here.state or '?'}, score {here.score}).")
+    if here is not None and here.known:
+        return WARNING, f"vm-status still lists {host}, stale: its old entry stays until it is cleaned."
+    return OK, f"{host} is not in vm-status."
+
+
+@check("engine-vm-running", "the engine VM runs on a live host")
+def engine_vm_runs(state, ctx):
+    """The check of the same name as the condition above: an inhibitor at start and as a guard."""
+    if state.error:
+        return _unknown(state)
+    vm_host = state.engine_vm_host
+    if vm_host is None:
+        return INHIBITOR, "No live host runs the engine VM: hosts are added to the engine, which must be up."
+    return OK, f"The engine VM runs on {vm_host.name}."
+
+
+@check("engine-hosts-at-least", "at least {count} hosts can run the engine VM")
+def engine_hosts_at_least(state, ctx, count):
+    if state.error:
+        return _unknown(state)
+    able = [h.name for h in state.hosts if h.can_run_engine_vm]
+    if len(able) < count:
+        return INHIBITOR, (f"Only {len(able)} host(s) can run the engine VM ({', '.join(able) or 'none'}): "
+                           f"one host at a time is taken out, so at least {count} live hosts out of local "
+                           "maintenance with a positive score are needed.")
+    return OK, f"{len(able)} hosts can run the engine VM: {', '.join(able)}."
+
+
+@check("hosts-on-os", "the hosts run the OS the upgrade starts from")
+def hosts_on_os(state, ctx):
+    import re
+
+    match = re.match(r"oVirt (\d+)\.(\d+)\b", ctx.cluster.detected_release or "")
+    source = UPGRADE_SOURCE_OS.get((int(match[1]), int(match[2])) if match else None)
+    if source is None:
+        return OK, "The hosts' OS is checked on each host after its reinstall."
+    other = [f"{h.name} ({h.os_release})" for h in ctx.cluster.hosts.order_by("he_host_id", "name")
+             if h.os_release and h.os_release != source]
+    if other:
+        return WARNING, (f"The inventory records {', '.join(other)}, not {source}: every host is reinstalled "
+                         "and deployed again all the same.")
+    return OK, f"The inventory records no host on another OS than {source}."
+
+
+@condition("other-engine-host", "a live host other than {host}, out of local maintenance, has a positive score")
+def other_engine_host(state, ctx, host):
+    others = [h for h in state.hosts if h.name != host and h.can_run_engine_vm]
+    if not others:
+        return False, f"no host other than {host} can run the engine VM"
+    return True, "can run the engine VM: " + ", ".join(f"{h.name} (score {h.score})" for h in others)

@@ -11,10 +11,11 @@ import logging
 import re
 import time
 import traceback
+from types import SimpleNamespace
 
-from . import checks, services, state
-from .models import STEP_DONE, RunStatus, StepKind, StepStatus, UpgradeRun
-from .output import OutputRecorder
+from . import checks, events, services, state
+from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
+from .output import OutputRecorder, insert_rows
 from .remote.base import CommandStopped, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshTarget
@@ -31,7 +32,22 @@ ENGINE_ACTIONS = {
         name, version=version or None, data_center=data_center),
     "set_cluster_version": lambda client, timeout, name, version: client.set_cluster_version(name, version),
     "migrate_engine_vm": lambda client, timeout, host="": client.migrate_engine_vm(host or None, timeout=timeout),
+    "set_scheduling_policy": lambda client, timeout, cluster, policy: (
+        f"scheduling policy of {cluster}: was {client.set_scheduling_policy(cluster, policy) or '?'}, "
+        f"now {policy}"),
+    "engine_vm_to_upgraded_host": lambda client, timeout, upgraded, host: _engine_vm_to(
+        client, timeout, upgraded.split(","), host),
 }
+
+
+def _engine_vm_to(client, timeout, upgraded, host):
+    """Where the upgraded hosts score no higher than the others, the agents leave the
+    engine VM where it is: migrate it through the engine, unless it is on one already."""
+    vm = client.engine_vm()
+    if vm.host_name in upgraded:
+        return f"HostedEngine runs on {vm.host_name}, an upgraded host: nothing to migrate"
+    client.migrate_engine_vm(host, timeout=timeout)
+    return f"HostedEngine migrated from {vm.host_name} to {host}"
 
 
 class Outcome:
@@ -50,6 +66,7 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return None, ""
         flags = UpgradeRun.objects.filter(pk=run.pk).values("pause_requested", "cancel_requested").get()
         if flags["cancel_requested"]:
+            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client)
             return RunStatus.CANCELLED, ""
         if flags["pause_requested"]:
             return RunStatus.PAUSED, ""
@@ -62,13 +79,39 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return RunStatus.FAILED, f"step {step.order} is {step.get_status_display()}"
         outcome = execute_step(step, run, beat=beat, pool=pool, engine_client=engine_client)
         if outcome == Outcome.STOPPED:
+            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client)
             return RunStatus.CANCELLED, ""
         if outcome == Outcome.FAILED:
+            run_always_steps(run, "the run failed", beat=beat, pool=pool, engine_client=engine_client)
             return RunStatus.FAILED, ""
         if outcome == Outcome.WAITING:
             return RunStatus.WAITING, ""
         if outcome == Outcome.APPROVAL:
             return RunStatus.AWAITING_APPROVAL, ""
+
+
+def run_always_steps(run, why, *, beat, pool, engine_client):
+    """A run that stops early still runs its pending ``always`` steps (a runbook's
+    ``finally``: e.g. restore the cluster's scheduling policy), in order, each recorded
+    as usual. Then each goes back to pending, so a retried or resumed run does it again
+    at its place; a cancelled run's pending steps end cancelled as before. A cancel does
+    not stop them (only losing the run does); a worker killed outright runs none: they
+    run when the interrupted run is resumed."""
+    cleanup = SimpleNamespace(lost=beat.lost, stop=beat.lost)
+    for step in run.steps.select_related("host").filter(status=StepStatus.PENDING).order_by("order"):
+        if not step.spec.get("always") or beat.lost.is_set():
+            continue
+        insert_rows([(step.pk, _last_seq(step) + 1, "system", f"--- runs now because {why} ---")])
+        execute_step(step, run, beat=cleanup, pool=pool, engine_client=engine_client)
+        insert_rows([(step.pk, _last_seq(step) + 1, "system",
+                      "--- back to pending: runs again at its place if the run goes on ---")])
+        RunStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)
+        step.status = StepStatus.PENDING
+        events.publish(events.run_group(run.pk), events.step_event(step))
+
+
+def _last_seq(step):
+    return step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
 def start_preflight(run, pool, engine_client):
@@ -194,8 +237,13 @@ def run_engine_action(step, run, out, engine_client):
         return f"unknown engine action {spec['action']!r}"
     out.line("system", step.command)
     with engine_client(run.cluster) as client:
-        action(client, spec.get("timeout", 900), **spec.get("args", {}))
-    out.line("system", "done")
+        if hasattr(client, "sleep"):
+            # The engine's status waits re-read as often as the cluster is polled (at most
+            # every 5 s), not a fixed 5 s: a host that is ready is seen ready soon.
+            poll = max(0.2, min(5.0, run.cluster.poll_interval))
+            client.sleep = lambda seconds, sleep=client.sleep: sleep(min(seconds, poll))
+        result = action(client, spec.get("timeout", 900), **spec.get("args", {}))
+    out.line("system", result if isinstance(result, str) else "done")
     return ""
 
 

@@ -31,11 +31,26 @@ def cluster_payload(cluster) -> HaEvent:
             "hosts": [host_payload(h) for h in cluster.hosts.order_by("he_host_id", "name")]}
 
 
-def match_host(hosts, status):
-    """The Host row for a vm-status block: by HE host id, else by name."""
-    by_id = {h.he_host_id: h for h in hosts if h.he_host_id is not None}
-    by_name = {h.name: h for h in hosts}
-    return by_id.get(status.host_id) or by_name.get(status.hostname)
+def pair_blocks(hosts, blocks):
+    """{host pk: its vm-status block}: each row gets at most one block and each
+    block at most one row. A host reinstalled and deployed again under a new id
+    leaves its old, stale block under the same name (and maybe the id the
+    inventory still records), so the best pairing wins: a live block first,
+    then id and name agreeing, then the id alone, then the name."""
+    candidates = []
+    for host in hosts:
+        for block in blocks:
+            same_id = host.he_host_id is not None and host.he_host_id == block.host_id
+            same_name = host.name == block.hostname
+            if same_id or same_name:
+                candidates.append(((block.up_to_date, same_id and same_name, same_id), host, block))
+    candidates.sort(key=lambda c: c[0], reverse=True)
+    paired, used = {}, set()
+    for _, host, block in candidates:
+        if host.pk not in paired and id(block) not in used:
+            paired[host.pk] = block
+            used.add(id(block))
+    return paired
 
 
 def apply_vm_status(cluster_id, vm_status, *, now=None):
@@ -52,9 +67,10 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
         cluster.save(update_fields=["maintenance_mode", "polled_at", "poll_error"])
         last_samples = {s.host_id: s for s in _latest_samples(hosts)}
         samples = []
-        for status in vm_status.hosts:
-            host = match_host(hosts, status)
-            if host is None:
+        paired = pair_blocks(hosts, vm_status.hosts)
+        for host in hosts:
+            status = paired.get(host.pk)
+            if status is None:
                 continue
             new = {"ha_state": status.state or "", "ha_score": status.score, "ha_live": status.up_to_date,
                    "local_maintenance": status.local_maintenance,

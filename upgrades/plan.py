@@ -143,7 +143,7 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
     # Every runbook: the cluster to itself; fresh HA data when it changes anything;
     # the engine when a step needs it.
     changes = any(step.changes for step in steps)
-    preflight = ([("ha-fresh", {})] if changes else []) + [("no-other-active-run", {})] + \
+    preflight = ([("ha-fresh", {})] if changes and runbook.needs_fresh_ha else []) + [("no-other-active-run", {})] + \
         ([("engine-reachable", {})] if uses_engine else []) + \
         [(c.name, _fill_args(c.args, values)) for c in runbook.preflight]
     results = [checks.run_check(name, args, state, check_ctx) for name, args in preflight]
@@ -199,6 +199,13 @@ def _guards(step, values):
 
 
 def _expand(step, values, hosts, key):
+    planned = _expand_step(step, values, hosts, key)
+    if getattr(step, "always", False):
+        planned.spec["always"] = True  # runs even when the run fails or is cancelled first
+    return planned
+
+
+def _expand_step(step, values, hosts, key):
     title = _fill(step.title, values)
     if isinstance(step, Ssh):
         _fill(step.command, values)  # every field has a value

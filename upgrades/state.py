@@ -88,7 +88,7 @@ def from_poll(cluster, hosts=None, now=None):
 
 def read(cluster, pool, hosts=None, timeout=20.0):
     """``--vm-status --json`` read now, from the first host that answers."""
-    from .ha import match_host
+    from .ha import pair_blocks
 
     hosts = list(hosts if hosts is not None else cluster.hosts.order_by("he_host_id", "name"))
     errors = []
@@ -99,8 +99,9 @@ def read(cluster, pool, hosts=None, timeout=20.0):
             errors.append(f"{host.name}: {exc}")
             continue
         states = []
+        paired = pair_blocks(hosts, status.hosts)
         for row in hosts:
-            seen = next((s for s in status.hosts if match_host([row], s) is row), None)
+            seen = paired.get(row.pk)
             if seen is None:
                 states.append(HostState(name=row.name, he_host_id=row.he_host_id, live=False, score=None,
                                         state="", local_maintenance=False, engine_vm_here=False, known=False))

@@ -25,7 +25,7 @@ from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus
 from .permissions import can_admin, can_approve, can_operate
 from .remote import ssh
 from .remote.base import RemoteError
-from .runbooks import UnknownRunbook, get_runbook
+from .runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 
 def get_or_404(queryset, pk, what):
@@ -134,7 +134,8 @@ def cluster_context(request, cluster):
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/cluster_detail.html",
-                  {**cluster_context(request, cluster), "time_zone": settings.TIME_ZONE})
+                  {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE,
+                   "time_zone": settings.TIME_ZONE})
 
 
 @require_GET

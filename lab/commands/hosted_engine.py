@@ -244,8 +244,9 @@ async def clean_metadata(ctx, args):
     await ctx.sleep(3)
     seg = cluster.segments.get(str(host_id))
     if seg is None:
-        ctx.error(f"INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
-                  f"Metadata block for host {host_id} is already clean")
+        # clean(): the broker returns no blank blocks, so the id is missing from the stats
+        ctx.error("ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
+                  "Metadata for current host missing.")
     elif seg["stopped"] or "--force-cleanup" in args:
         ctx.error("INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
                   "Cleaning the metadata block!")

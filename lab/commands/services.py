@@ -86,7 +86,7 @@ def print_status(ctx, unit):
     return 0 if active else 3
 
 
-@command("systemctl", os="el7")
+@command("systemctl", when=lambda machine: machine.os != "el6")
 async def systemctl(ctx, args):
     words = [a for a in args if not a.startswith("-")]
     if not words:
@@ -151,7 +151,7 @@ async def service(ctx, args):
     if not installed(ctx, unit):
         ctx.error(f"{args[0]}: unrecognized service")
         return 1
-    if ctx.machine.os == "el7":
+    if ctx.machine.os != "el6":  # systemd from el7 on
         ctx.error(f"Redirecting to /bin/systemctl {action} {unit}.service")
         return await systemctl(ctx, [action, unit])
     if action == "status":
@@ -214,7 +214,7 @@ async def chkconfig(ctx, args):
         ctx.error("chkconfig: invalid argument: " + args[1])
         return 1
     action = "enable" if args[1] == "on" else "disable"
-    if machine.os == "el7":
+    if machine.os != "el6":
         ctx.error(f"Note: Forwarding request to 'systemctl {action} {unit}.service'.")
         return await systemctl(ctx, [action, unit])
     if machine.kind == "host" and unit in machine.enabled:

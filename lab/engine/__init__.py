@@ -35,6 +35,11 @@ class EngineApi:
         self.username = USERNAME
 
     @property
+    def engine(self) -> Engine:
+        """The engine's operations, for the lab's admin actions (lab/admin.py)."""
+        return self._engine
+
+    @property
     def password(self) -> str:
         return self._engine.store.data["password"]
 

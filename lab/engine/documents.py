@@ -142,6 +142,8 @@ def cluster(c: dict) -> ET.Element:
     sub(root, "description", c.get("description", ""))
     for rel in ("affinitygroups", "networks", "permissions"):
         sub(root, "link", href=f"{base}/{rel}", rel=rel)
+    if c.get("cpu"):
+        sub(sub(root, "cpu"), "type", c["cpu"])
     sub(root, "ha_reservation", False)
     sub(root, "upgrade_in_progress", c["upgrade_in_progress"])
     sub(root, "upgrade_percent_complete", c["upgrade_percent_complete"])

@@ -34,6 +34,15 @@ _MAINTENANCE_FROM = {"up", "preparing_for_maintenance", "non_responsive", "error
                      "non_operational", "install_failed"}
 
 
+# The engine's built-in scheduling policies (ids as in ovirt-engine's db seed).
+SCHEDULING_POLICIES = {
+    "b4ed2332-a7ac-4d5f-9596-99a439cb2812": "none",
+    "20d25257-b4bd-4589-92a6-c4c5c5d3fd1a": "evenly_distributed",
+    "5a2b0939-7d46-4b73-a469-e9c2c7fc6a53": "power_saving",
+    "8d5d7bec-68de-4a67-b53e-0ac54686d579": "vm_evenly_distributed",
+    "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
+}
+
 NO_HE_CANDIDATE = ("Cannot switch the Host(s) to Maintenance mode. None of the hosts capable of "
                    "running the engine VM has score more than 0 and is in Up state.")
 
@@ -263,6 +272,58 @@ class Engine:
                         "Cannot change Cluster Compatibility Version to higher version when "
                         "there are active Hosts with lower version.\n-Please move Hosts with "
                         "lower version to maintenance first.")
+
+    def create_cluster(self, name: str, version: dict | None, dc: dict, description: str = "",
+                       policy: str | None = None) -> dict:
+        """New cluster (web admin "New Cluster", API POST /clusters); version defaults to
+        the data center's."""
+        if self.store.cluster_by_name(name):
+            raise _refused("Cannot create Cluster. Cluster name is already in use.")
+        version = version or dict(dc["version"])
+        self.check_cluster_version(version, "create")
+        self._check_policy(policy)
+        cluster = self.store.add_cluster(name, version, dc["id"], description)
+        if policy:
+            cluster["scheduling_policy"] = policy
+        self.store.save()
+        self.store.add_event(809, f"Cluster {name} was added by {USER}", cluster_id=cluster["id"])
+        return cluster
+
+    def edit_cluster(self, cluster: dict, *, version: dict | None = None, name: str | None = None,
+                     description: str | None = None, policy: str | None = None) -> None:
+        """Edit Cluster: compatibility version, name, description, scheduling policy."""
+        if version:
+            self.check_cluster_version(version, "edit")
+            self.check_version_change(cluster, version)
+        if name and name != cluster["name"] and self.store.cluster_by_name(name):
+            raise _refused("Cannot edit Cluster. Cluster name is already in use.")
+        self._check_policy(policy)
+        if version:
+            cluster["version"] = version
+        if name:
+            cluster["name"] = name
+        if description is not None:
+            cluster["description"] = description
+        if policy:
+            cluster["scheduling_policy"] = policy
+        self.store.save()
+        self.store.add_event(811, f"Host cluster {cluster['name']} was updated by {USER}",
+                             cluster_id=cluster["id"])
+
+    @staticmethod
+    def _check_policy(policy: str | None) -> None:
+        if policy is not None and policy not in SCHEDULING_POLICIES.values():
+            raise Fault(404, f"Entity not found: scheduling policy: {policy}")
+
+    def remove_host(self, host: dict) -> None:
+        if self.host_status(host) not in ("maintenance", "non_responsive", "install_failed"):
+            raise Fault(409, "[Cannot remove Host. Host is operational.\n"
+                             "-Please switch Host to Maintenance mode first.]")
+        del self.store.data["hosts"][host["id"]]
+        self.store.data["removed_hosts"].append(host["name"])
+        self.store.save()
+        self.store.add_event(44, f"Host {host['name']} was removed by {USER}.",
+                             cluster_id=host["cluster"])
 
     def add_host(self, name: str, address: str, cluster: dict, hosted_engine: bool) -> dict:
         """Add a host and run host-deploy on it (status installing, then up)."""

@@ -14,7 +14,7 @@ from aiohttp import web
 from . import documents as doc
 from . import search
 from .documents import API, Fault
-from .engine import Engine
+from .engine import SCHEDULING_POLICIES, Engine
 from .store import now_iso
 
 USERNAME = "admin@internal"
@@ -33,15 +33,6 @@ request due to maintenance downtime or capacity
 problems. Please try again later.</p>
 </body></html>
 """
-
-SCHEDULING_POLICIES = {
-    "b4ed2332-a7ac-4d5f-9596-99a439cb2812": "none",
-    "20d25257-b4bd-4589-92a6-c4c5c5d3fd1a": "evenly_distributed",
-    "5a2b0939-7d46-4b73-a469-e9c2c7fc6a53": "power_saving",
-    "8d5d7bec-68de-4a67-b53e-0ac54686d579": "vm_evenly_distributed",
-    "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
-}
-
 
 def build_app(engine: Engine) -> web.Application:
     api = _Api(engine)
@@ -325,15 +316,7 @@ class _Api:
         return _respond(request, doc.host(self.engine.host_view(host, False)))
 
     async def remove_host(self, request):
-        host = self._host(request)
-        if self.engine.host_status(host) not in ("maintenance", "non_responsive", "install_failed"):
-            raise Fault(409, "[Cannot remove Host. Host is operational.\n"
-                             "-Please switch Host to Maintenance mode first.]")
-        del self.store.data["hosts"][host["id"]]
-        self.store.data["removed_hosts"].append(host["name"])
-        self.store.save()
-        self.store.add_event(44, f"Host {host['name']} was removed by admin@internal-authz.",
-                             cluster_id=host["cluster"])
+        self.engine.remove_host(self._host(request))
         return web.Response(status=200)
 
     async def host_action(self, request):
@@ -382,13 +365,13 @@ class _Api:
             raise Fault(400, "Version [major, minor] required", reason="Incomplete parameters")
         return {"major": int(v["major"]), "minor": int(v["minor"])}
 
-    def _apply_policy(self, cluster: dict, body: dict) -> None:
+    @staticmethod
+    def _policy(body: dict) -> str | None:
+        """The policy name of `<scheduling_policy id=..>` or `<name>`, None when absent."""
         policy = body.get("scheduling_policy")
-        if isinstance(policy, dict):
-            name = SCHEDULING_POLICIES.get(policy.get("id", "")) or policy.get("name")
-            if name not in SCHEDULING_POLICIES.values():
-                raise Fault(404, f"Entity not found: scheduling policy: {policy}")
-            cluster["scheduling_policy"] = name
+        if not isinstance(policy, dict):
+            return None
+        return SCHEDULING_POLICIES.get(policy.get("id", "")) or policy.get("name") or ""
 
     async def add_cluster(self, request):
         body = await _read_body(request)
@@ -397,16 +380,8 @@ class _Api:
         if not body.get("name") or dc is None:
             raise Fault(400, "Cluster [name, dataCenter.name|id] required for add",
                         reason="Incomplete parameters")
-        if self.store.cluster_by_name(body["name"]):
-            raise Fault(409, "[Cannot create Cluster. Cluster name is already in use.]")
-        version = self._version(body) or dict(dc["version"])
-        self.engine.check_cluster_version(version, "create")
-        cluster = self.store.add_cluster(body["name"], version, dc["id"],
-                                         body.get("description") or "")
-        self._apply_policy(cluster, body)
-        self.store.save()
-        self.store.add_event(809, f"Cluster {cluster['name']} was added by admin@internal-authz",
-                             cluster_id=cluster["id"])
+        cluster = self.engine.create_cluster(body["name"], self._version(body), dc,
+                                             body.get("description") or "", self._policy(body))
         response = _respond(request, self._cluster_doc(cluster), 201)
         response.headers["Location"] = f"{API}/clusters/{cluster['id']}"
         return response
@@ -414,21 +389,8 @@ class _Api:
     async def update_cluster(self, request):
         cluster = self._cluster(request)
         body = await _read_body(request)
-        version = self._version(body)
-        if version:
-            self.engine.check_cluster_version(version, "edit")
-            self.engine.check_version_change(cluster, version)
-            cluster["version"] = version
-        if body.get("name") and body["name"] != cluster["name"]:
-            if self.store.cluster_by_name(body["name"]):
-                raise Fault(409, "[Cannot edit Cluster. Cluster name is already in use.]")
-            cluster["name"] = body["name"]
-        if body.get("description") is not None:
-            cluster["description"] = body["description"]
-        self._apply_policy(cluster, body)
-        self.store.save()
-        self.store.add_event(811, f"Host cluster {cluster['name']} was updated by "
-                                  "admin@internal-authz", cluster_id=cluster["id"])
+        self.engine.edit_cluster(cluster, version=self._version(body), name=body.get("name"),
+                                 description=body.get("description"), policy=self._policy(body))
         return _respond(request, self._cluster_doc(cluster))
 
     async def remove_cluster(self, request):

@@ -120,15 +120,22 @@ def agent_states(state):
     return {name: h["agent_state"] for name, h in state["hosts"].items()}
 
 
+# The default release (4.3 on el7) unless a test says otherwise with
+# ``@pytest.mark.lab(...)`` (fresh_lab) or uses a ``release_lab`` fixture.
+DEFAULT_RELEASE = {}
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=SPEED) as running:
+    with start_lab(tmp_path_factory.mktemp("lab"), hosts=3, speed=SPEED, **DEFAULT_RELEASE) as running:
         yield running
 
 
 @pytest.fixture
-def fresh_lab(tmp_path):
-    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED) as running:
+def fresh_lab(tmp_path, request):
+    marker = request.node.get_closest_marker("lab")
+    options = dict(DEFAULT_RELEASE, **(marker.kwargs if marker else {}))
+    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED, **options) as running:
         yield running
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import SPEED, Shell
 from lab.launcher import start_lab
+from upgrades.runbooks.install_cleanup import CLEANUP_SCRIPT
 
 # /work/shared/reference/hosted-engine-howto.md, "Recoving from failed install", verbatim.
 HOWTO_SCRIPT = r'''#!/bin/bash
@@ -56,10 +57,8 @@ do
 done
 '''
 
-CORRECTED_SCRIPT = (HOWTO_SCRIPT
-                    .replace(r"yum remove \*ovirt\*", r"yum remove -y \*ovirt\*")
-                    .replace("[ ! -d $f ]", "[ ! -d $d ]")
-                    .replace('FILES+=" etc/', 'FILES+=" /etc/'))
+# The corrected script is the one the failed-install-cleanup runbook runs (one text).
+CORRECTED_SCRIPT = CLEANUP_SCRIPT
 
 NAMED = ["/etc/init/libvirtd.conf", "/etc/libvirt/nwfilter/vdsm-no-mac-spoofing.xml",
          "/etc/ovirt-hosted-engine/answers.conf", "/etc/vdsm/vdsm.conf", "/etc/pki/vdsm/*/*.pem",
@@ -68,6 +67,15 @@ NAMED = ["/etc/init/libvirtd.conf", "/etc/libvirt/nwfilter/vdsm-no-mac-spoofing.
          "/var/lib/ovirt-hosted-engine-*", "/var/log/ovirt-hosted-engine-setup/",
          "/var/cache/libvirt/", "/etc/*ovirt*", "/etc/*vdsm*", "/etc/*libvirt*", "/etc/pki/vdsm"]
 HE_PACKAGES = re.compile(r"ovirt|vdsm|libvirt")
+
+
+def test_the_corrected_script_is_the_howtos_with_exactly_its_three_defects_fixed():
+    fixed = (HOWTO_SCRIPT
+             .replace(r"yum remove \*ovirt\*", r"yum remove -y \*ovirt\*")
+             .replace("[ ! -d $f ]", "[ ! -d $d ]")
+             .replace('FILES+=" etc/', 'FILES+=" /etc/'))
+    assert CORRECTED_SCRIPT == fixed
+    assert CORRECTED_SCRIPT.count('FILES+=" /etc/') == 7
 
 
 def listing(ssh):
@@ -127,7 +135,7 @@ def test_the_howto_script_verbatim_removes_only_what_its_rm_line_reaches(host):
     state = lab.state()["hosts"]["he1.lab.local"]["services"]
     assert state == {"vdsmd": False, "ovirt-ha-broker": True, "ovirt-ha-agent": True}
     # without its configuration, hosted-engine still exists but knows no deployment
-    assert ssh("he1", "hosted-engine --vm-status").err == "You must run deploy first\n"
+    assert ssh("he1", "hosted-engine --vm-status").out == "You must run deploy first\n"
 
 
 def test_the_corrected_script_leaves_the_host_clean(host):

@@ -80,7 +80,7 @@ def test_it_reads_stdin(ssh):
 def test_it_lists_the_repo_directory(ssh):
     listing = ssh("he1", "ls /etc/yum.repos.d").out.split()
     assert "CentOS-Base.repo" in listing
-    assert "ovirt-4.5.repo" in listing
+    assert "ovirt-4.3.repo" in listing
 
 
 def test_it_streams_output_while_the_command_runs(lab):
@@ -162,14 +162,14 @@ set -e; false; echo never
     result = ssh("he1", "bash -s", stdin=script)
     assert result.rc == 1
     assert result.out == ("have /etc/redhat-release\nno /etc/nonexistent\nhost\nn=1\nn=3\n"
-                          "back ticks\nCentOS-Base.repo ovirt-4.5.repo\nchild sees X=1\n")
+                          "back ticks\nCentOS-Base.repo ovirt-4.3.repo\nchild sees X=1\n")
 
 
 def test_it_has_coreutils_and_friends(ssh):
     assert ssh("he2", "cp /etc/hostname /tmp/h && sed 's/he2/x/' /tmp/h").out == "x.lab.local\n"
     assert ssh("he2", "printf 'b 2\\na 1\\n' | sort | awk '{print $2}'").out == "1\n2\n"
     assert ssh("he2", "find /etc/yum.repos.d -name '*.repo' | sort").out == \
-        "/etc/yum.repos.d/CentOS-Base.repo\n/etc/yum.repos.d/ovirt-4.5.repo\n"
+        "/etc/yum.repos.d/CentOS-Base.repo\n/etc/yum.repos.d/ovirt-4.3.repo\n"
     assert ssh("he2", "wc -l /etc/hostname").out == "1 /etc/hostname\n"
     assert ssh("he2", "head -c 3 /etc/hostname").out == "he2"
     missing = ssh("he2", "tail /var/log/nothing.log")

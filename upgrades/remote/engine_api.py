@@ -201,6 +201,21 @@ class EngineClient:
         host = self.get_host(name)
         self._call(f"activate host {name}", lambda: self._host_service(host).activate())
 
+    def add_host(self, name, address, cluster, *, deploy_hosted_engine=False):
+        """A new host (web admin "New Host"); with ``deploy_hosted_engine`` the engine also
+        makes it a hosted-engine host ("Hosted Engine: Deploy"). The engine logs in to it as
+        root with its own SSH key. Returns at once; the host is ``installing`` meanwhile."""
+        spec = types.Host(name=name, address=address, cluster=types.Cluster(name=cluster),
+                          ssh=types.Ssh(authentication_method=types.SshAuthenticationMethod.PUBLICKEY))
+        added = self._call(f"add host {name} to cluster {cluster}", lambda: self._system.hosts_service().add(
+            spec, deploy_hosted_engine=deploy_hosted_engine or None))
+        return _to_host(added)
+
+    def remove_host(self, name):
+        """Remove a host the engine has in maintenance (web admin "Remove")."""
+        host = self.get_host(name)
+        self._call(f"remove host {name}", lambda: self._host_service(host).remove())
+
     def wait_for_host_status(self, name, statuses, timeout, poll=5.0,
                              fail_statuses=("error", "install_failed")):
         """Poll until the host has one of ``statuses``; give up early on ``fail_statuses``."""
@@ -256,6 +271,43 @@ class EngineClient:
                              lambda: self._system.clusters_service().cluster_service(cluster.id).update(
                                  types.Cluster(version=wanted)))
         return _to_cluster(updated)
+
+    def scheduling_policies(self):
+        """name -> id of the engine's scheduling policies."""
+        policies = self._call("list scheduling policies",
+                              lambda: self._system.scheduling_policies_service().list())
+        return {policy.name: policy.id for policy in policies}
+
+    def scheduling_policy(self, cluster_name):
+        """The name of the cluster's scheduling policy."""
+        cluster_id = self.get_cluster(cluster_name).id
+        cluster = self._call(f"read cluster {cluster_name}",
+                             lambda: self._system.clusters_service().cluster_service(cluster_id).get())
+        wanted = cluster.scheduling_policy.id if cluster.scheduling_policy else None
+        return next((name for name, pid in self.scheduling_policies().items() if pid == wanted), "")
+
+    def set_scheduling_policy(self, cluster_name, policy):
+        """Switch the cluster's scheduling policy, e.g. to ``cluster_maintenance`` for an
+        upgrade (as ovirt-ansible's cluster_upgrade role); returns the one it had."""
+        before = self.scheduling_policy(cluster_name)
+        ids = self.scheduling_policies()
+        if policy not in ids:
+            raise EngineError(f"the engine has no scheduling policy {policy!r} "
+                              f"(it has {', '.join(sorted(ids))})")
+        cluster_id = self.get_cluster(cluster_name).id
+        self._call(f"set the scheduling policy of cluster {cluster_name} to {policy}",
+                   lambda: self._system.clusters_service().cluster_service(cluster_id).update(
+                       types.Cluster(scheduling_policy=types.SchedulingPolicy(id=ids[policy]))))
+        return before
+
+    def vms_that_cannot_migrate(self):
+        """(name, host name) of running VMs pinned to their host (placement affinity not
+        migratable), which keep a host from entering maintenance; the engine VM aside."""
+        vms = self._call("list VMs", lambda: self._system.vms_service().list())
+        hosts = {h.id: h.name for h in self.list_hosts()}
+        return [(vm.name, hosts.get(vm.host.id, vm.host.id)) for vm in vms
+                if vm.name != HOSTED_ENGINE_VM and vm.host is not None and vm.placement_policy
+                and vm.placement_policy.affinity not in (None, types.VmAffinity.MIGRATABLE)]
 
     def engine_vm(self):
         """The HostedEngine VM and the host it runs on (None when it is down)."""

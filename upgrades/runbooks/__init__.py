@@ -3,8 +3,15 @@
 Importing a runbook module does no I/O. ``register`` also serves tests,
 which add runbooks of their own.
 """
+from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .he_upgrade import HE_UPGRADE
+from .host_os_upgrade import HOST_OS_UPGRADE
+from .install_cleanup import FAILED_INSTALL_CLEANUP
+from .lockspace import LOCKSPACE_RECOVERY
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
+from .metadata import CLEAN_METADATA
+from .resume_deploy import RESUME_DEPLOY
 
 REGISTRY = {}
 
@@ -14,8 +21,21 @@ def register(runbook):
     return runbook
 
 
-for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE):
+for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
     register(_runbook)
+for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
+    register(_runbook)
+for _runbook in (LOCKSPACE_RECOVERY, CLEAN_METADATA, FAILED_INSTALL_CLEANUP, RESUME_DEPLOY):
+    register(_runbook)
+
+# Procedures of the howto that are not runbooks: (name, why and where to read), listed by
+# the cluster page's runbook list and ``manage.py runbook list``.
+OUT_OF_SCOPE = (
+    ("Migrate an existing engine into a hosted engine",
+     "Out of scope for now. The howto (\"Migrate existing setup to a VM\"): like a fresh install, but a backup "
+     "of the existing engine is restored in the VM instead of a fresh engine-setup; for full details see "
+     "Migrate_to_Hosted_Engine."),
+)
 
 
 class UnknownRunbook(KeyError):

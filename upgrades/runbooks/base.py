@@ -5,6 +5,10 @@ no I/O. ``upgrades.plan`` expands it on a cluster's state into concrete
 steps, which are stored and then executed by ``upgrades.engine``. Text
 fields (titles, commands, check arguments) may name parameters and the
 loop's ``{host}`` as ``{name}``; in commands every value is shell-quoted.
+
+``always=True`` on an Ssh, Engine or Wait step makes it a runbook's
+``finally``: when the run fails or is cancelled before reaching it, the
+engine runs it anyway (see ``upgrades.engine.run_always_steps``).
 """
 from dataclasses import dataclass, field
 
@@ -52,6 +56,7 @@ class Ssh:
     rerun_safe: bool = True
     timeout: int = 600
     guards: tuple = ()
+    always: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class Engine:
     rerun_safe: bool = True
     timeout: int = 900
     guards: tuple = ()
+    always: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ class Wait:
     timeout: int = 600
     interval: float = 5.0
     guards: tuple = ()
+    always: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,9 @@ class Runbook:
     # When the ``host`` parameter is left empty, the plan picks one from live
     # state: "live-out-of-local-maintenance" (the first such host by HE id).
     default_host: str = ""
+    # False for runbooks meant for a cluster whose HA data cannot be fresh (a corrupted
+    # lockspace, a failed or partial deployment): the plan then leaves out ``ha-fresh``.
+    needs_fresh_ha: bool = True
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

@@ -26,7 +26,7 @@ from upgrades import state as cluster_state
 from upgrades.models import STEP_DONE, Cluster, RunStatus, StepKind, StepStatus, UpgradeRun
 from upgrades.plan import param_form
 from upgrades.remote.ssh import SshPool
-from upgrades.runbooks import UnknownRunbook, all_runbooks, get_runbook
+from upgrades.runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +193,9 @@ class Command(BaseCommand):
                 choices = f" ({', '.join(p.choices)})" if p.choices else ""
                 self.stdout.write(f"    --param {p.name}=...  {p.label}: {p.kind}{choices}, {need}" +
                                   (f". {p.help}" if p.help else ""))
+        for name, note in OUT_OF_SCOPE:
+            self.stdout.write(f"{'(not a runbook)':<22} {name}")
+            self.stdout.write(f"    {note}")
         return SUCCEEDED
 
     def make_plan(self, slug, cluster, params):
@@ -225,6 +228,8 @@ class Command(BaseCommand):
         if given:
             write("Parameters: " + ", ".join(f"{k}={v}" for k, v in given.items()))
         write(f"HA state: {plan.state.describe()}")
+        for note in plan.notes:
+            write(f"Note: {note}")
         write("Steps:")
         for n, step in enumerate(plan.steps, start=1):
             where = (" on any live host" if step.spec.get("on") == "any" else

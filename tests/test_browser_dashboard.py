@@ -15,12 +15,18 @@ SCROLLBACK = 5000  # upgrades.views.TERMINAL_SCROLLBACK
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
-def screenshot(page, name, full_page=False):
-    """Save the page as users see it on a laptop (docs/screenshots/, shown in the README)."""
+def screenshot(page, name, upto=None):
+    """Save the page as users see it on a laptop (docs/screenshots/, shown in the README):
+    the first screen, or from the top down to the end of ``upto``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 800})
     page.wait_for_timeout(300)  # let a resize redraw
-    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=full_page)
+    if upto is None:
+        page.screenshot(path=SCREENSHOTS / f"{name}.png")
+        return
+    box = page.locator(upto).bounding_box()
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1280, "height": box["y"] + box["height"] + 8})
 
 
 def test_the_terminal_follows_a_100k_line_step_keeps_its_tail_and_the_download_has_every_line(
@@ -127,7 +133,7 @@ def test_the_score_chart_shows_the_steps_of_a_run_as_marks(live_portal, ha_polle
     expect(card.locator("li.mark")).to_have_count(2)
     page.click(".chart-range button[data-range=hour]")
     expect(card.locator("li.mark")).to_have_count(2)
-    screenshot(page, "cluster", full_page=True)
+    screenshot(page, "cluster", upto="section.score-history")
 
 
 def test_home_and_cluster_pages_follow_a_lab_fault_without_a_reload(

@@ -60,10 +60,14 @@ EXPECTED = {
     "audit": AUDITORS,
     "audit-export-csv": AUDITORS,
     "audit-export-json": AUDITORS,
+    "cluster-scores": ON_ALPHA,
+    "cluster-card": ON_ALPHA,
+    "home-cards": ANY_ROLE,  # the cards of the clusters each may see
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,
     "ws/clusters/<id:cluster_id>/": ON_ALPHA,
+    "ws/home/": ANY_ROLE,  # changes of the clusters each may see (tests/test_dashboard.py)
     "": set(),  # any other path: not found, for everyone
 }
 

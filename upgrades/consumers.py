@@ -8,20 +8,25 @@ batch that starts beyond the next line (batches not published while Redis
 was away) is preceded by the missing lines, read from the database, and so
 is a step's final status.
 """
+import asyncio
 import json
+import logging
+from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
+from .cards import render_card
 from .converters import parse_id
-from .events import cluster_group, run_group, run_event, step_event
+from .events import HOME_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
-from .permissions import VIEW, can
+from .permissions import VIEW, can, clusters_where
 
 BACKLOG_CHUNK = 1_000
+log = logging.getLogger(__name__)
 
 
 def parse_cursors(query_string):
@@ -158,3 +163,73 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
     def ha_update(self, event):
         self.send_json(event)
+
+
+class HomeConsumer(AsyncJsonWebsocketConsumer):
+    """The home page: "home.ready" once joined, then each changed card
+    ("home.card", rendered once per process by CARDS). Async: one message fans
+    out to every open home page."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        # The clusters this page may show, as when it was rendered; the rest of the
+        # group's changes are not for it.
+        self.visible = await database_sync_to_async(
+            lambda: set(clusters_where(user, VIEW).values_list("pk", flat=True)))()
+        if not self.visible:
+            await self.close(code=4403)
+            return
+        self.joined = True
+        await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
+        await self.accept()
+        # Joined: from here on no change is missed; a page that reconnects
+        # fetches every card again on this.
+        await self.send_json({"type": "home.ready"})
+
+    async def disconnect(self, code):
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(HOME_GROUP, self.channel_name)
+
+    async def home_changed(self, event):
+        try:
+            card = await CARDS.render(event)
+        except Exception:  # the page fetches the card itself
+            log.exception("home card for %s not rendered", event)
+            card = None
+        if card is None:
+            if event.get("cluster") in self.visible:
+                await self.send_json(event)
+        elif card[0] in self.visible:
+            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1]})
+
+
+class CardRenderer:
+    """Renders each changed card once per web process, for every home page it
+    holds: 50 open home pages cost one render per change, not 50 requests."""
+
+    KEEP = 256
+
+    def __init__(self):
+        self.renders = OrderedDict()  # (event loop, change id) -> Future of (cluster id, html) or None
+
+    def render(self, event):
+        key = (asyncio.get_running_loop(), event["id"])
+        future = self.renders.get(key)
+        if future is None:
+            future = asyncio.ensure_future(database_sync_to_async(self._render)(event))
+            self.renders[key] = future
+            while len(self.renders) > self.KEEP:
+                self.renders.popitem(last=False)
+        return future
+
+    @staticmethod
+    def _render(event):
+        if event.get("cluster"):
+            return render_card(Cluster.objects.filter(pk=event["cluster"]))
+        return render_card(Cluster.objects.filter(runs__pk=event["run"]))
+
+
+CARDS = CardRenderer()

@@ -1,15 +1,17 @@
 """Websocket payloads and the one way to publish them.
 
 Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
-state. Payloads are saved to the database before they are published, so a
-page can always be rebuilt from the database; publishing is best effort
-(Redis may be restarting) and a viewer catches up from the database.
+state, ``home`` for a short "this card changed" to every home page.
+Payloads are saved to the database before they are published, so a page
+can always be rebuilt from the database; publishing is best effort (Redis
+may be restarting) and a viewer catches up from the database.
 """
 import asyncio
 import logging
 import os
 import threading
 import time
+import uuid
 from typing import TypedDict
 
 from channels.layers import get_channel_layer
@@ -76,9 +78,36 @@ def cluster_group(cluster_id):
     return f"cluster-{cluster_id}"
 
 
+HOME_GROUP = "home"
+
+
+class HomeEvent(TypedDict):
+    """On the channel layer; a home page gets {type: "home.card", cluster, html}, the card
+    rendered once per web process for all its home pages (or this event itself, to fetch it)."""
+    type: str  # "home.changed"
+    cluster: int | None
+    run: int | None
+    id: str  # one per change: the key under which its card is rendered once
+
+
+def home_notice(group, payload) -> HomeEvent | None:
+    """What the home page needs to hear of a message: which cluster's (or run's) card changed.
+    A run's start and end also reach its cluster's group, so a new run is found by its cluster."""
+    if payload.get("type") == "ha.update":
+        return {"type": "home.changed", "cluster": payload["cluster"], "run": None, "id": uuid.uuid4().hex}
+    if payload.get("type") in ("run.status", "step.status") and group.startswith("run-"):
+        return {"type": "home.changed", "cluster": None, "run": int(group.removeprefix("run-")),
+                "id": uuid.uuid4().hex}
+    return None
+
+
 def publish(group, payload):
-    """Send after the current transaction commits (at once in autocommit)."""
+    """Send after the current transaction commits (at once in autocommit), and
+    tell the home pages which card to refresh."""
+    notice = home_notice(group, payload)
     transaction.on_commit(lambda: send_now(group, payload))
+    if notice is not None:
+        transaction.on_commit(lambda: send_now(HOME_GROUP, notice))
 
 
 def send_now(group, payload):

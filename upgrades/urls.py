@@ -25,3 +25,8 @@ urlpatterns += [path(f"runs/<id:run_id>/{action}/", views.run_action, {"action":
                 for action in views.RUN_ACTIONS]
 urlpatterns += [path(f"runs/<id:run_id>/steps/<id:step_id>/{action}/", views.step_action, {"action": action},
                      name=f"step-{action}") for action in views.STEP_ACTIONS]
+urlpatterns += [
+    path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
+    path("clusters/<id:cluster_id>/card/", views.cluster_card, name="cluster-card"),
+    path("cards/", views.home_cards, name="home-cards"),
+]

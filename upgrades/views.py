@@ -8,14 +8,16 @@ the page and by the refresh alike.
 """
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import downloads, plan as planning, services, state as cluster_state
+from . import charts, downloads, plan as planning, services, state as cluster_state
+from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
                      UpgradeRun)
@@ -64,11 +66,29 @@ def queue_warning(request, run):
 @needs(VIEW)
 def home(request):
     visible = clusters_where(request.user, VIEW)
-    clusters = visible.prefetch_related("hosts")
     runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")[:20]
     return render(request, "upgrades/home.html", {
-        "clusters": clusters, "runs": runs,
+        "cards": cluster_cards(visible), "runs": runs,
         "can_operate": clusters_where(request.user, OPERATE).exists()})
+
+
+@require_GET
+@needs(VIEW)
+def home_cards(request):
+    """Every card, re-fetched by home.js when its websocket (re)connects: what
+    changed before it joined is not missed."""
+    return render(request, "upgrades/partials/cluster_grid.html",
+                  {"cards": cluster_cards(clusters_where(request.user, VIEW))})
+
+
+@require_GET
+@needs(VIEW, cluster_of_cluster)
+def cluster_card(request, cluster_id):
+    """One cluster's card, re-fetched by home.js when the cluster or its run changes."""
+    card = render_card(Cluster.objects.filter(pk=cluster_id))
+    if card is None:
+        raise Http404(f"There is no cluster #{cluster_id}.")
+    return HttpResponse(card[1])
 
 
 # The cluster page ------------------------------------------------------------
@@ -124,7 +144,8 @@ def cluster_context(request, cluster):
     operator = can_operate(request.user, cluster)
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
                "can_admin": can_admin(request.user, cluster),
-               "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first()}
+               "active_run": cluster.runs.filter(status__in=RUN_ACTIVE).select_related("runbook").first(),
+               "full_score": full_score(cluster), **cluster_summary(cluster, hosts)}
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
@@ -138,7 +159,8 @@ def cluster_context(request, cluster):
 def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/cluster_detail.html",
-                  {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE})
+                  {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE,
+                   "time_zone": settings.TIME_ZONE})
 
 
 @require_GET
@@ -147,6 +169,21 @@ def cluster_live(request, cluster_id):
     """The page's live part, re-fetched by cluster.js on each HA change."""
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/partials/cluster_live.html", cluster_context(request, cluster))
+
+
+@require_GET
+@needs(VIEW, cluster_of_cluster)
+def cluster_scores(request, cluster_id):
+    """Each host's score history over the last hour, day or week, downsampled, with
+    the run steps of that time as marks (the cluster page's charts)."""
+    cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
+    range_name = request.GET.get("range", "hour")
+    if range_name not in charts.RANGES:
+        return JsonResponse({"error": f"range must be one of {', '.join(charts.RANGES)}"}, status=400)
+    hosts = list(cluster.hosts.order_by("he_host_id", "name"))
+    data = charts.score_history(cluster, hosts, range_name)
+    data["full_score"] = full_score(cluster)
+    return JsonResponse(data)
 
 
 @require_POST
@@ -342,12 +379,19 @@ def run_history(run):
     return [(event, *describe_event(event)) for event in events.order_by("created_at", "id")]
 
 
+# Lines each step's terminal keeps (xterm.js scrollback): bounded memory
+# however long the log; the full log is a download.
+TERMINAL_SCROLLBACK = 5000
+
+
 def run_context(request, run, typed=None):
     steps = list(run.steps.select_related("host").order_by("order"))
     current = next((s for s in steps if s.status not in STEP_DONE), None)
     failed = current is not None and current.status in BROKEN + (StepStatus.REJECTED,)
     return {
         "run": run, "steps": steps, "current": current,
+        "progress": {"done": sum(s.status in STEP_DONE for s in steps), "total": len(steps)},
+        "scrollback": TERMINAL_SCROLLBACK,
         "actions": run_actions(request.user, run, current),
         "failed_step": current if failed else None,
         "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],

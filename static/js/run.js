@@ -1,63 +1,161 @@
-// Live run page: appends output lines as they arrive over the websocket.
-// On (re)connect it sends the last sequence number it has per step, so the
-// server replays exactly what is missing: no gap, no duplicate. Status
-// changes also re-fetch the run's actions, preflight and history (one
-// server-rendered fragment), so the buttons follow the run.
+// Live run page: each step's output in a terminal view (xterm.js), fed over
+// the websocket. On (re)connect it sends the last sequence number it has per
+// step, so the server replays exactly what is missing: no gap, no duplicate.
+// Status changes also re-fetch the run's progress, actions, preflight and
+// history (one server-rendered fragment), so the buttons follow the run.
+//
+// Memory stays bounded whatever the log's size: a terminal keeps its last
+// ``data-scrollback`` lines (older ones are in the full log download), and a
+// paused view holds at most that many new lines until it follows again.
 (function () {
   "use strict";
-  var MAX_LINES = 5000;  // bounded DOM: older lines stay in the full log
   var TERMINAL = ["succeeded", "failed", "cancelled", "interrupted", "rejected", "skipped"];
+  var MAX_ROWS = 24;  // a terminal grows with its output up to this height, then scrolls
+  var STREAM_COLOUR = { stderr: "\x1b[31m", system: "\x1b[36m" };
   var root = document.getElementById("run");
   var banner = document.getElementById("conn-banner");
   var runStatus = document.getElementById("run-status");
   var refresh = window.heportalFragments.refresher(root.dataset.liveUrl);
-  var last = {};      // step id -> last seq shown
-  var counts = {};    // step id -> lines in the DOM
+  var scrollback = parseInt(root.dataset.scrollback, 10) || 5000;
+  var last = {};      // step id -> last seq received
+  var views = {};     // step id -> its terminal view, made on its first line
   var finished = false;
   var retry = 500;
 
   function section(stepId) { return root.querySelector('[data-step="' + stepId + '"]'); }
 
+  function encode(line) {
+    // [seq, stream, text] -> what the terminal is given; a line's own colours end with it.
+    var colour = STREAM_COLOUR[line[1]];
+    var text = line[2];
+    if (colour) { return colour + text + "\x1b[0m\r\n"; }
+    return text.indexOf("\x1b") >= 0 ? text + "\x1b[0m\r\n" : text + "\r\n";
+  }
+
+  function View(sec) {
+    var box = sec.querySelector(".output");
+    var self = this;
+    this.sec = sec;
+    this.following = true;
+    this.held = [];       // lines received while paused
+    this.received = 0;
+    this.writing = 0;     // writes handed to xterm and not yet parsed
+    this.term = new window.Terminal({
+      scrollback: scrollback, rows: 2, disableStdin: true, cursorBlink: false, convertEol: false,
+      fontSize: 13, lineHeight: 1.15, fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
+      theme: { background: "#151515", foreground: "#e0e0e0", cursor: "#151515", selectionBackground: "#73bcf7",
+               selectionForeground: "#151515" },
+    });
+    this.fit = new window.FitAddon.FitAddon();
+    this.search = new window.SearchAddon.SearchAddon();
+    this.term.loadAddon(this.fit);
+    this.term.loadAddon(this.search);
+    box.hidden = false;
+    this.term.open(box.querySelector(".terminal"));
+    this.term.write("\x1b[?25l");  // no cursor: nothing is typed here
+    this.resize();
+
+    var follow = box.querySelector(".follow");
+    this.followButton = follow;
+    follow.addEventListener("click", function () { self.setFollowing(!self.following); });
+    // Scrolling up to read means: hold still.
+    box.querySelector(".terminal").addEventListener("wheel", function (e) {
+      if (e.deltaY < 0 && self.following) { self.setFollowing(false); }
+    }, { passive: true });
+    var input = box.querySelector(".output-search");
+    var result = box.querySelector(".search-result");
+    function find(backwards) {
+      if (!input.value) { result.textContent = ""; return; }
+      if (self.following) { self.setFollowing(false); }
+      var found = backwards ? self.search.findPrevious(input.value) : self.search.findNext(input.value);
+      result.textContent = found ? "" : "not in the last " + scrollback.toLocaleString("en") + " lines";
+    }
+    input.addEventListener("keydown", function (e) {
+      if (e.key === "Enter") { e.preventDefault(); find(e.shiftKey); }
+      else if (e.key === "Escape") { input.value = ""; self.search.clearDecorations(); result.textContent = ""; }
+    });
+    box.querySelector(".search-next").addEventListener("click", function () { find(false); });
+    box.querySelector(".search-prev").addEventListener("click", function () { find(true); });
+    this.count = box.querySelector(".output-count");
+  }
+
+  View.prototype.resize = function () {
+    var dims = this.fit.proposeDimensions();
+    var cols = dims && dims.cols > 10 ? dims.cols : 80;
+    var used = this.term.buffer.active.length - (this.term.buffer.active.cursorX === 0 ? 1 : 0);
+    var rows = Math.max(2, Math.min(MAX_ROWS, used));
+    if (cols !== this.term.cols || rows !== this.term.rows) { this.term.resize(cols, rows); }
+  };
+
+  View.prototype.add = function (lines) {
+    this.received += lines.length;
+    if (!this.following) {
+      Array.prototype.push.apply(this.held, lines);
+      if (this.held.length > scrollback) { this.held.splice(0, this.held.length - scrollback); }
+      this.showCount();
+      return;
+    }
+    this.write(lines);
+  };
+
+  View.prototype.write = function (lines) {
+    var self = this;
+    var text = "";
+    for (var i = 0; i < lines.length; i++) { text += encode(lines[i]); }
+    this.writing++;
+    this.term.write(text, function () {
+      self.writing--;
+      self.resize();
+      if (self.following) { self.term.scrollToBottom(); }
+    });
+    this.showCount();
+  };
+
+  View.prototype.setFollowing = function (on) {
+    this.following = on;
+    this.followButton.setAttribute("aria-pressed", on ? "true" : "false");
+    if (on && this.held.length) {
+      var held = this.held;
+      this.held = [];
+      this.write(held);
+    }
+    if (on) { this.term.scrollToBottom(); }
+    this.showCount();
+  };
+
+  View.prototype.showCount = function () {
+    this.followButton.textContent = this.following ? "Following" :
+      "Paused" + (this.held.length ? " (" + this.held.length.toLocaleString("en") + " new)" : "");
+    this.count.textContent = this.received.toLocaleString("en") + " lines" +
+      (this.received > scrollback ? ", the last " + scrollback.toLocaleString("en") + " shown (full log: download)" : "");
+  };
+
+  // The text the view shows, one string per line (wrapped rows joined):
+  // for people copying, and for the browser tests.
+  View.prototype.lines = function () {
+    var buffer = this.term.buffer.active;
+    var out = [];
+    var end = buffer.baseY + buffer.cursorY;  // the cursor waits on an empty row after the last line
+    for (var i = 0; i < end; i++) {
+      var row = buffer.getLine(i);
+      var text = row.translateToString(true);
+      if (row.isWrapped && out.length) { out[out.length - 1] += text; } else { out.push(text); }
+    }
+    return out;
+  };
+
   function appendLines(stepId, lines) {
     var sec = section(stepId);
     if (!sec) { return; }
-    var pre = sec.querySelector(".log");
-    var frag = document.createDocumentFragment();
     var have = last[stepId] || 0;
+    var fresh = [];
     for (var i = 0; i < lines.length; i++) {
-      var seq = lines[i][0];
-      if (seq <= have) { continue; }
-      have = seq;
-      var span = document.createElement("span");
-      span.className = "line " + lines[i][1];
-      span.dataset.seq = seq;
-      span.textContent = lines[i][2] + "\n";
-      frag.appendChild(span);
+      if (lines[i][0] > have) { fresh.push(lines[i]); have = lines[i][0]; }
     }
     last[stepId] = have;
-    pre.appendChild(frag);
-    counts[stepId] = pre.childElementCount;
-    while (counts[stepId] > MAX_LINES) {
-      pre.removeChild(pre.firstChild);
-      counts[stepId]--;
-      sec.classList.add("truncated");
-    }
-  }
-
-  // Durations: as upgrades/templatetags/portal.py formats them.
-  function formatSeconds(s) {
-    if (s < 10) { return s.toFixed(1) + " s"; }
-    s = Math.floor(s);
-    function pad(n) { return (n < 10 ? "0" : "") + n; }
-    if (s < 60) { return s + " s"; }
-    if (s < 3600) { return Math.floor(s / 60) + " min " + pad(s % 60) + " s"; }
-    return Math.floor(s / 3600) + " h " + pad(Math.floor(s % 3600 / 60)) + " min";
-  }
-
-  function showDuration(el) {
-    if (!el.dataset.started) { el.textContent = ""; return; }
-    var end = el.dataset.finished ? Date.parse(el.dataset.finished) : Date.now();
-    el.textContent = formatSeconds(Math.max(0, (end - Date.parse(el.dataset.started)) / 1000));
+    if (!fresh.length) { return; }
+    if (!views[stepId]) { views[stepId] = new View(sec); }
+    views[stepId].add(fresh);
   }
 
   function trackDuration(el, status) {
@@ -71,7 +169,7 @@
     } else if (TERMINAL.indexOf(status) >= 0 && el.dataset.started && !el.dataset.finished) {
       el.dataset.finished = now;
     }
-    showDuration(el);
+    window.heportalClock.showDuration(el);
   }
 
   function setStep(ev) {
@@ -120,9 +218,15 @@
     };
   }
 
-  setInterval(function () {
-    root.querySelectorAll(".step-duration[data-started]:not([data-finished])").forEach(showDuration);
-  }, 1000);
-  window.heportalRun = { last: last };
+  window.addEventListener("resize", function () {
+    Object.keys(views).forEach(function (k) { views[k].resize(); });
+  });
+  window.heportalRun = {
+    last: last,
+    // The lines a step's terminal shows, and whether xterm has written all it was given.
+    lines: function (stepId) { return views[stepId] ? views[stepId].lines() : []; },
+    settled: function (stepId) { return !views[stepId] || views[stepId].writing === 0; },
+    view: function (stepId) { return views[stepId]; },
+  };
   connect();
 })();

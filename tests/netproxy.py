@@ -11,6 +11,8 @@ class CuttableProxy:
         self.open = True
         self.conns = []
         self.lock = threading.Lock()
+        self.flowing = threading.Event()
+        self.flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -32,10 +34,10 @@ class CuttableProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src, dst):
+    def _pipe(self, src, dst):
         try:
             while data := src.recv(65536):
+                self.flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -58,7 +60,13 @@ class CuttableProxy:
                 pass
             sock.close()
 
+    def freeze(self):
+        """Connections stay open but nothing more gets through: a host that
+        stopped answering without closing anything (until restore())."""
+        self.flowing.clear()
+
     def restore(self):
+        self.flowing.set()
         self.open = True
 
     def close(self):

@@ -380,3 +380,44 @@ def test_a_missing_key_file_fails_before_touching_the_host(lab, tmp_path):
         SshSession(bad).connect()
     assert "cannot use SSH private key" in caught.value.message
     assert caught.value.retryable is False
+
+
+def test_a_host_that_stops_answering_before_the_command_starts_does_not_hang_the_worker(lab):
+    """paramiko's exec_command waits for the answer without end; ours gives up after the
+    connect timeout, and a stop request (a cancel, a lost run) ends the wait at once."""
+    from tests.netproxy import CuttableProxy
+    from upgrades.remote.base import CommandStopped
+    from upgrades.remote.ssh import known_hosts_name
+
+    host = lab.manifest["hosts"][0]
+    proxy = CuttableProxy(host["address"], host["port"])
+    name, key_type, key = host["known_hosts"].split()[:3]
+    via_proxy = SshTarget(address="127.0.0.1", port=proxy.port, username=host["ssh_user"],
+                          known_hosts=f"{known_hosts_name('127.0.0.1', proxy.port)} {key_type} {key}",
+                          key_file=lab.manifest["ssh_key"], name=host["name"])
+    try:
+        with SshSession(via_proxy, connect_timeout=3) as session:
+            assert session.run("echo up").stdout == "up"
+            channel = session.transport.open_session()
+            proxy.freeze()  # the channel is open; the answer to "exec" never comes
+            started = time.monotonic()
+            with pytest.raises(RemoteError, match="did not answer the request to run the command within 3 s"):
+                session._exec(channel, "echo never", None)
+            assert time.monotonic() - started < 10
+            # and the whole run() is bounded too (here the channel's opening times out)
+            with pytest.raises(RemoteError) as raised:
+                session.run("echo never")
+            assert raised.value.retryable and time.monotonic() - started < 20
+        proxy.restore()
+        with SshSession(via_proxy, connect_timeout=30) as session:
+            channel = session.transport.open_session()
+            proxy.freeze()
+            stop = threading.Event()
+            threading.Timer(1.0, stop.set).start()
+            started = time.monotonic()
+            with pytest.raises(CommandStopped):
+                session._exec(channel, "echo never", stop)
+            assert time.monotonic() - started < 5  # not the 30 s connect timeout
+    finally:
+        proxy.restore()
+        proxy.close()

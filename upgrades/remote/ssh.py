@@ -325,7 +325,7 @@ class SshSession:
         transport = self.connect()
         try:
             channel = transport.open_session(window_size=WINDOW_SIZE, timeout=self.connect_timeout)
-            channel.exec_command(command)
+            self._exec(channel, command, stop)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             self.close()
             raise RemoteError(f"cannot start the command on {self.target.label}: "
@@ -339,6 +339,31 @@ class SshSession:
             channel.close()
         return CommandResult(exit_status=status, stdout="\n".join(captured["stdout"]),
                              stderr="\n".join(captured["stderr"]))
+
+    def _exec(self, channel, command, stop):
+        """paramiko's ``exec_command`` with a bounded wait: it waits for the
+        server's answer without end, and a host that stops answering mid-connection
+        never gives one (the worker would hang, deaf to a cancel). The same
+        request; the answer awaited for the connect timeout, ``stop`` honoured."""
+        message = paramiko.Message()
+        message.add_byte(paramiko.common.cMSG_CHANNEL_REQUEST)
+        message.add_int(channel.remote_chanid)
+        message.add_string("exec")
+        message.add_boolean(True)
+        message.add_string(command)
+        channel._event_pending()
+        channel.transport._send_user_message(message)
+        deadline = time.monotonic() + self.connect_timeout
+        while not channel.event.wait(0.2):
+            if stop is not None and stop.is_set():
+                channel.close()
+                raise CommandStopped(f"the command on {self.target.label} was stopped before it started")
+            if time.monotonic() >= deadline:
+                channel.close()
+                raise RemoteError(f"{self.target.label} did not answer the request to run the command "
+                                  f"within {self.connect_timeout} s", retryable=True)
+        if not channel.event_ready:
+            raise channel.transport.get_exception() or paramiko.SSHException("Channel closed.")
 
     def _pump(self, channel, out, err, idle_timeout, timeout, stop=None):
         """Read both streams until the channel ends; return the exit status.

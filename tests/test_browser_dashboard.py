@@ -83,7 +83,8 @@ def test_the_terminal_shows_colours_pauses_and_finds_text(live_portal, lab_clust
     expect(follow).to_have_attribute("aria-pressed", "false")
     held = terminal_lines(page, step)
     expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
-    expect(follow).to_have_text(f"Paused ({202 - len(held)} new)")
+    new = 202 - len(held)  # on a slow machine the page may come late, when little is left to hold
+    expect(follow).to_have_text(f"Paused ({new} new)" if new else "Paused")
     assert page.evaluate("id => window.heportalRun.lines(id)", step_id) == held
     follow.click()  # follow again: what was held is written
     expect(follow).to_have_text("Following")

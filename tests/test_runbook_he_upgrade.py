@@ -224,12 +224,14 @@ def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
         expect(watch.locator("#active-run")).to_contain_text("Hosted-engine upgrade")
         expect(rows["he2"].locator(".ha-state")).to_have_text("GlobalMaintenance", timeout=60_000)
         # The run page shows each step's output as it comes.
-        setup = page.locator("section.step", has_text="Engine VM: engine-setup")
-        expect(setup.locator(".line").last).to_have_text(
-            "[ INFO  ] Execution of setup completed successfully", timeout=60_000)
-        moved = page.locator("section.step", has_text="Engine VM to an upgraded host").first
-        expect(moved.locator(".line").last).to_have_text(
-            "HostedEngine migrated from he1.lab.local to he2.lab.local", timeout=120_000)
+        def shows(step, text, timeout):  # the step's terminal view has the line
+            page.wait_for_function("([id, text]) => window.heportalRun && window.heportalRun.lines(id).includes(text)",
+                                   arg=[step.get_attribute("data-step"), text], timeout=timeout)
+
+        shows(page.locator("section.step", has_text="Engine VM: engine-setup"),
+              "[ INFO  ] Execution of setup completed successfully", 60_000)
+        shows(page.locator("section.step", has_text="Engine VM to an upgraded host").first,
+              "HostedEngine migrated from he1.lab.local to he2.lab.local", 120_000)
         expect(rows["he2"].locator(".ha-vm")).to_have_text("here", timeout=60_000)
 
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=240_000)

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from . import checks, events, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
 from .output import OutputRecorder, insert_rows
-from .remote.base import CommandStopped, RemoteError
+from .remote.base import CommandStopped, EngineError, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshTarget
 
@@ -47,11 +47,20 @@ ENGINE_ACTIONS = {
 def _engine_vm_to(client, timeout, upgraded, host):
     """Where the upgraded hosts score no higher than the others, the agents leave the
     engine VM where it is: migrate it through the engine, unless it is on one already."""
-    vm = client.engine_vm()
-    if vm.host_name in upgraded:
-        return f"HostedEngine runs on {vm.host_name}, an upgraded host: nothing to migrate"
-    client.migrate_engine_vm(host, timeout=timeout)
-    return f"HostedEngine migrated from {vm.host_name} to {host}"
+    deadline = client.clock() + min(timeout, 300)
+    while True:
+        vm = client.engine_vm()
+        if vm.host_name in upgraded:
+            return f"HostedEngine runs on {vm.host_name}, an upgraded host: nothing to migrate"
+        try:
+            client.migrate_engine_vm(host, timeout=timeout)
+            return f"HostedEngine migrated from {vm.host_name} to {host}"
+        except EngineError as exc:
+            # The engine learns a host's new HA score from its own polls, a little after
+            # vm-status shows it: its HA filter refuses the host until then.
+            if "did not satisfy internal filter HA" not in str(exc) or client.clock() >= deadline:
+                raise
+            client.sleep(10)
 
 
 class Outcome:

@@ -31,3 +31,28 @@ def test_lines_get_consecutive_sequence_numbers_across_recorders(make_user):
     assert [seq for seq, _, _ in rows] == list(range(1, 2502))
     assert rows[0] == (1, "stdout", "l0")
     assert rows[-1] == (2501, "stderr", "again\ufffd")
+
+
+def test_closing_a_recorder_never_loses_the_wakeup(make_user):
+    """close() comes at any moment of the flusher's loop, also between its wait and
+    its drain; each one returns, with every line stored. (The flag read before the
+    wake-up was cleared missed such a close: the flusher slept for good and the
+    job with it. The window is a few microseconds: many rounds, each close timed to
+    land as the flusher's batch delay ends.)"""
+    import threading
+    import time
+
+    run = make_run(make_user("operator"), make_host(), ["true"])
+    step = run.steps.get()
+    total = 0
+    for round_ in range(400):
+        recorder = OutputRecorder(step, batch_seconds=0.001)
+        recorder.__enter__()
+        recorder.line("stdout", f"r{round_}")
+        time.sleep(0.001 + (round_ % 7) * 0.0001)
+        closer = threading.Thread(target=recorder.close, daemon=True)
+        closer.start()
+        closer.join(timeout=10)
+        assert not closer.is_alive(), f"close() hung in round {round_}"
+        total += 1
+    assert StepOutput.objects.filter(step=step).count() == total

@@ -115,9 +115,12 @@ class OutputRecorder:
                 # most 1/min_interval messages a second, which is what the web
                 # process can push to many viewers (docs/benchmarks.md).
                 delay = max(self.batch_seconds, last_flush + self.min_interval - time.monotonic())
-                closing = self._closed.wait(delay)
-                # Clear before draining: a line added after the drain sets it again.
+                self._closed.wait(delay)
+                # Clear, then read the flag and drain: a line or a close after the
+                # clear sets it again. (The flag read before the clear missed a close
+                # in between, and the thread then waited for good: the job hung.)
                 self._wake.clear()
+                closing = self._closed.is_set()
                 batch = [self._queue.popleft() for _ in range(len(self._queue))]
                 if batch:
                     self._flush(batch)

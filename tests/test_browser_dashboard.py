@@ -248,3 +248,17 @@ def test_a_launch_without_its_required_parameter_says_so_and_plans_once_it_is_gi
     expect(page.locator("select[name=host]")).to_have_value("he2.lab.local")  # kept with the plan
     expect(page.locator("section.plan .plan-host").first).to_have_text("he2.lab.local")
     expect(page.locator(".errorlist")).to_have_count(0)
+
+
+def test_the_audit_page_shows_who_did_what_in_the_same_layout(live_portal, page, make_user):
+    make_user("operator")
+    log_in(page, live_portal, "operator")
+    page.locator("header button", has_text="Log out").click()
+    make_user("auditor")
+    log_in(page, live_portal, "auditor")
+    page.goto(f"{live_portal}/audit/")
+    table = page.locator("table.audit")
+    expect(table).to_contain_text("auth.login")
+    expect(table).to_contain_text("auth.logout")
+    expect(page.locator("header")).to_contain_text("auditor")
+    screenshot(page, "audit")

@@ -26,3 +26,14 @@ def grant(user, cluster, role):
     """Give ``user`` ``role`` on ``cluster`` only; returns the user."""
     RoleGrant.objects.get_or_create(user=user, cluster=cluster, role=role)
     return user
+
+
+def make_polled_cluster(names=("he1.lab.local", "he2.lab.local", "he3.lab.local"), name="Lab"):
+    """Hosts as the HA poller leaves them: the first runs the engine VM, all score 3400."""
+    from django.utils import timezone
+
+    cluster = make_cluster(name=name, polled_at=timezone.now(), maintenance_mode="none")
+    for n, host in enumerate(names, start=1):
+        make_host(cluster, name=host, he_host_id=n, ha_live=True, ha_score=3400, ha_seen_at=timezone.now(),
+                  ha_state="EngineUp" if n == 1 else "EngineDown", engine_vm_here=n == 1)
+    return cluster

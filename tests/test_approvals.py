@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
-from tests.factories import grant, make_cluster, make_host
+from tests.factories import grant, make_polled_cluster
 from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from upgrades import services
 from upgrades.models import (Approval, ApprovalPolicy, AuditEvent, RunStatus, StepKind, StepStatus,
@@ -38,11 +38,7 @@ def default_policy(settings):
 
 @pytest.fixture
 def cluster():
-    cluster = make_cluster(name="Lab", polled_at=timezone.now(), maintenance_mode="none")
-    for n, name in enumerate(HOSTS, start=1):
-        make_host(cluster, name=name, he_host_id=n, ha_live=True, ha_score=3400, ha_seen_at=timezone.now(),
-                  ha_state="EngineUp" if n == 1 else "EngineDown", engine_vm_here=n == 1)
-    return cluster
+    return make_polled_cluster(HOSTS)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
-from tests.factories import make_cluster, make_host
+from tests.factories import make_polled_cluster
 from upgrades import services
 from upgrades.models import Approval, AuditEvent, RunStatus, StepStatus, UpgradeRun
 from upgrades.output import insert_rows
@@ -20,11 +20,7 @@ HOSTS = ("he1.lab.local", "he2.lab.local", "he3.lab.local")
 @pytest.fixture
 def cluster():
     """Three hosts as the HA poller leaves them: he1 runs the engine VM, all scores 3400."""
-    cluster = make_cluster(name="Lab", polled_at=timezone.now(), maintenance_mode="none")
-    for n, name in enumerate(HOSTS, start=1):
-        make_host(cluster, name=name, he_host_id=n, ha_live=True, ha_score=3400, ha_seen_at=timezone.now(),
-                  ha_state="EngineUp" if n == 1 else "EngineDown", engine_vm_here=n == 1)
-    return cluster
+    return make_polled_cluster(HOSTS)
 
 
 def in_local_maintenance(cluster, *names):

@@ -288,18 +288,23 @@ def test_lockspace_recovery_after_a_power_outage_without_force(rq_worker, ha_pol
     assert texts(steps_of(run)["reinitialize"]) == []  # it says nothing when it works
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.slow
-def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_it(
-        rq_worker, ha_poller, fresh_lab_cluster, make_user):
-    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
+def he3_gone_for_good(cluster):
+    """he3 dies for good and the admin removes it from the portal's inventory; its block
+    stays on the whiteboard, stale, and never said "stopped"."""
+    lab = cluster.lab
     wait_for_polled(cluster)
-    # he3 dies for good; the admin removes it from the portal's inventory. Its block stays
-    # on the whiteboard, stale, and never said "stopped".
     lab.fault("kill-host", host="he3")
     lab.wait_for(lambda s: not s["hosts"]["he3.lab.local"]["live"], sim_seconds=120)
     cluster.hosts.get(name="he3.lab.local").delete()
     polled_after(cluster, timezone.now())
+    return cluster, lab
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_it(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    cluster, lab = he3_gone_for_good(fresh_lab_cluster)
     assert '"3"' in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
     operator = make_user("operator")
 
@@ -459,12 +464,7 @@ def test_resume_deploy_after_a_deploy_cut_off_once_the_engine_was_set_up(rq_work
 @pytest.mark.lab(engine_version="3.6")
 def test_clean_metadata_on_3_6_reads_the_plain_vm_status_of_setup_1_3(
         rq_worker, ha_poller, fresh_lab_cluster, make_user):
-    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
-    wait_for_polled(cluster)
-    lab.fault("kill-host", host="he3")
-    lab.wait_for(lambda s: not s["hosts"]["he3.lab.local"]["live"], sim_seconds=120)
-    cluster.hosts.get(name="he3.lab.local").delete()
-    polled_after(cluster, timezone.now())
+    cluster, lab = he3_gone_for_good(fresh_lab_cluster)
     assert cluster.detected_release.startswith("oVirt 3.6")
     assert "--== Host 3 status ==--" in lab_exec(lab, "he1", "hosted-engine --vm-status")
     run = start(cluster, "clean-metadata", make_user("operator"), host_id=3, force_cleanup=True)

@@ -304,3 +304,15 @@ def leave_global_maintenance(lab, client):
     lab.wait_for(lambda state: {name: h["agent_state"] for name, h in state["hosts"].items()} == {
         "he1.lab.local": "EngineUp", "he2.lab.local": "EngineDown", "he3.lab.local": "EngineDown"},
         sim_seconds=300)
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test its own channel layer object: a test's event loop ends with
+    asyncio.run(), and channels_redis keeps a lock bound to the loop that made it
+    (one left held by a cancelled receive then breaks the next test's consumer)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -572,8 +572,8 @@ class Cluster:
     def in_engine_maintenance(self, host):
         """Does the engine have this host in maintenance (what HA 1.3 asks before
         converting a 3.5 configuration)?"""
-        status = getattr(self.engine, "host_status", None)
-        return bool(status) and status(host.name) == "maintenance"
+        asks = getattr(self.engine, "host_in_maintenance", None)
+        return bool(asks) and asks(host.name)
 
     async def deploy_host(self, name, hosted_engine):
         """The engine's host-deploy (web admin "New Host", with "Hosted Engine: Deploy"):

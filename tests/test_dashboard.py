@@ -246,3 +246,15 @@ def test_a_home_page_hears_only_of_the_clusters_its_user_may_see(django_user_mod
 
     got = asyncio.run(watch())
     assert (got["type"], got["cluster"]) == ("home.card", mine.pk)
+
+
+def test_the_operator_cluster_page_takes_the_same_queries_for_2_or_6_hosts(client, make_user):
+    """Each host has its maintenance buttons, each button a plan: read once, not per button."""
+    user = make_user("operator")
+    client.force_login(user)
+    small, = make_clusters(1, hosts=2, user=user)
+    large, = make_clusters(1, hosts=6, user=user, first=2)
+    few = queries_for(client, reverse("cluster-detail", args=[small.pk]))
+    assert few == queries_for(client, reverse("cluster-detail", args=[large.pk]))
+    page = client.get(reverse("cluster-detail", args=[large.pk])).content.decode()
+    assert page.count('id="maintenance-local-') == 6

@@ -89,8 +89,12 @@ def active_run_message(cluster, exclude=None):
     """Who holds the cluster, as the second operator reads it; "" when nobody does."""
     from .models import RUN_ACTIVE, UpgradeRun
 
-    other = (UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
-             .select_related("runbook").first())
+    prefetched = getattr(cluster, "active_runs", None)  # a page's Prefetch(to_attr=...)
+    if prefetched is not None:
+        other = next((run for run in prefetched if run.pk != exclude), None)
+    else:
+        other = (UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
+                 .select_related("runbook").first())
     if other is None:
         return ""
     return (f"Cluster {cluster.name} already has an active run: #{other.pk} {other.runbook.name} "

@@ -37,7 +37,7 @@ def _field(param, cluster):
     common = {"label": param.label, "required": param.required, "help_text": param.help,
               "initial": param.default}
     if param.kind == "host":
-        names = list(cluster.hosts.order_by("he_host_id", "name").values_list("name", flat=True))
+        names = [h.name for h in cluster.hosts.all()]  # a page may have prefetched them
         return forms.ChoiceField(choices=[("", "—")] + [(n, n) for n in names], **common)
     if param.kind == "choice":
         return forms.ChoiceField(choices=[(c, c) for c in param.choices], **common)

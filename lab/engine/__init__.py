@@ -58,6 +58,13 @@ class EngineApi:
         host = self._engine.store.host_by_name(name)
         return self._engine.host_status(host) if host else None
 
+    def host_in_maintenance(self, name: str) -> bool:
+        """Has the engine moved this host to maintenance? That disconnected the host from
+        the storage pool, which is what HA 1.3's upgrade asks vdsm (lib/upgrade.py,
+        `_isStoragePoolConnected`); a vdsm restart meanwhile does not reconnect it."""
+        host = self._engine.store.host_by_name(name)
+        return bool(host) and host["status"] == "maintenance"
+
     def cluster_names(self) -> list[str]:
         return sorted(c["name"] for c in self._engine.store.data["clusters"].values())
 

@@ -50,11 +50,13 @@ class Blocked(Exception):
 
 # Starting ----------------------------------------------------------------
 
-def plan_run(*, cluster, slug, params, state=None):
+def plan_run(*, cluster, slug, params, state=None, policy=True):
     """Validate the parameters and expand the runbook: the dry run an operator sees.
 
     ``state`` defaults to the poller's last result (no remote call, so pages
-    may call this). Raises ValidationError with the form's messages.
+    may call this). ``policy=False``: without the approval policy's steps (a
+    button that only shows the interlocks). Raises ValidationError with the
+    form's messages.
     """
     runbook = get_runbook(slug)
     form = planning.param_form(runbook, cluster, data=params)
@@ -65,7 +67,7 @@ def plan_run(*, cluster, slug, params, state=None):
         plan = planning.make_plan(runbook, cluster, form.cleaned_data, state)
     except planning.PlanError as exc:
         raise ValidationError(str(exc)) from None
-    return approvals.apply_policy(plan)
+    return approvals.apply_policy(plan) if policy else plan
 
 
 def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, queue=True):

@@ -133,3 +133,34 @@ def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_it
         he1 = Host.objects.get(name="he1.lab.local")
         assert (he1.ha_live, he1.ha_score) == (True, 2400)
     assert Host.objects.get(name="he2.lab.local").ha_state == "EngineUp"
+
+
+def test_a_newly_detected_release_reaches_the_home_pages_without_an_ha_change():
+    """An upgrade's end changes the release while every score stays the same."""
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from tests.factories import make_polled_cluster
+    from upgrades import events
+    from upgrades.ha import record_release
+
+    cluster = make_polled_cluster()
+    release = "oVirt 4.5 (ovirt-hosted-engine-setup-2.7.1)"
+
+    async def listen():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(events.HOME_GROUP, channel)
+        got = []
+        for _ in range(2):  # the second time the release is the same: nothing is sent
+            await sync_to_async(record_release)(cluster.pk, release)
+            await sync_to_async(events.flush)()
+            try:
+                got.append(await asyncio.wait_for(layer.receive(channel), 2.0))
+            except asyncio.TimeoutError:
+                pass
+        return got
+
+    got = asyncio.run(listen())
+    assert [(n["type"], n["cluster"]) for n in got] == [("home.changed", cluster.pk)]
+    assert Cluster.objects.get(pk=cluster.pk).detected_release == release

@@ -105,8 +105,11 @@ def record_poll_error(cluster_id, message, *, now=None):
 
 
 def record_release(cluster_id, release):
-    """The release the poller detected (shown on the cluster page)."""
-    Cluster.objects.filter(pk=cluster_id).exclude(detected_release=release).update(detected_release=release)
+    """The release the poller detected (on the cluster page and home card: a change is
+    published, as an upgrade's last step changes it with no HA change to carry it)."""
+    with transaction.atomic():
+        if Cluster.objects.filter(pk=cluster_id).exclude(detected_release=release).update(detected_release=release):
+            events.publish(events.cluster_group(cluster_id), cluster_payload(Cluster.objects.get(pk=cluster_id)))
 
 
 def _latest_samples(hosts):

@@ -182,6 +182,7 @@ def test_the_home_pages_hear_which_card_changed_and_nothing_of_output():
     assert home_notice("run-12", {"type": "step.status", "step": 3})["run"] == 12
     assert home_notice("run-12", {"type": "run.status", "run": 12})["run"] == 12
     assert home_notice("run-12", {"type": "output.lines", "step": 3}) is None
+    assert home_notice("run-12", {"type": "step.status", "step": 3, "status": "succeeded"}) is None
 
 
 @pytest.mark.django_db(transaction=True)

@@ -65,6 +65,8 @@ def _refs(target, details):
         cluster, run = target.cluster_id, target.pk
     elif name in ("RunStep", "Approval"):
         run = target.run_id
+        if type(target).run.is_cached(target):  # a worker's steps come with their run: no query
+            cluster = target.run.cluster_id
     elif hasattr(target, "cluster_id"):
         cluster = target.cluster_id
     if run is None and isinstance(details.get("run"), int):
@@ -80,7 +82,9 @@ def record(actor, action, target=None, **details):
     """Append an audit event; ``actor`` is a user or None for the system."""
     details = json.loads(canonical_json(_scrub(details)))
     cluster, run = _refs(target, details) if target is not None else (None, details.get("run"))
-    with transaction.atomic():
+    # Inside a caller's transaction (the change it records) no savepoint: the two stand
+    # or fall together, and a step's path saves two statements.
+    with transaction.atomic(savepoint=False):
         head = AuditHead.objects.select_for_update().filter(pk=HEAD_ID).first()
         if head is None:
             head, _ = AuditHead.objects.get_or_create(pk=HEAD_ID)

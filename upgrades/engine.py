@@ -77,14 +77,17 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
     while True:
         if beat.lost.is_set():
             return None, ""
-        flags = UpgradeRun.objects.filter(pk=run.pk).values("pause_requested", "cancel_requested").get()
-        if flags["cancel_requested"]:
+        # The next step with the run's pause/cancel flags as they are now: one query a step.
+        step = (RunStep.objects.filter(run_id=run.pk).exclude(status__in=STEP_DONE)
+                .select_related("host", "run").order_by("order").first())
+        flags = step.run if step is not None else UpgradeRun.objects.only(
+            "pause_requested", "cancel_requested").get(pk=run.pk)
+        if flags.cancel_requested:
             run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,
                              cancelled=True)
             return RunStatus.CANCELLED, ""
-        if flags["pause_requested"]:
+        if flags.pause_requested:
             return RunStatus.PAUSED, ""
-        step = next((s for s in run.steps.select_related("host").order_by("order") if s.status not in STEP_DONE), None)
         if step is None:
             return RunStatus.SUCCEEDED, ""
         if step.status == StepStatus.WAITING:
@@ -116,19 +119,15 @@ def run_always_steps(run, why, *, beat, pool, engine_client, cancelled=False):
     for step in run.steps.select_related("host").filter(status=StepStatus.PENDING).order_by("order"):
         if not step.spec.get("always") or beat.lost.is_set():
             continue
-        insert_rows([(step.pk, _last_seq(step) + 1, "system", f"--- runs now because {why} ---")])
+        insert_rows([(step.pk, last_seq(step.pk) + 1, "system", f"--- runs now because {why} ---")])
         execute_step(step, run, beat=cleanup, pool=pool, engine_client=engine_client)
         if cancelled:
             continue
-        insert_rows([(step.pk, _last_seq(step) + 1, "system",
+        insert_rows([(step.pk, last_seq(step.pk) + 1, "system",
                       "--- back to pending: runs again at its place if the run goes on ---")])
         RunStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)
         step.status = StepStatus.PENDING
         events.publish(events.run_group(run.pk), events.step_event(step))
-
-
-def _last_seq(step):
-    return step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
 def start_preflight(run, pool, engine_client):

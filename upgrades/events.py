@@ -92,9 +92,13 @@ class HomeEvent(TypedDict):
 
 def home_notice(group, payload) -> HomeEvent | None:
     """What the home page needs to hear of a message: which cluster's (or run's) card changed.
-    A run's start and end also reach its cluster's group, so a new run is found by its cluster."""
+    A run's start and end also reach its cluster's group, so a new run is found by its cluster.
+    A step that succeeded says nothing new to a card: the next step's start, or the run's
+    end, follows at once (half the messages, and card renders, of a running run)."""
     if payload.get("type") == "ha.update":
         return {"type": "home.changed", "cluster": payload["cluster"], "run": None, "id": uuid.uuid4().hex}
+    if payload.get("type") == "step.status" and payload.get("status") == "succeeded":
+        return None
     if payload.get("type") in ("run.status", "step.status") and group.startswith("run-"):
         return {"type": "home.changed", "cluster": None, "run": int(group.removeprefix("run-")),
                 "id": uuid.uuid4().hex}

@@ -242,12 +242,13 @@ def interrupt_run(run, *, executor, reason):
 def start_step(step):
     """Pending -> running; False when it is not pending any more (skipped meanwhile)."""
     now = timezone.now()
-    if not RunStep.objects.filter(pk=step.pk, status=StepStatus.PENDING).update(
-            status=StepStatus.RUNNING, started_at=now, finished_at=None, exit_code=None, error=""):
-        return False
-    step.status, step.started_at = StepStatus.RUNNING, now
-    audit.record(None, "step.start", step, run=step.run_id, host=step.host.name if step.host else "",
-                 command=step.command)
+    with transaction.atomic():  # the change and its audit event: both or neither
+        if not RunStep.objects.filter(pk=step.pk, status=StepStatus.PENDING).update(
+                status=StepStatus.RUNNING, started_at=now, finished_at=None, exit_code=None, error=""):
+            return False
+        step.status, step.started_at = StepStatus.RUNNING, now
+        audit.record(None, "step.start", step, run=step.run_id, host=step.host.name if step.host else "",
+                     command=step.command)
     events.publish(events.run_group(step.run_id), events.step_event(step, lines=0))
     return True
 
@@ -255,8 +256,10 @@ def start_step(step):
 def finish_step(step, *, status, exit_code=None, error="", lines=None):
     """Record how the step ended; ``lines`` is its last output line (for viewers to check)."""
     step.status, step.exit_code, step.error, step.finished_at = status, exit_code, error, timezone.now()
-    step.save(update_fields=["status", "exit_code", "error", "finished_at"])
-    audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code, error=error)
+    with transaction.atomic():
+        RunStep.objects.filter(pk=step.pk).update(status=status, exit_code=exit_code, error=error,
+                                                  finished_at=step.finished_at)
+        audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code, error=error)
     events.publish(events.run_group(step.run_id), events.step_event(step, lines=lines))
     return status == StepStatus.SUCCEEDED
 

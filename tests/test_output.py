@@ -1,7 +1,7 @@
 """The output recorder on its own: cleaning, ordering, batching."""
 import pytest
 
-from tests.factories import make_host, make_run
+from tests.factories import make_cluster, make_host, make_run
 from upgrades.models import StepOutput
 from upgrades.output import MAX_LINE_CHARS, OutputRecorder, clean_line
 
@@ -56,3 +56,36 @@ def test_closing_a_recorder_never_loses_the_wakeup(make_user):
         assert not closer.is_alive(), f"close() hung in round {round_}"
         total += 1
     assert StepOutput.objects.filter(step=step).count() == total
+
+
+def test_recorders_open_at_once_in_one_process_each_store_every_line(make_user):
+    """One flusher thread serves every recorder of the process: a slow trickle on one
+    step and a flood on another both arrive whole, each in its own order."""
+    import threading
+    import time
+
+    user = make_user("operator")
+    steps = [make_run(user, make_host(make_cluster(name=f"c{n}")), ["true"]).steps.get() for n in range(2)]
+
+    def flood(step):
+        with OutputRecorder(step) as recorder:
+            for i in range(20000):
+                recorder.line("stdout", f"f{i}")
+
+    def trickle(step):
+        with OutputRecorder(step) as recorder:
+            for i in range(20):
+                recorder.line("stderr", f"t{i}")
+                time.sleep(0.005)
+
+    threads = [threading.Thread(target=flood, args=(steps[0],)), threading.Thread(target=trickle, args=(steps[1],))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    flooded = list(StepOutput.objects.filter(step=steps[0]).order_by("seq").values_list("seq", "text"))
+    assert flooded == [(i + 1, f"f{i}") for i in range(20000)]
+    trickled = list(StepOutput.objects.filter(step=steps[1]).order_by("seq").values_list("seq", "text"))
+    assert trickled == [(i + 1, f"t{i}") for i in range(20)]
+    assert [t.name for t in threading.enumerate()].count("output") == 1

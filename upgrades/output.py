@@ -1,6 +1,6 @@
 """Lossless, low-latency recording of a step's output.
 
-The command's reader only appends lines to a queue; a flusher thread wakes
+The command's reader only appends lines to a queue; the process's flusher thread wakes
 on the first line, waits OUTPUT_BATCH_SECONDS for more (and at least
 OUTPUT_MIN_INTERVAL since its previous batch), then writes all it has to the
 database in one transaction, then hands it to the process's sender, which
@@ -11,11 +11,12 @@ Redis being away never blocks or fails storing.
 """
 import collections
 import json
+import os
 import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from .events import OutputEvent, run_group, send_now
 from .models import StepOutput
@@ -69,10 +70,10 @@ def last_seq(step_id):
 class OutputRecorder:
     """Collects lines of one step; use as a context manager around the command.
 
-    The flusher thread stores batches (the record of truth) and then hands
-    them to the process's sender (``events.send_now``), which never blocks:
-    storing never waits for Redis, and while Redis is away viewers fill the
-    gap from the database.
+    The process's flusher thread stores batches (the record of truth) and then
+    hands them to the process's sender (``events.send_now``), which never
+    blocks: storing never waits for Redis, and while Redis is away viewers
+    fill the gap from the database.
     """
 
     def __init__(self, step, *, batch_seconds=None, batch_lines=None):
@@ -84,13 +85,14 @@ class OutputRecorder:
         self.next_seq = last_seq(step.pk) + 1
         # deque.append/popleft are atomic: the reader never takes a lock.
         self._queue = collections.deque()
-        self._wake = threading.Event()
-        self._closed = threading.Event()
+        self._first = None  # when the oldest line not yet stored came (None: none waits)
+        self._last_flush = 0.0
+        self._closed = False
+        self._done = threading.Event()
         self._error = None
-        self._thread = threading.Thread(target=self._run, name=f"output-{step.pk}", daemon=True)
 
     def __enter__(self):
-        self._thread.start()
+        _FLUSHER.add(self)
         return self
 
     def __exit__(self, *exc):
@@ -102,44 +104,36 @@ class OutputRecorder:
 
     def line(self, stream, text):
         self._queue.append((stream, clean_line(text)))
-        if not self._wake.is_set():
-            self._wake.set()
+        if self._first is None:  # the flusher resets it before it drains: never missed
+            self._first = time.monotonic()
+            _FLUSHER.wake()
 
     def close(self):
         """Store what is left and stop; re-raises a failure to store."""
-        self._closed.set()
-        self._wake.set()
-        self._thread.join()
+        self._closed = True
+        _FLUSHER.wake()
+        self._done.wait()
         if self._error is not None:
             raise self._error
 
-    def _run(self):
-        last_flush = 0.0
-        try:
-            while True:
-                self._wake.wait()
-                # A few ms after the first line, and at least min_interval after
-                # the previous batch: under sustained output each viewer gets at
-                # most 1/min_interval messages a second, which is what the web
-                # process can push to many viewers (docs/benchmarks.md).
-                delay = max(self.batch_seconds, last_flush + self.min_interval - time.monotonic())
-                self._closed.wait(delay)
-                # Clear, then read the flag and drain: a line or a close after the
-                # clear sets it again. (The flag read before the clear missed a close
-                # in between, and the thread then waited for good: the job hung.)
-                self._wake.clear()
-                closing = self._closed.is_set()
-                batch = [self._queue.popleft() for _ in range(len(self._queue))]
-                if batch:
-                    self._flush(batch)
-                    last_flush = time.monotonic()
-                if closing and not self._queue:
-                    break
-        except BaseException as exc:  # surfaced by close() in the job's thread
-            self._error = exc
-        finally:
-            connection.close()
-            close_old_connections()
+    def _due(self):
+        """When the flusher should store this recorder's lines (None: nothing waits).
+        A few ms after the first line, and at least min_interval after the previous
+        batch: under sustained output each viewer gets at most 1/min_interval messages
+        a second, which is what the web process can push to many viewers
+        (docs/benchmarks.md). A closing recorder is due at once."""
+        if self._closed:
+            return 0.0
+        if self._first is None:
+            return None
+        return max(self._first + self.batch_seconds, self._last_flush + self.min_interval)
+
+    def _store_pending(self):
+        self._first = None
+        batch = [self._queue.popleft() for _ in range(len(self._queue))]
+        if batch:
+            self._flush(batch)
+            self._last_flush = time.monotonic()
 
     def _flush(self, batch):
         """Save, then publish: the page must be rebuildable from the database."""
@@ -150,3 +144,81 @@ class OutputRecorder:
         for start in range(0, len(rows), self.batch_lines):
             chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
             send_now(self.group, output_event(self.step_id, chunk))
+
+
+class _Flusher:
+    """One thread per process stores the lines of every open recorder.
+
+    A thread per step cost, on each step's path, a thread start, a database
+    connection (a new backend on PostgreSQL) and a join; this one keeps its
+    connection while steps follow each other, and closes it once idle.
+    """
+
+    IDLE_CLOSE = 2.0  # seconds without a recorder before the connection is closed
+
+    def __init__(self):
+        self._reset()
+        # A forked child (an RQ work horse) starts its own thread on first use.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        self._pid = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._recorders = []
+
+    def add(self, recorder):
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="output", daemon=True).start()
+            self._recorders.append(recorder)
+
+    def wake(self):
+        self._wake.set()
+
+    def _run(self):
+        holds_connection, idle_since = False, None
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                recorders = list(self._recorders)
+            dues = [d for d in (r._due() for r in recorders) if d is not None]
+            if dues:
+                timeout = max(0.0, min(dues) - now)
+            elif idle_since is not None:
+                timeout = max(0.0, idle_since + self.IDLE_CLOSE - now)
+            else:
+                timeout = None
+            self._wake.wait(timeout)
+            # Clear, then look: a line or a close after the clear sets it again.
+            self._wake.clear()
+            now = time.monotonic()
+            with self._lock:
+                recorders = list(self._recorders)
+            for recorder in recorders:
+                due = recorder._due()
+                if due is None or due > now:
+                    continue
+                holds_connection = True
+                try:
+                    recorder._store_pending()
+                except BaseException as exc:  # surfaced by close() in the job's thread
+                    recorder._error = exc
+                    connection.close()  # a broken connection is opened afresh next time
+                if recorder._closed and (recorder._error is not None or not recorder._queue):
+                    with self._lock:
+                        self._recorders.remove(recorder)
+                    recorder._done.set()
+            with self._lock:
+                busy = bool(self._recorders)
+            if busy or not holds_connection:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= self.IDLE_CLOSE:
+                connection.close()
+                holds_connection, idle_since = False, None
+
+
+_FLUSHER = _Flusher()

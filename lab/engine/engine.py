@@ -184,7 +184,7 @@ class Engine:
         """Up hosts of the source's cluster a guest VM can migrate to, least loaded first."""
         found = [h for h in self.store.hosts()
                  if h["id"] != source["id"] and h["cluster"] == source["cluster"]
-                 and self.host_status(h) == "up" and h["id"] not in self.busy]
+                 and self.host_status(h) == "up"]
         return sorted(found, key=lambda h: (len(self.guests_on(h)), h["name"]))
 
     def he_candidates(self, source: dict) -> list[dict]:

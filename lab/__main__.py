@@ -58,6 +58,9 @@ def parse_args(argv):
     admin.add_argument("--version", help="compatibility version, MAJOR.MINOR")
     admin.add_argument("--cpu", help="create-cluster: the CPU type")
     admin.add_argument("--policy", help="set-scheduling-policy: e.g. cluster_maintenance, none")
+    admin.add_argument("--vm", help="add-vm, set-vm-affinity, remove-vm: the guest VM's name")
+    admin.add_argument("--affinity", help="add-vm, set-vm-affinity: the VM's migration mode, "
+                                          "migratable, user_migratable or pinned")
 
     state = sub.add_parser("state", help="print the running lab's state as JSON")
     state.add_argument("--state-dir", required=True)
@@ -91,7 +94,7 @@ def main(argv=None):
         return 0
     if args.command == "admin":
         body = {"action": args.action}
-        keys = ("host", "cluster", "version", "cpu", "policy")
+        keys = ("host", "cluster", "version", "cpu", "policy", "vm", "affinity")
         path = "/admin"
     else:
         body = {"kind": args.kind, "host": args.host}

@@ -13,7 +13,10 @@ import re
 from .errors import LabError
 
 ACTIONS = ("host-maintenance", "host-activate", "create-cluster", "set-cluster-version",
-           "set-scheduling-policy", "migrate-engine-vm", "remove-host")
+           "set-scheduling-policy", "migrate-engine-vm", "remove-host",
+           "add-vm", "set-vm-affinity", "remove-vm")
+# The web admin's "Migration mode" of a VM, as ovirtsdk4's types.VmAffinity names it.
+AFFINITIES = ("migratable", "user_migratable", "pinned")
 
 
 def _version(text):
@@ -23,11 +26,20 @@ def _version(text):
     return {"major": int(match.group(1)), "minor": int(match.group(2))}
 
 
-def run(cluster, action, host=None, cluster_name=None, version=None, cpu=None, policy=None):
+def _affinity(text):
+    if text not in AFFINITIES:
+        raise LabError(f"--affinity must be one of {', '.join(AFFINITIES)}, not {text!r}")
+    return text
+
+
+def run(cluster, action, host=None, cluster_name=None, version=None, cpu=None, policy=None,
+        vm=None, affinity=None):
     """Do `action` as the web admin would; returns a short message, raises LabError with
     the engine's own refusal text."""
     from .engine.documents import Fault  # the lab engine is optional (lab/up.py)
 
+    if vm is not None and not isinstance(vm, str):
+        raise LabError("--vm must be a VM name")
     if action not in ACTIONS:
         raise LabError(f"unknown admin action: {action} (one of {', '.join(ACTIONS)})")
     api = cluster.engine
@@ -54,7 +66,31 @@ def run(cluster, action, host=None, cluster_name=None, version=None, cpu=None, p
             raise LabError(f"the engine has no cluster {cluster_name}")
         return found
 
+    def guest_vm():
+        if not vm:
+            raise LabError(f"{action} needs --vm")
+        found = store.guest_vm_by_name(vm)
+        if found is None:
+            if vm == "HostedEngine":
+                raise LabError(f"{action} acts on guest VMs, not on the engine VM HostedEngine")
+            raise LabError(f"the engine has no VM {vm}")
+        return found
+
     try:
+        if action == "add-vm":
+            if not vm:
+                raise LabError("add-vm needs --vm")
+            chosen = _affinity(affinity or "migratable")
+            target = engine_host()
+            engine.add_guest_vm(vm, target, chosen)
+            return f"{vm}: up on {target['name']} ({chosen})"
+        if action == "set-vm-affinity":
+            target_vm = guest_vm()
+            engine.set_vm_affinity(target_vm, _affinity(affinity))
+            return f"{vm}: migration mode {affinity}"
+        if action == "remove-vm":
+            engine.remove_guest_vm(guest_vm())
+            return f"{vm}: powered off and removed"
         if action == "host-maintenance":
             target = engine_host()
             engine.deactivate(target)
@@ -110,4 +146,7 @@ def engine_view(cluster):
                                  "scheduling_policy": c.get("scheduling_policy"),
                                  "cpu": c.get("cpu")}
                      for c in clusters.values()},
+        "vms": {v["name"]: {"host": (store.host(v["host"]) or {}).get("name"),
+                            "status": v["status"], "affinity": v["affinity"]}
+                for v in store.guest_vms()},
     }

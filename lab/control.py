@@ -43,7 +43,8 @@ def make_app(cluster):
             return web.json_response({"ok": False, "error": "body must be JSON"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"ok": False, "error": "body must be an object"}, status=400)
-        args = {key: body.get(key) for key in ("host", "version", "cpu", "policy")}
+        args = {key: body.get(key) for key in ("host", "version", "cpu", "policy", "vm",
+                                                "affinity")}
         try:
             message = lab_admin.run(cluster, body.get("action"),
                                     cluster_name=body.get("cluster"), **args)

@@ -174,15 +174,21 @@ def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
 
 
 def vm(v: dict) -> ET.Element:
+    """`v` is the engine's view of a VM (Engine.vm_view / guest_vm_view): the engine VM or
+    a guest VM; `affinity` is ovirtsdk4's VmAffinity value."""
     base = f"{API}/vms/{v['id']}"
     root = ET.Element("vm", href=base, id=v["id"])
     _actions(root, base, ["migrate", "shutdown", "start", "stop"])
-    sub(root, "name", "HostedEngine")
-    sub(root, "description", "Hosted engine VM")
-    sub(root, "memory", 17179869184)
-    sub(root, "origin", "managed_hosted_engine")
+    sub(root, "name", v["name"])
+    sub(root, "description", v["description"])
+    sub(root, "memory", v["memory"])
+    sub(root, "origin", v["origin"])
     placement = sub(root, "placement_policy")
-    sub(placement, "affinity", "migratable")
+    sub(placement, "affinity", v["affinity"])
+    if v.get("placement_hosts"):
+        hosts = sub(placement, "hosts")
+        for host_id in v["placement_hosts"]:
+            ref(hosts, "host", "hosts", host_id)
     sub(root, "stateless", False)
     sub(root, "type", "server")
     sub(root, "status", v["status"])

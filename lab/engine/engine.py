@@ -8,6 +8,7 @@ sequence as with a real engine, only faster at high `--speed`.
 """
 import asyncio
 import logging
+import re
 
 from lab.errors import LabError
 
@@ -45,6 +46,20 @@ SCHEDULING_POLICIES = {
 
 NO_HE_CANDIDATE = ("Cannot switch the Host(s) to Maintenance mode. None of the hosts capable of "
                    "running the engine VM has score more than 0 and is in Up state.")
+
+
+# ovirtsdk4 types.VmAffinity: the web admin's "Migration mode" (Allow manual and automatic
+# migration / Allow manual migration only / Do not allow migration).
+AFFINITIES = ("migratable", "user_migratable", "pinned")
+HOSTED_ENGINE = "HostedEngine"
+
+
+def non_migratable_text(hosts: list[str], vms: list[str]) -> str:
+    """VDS_CANNOT_MAINTENANCE_IT_INCLUDES_NON_MIGRATABLE_VM (AppErrors.properties), the lists
+    joined as MaintenanceNumberOfVdssCommand.handleNonMigratableVms joins them."""
+    return (f"Cannot switch the following Hosts to Maintenance mode: {' , '.join(hosts)}.\n"
+            "One or more running VMs are indicated as non-migratable. The non-migratable VMs "
+            f"are: {' , '.join(vms)}.")
 
 
 def _refused(text: str) -> Fault:
@@ -109,7 +124,7 @@ class Engine:
             "os_full": {6: "6 - 7.el6.centos.12.3", 7: "7 - 2.1511.el7.centos.2.10"}.get(
                 os_major, str(os_major)),
             "hosted_engine": hosted_engine,
-            "vms_active": 1 if here else 0,
+            "vms_active": (1 if here else 0) + len(self.guests_on(host)),
             "vms_migrating": 1 if here and self.backend.engine_vm_status() == "migrating" else 0,
         }
 
@@ -123,6 +138,7 @@ class Engine:
         }
 
     def vm_view(self) -> dict:
+        """The engine VM, from the HA model."""
         vm_host = self.vm_host()
         status = self.backend.engine_vm_status()
         if vm_host is not None:
@@ -131,17 +147,45 @@ class Engine:
             default = self.store.cluster_by_name("Default")
             cluster = default["id"] if default else None
         return {
-            "id": self.store.data["vm_id"], "status": status, "cluster": cluster,
+            "id": self.store.data["vm_id"], "name": HOSTED_ENGINE,
+            "description": "Hosted engine VM", "memory": 17179869184,
+            "origin": "managed_hosted_engine", "affinity": "migratable",
+            "status": status, "cluster": cluster,
             "host": vm_host["id"] if vm_host and status != "down" else None,
         }
 
-    def vm_search_record(self) -> dict:
-        view = self.vm_view()
+    @staticmethod
+    def guest_vm_view(vm: dict) -> dict:
+        """A guest VM; a VM not migratable lists its host as the placement policy's host, as
+        the web admin sets "Start Running On: Specific Host" for it."""
+        return {
+            **vm, "description": "", "memory": 1073741824, "origin": "ovirt",
+            "placement_hosts": [vm["host"]] if vm["affinity"] != "migratable" else [],
+        }
+
+    def vm_views(self) -> list[dict]:
+        """Every VM the engine knows, the engine VM first."""
+        return [self.vm_view()] + [self.guest_vm_view(v) for v in self.store.guest_vms()]
+
+    def vm_view_by_id(self, vm_id: str) -> dict | None:
+        return next((v for v in self.vm_views() if v["id"] == vm_id), None)
+
+    def vm_search_record(self, view: dict) -> dict:
         host = self.store.host(view["host"]) if view["host"] else None
         cluster = self.store.cluster(view["cluster"]) if view["cluster"] else None
-        return {"name": "HostedEngine", "status": view["status"],
+        return {"name": view["name"], "status": view["status"],
                 "host": host["name"] if host else None,
                 "cluster": cluster["name"] if cluster else None}
+
+    def guests_on(self, host: dict) -> list[dict]:
+        return [v for v in self.store.guest_vms() if v["host"] == host["id"]]
+
+    def guest_destinations(self, source: dict) -> list[dict]:
+        """Up hosts of the source's cluster a guest VM can migrate to, least loaded first."""
+        found = [h for h in self.store.hosts()
+                 if h["id"] != source["id"] and h["cluster"] == source["cluster"]
+                 and self.host_status(h) == "up"]
+        return sorted(found, key=lambda h: (len(self.guests_on(h)), h["name"]))
 
     def he_candidates(self, source: dict) -> list[dict]:
         """Hosts that could take the engine VM from `source`, best first.
@@ -168,7 +212,10 @@ class Engine:
             raise _refused(f"Cannot {action}. Related operation is currently in progress. "
                            "Please try again later.")
 
-    def _check_can_maintain(self, host: dict) -> None:
+    def _check_can_maintain(self, host: dict, internal: bool = False) -> None:
+        """MaintenanceNumberOfVdssCommand.validate. `internal`: the engine's own maintenance
+        (a host upgrade), where 4.x refuses "manual migration only" VMs too; an admin's
+        maintenance migrates them. 3.x refuses every VM that is not migratable."""
         status = self.host_status(host)
         if status == "maintenance":
             raise _refused(
@@ -182,6 +229,22 @@ class Engine:
                                "is non responsive with running VMs.")
             if not self.he_candidates(host):
                 raise _refused(NO_HE_CANDIDATE)
+        guests = self.guests_on(host)
+        blocking = {"pinned"}
+        if internal or self.api_v3_only():
+            blocking.add("user_migratable")
+        stuck = [v["name"] for v in guests if v["affinity"] in blocking]
+        if stuck:
+            raise _refused(non_migratable_text([host["name"]], stuck))
+        if guests and status == "non_responsive":
+            raise _refused(f"Cannot switch Host to Maintenance mode. Host {host['name']} "
+                           "is non responsive with running VMs.")
+        if guests and not self.guest_destinations(host):
+            cluster = self.store.cluster(host["cluster"]) or {}
+            raise _refused(  # CANNOT_MAINTENANCE_VDS_RUN_VMS_NO_OTHER_RUNNING_VDS
+                "The following Hosts have running VMs and cannot be switched to maintenance "
+                f"mode: {host['name']}.\nPlease ensure that the following Clusters have at "
+                f"least one Host in UP state: {cluster.get('name')}.")
 
     def deactivate(self, host: dict, reason: str | None = None) -> None:
         self._check_idle(host, "switch Host to Maintenance mode")
@@ -221,7 +284,7 @@ class Engine:
         if status not in ("up", "maintenance", "non_operational", "install_failed"):
             raise _refused("Cannot upgrade Host. Host is not in a valid status for upgrade.")
         if status != "maintenance":
-            self._check_can_maintain(host)
+            self._check_can_maintain(host, internal=True)
         self.store.add_event(840, f"Host {host['name']} upgrade was started (User: {USER}).",
                              host=host)
         self._start(host, self._upgrade(host, status, reboot, timeout_min))
@@ -245,6 +308,50 @@ class Engine:
                 "internal filter HA because it is not a Hosted Engine host or its hosted engine "
                 "score is too low.")
         self._spawn(self._migrate(source, dest, user=True))
+
+    # ---- guest VMs (the web admin's Virtual Machines tab) --------------
+
+    def _check_affinity(self, affinity: str) -> None:
+        if affinity not in AFFINITIES:
+            raise Fault(400, f"Invalid value '{affinity}' for placement_policy.affinity: one of "
+                             f"{', '.join(AFFINITIES)}", reason="Invalid value")
+
+    def add_guest_vm(self, name: str, host: dict, affinity: str) -> dict:
+        """New VM, run on `host` (Run Once on a specific host), with its migration mode."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name or ""):
+            raise _refused("Cannot add VM. The given name contains special characters. Only "
+                           "lower-case and upper-case letters, numbers, '_', '-', '.' are "
+                           "allowed.")
+        if name == HOSTED_ENGINE or self.store.guest_vm_by_name(name):
+            raise _refused("Cannot add VM. The VM name is already in use, please choose a "
+                           "unique name and try again.")
+        self._check_affinity(affinity)
+        status = self.host_status(host)
+        if status != "up":
+            raise _refused(f"Cannot run VM. There is no host that satisfies current scheduling "
+                           f"constraints. See below for details:, The host {host['name']} did "
+                           f"not satisfy internal filter Status because it is {status}.")
+        vm = self.store.add_guest_vm(name, host, affinity)
+        self.store.add_event(34, f"VM {name} was created by {USER}.", cluster_id=host["cluster"],
+                             vm=vm["id"])
+        self.store.add_event(153, f"VM {name} started on Host {host['name']}", host=host,
+                             vm=vm["id"])
+        return vm
+
+    def set_vm_affinity(self, vm: dict, affinity: str) -> None:
+        """Edit VM > Host > Migration mode."""
+        self._check_affinity(affinity)
+        vm["affinity"] = affinity
+        self.store.save()
+        self.store.add_event(35, f"VM {vm['name']} configuration was updated by {USER}.",
+                             cluster_id=vm["cluster"], vm=vm["id"])
+
+    def remove_guest_vm(self, vm: dict) -> None:
+        """Power Off, then Remove."""
+        del self.store.data["guest_vms"][vm["id"]]
+        self.store.save()
+        self.store.add_event(113, f"VM {vm['name']} was removed by {USER}.",
+                             cluster_id=vm["cluster"])
 
     # ---- clusters ------------------------------------------------------
 
@@ -319,6 +426,8 @@ class Engine:
         if self.host_status(host) not in ("maintenance", "non_responsive", "install_failed"):
             raise Fault(409, "[Cannot remove Host. Host is operational.\n"
                              "-Please switch Host to Maintenance mode first.]")
+        if self.guests_on(host):
+            raise _refused("Cannot remove Host. One or more VMs are still running on this Host.")
         del self.store.data["hosts"][host["id"]]
         self.store.data["removed_hosts"].append(host["name"])
         self.store.save()
@@ -453,12 +562,41 @@ class Engine:
                 return self._maintenance_failed(host)
             if not await self._migrate(host, candidates[0], user=False):
                 return False
+        if not self._migrate_guests(host):
+            return False
         await self._sleep(MONITOR_DELAY)
         self._set_status(host, "maintenance")
         self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.",
                              host=host)
         if announce:
             self.store.add_event(600, announce, host=host)  # USER_VDS_MAINTENANCE
+        return True
+
+    def _migrate_guests(self, host: dict) -> bool:
+        """Move the guest VMs to other Up hosts of the cluster (at once: the lab's guests
+        have no memory to copy). A pinned VM, or no host to go to, keeps the host in
+        preparing_for_maintenance, as a failed migration does (event 140)."""
+        for vm in self.guests_on(host):
+            destinations = self.guest_destinations(host)
+            if vm["affinity"] == "pinned" or not destinations:
+                reason = ("VM is pinned to Host" if vm["affinity"] == "pinned"
+                          else "there is no host that satisfies current scheduling constraints")
+                self.store.add_event(
+                    140, f"VM migration failed due to an Error: {reason} while Host is in "
+                         "'preparing for maintenance' state. Consider manual intervention: "
+                         "stopping/migrating Vms as Host's state will not turn to maintenance "
+                         f"while VMs are still running on it.(VM: {vm['name']}, Source Host: "
+                         f"{host['name']}).", severity="error", host=host, vm=vm["id"])
+                return False
+            dest = destinations[0]
+            self.store.add_event(
+                67, f"System has initiated migration of VM {vm['name']} from Host "
+                    f"{host['name']} to Host {dest['name']}", host=host, vm=vm["id"])
+            vm["host"] = dest["id"]
+            self.store.save()
+            self.store.add_event(
+                63, f"Migration complete (VM: {vm['name']}, Source Host: {host['name']}).",
+                host=host, vm=vm["id"])
         return True
 
     def _maintenance_failed(self, host: dict) -> bool:

@@ -263,10 +263,12 @@ class _Api:
         if self.engine.api_v3_only():
             return _respond(request, doc.api_root_v3(v, full))
         vm_up = self.backend.engine_vm_status() == "up"
+        guests = self.store.guest_vms()
         counts = {
             "hosts_total": len(hosts),
             "hosts_active": sum(self.engine.host_status(h) == "up" for h in hosts),
-            "vms_total": 1, "vms_active": 1 if vm_up else 0,
+            "vms_total": 1 + len(guests),
+            "vms_active": (1 if vm_up else 0) + sum(v["status"] == "up" for v in guests),
         }
         return _respond(request, doc.api_root(v, full, now_iso(), counts))
 
@@ -435,23 +437,26 @@ class _Api:
 
     # ---- vms -----------------------------------------------------------
 
-    def _vm_id_or_404(self, request) -> None:
-        if request.match_info["id"] != self.store.data["vm_id"]:
+    def _vm_or_404(self, request) -> dict:
+        view = self.engine.vm_view_by_id(request.match_info["id"])
+        if view is None:
             raise Fault(404, f"Entity not found: {request.match_info['id']}")
+        return view
 
     async def list_vms(self, request):
         groups = self._search(request)
-        items = []
-        if self._matches(groups, self.engine.vm_search_record(), request):
-            items.append(doc.vm(self.engine.vm_view()))
+        items = [doc.vm(view) for view in self.engine.vm_views()
+                 if self._matches(groups, self.engine.vm_search_record(view), request)]
+        items = items[:_int(request.query.get("max"), len(items))]
         return _respond(request, doc.collection("vms", items))
 
     async def get_vm(self, request):
-        self._vm_id_or_404(request)
-        return _respond(request, doc.vm(self.engine.vm_view()))
+        return _respond(request, doc.vm(self._vm_or_404(request)))
 
     async def migrate_vm(self, request):
-        self._vm_id_or_404(request)
+        if self._vm_or_404(request)["id"] != self.store.data["vm_id"]:
+            raise Fault(409, "[Cannot migrate VM. The lab migrates guest VMs only when their "
+                             "host goes to maintenance.]")
         body = await _read_body(request)
         dest = self._ref(body.get("host"), self.store.host, self.store.host_by_name, "host")
         self.engine.migrate_vm(dest)

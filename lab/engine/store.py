@@ -60,6 +60,7 @@ class EngineStore:
                 "next_event_id": 1000,
                 "tokens": {},
             }
+        self.data.setdefault("guest_vms", {})  # engine.json of labs from before guest VMs
 
     def save(self) -> None:
         # Write-then-rename so a lab killed mid-write never leaves half a file.
@@ -125,11 +126,30 @@ class EngineStore:
         self.save()
         return host
 
+    # Guest VMs (the engine VM itself lives in the HA model; only its id is kept here)
+
+    def guest_vm(self, vm_id: str) -> dict | None:
+        return self.data["guest_vms"].get(vm_id)
+
+    def guest_vm_by_name(self, name: str) -> dict | None:
+        return next((v for v in self.data["guest_vms"].values() if v["name"] == name), None)
+
+    def guest_vms(self) -> list[dict]:
+        return sorted(self.data["guest_vms"].values(), key=lambda v: v["name"])
+
+    def add_guest_vm(self, name: str, host: dict, affinity: str) -> dict:
+        vm = {"id": str(uuid.uuid4()), "name": name, "cluster": host["cluster"],
+              "host": host["id"], "status": "up", "affinity": affinity}
+        self.data["guest_vms"][vm["id"]] = vm
+        self.save()
+        return vm
+
     # Events
 
     def add_event(self, code: int, description: str, *, severity: str = "normal",
                   host: dict | None = None, cluster_id: str | None = None,
-                  vm: bool = False, correlation_id: str | None = None) -> dict:
+                  vm: bool | str = False, correlation_id: str | None = None) -> dict:
+        """`vm`: True for the engine VM, or a guest VM's id."""
         event_id = self.data["next_event_id"]
         self.data["next_event_id"] += 1
         event = {
@@ -137,7 +157,7 @@ class EngineStore:
             "severity": severity, "time": now_iso(),
             "host": host["id"] if host else None,
             "cluster": cluster_id or (host["cluster"] if host else None),
-            "vm": self.data["vm_id"] if vm else None,
+            "vm": vm if isinstance(vm, str) else self.data["vm_id"] if vm else None,
             "correlation_id": correlation_id,
         }
         self.data["events"].append(event)

@@ -19,6 +19,7 @@ import pytest
 
 from lab.clock import ScaledClock
 from lab.engine import start_engine_api
+from lab.engine.documents import Fault
 from lab.engine.tls import ensure_certificates
 from lab.errors import LabError
 
@@ -650,3 +651,46 @@ def test_it_serves_the_full_lab_started_by_python_m_lab_up(fresh_lab):
                  sim_seconds=120)
     assert lab.state()["engine_vm"]["host"] != source.name
     connection.close()
+
+
+# ---- guest VMs and host maintenance ---------------------------------------
+
+def test_which_guest_vms_keep_a_host_out_of_maintenance(engine, backend, conn):
+    """4.x: a "manual migration only" VM blocks the engine's own maintenance (a host
+    upgrade); a migratable VM needs another Up host; a host running VMs is not removed."""
+    lab_engine = engine.api.engine
+    store = lab_engine.store
+    he3 = store.host(engine.ids["he3"])
+    app = engine.call(lab_engine.add_guest_vm, "app1", he3, "user_migratable")
+    he3["update_available"] = True
+    hosts = conn.system_service().hosts_service()
+    he3_service = hosts.host_service(he3["id"])
+    with pytest.raises(sdk.Error, match="The non-migratable VMs are: app1"):
+        he3_service.upgrade(reboot=False)
+    assert he3_service.get().status == types.HostStatus.UP
+
+    engine.call(lab_engine.set_vm_affinity, app, "migratable")
+    for name in ("he1", "he2"):  # no Up host left for the VM to go to
+        backend.hosts[name]["reachable"] = False
+    with pytest.raises(sdk.Error) as refused:
+        he3_service.deactivate()
+    assert ("The following Hosts have running VMs and cannot be switched to maintenance mode: "
+            "he3.\nPlease ensure that the following Clusters have at least one Host in UP "
+            "state: Default.") in str(refused.value)
+    he3["status"] = "maintenance"  # as a host gone down with its VMs: not removed
+    with pytest.raises(Fault, match="One or more VMs are still running on this Host"):
+        engine.call(lab_engine.remove_host, he3)
+
+
+def test_a_3_x_engine_refuses_maintenance_with_any_vm_that_is_not_migratable(engine, backend):
+    """MaintenanceNumberOfVdssCommand of 3.x: every VM other than MIGRATABLE blocks."""
+    lab_engine = engine.api.engine
+    he2 = lab_engine.store.host(engine.ids["he2"])
+    app = engine.call(lab_engine.add_guest_vm, "app1", he2, "user_migratable")
+    backend.engine_version = "3.5"
+    with pytest.raises(Fault, match="The non-migratable VMs are: app1"):
+        engine.call(lab_engine.deactivate, he2)
+    backend.engine_version = "4.x"
+    engine.call(lab_engine.deactivate, he2)  # an admin's maintenance migrates it
+    wait_for(lambda: lab_engine.store.host(he2["id"])["status"] == "maintenance")
+    assert app["host"] != he2["id"]

@@ -6,9 +6,19 @@ class UpgradesConfig(AppConfig):
     name = "upgrades"
 
     def ready(self):
-        from django.contrib.auth import signals
+        from django.contrib.auth import get_user_model, signals
+        from django.db.models.signals import m2m_changed, post_delete, post_save
 
-        from . import audit
+        from . import audit, permissions
+        from .models import RoleGrant
+
+        # A user object keeps its roles once read (permissions._held): forget them
+        # when they change through it (its groups, or a grant made with it).
+        m2m_changed.connect(lambda instance, **kw: permissions.forget(instance),
+                            sender=get_user_model().groups.through, weak=False)
+        for signal in (post_save, post_delete):
+            signal.connect(lambda instance, **kw: permissions.forget(
+                instance.user if RoleGrant.user.is_cached(instance) else None), sender=RoleGrant, weak=False)
 
         # Who logged in, out, or failed to, belongs in the audit trail too.
         signals.user_logged_in.connect(

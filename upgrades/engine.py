@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from . import checks, events, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
-from .output import OutputRecorder, insert_rows
+from .output import OutputRecorder, insert_rows, last_seq
 from .remote.base import CommandStopped, EngineError, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshTarget

@@ -33,22 +33,50 @@ ALLOWS = {
 }
 
 
+CACHE = "_heportal_roles"
+
+
+def _held(user):
+    """(global roles, {cluster id: roles}), read once per user object: a request's
+    user, a websocket's at connect, a job's. A page asks a dozen times (each button,
+    the header's links); two queries answer all. ``forget`` drops it when a role of
+    this user changes (signals, see apps.py)."""
+    cached = getattr(user, CACHE, None)
+    if cached is None:
+        from .models import RoleGrant
+
+        groups = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+        grants = {}
+        for cluster_id, role in RoleGrant.objects.filter(user=user).order_by().values_list("cluster_id", "role"):
+            grants.setdefault(cluster_id, set()).add(role)
+        cached = (groups, grants)
+        setattr(user, CACHE, cached)
+    return cached
+
+
+def forget(user):
+    if user is not None:
+        user.__dict__.pop(CACHE, None)
+
+
+def _active(user):
+    return getattr(user, "is_authenticated", False) and user.is_active
+
+
 def global_roles(user):
     """Roles held on every cluster."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _active(user):
         return set()
     if user.is_superuser:
         return set(ROLES)
-    return set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    return set(_held(user)[0])
 
 
 def roles(user, cluster=None):
     """Roles held on ``cluster`` (global ones included); on no cluster: the global ones."""
-    held = set(global_roles(user))
-    if cluster is not None and getattr(user, "is_authenticated", False) and user.is_active:
-        from .models import RoleGrant
-
-        held |= set(RoleGrant.objects.filter(user=user, cluster=cluster).values_list("role", flat=True))
+    held = global_roles(user)
+    if cluster is not None and _active(user) and not user.is_superuser:
+        held |= _held(user)[1].get(cluster.pk, set())
     return held
 
 
@@ -65,12 +93,9 @@ def can_anywhere(user, perm):
     """On at least one cluster (or on every one)."""
     if _allows(global_roles(user), perm):
         return True
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _active(user):
         return False
-    from .models import RoleGrant
-
-    wanted = [role for role, perms in ALLOWS.items() if perm in perms]
-    return RoleGrant.objects.filter(user=user, role__in=wanted).exists()
+    return any(_allows(held, perm) for held in _held(user)[1].values())
 
 
 def has_any_role(user):

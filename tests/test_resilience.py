@@ -197,4 +197,3 @@ def test_four_simultaneous_starts_on_one_cluster_make_one_run(lab_cluster, make_
     assert (f"Cluster Lab already has an active run: #{run.pk} Diagnostic (pending). Only one run per cluster "
             "at a time. Nothing was started.") in page
     assert AuditEvent.objects.filter(action="run.start").count() == 1
-

@@ -236,3 +236,22 @@ def test_role_and_policy_changes_in_the_admin_are_audited(client, world):
     # The admin of another cluster cannot use the admin site at all.
     client.force_login(world["users"]["other"])
     assert client.get("/admin/upgrades/rolegrant/add/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_role_given_or_taken_counts_at_once_for_the_same_user_object(django_user_model):
+    """Roles are read once per user object (a page asks a dozen times); a change made
+    through that object is not hidden by what was read before."""
+    from upgrades.permissions import OPERATE, VIEW, can, can_anywhere
+
+    cluster, other = make_cluster(name="A"), make_cluster(name="B")
+    user = django_user_model.objects.create_user("changing")
+    assert not can(user, VIEW, cluster) and not can_anywhere(user, VIEW)
+    given = RoleGrant.objects.create(user=user, cluster=cluster, role="operator")
+    assert can(user, OPERATE, cluster) and not can(user, VIEW, other)
+    given.delete()
+    assert not can(user, OPERATE, cluster)
+    user.groups.add(Group.objects.get_or_create(name="viewer")[0])
+    assert can(user, VIEW, other) and not can(user, OPERATE, other)
+    user.groups.clear()
+    assert not can_anywhere(user, VIEW)

@@ -11,6 +11,7 @@ Redis being away never blocks or fails storing.
 """
 import collections
 import json
+import logging
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ from django.db import connection, transaction
 
 from .events import OutputEvent, run_group, send_now
 from .models import StepOutput
+
+log = logging.getLogger(__name__)
 
 MAX_LINE_CHARS = 16_384
 
@@ -178,47 +181,56 @@ class _Flusher:
         self._wake.set()
 
     def _run(self):
-        holds_connection, idle_since = False, None
+        """Never ends: a recorder's failure to store is its own (close() raises it);
+        anything else is logged and the loop goes on, or every later step would hang."""
+        self._holds_connection, self._idle_since = False, None
         while True:
-            now = time.monotonic()
-            with self._lock:
-                recorders = list(self._recorders)
-            dues = [d for d in (r._due() for r in recorders) if d is not None]
-            if dues:
-                timeout = max(0.0, min(dues) - now)
-            elif idle_since is not None:
-                timeout = max(0.0, idle_since + self.IDLE_CLOSE - now)
-            else:
-                timeout = None
-            self._wake.wait(timeout)
-            # Clear, then look: a line or a close after the clear sets it again.
-            self._wake.clear()
-            now = time.monotonic()
-            with self._lock:
-                recorders = list(self._recorders)
-            for recorder in recorders:
-                due = recorder._due()
-                if due is None or due > now:
-                    continue
-                holds_connection = True
-                try:
-                    recorder._store_pending()
-                except BaseException as exc:  # surfaced by close() in the job's thread
-                    recorder._error = exc
-                    connection.close()  # a broken connection is opened afresh next time
-                if recorder._closed and (recorder._error is not None or not recorder._queue):
-                    with self._lock:
-                        self._recorders.remove(recorder)
-                    recorder._done.set()
-            with self._lock:
-                busy = bool(self._recorders)
-            if busy or not holds_connection:
-                idle_since = None
-            elif idle_since is None:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since >= self.IDLE_CLOSE:
-                connection.close()
-                holds_connection, idle_since = False, None
+            try:
+                self._round()
+            except Exception:
+                log.exception("output flusher")
+                time.sleep(0.1)
+
+    def _round(self):
+        now = time.monotonic()
+        with self._lock:
+            recorders = list(self._recorders)
+        dues = [d for d in (r._due() for r in recorders) if d is not None]
+        if dues:
+            timeout = max(0.0, min(dues) - now)
+        elif self._idle_since is not None:
+            timeout = max(0.0, self._idle_since + self.IDLE_CLOSE - now)
+        else:
+            timeout = None
+        self._wake.wait(timeout)
+        # Clear, then look: a line or a close after the clear sets it again.
+        self._wake.clear()
+        now = time.monotonic()
+        with self._lock:
+            recorders = list(self._recorders)
+        for recorder in recorders:
+            due = recorder._due()
+            if due is None or due > now:
+                continue
+            self._holds_connection = True
+            try:
+                recorder._store_pending()
+            except BaseException as exc:  # surfaced by close() in the job's thread
+                recorder._error = exc
+                connection.close()  # a broken connection is opened afresh next time
+            if recorder._closed and (recorder._error is not None or not recorder._queue):
+                with self._lock:
+                    self._recorders.remove(recorder)
+                recorder._done.set()
+        with self._lock:
+            busy = bool(self._recorders)
+        if busy or not self._holds_connection:
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = time.monotonic()
+        elif time.monotonic() - self._idle_since >= self.IDLE_CLOSE:
+            connection.close()
+            self._holds_connection, self._idle_since = False, None
 
 
 _FLUSHER = _Flusher()

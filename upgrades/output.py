@@ -53,7 +53,8 @@ def insert_rows(rows):
     columns = ", ".join(quote(StepOutput._meta.get_field(name).column) for name in ("step", "seq", "stream", "text"))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            # The driver's own cursor: its errors become Django's, as on every other path.
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:

@@ -108,7 +108,7 @@ def clusters_where(user, perm):
 
     if _allows(global_roles(user), perm):
         return Cluster.objects.all()
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if not _active(user):
         return Cluster.objects.none()
     wanted = [role for role, perms in ALLOWS.items() if perm in perms]
     return Cluster.objects.filter(role_grants__user=user, role_grants__role__in=wanted).distinct()

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.netproxy import CuttableProxy
+from tests.test_cli import cli
 from tests.test_engine import _kill_executor, lab_exec, start, steps_of, texts, wait_for_polled
 from tests.test_resilience import wait_for_status
 from tests.test_runbook_he_upgrade import drive, engine_cluster, polled_release
@@ -76,6 +77,12 @@ def wait_for_step(run, key, statuses, timeout=120):
         time.sleep(0.2)
 
 
+def run_page(run, user):
+    client = Client()
+    client.force_login(user)
+    return client.get(reverse("run-detail", args=[run.pk])).content.decode()
+
+
 def open_gate(lab):
     lab_exec(lab, "he2", f"touch {GATE}")
 
@@ -108,6 +115,8 @@ def test_cancel_while_paused_runs_the_always_step(rq_worker, lab, cluster, opera
     open_gate(lab)
     wait_for_status(run, [RunStatus.PAUSED, RunStatus.FAILED, RunStatus.SUCCEEDED], 120)
     assert run.status == RunStatus.PAUSED and lab_policy() == "cluster_maintenance"
+    assert ("Cancel the run (nothing more runs, then runs its clean-up steps: Scheduling policy none again "
+            "(also on failure))") in run_page(run, operator)
     run = services.cancel_run(run=run, user=operator, reason="wrong window")
     # Not ended in the request: handed to a worker that runs the clean-up first.
     assert (run.status, run.cancel_requested, run.error) == (RunStatus.RUNNING, True, "Cancelled by operator")
@@ -194,11 +203,11 @@ def test_abandon_a_failed_run_whose_clean_up_could_not_reach_the_engine(rq_worke
         assert steps["restore"].status == StepStatus.PENDING and lab_policy() == "cluster_maintenance"
         proxy.restore()
         # The run page offers to abandon it, and says what that runs.
-        client = Client()
-        client.force_login(operator)
-        page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+        page = run_page(run, operator)
         assert ("Abandon the run (runs its clean-up steps: Scheduling policy none again (also on failure), "
                 "then ends it cancelled)") in page
+        client = Client()
+        client.force_login(operator)
         response = client.post(reverse("run-abandon", args=[run.pk]), {"reason": "giving up for today"})
         assert response.status_code == 302
         assert AuditEvent.objects.filter(action="run.abandon", run_ref=run.pk,
@@ -219,8 +228,10 @@ def test_abandon_an_interrupted_run(rq_worker, lab, cluster, operator, lab_polic
     assert lab_policy() == "cluster_maintenance"  # a killed worker runs no clean-up
     with pytest.raises(services.Refused, match="Abandon it"):
         services.cancel_run(run=run, user=operator)
-    services.abandon_run(run=run, user=operator)
+    assert cli("abandon", str(run.pk), "--user", "operator", "--comment", "host checked")[:2] == (
+        0, f"Run #{run.pk} abandoned: a worker runs its clean-up steps, then it ends cancelled.\n")
     steps = assert_cleaned_up(run, lab_policy)
+    assert run.error == "Abandoned by operator: host checked"
     assert steps["gate"].status == StepStatus.INTERRUPTED
 
 
@@ -232,6 +243,10 @@ def test_a_cancel_while_redis_is_down_is_executed_once_it_is_back(rq_worker, clu
     try:
         run = services.cancel_run(run=run, user=operator)
         assert (run.status, run.cancel_requested, run.queued_at) == (RunStatus.RUNNING, True, None)
+        page = run_page(run, operator)
+        assert "Cancelling: running clean-up steps (step 4, Scheduling policy none again (also on failure))." in page
+        assert 'class="run-cancel"' not in page and 'class="run-pause"' not in page
+        assert 'class="step-confirm"' not in page  # the manual step was closed
     finally:
         redis_server.start()
     # The sweeper queues it once Redis answers; a worker runs the clean-up.

@@ -405,6 +405,8 @@ def run_context(request, run, typed=None):
         "cleanup": services.cleanup_steps(run) if run.status in RUN_ACTIVE + services.ABANDONABLE else [],
         "cleaning_up": run.cancel_requested and run.is_active and any(
             s.status == StepStatus.RUNNING and (s.spec or {}).get("always") for s in steps),
+        "stopping": run.cancel_requested and run.is_active and any(
+            s.status == StepStatus.RUNNING and not (s.spec or {}).get("always") for s in steps),
         "failed_step": current if failed else None,
         "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],
         "is_requester": request.user.pk == run.requested_by_id,
@@ -469,8 +471,9 @@ RUN_ACTIONS = {
     "pause": (services.pause_run, (), lambda run: f"Run #{run.pk} pauses after the current step."
               if run.pause_requested else f"Run #{run.pk} paused."),
     "cancel": (services.cancel_run, ("reason",), lambda run: (
-        f"Run #{run.pk}: the current command is being stopped, then the clean-up steps run and the run is "
-        "cancelled." if run.executor else f"Run #{run.pk} is being cancelled: its clean-up steps run first.")
+        f"Run #{run.pk}: the current command is being stopped, then the run is cancelled" +
+        (" after its clean-up steps." if services.cleanup_steps(run) else ".") if run.executor else
+        f"Run #{run.pk} is being cancelled: its clean-up steps run first.")
         if run.cancel_requested else f"Run #{run.pk} cancelled."),
     "resume": (services.resume_run, (), lambda run: f"Run #{run.pk} resumed."),
     "abandon": (services.abandon_run, ("reason",), lambda run: f"Run #{run.pk} abandoned: its clean-up steps run, "

@@ -30,6 +30,8 @@ from ..runbooks import get_runbook
 log = logging.getLogger(__name__)
 
 JOB_TIMEOUT = 24 * 3600  # a rolling upgrade of many hosts; the run's own steps have timeouts
+# A stopped run an operator may give up on (``abandon_run``): its clean-up runs first.
+ABANDONABLE = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 
 class RunConflict(Exception):
@@ -506,9 +508,6 @@ def cancel_run(*, run, user, reason=""):
         run.refresh_from_db()
         events.publish(events.run_group(run.pk), events.run_event(run))
     return run
-
-
-ABANDONABLE = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 
 def abandon_run(*, run, user, reason=""):

@@ -7,18 +7,21 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
+import django_rq
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from rq.worker import Worker, WorkerStatus
 
 from tests.netproxy import CuttableProxy
+from tests.factories import make_polled_cluster
 from tests.test_cli import cli
 from tests.test_engine import _kill_executor, lab_exec, start, steps_of, texts, wait_for_polled
 from tests.test_resilience import wait_for_status
 from tests.test_runbook_he_upgrade import drive, engine_cluster, polled_release
 from upgrades import services
-from upgrades.models import ApprovalPolicy, AuditEvent, RunStatus, RunStep, StepStatus
+from upgrades.models import ApprovalPolicy, AuditEvent, RunStatus, RunStep, StepStatus, UpgradeRun
 from upgrades.runbooks import register
 from upgrades.runbooks.base import Approval, Engine, Manual, Param, Runbook, Ssh
 
@@ -41,6 +44,9 @@ def runbook(slug, middle, params=()):
 runbook("test-cleanup-gate", Ssh("gate", "Gate", "while [ ! -e {gate} ]; do sleep 1; done; rm -f {gate}; exit {code}",
                                  on="he2.lab.local"),
         params=(Param("gate", "Gate file", kind="path"), Param("code", "Exit status", kind="int")))
+register(Runbook(slug="test-cleanup-ssh", name="Test: cleanup over SSH", description="Commands and a finally.",
+                 steps=(Ssh("one", "One", "echo one", on="he2.lab.local"),
+                        Ssh("restore", "Restore", "echo restored", on="he2.lab.local", always=True))))
 runbook("test-cleanup-manual", Manual("person", "A person checks", "Check the hosts, then confirm."))
 runbook("test-cleanup-approval", Approval("sign-off", "Sign-off", "the rest of the run"))
 
@@ -58,7 +64,7 @@ def lab_policy(lab):
 @pytest.fixture
 def cluster(ha_poller, lab_cluster):
     """The shared lab as the HA poller (which also runs the sweeper) has read it."""
-    return wait_for_polled(lab_cluster)
+    return wait_for_polled(lab_cluster, timeout=120)  # generous: the machine is shared
 
 
 @pytest.fixture
@@ -81,6 +87,18 @@ def run_page(run, user):
     client = Client()
     client.force_login(user)
     return client.get(reverse("run-detail", args=[run.pk])).content.decode()
+
+
+def wait_for_idle_workers(timeout=60):
+    """Every RQ worker is back to waiting for jobs (its state in Redis)."""
+    connection = django_rq.get_connection("default")
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = Worker.all(connection=connection)
+        if workers and all(w.get_state() == WorkerStatus.IDLE for w in workers):
+            return
+        assert time.monotonic() < deadline, f"RQ workers still busy after {timeout} s"
+        time.sleep(0.2)
 
 
 def open_gate(lab):
@@ -239,6 +257,7 @@ def test_a_cancel_while_redis_is_down_is_executed_once_it_is_back(rq_worker, clu
                                                                  lab_policy, redis_server):
     run = start(cluster, "test-cleanup-manual", operator)
     wait_for_status(run, [RunStatus.WAITING, RunStatus.FAILED], 120)
+    wait_for_idle_workers()  # RQ's parent quits if Redis goes while it files a job's result
     redis_server.stop()
     try:
         run = services.cancel_run(run=run, user=operator)
@@ -271,3 +290,24 @@ def test_he_upgrade_paused_after_the_policy_step_then_cancelled_restores_the_pol
     assert (run.status, restore.status) == (RunStatus.CANCELLED, StepStatus.SUCCEEDED)
     assert "scheduling policy of Default: was cluster_maintenance, now none" in texts(restore)
     assert engine_cluster(lab)["scheduling_policy"] == "none"
+
+
+def test_abandon_waits_for_the_clusters_other_active_run_and_a_run_that_ran_nothing_needs_no_clean_up(make_user):
+    cluster = make_polled_cluster()
+    operator = make_user("operator")
+    run = services.start_run(cluster=cluster, slug="test-cleanup-ssh", params={}, user=operator, queue=False)
+    # As a worker leaves it when its first step failed (no worker here: nothing executes).
+    RunStep.objects.filter(run=run, key="one").update(status=StepStatus.FAILED, started_at=timezone.now())
+    UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+    other = services.start_run(cluster=cluster, slug="test-cleanup-ssh", params={}, user=operator, queue=False)
+    with pytest.raises(services.RunConflict, match=f"already has an active run: #{other.pk}"):
+        services.abandon_run(run=run, user=operator)
+    run.refresh_from_db()
+    assert (run.status, run.cancel_requested) == (RunStatus.FAILED, False)
+    # The other run ran nothing: cancelled at once, its finally step too.
+    other = services.cancel_run(run=other, user=operator)
+    assert (other.status, steps_of(other)["restore"].status) == (RunStatus.CANCELLED, StepStatus.CANCELLED)
+    run = services.abandon_run(run=run, user=operator)
+    assert (run.status, run.cancel_requested, run.executor) == (RunStatus.RUNNING, True, "")
+    with pytest.raises(services.Refused, match="being cancelled"):
+        services.pause_run(run=run, user=operator)

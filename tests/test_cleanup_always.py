@@ -3,6 +3,7 @@ end that is not success, checked against the lab engine's scheduling policy: can
 while running, paused, waiting for a person or awaiting a mid-run approval; a mid-run
 approval rejected or expired; a failed or interrupted run that is abandoned; a cancel
 while Redis is down. Real rq worker, HA poller (its sweeper), lab over SSH and its engine."""
+import re
 import time
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
@@ -12,10 +13,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 from rq.worker import Worker, WorkerStatus
 
 from tests.netproxy import CuttableProxy
 from tests.factories import make_polled_cluster
+from tests.test_browser import browser, log_in, page  # noqa: F401  (the Chromium fixtures)
 from tests.test_cli import cli
 from tests.test_engine import _kill_executor, lab_exec, start, steps_of, texts, wait_for_polled
 from tests.test_resilience import wait_for_status
@@ -311,3 +314,28 @@ def test_abandon_waits_for_the_clusters_other_active_run_and_a_run_that_ran_noth
     assert (run.status, run.cancel_requested, run.executor) == (RunStatus.RUNNING, True, "")
     with pytest.raises(services.Refused, match="being cancelled"):
         services.pause_run(run=run, user=operator)
+
+
+@pytest.mark.browser
+def test_in_the_browser_cancelling_a_waiting_run_says_what_it_runs_and_shows_the_clean_up(
+        rq_worker, live_portal, cluster, operator, lab_policy, page):
+    run = start(cluster, "test-cleanup-manual", operator)
+    wait_for_status(run, [RunStatus.WAITING, RunStatus.FAILED], 120)
+    assert lab_policy() == "cluster_maintenance"
+    restore = steps_of(run)["restore"]
+    log_in(page, live_portal, "operator")
+    page.goto(f"{live_portal}/runs/{run.pk}/")
+    page.click("#cancel-details summary")
+    page.fill("#cancel-reason", "not in this window")
+    button = page.locator("button.run-cancel")
+    expect(button).to_have_text("Cancel the run (nothing more runs, then runs its clean-up steps: "
+                                "Scheduling policy none again (also on failure))")
+    button.click()
+    expect(page.locator(".message.success")).to_contain_text(f"Run #{run.pk} is being cancelled: its clean-up "
+                                                             "steps run first.")
+    # Live, without a reload: the finally step ran and the run ended cancelled.
+    expect(page.locator(f'section.step[data-step="{restore.pk}"] .step-status')).to_have_class(
+        re.compile(r"\bstatus-succeeded\b"), timeout=60_000)
+    expect(page.locator("#run-status")).to_have_class(re.compile(r"\bstatus-cancelled\b"), timeout=60_000)
+    expect(page.locator("button.run-cancel")).to_have_count(0)
+    assert lab_policy() == "none"

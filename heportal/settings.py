@@ -229,6 +229,13 @@ PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 APPROVAL_REQUIRED_BY_DEFAULT = env_bool("APPROVAL_REQUIRED_BY_DEFAULT", True)
 APPROVAL_DEFAULT_EXPIRY_HOURS = env_int("APPROVAL_DEFAULT_EXPIRY_HOURS", 24)
 
+# The HA poller reads the engine's view of a cluster (upgrades/engine_view.py) every
+# ENGINE_POLL_EVERY vm-status polls of it (at least every ENGINE_POLL_MIN_SECONDS apart),
+# each request at most ENGINE_POLL_TIMEOUT seconds.
+ENGINE_POLL_EVERY = env_int("ENGINE_POLL_EVERY", 6)
+ENGINE_POLL_MIN_SECONDS = env_int("ENGINE_POLL_MIN_SECONDS", 1)
+ENGINE_POLL_TIMEOUT = env_int("ENGINE_POLL_TIMEOUT", 20)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -302,9 +302,17 @@ def engine_vm_can_move(state, ctx):
     return OK, f"Hosts able to run the engine VM: {', '.join(able)}."
 
 
+def _when(moment):
+    from .templatetags.portal import when
+
+    return when(moment)
+
+
 @check("vms-can-migrate", "every VM can leave its host when the host goes to maintenance")
 def vms_can_migrate(state, ctx):
-    """Asked of the engine when the run starts (4.x); a 3.x engine has no API v4."""
+    """On 4.x the plan reads the engine's view the poller stored (a page never calls the
+    engine); the run's start asks the engine again. A 3.x engine has no API v4."""
+    from .engine_view import cannot_migrate
     from .plan import release_of
     from .remote.base import RemoteError
     from .remote.engine_api import EngineClient
@@ -314,6 +322,14 @@ def vms_can_migrate(state, ctx):
         return WARNING, ("A 3.x engine cannot be asked through its API: check in the web admin that "
                          "no VM is pinned to a host (Virtual Machines, Host tab, migration mode).")
     if ctx.engine_probe is None:
+        stuck, read_at = cannot_migrate(ctx.cluster)
+        if stuck:
+            return INHIBITOR, ("These VMs cannot migrate, so their hosts cannot go to maintenance: "
+                               + ", ".join(f"{name} on {host}" for name, host in stuck)
+                               + f" (the engine's view read {_when(read_at)}).")
+        if read_at is not None:
+            return OK, (f"The engine listed no VM that cannot migrate ({_when(read_at)}); "
+                        "it is asked again when the run starts.")
         return OK, "The engine is asked for VMs that cannot migrate when the run starts."
     try:
         with EngineClient.for_cluster(ctx.cluster) as client:

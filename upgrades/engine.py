@@ -71,6 +71,7 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
     """Execute the run's next steps; returns (run status, error text)."""
     if not run.steps.exclude(status=StepStatus.PENDING).exists():
         # Before the first step (also when a run its preflight stopped is resumed).
+        services.record_snapshot(run)
         error = start_preflight(run, pool, engine_client)
         if error:
             return RunStatus.FAILED, error

@@ -52,6 +52,12 @@ class Cluster(models.Model):
         max_length=200, blank=True,
         help_text="The oVirt release the HA poller found on the hosts (docs/vm-status.md).",
     )
+    # The engine's view (upgrades.engine_view), read by the HA poller less often than
+    # vm-status: {"api": "v4"|"v3", "cluster": {...}, "hosts": {name: {...}}, "engine_vm": ...},
+    # each part with the time it was read; kept when a read fails (the error says why).
+    engine_view = models.JSONField(default=dict, blank=True)
+    engine_view_at = models.DateTimeField(null=True, blank=True)
+    engine_view_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -162,6 +168,9 @@ class UpgradeRun(models.Model):
     # many distinct approvers it needs, and until when it is valid.
     approvals_required = models.PositiveSmallIntegerField(default=0)
     approval_expires_at = models.DateTimeField(null=True, blank=True)
+    # The cluster as it was when the run's first step was about to run (upgrades.leftbehind):
+    # what a run that did not succeed is compared with.
+    snapshot = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

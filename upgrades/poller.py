@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections
 from django.db.models.functions import Mod
 
-from . import ha, sweeper
+from . import engine_view, ha, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
 from .remote.ssh import SshSession, SshTarget
@@ -132,6 +132,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
     """
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
+    engine_due, engine_busy = {}, {}
     clusters, refreshed = {}, 0.0
     sweeping, sweep_due = None, 0.0
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
@@ -148,6 +149,12 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                     pollers.pop(gone).close()
                 refreshed = now
             for cluster_id, interval in clusters.items():
+                # The engine's view, less often and in its own task: an engine that does not
+                # answer (engine-setup restarts it) never holds up the HA poll.
+                if now >= engine_due.get(cluster_id, 0.0) and (
+                        engine_busy.get(cluster_id) is None or engine_busy[cluster_id].done()):
+                    engine_due[cluster_id] = now + engine_view.engine_poll_seconds(interval)
+                    engine_busy[cluster_id] = pool.submit(_poll_engine_safely, cluster_id)
                 if busy.get(cluster_id) is not None and not busy[cluster_id].done():
                     continue
                 if now >= due.get(cluster_id, 0.0):
@@ -165,6 +172,16 @@ def _sweep_safely():
         sweeper.sweep()
     except Exception:
         log.exception("sweeping runs failed")
+
+
+def _poll_engine_safely(cluster_id):
+    close_old_connections()
+    try:
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is not None:
+            engine_view.poll_engine_view(cluster)
+    except Exception:
+        log.exception("reading the engine's view of cluster %s failed", cluster_id)
 
 
 def _poll_safely(poller):

@@ -16,7 +16,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import charts, downloads, plan as planning, services, state as cluster_state
+from . import charts, downloads, engine_view, leftbehind, plan as planning, services, state as cluster_state
 from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
@@ -149,7 +149,10 @@ def cluster_context(request, cluster):
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
                "can_admin": can_admin(request.user, cluster),
                "active_run": next(iter(cluster.active_runs), None),
-               "full_score": full_score(cluster), **cluster_summary(cluster, hosts)}
+               "full_score": full_score(cluster), **cluster_summary(cluster, hosts),
+               "engine": engine_view.for_page(cluster, hosts),
+               "engine_every": engine_view.engine_poll_seconds(cluster.poll_interval),
+               "left_behind": leftbehind.for_cluster(cluster)}
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
@@ -405,6 +408,8 @@ def run_context(request, run, typed=None):
         "decisions": run.approvals.select_related("user", "step").order_by("created_at", "id"),
         "start_request": start_request(run),
         "typed": typed or {},
+        "left_behind": leftbehind.left_behind(run),
+        "can_operate": can_operate(request.user, run.cluster),
     }
 
 

@@ -12,6 +12,7 @@ from .lockspace import LOCKSPACE_RECOVERY
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
 from .metadata import CLEAN_METADATA
 from .resume_deploy import RESUME_DEPLOY
+from .return_to_normal import RETURN_TO_NORMAL
 
 REGISTRY = {}
 
@@ -27,6 +28,7 @@ for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)
 for _runbook in (LOCKSPACE_RECOVERY, CLEAN_METADATA, FAILED_INSTALL_CLEANUP, RESUME_DEPLOY):
     register(_runbook)
+register(RETURN_TO_NORMAL)
 
 # Procedures of the howto that are not runbooks: (name, why and where to read), listed by
 # the cluster page's runbook list and ``manage.py runbook list``.

@@ -9,3 +9,4 @@ from .runs import (Blocked, Refused, RunConflict, active_run_message, approve_ru
                    expire_approvals, interrupt_run, mark_step_done, pause_run, plan_run, record_start_preflight,
                    reject_run, reject_step,
                    release_run, resume_run, retry_step, skip_step, start_run, start_step, wait_for_person)
+from .runs import record_snapshot  # noqa: F401,E402

@@ -193,6 +193,15 @@ def record_start_preflight(run, results):
         audit.record(None, "run.preflight", run, results=results)
 
 
+def record_snapshot(run):
+    """The cluster as it is before the run's first step: what its end is compared with
+    when it does not succeed (upgrades.leftbehind)."""
+    from ..leftbehind import take_snapshot
+
+    run.snapshot = take_snapshot(run.cluster)
+    UpgradeRun.objects.filter(pk=run.pk).update(snapshot=run.snapshot)
+
+
 def release_run(run, token, status, *, error=""):
     """The executing worker ends its turn with ``status``; False if the run was no longer its own."""
     now = timezone.now()

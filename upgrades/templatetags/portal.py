@@ -59,6 +59,17 @@ def when(moment):
 
 
 @register.filter
+def parse_iso(text):
+    """An ISO 8601 time stored as text in JSON (a run's snapshot) -> datetime, or None."""
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        return parse_datetime(text or "")
+    except ValueError:
+        return None
+
+
+@register.filter
 def age(moment):
     """How long ago, for "last update" ("8 s ago"); pages refresh it each second."""
     if not isinstance(moment, datetime):

@@ -1,0 +1,115 @@
+"""What a run that did not succeed left behind, and the engine's view it is read from.
+
+Real parts throughout: the HA poller process reads the lab's engine through ovirtsdk4
+(the engine's view), a real RQ worker runs he-upgrade on a 4.5 lab and is killed in the
+middle of a host's `yum update`; the run page and the cluster page then list what it
+left behind, and the return-to-normal runbook, planned from that, restores it (checked
+in the lab's own state)."""
+import re
+import time
+from html import unescape
+
+import pytest
+
+from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
+from tests.test_engine import _kill_executor, start, steps_of
+from tests.test_resilience import wait_for_status
+from tests.test_runbook_he_upgrade import drive, engine_cluster, polled_release
+from upgrades import leftbehind, services
+from upgrades.models import Cluster, RunStatus, StepStatus
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_for_engine_view(cluster, condition, timeout=60):
+    """The HA poller has stored an engine view for which ``condition(view)`` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.refresh_from_db()
+        view = cluster.engine_view
+        try:
+            if view and condition(view):
+                return cluster
+        except (KeyError, TypeError):
+            pass
+        assert time.monotonic() < deadline, (
+            f"no engine view as wanted after {timeout} s: {view!r} (error: {cluster.engine_view_error!r})")
+        time.sleep(0.2)
+
+
+def text_of(html):
+    """The page's text, tags dropped and spaces collapsed: what a person reads."""
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html))).strip()
+
+
+def engine_row(html, host):
+    row = re.search(rf'<tr data-engine-host="{re.escape(host)}">(.*?)</tr>', html, re.S)
+    assert row, f"no engine row for {host}"
+    return text_of(row[1])
+
+
+def section(html, element_id):
+    found = re.search(rf'<section[^>]*id="{element_id}"[^>]*>(.*?)</section>', html, re.S)
+    assert found, f"no #{element_id}"
+    return found[0]
+
+
+@pytest.mark.lab(engine_version="4.5", os="el9")
+def test_the_cluster_page_shows_the_engines_view_and_the_plan_a_pinned_vm(
+        ha_poller, fresh_lab_cluster, make_user, client):
+    lab = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    polled_release(fresh_lab_cluster)
+    lab.admin("add-vm", vm="db1", host="he2", affinity="pinned")
+    lab.admin("add-vm", vm="web1", host="he3", affinity="migratable")
+    lab.admin("add-vm", vm="web2", host="he3", affinity="migratable")
+    cluster = wait_for_engine_view(fresh_lab_cluster, lambda v: v["hosts"]["he3.lab.local"]["vms"] == 2
+                                   and v["hosts"]["he2.lab.local"]["cannot_migrate"] == ["db1"])
+    engine = lab.state()["engine"]
+    client.force_login(operator)
+    html = client.get(f"/clusters/{cluster.pk}/live/").content.decode()
+    view = section(html, "engine-view")
+    statuses = {name: h["status"] for name, h in engine["hosts"].items()}
+    assert set(statuses.values()) == {"up"}
+    assert re.fullmatch(r"he1\.lab\.local up 1 none no \d+ s ago", engine_row(view, "he1.lab.local"))
+    assert re.fullmatch(r"he2\.lab\.local up 1 db1 no \d+ s ago", engine_row(view, "he2.lab.local"))
+    assert re.fullmatch(r"he3\.lab\.local up 2 none no \d+ s ago", engine_row(view, "he3.lab.local"))
+    version = engine_cluster(lab)["version"]
+    wanted = f"{version['major']}.{version['minor']}" if isinstance(version, dict) else version
+    assert f"Compatibility version {wanted} " in text_of(view)
+    assert "Scheduling policy none " in text_of(view)
+    page = text_of(client.get(f"/clusters/{cluster.pk}/").content.decode())
+    assert f"compatibility {wanted} " in page and "compatibility ?" not in page
+
+    # he-upgrade's plan knows the pinned VM before anyone approves anything.
+    plan = services.plan_run(cluster=cluster, slug="he-upgrade", params={})
+    check = {c.check: c for c in plan.checks}["vms-can-migrate"]
+    assert check.level == "inhibitor"
+    assert check.message.startswith("These VMs cannot migrate, so their hosts cannot go to maintenance: "
+                                    "db1 on he2.lab.local (the engine's view read ")
+    with pytest.raises(services.Blocked, match="db1 on he2.lab.local"):
+        start(cluster, "he-upgrade", operator)
+    launch = text_of(client.get(f"/clusters/{cluster.pk}/runbooks/he-upgrade/?target=").content.decode())
+    assert "db1 on he2.lab.local" in launch
+
+    # Migratable again: the next engine read says so, and the plan has no inhibitor for it.
+    lab.admin("set-vm-affinity", vm="db1", affinity="migratable")
+    cluster = wait_for_engine_view(cluster, lambda v: v["hosts"]["he2.lab.local"]["cannot_migrate"] == [])
+    check = {c.check: c for c in services.plan_run(cluster=cluster, slug="he-upgrade", params={}).checks}
+    assert check["vms-can-migrate"].level == "ok"
+    # An engine status change reaches the page: he3 to maintenance in the web admin.
+    lab.admin("host-maintenance", host="he3")
+    cluster = wait_for_engine_view(cluster, lambda v: v["hosts"]["he3.lab.local"]["status"] == "maintenance")
+    html = client.get(f"/clusters/{cluster.pk}/live/").content.decode()
+    assert engine_row(section(html, "engine-view"), "he3.lab.local").startswith("he3.lab.local maintenance 0 ")
+
+
+@pytest.mark.lab(engine_version="3.5")
+def test_on_3_5_the_page_says_the_engines_view_is_not_available_through_api_v3(
+        ha_poller, fresh_lab_cluster, make_user, client):
+    polled_release(fresh_lab_cluster)
+    cluster = wait_for_engine_view(fresh_lab_cluster, lambda v: v["api"] == "v3")
+    client.force_login(make_user("viewer"))
+    view = text_of(section(client.get(f"/clusters/{cluster.pk}/live/").content.decode(), "engine-view"))
+    assert "The engine's view is not available through API v3 (oVirt 3.x): see the web admin." in view
+    assert "Scheduling policy" not in view  # nothing pretended

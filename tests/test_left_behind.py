@@ -113,3 +113,123 @@ def test_on_3_5_the_page_says_the_engines_view_is_not_available_through_api_v3(
     view = text_of(section(client.get(f"/clusters/{cluster.pk}/live/").content.decode(), "engine-view"))
     assert "The engine's view is not available through API v3 (oVirt 3.x): see the web admin." in view
     assert "Scheduling policy" not in view  # nothing pretended
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def differences(run):
+    found = leftbehind.left_behind(run)
+    return {d.what: (d.before, d.now, d.by_run, d.restore) for d in found.differences} if found else None
+
+
+@pytest.mark.browser
+@pytest.mark.lab(engine_version="4.5", os="el9", outdated=True)
+def test_an_upgrade_interrupted_in_a_yum_update_shows_what_it_left_and_return_to_normal_restores_it(
+        live_portal, ha_poller, fresh_lab_cluster, browser, make_user, client):
+    """Killed in he2's `yum update`: global maintenance, he2 in maintenance in the engine,
+    the policy cluster_maintenance. The run page and the cluster page (live, no reload)
+    list each with the step that did it; return-to-normal, launched from there, restores
+    them in the lab."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import log_in
+
+    lab = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    cluster = polled_release(fresh_lab_cluster)
+    wait_for_engine_view(cluster, lambda v: v["cluster"]["scheduling_policy"] == "none")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        log_in(page, live_portal, "operator")
+        page.goto(f"{live_portal}/clusters/{cluster.pk}/")
+        expect(page.locator("#engine-policy")).to_have_text("none")
+        expect(page.locator("#left-behind")).to_be_hidden()
+
+        run = start(cluster, "he-upgrade", operator)
+        drive(run, lab, operator, timeout=900, stop_at="hosts.he2.lab.local.maintenance-wait")
+        lab.fault("slow-host", host="he2.lab.local", factor=300)  # its yum update now takes minutes
+        update = wait_until(lambda: (s := steps_of(run)["hosts.he2.lab.local.update"]).status == StepStatus.RUNNING
+                            and s.output.exists() and s, 300, "he2's yum update running with output")
+        assert update.output.count() < 20  # still in the middle of it
+        _kill_executor(run)
+        wait_for_status(run, [RunStatus.INTERRUPTED], 60)
+        assert steps_of(run)["hosts.he2.lab.local.update"].status == StepStatus.INTERRUPTED
+        assert run.snapshot["engine"]["scheduling_policy"] == "none"
+        assert run.snapshot["ha"]["global_maintenance"] is False
+        assert run.snapshot["engine"]["hosts"]["he2.lab.local"]["status"] == "up"
+
+        # What the lab says, and what the portal lists from the poller's reads after the kill.
+        state = lab.state()
+        assert state["global_maintenance"] is True
+        assert state["engine"]["hosts"]["he2.lab.local"]["status"] == "maintenance"
+        assert engine_cluster(lab)["scheduling_policy"] == "cluster_maintenance"
+        steps = steps_of(run)
+        wanted = {
+            "Global maintenance": ("off", "on", f"step {steps['global'].order} (Global maintenance)",
+                                   "Maintenance none."),
+            "he2.lab.local: engine status": (
+                "up", "maintenance", f"step {steps['hosts.he2.lab.local.maintenance'].order} "
+                                     "(he2.lab.local to maintenance (engine))",
+                "Activate he2.lab.local through the engine."),
+            "Scheduling policy": (
+                "none", "cluster_maintenance", f"step {steps['hosts.he2.lab.local.policy'].order} "
+                                               "(he2.lab.local: keep the scheduling policy at cluster_maintenance)",
+                "Scheduling policy none again."),
+        }
+        found = wait_until(lambda: (d := differences(run)) == wanted and d, 60, f"{differences(run)} == {wanted}")
+        assert found == wanted
+
+        client.force_login(operator)
+        for url in (f"/runs/{run.pk}/", f"/clusters/{cluster.pk}/live/"):
+            shown = text_of(section(client.get(url).content.decode(), "left-behind"))
+            assert f"Left behind by run #{run.pk} Hosted-engine upgrade (interrupted)" in shown
+            for what, (before, now, by, restore) in wanted.items():
+                assert f"{what} {before} {now} {by} {restore}" in shown, (what, shown)
+            assert "Per-host package versions are not recorded" in shown
+            assert "Plan the return to normal" in shown
+
+        # The cluster page that was open all along shows it without a reload.
+        box = page.locator("#left-behind")
+        expect(box).to_be_visible(timeout=30_000)
+        expect(box.locator("h2")).to_contain_text(f"Left behind by run #{run.pk}")
+        expect(box.locator("tr", has_text="Scheduling policy")).to_contain_text("cluster_maintenance")
+        expect(box.locator("tr", has_text="he2.lab.local: engine status")).to_contain_text("maintenance")
+        expect(box.locator("tr", has_text="Global maintenance")).to_contain_text("on")
+        expect(page.locator("#engine-policy")).to_have_text("cluster_maintenance", timeout=30_000)
+        expect(page.locator('tr[data-engine-host="he2.lab.local"] .engine-status')).to_have_text("maintenance")
+
+        # The run page shows it too; from there the return to normal is planned and started.
+        lab.fault("slow-host", host="he2.lab.local", factor=1)
+        page.goto(f"{live_portal}/runs/{run.pk}/")
+        expect(page.locator("#left-behind tr", has_text="Scheduling policy")).to_contain_text("none")
+        page.click("#left-behind a.return-to-normal")
+        expect(page).to_have_url(re.compile(rf".*/runbooks/return-to-normal/\?run={run.pk}$"))
+        page.click("button.show-plan")
+        titles = page.locator(".plan-step")
+        expect(titles).to_have_count(5)
+        for n, text in enumerate(["Activate he2.lab.local (engine)",
+                                  "Wait until he2.lab.local's HA configuration is out of local maintenance",
+                                  "Scheduling policy none again", "Maintenance none",
+                                  "Wait until vm-status shows no global maintenance"]):
+            expect(page.locator(".plan-step", has_text=text).first).to_be_visible()
+        page.click("button.start-run")
+        expect(page.locator("#run-status")).to_have_text("succeeded", timeout=300_000)
+    finally:
+        context.close()
+
+    state = lab.state()
+    assert state["global_maintenance"] is False
+    assert state["engine"]["hosts"]["he2.lab.local"]["status"] == "up"
+    assert engine_cluster(lab)["scheduling_policy"] == "none"
+    # Nothing is left behind any more: the cluster page's section goes once the poller sees it.
+    wait_until(lambda: leftbehind.for_cluster(Cluster.objects.get(pk=cluster.pk)) is None, 60,
+               f"nothing left behind (still {differences(run)})")

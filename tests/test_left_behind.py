@@ -10,6 +10,7 @@ import time
 from html import unescape
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.test_engine import _kill_executor, start, steps_of
@@ -233,3 +234,59 @@ def test_an_upgrade_interrupted_in_a_yum_update_shows_what_it_left_and_return_to
     # Nothing is left behind any more: the cluster page's section goes once the poller sees it.
     wait_until(lambda: leftbehind.for_cluster(Cluster.objects.get(pk=cluster.pk)) is None, 60,
                f"nothing left behind (still {differences(run)})")
+
+
+def test_on_3_x_what_the_runs_web_admin_steps_did_is_listed_and_return_to_normal_asks_a_person(make_user):
+    """API v3 shows nothing of the engine: the host a confirmed web-admin step put into
+    maintenance (and no step activated again) is listed from the run's own steps, its
+    status now said to be unknown, and return-to-normal plans the web-admin activation."""
+    from django.utils import timezone
+
+    from tests.factories import make_polled_cluster
+    from upgrades.models import StepStatus as S
+
+    operator = make_user("operator")
+    cluster = make_polled_cluster()
+    Cluster.objects.filter(pk=cluster.pk).update(
+        detected_release="oVirt 3.5 (ovirt-hosted-engine-setup 1.2.6.1)", engine_view={"api": "v3"},
+        engine_view_at=timezone.now())
+    cluster.refresh_from_db()
+    plan = services.plan_run(cluster=cluster, slug="he-upgrade", params={"target": "3.6"})
+    run = services.create_run(plan, operator)
+    services.record_snapshot(run)
+    # The run got as far as he2's yum update (a person put he2 into maintenance in the web
+    # admin and confirmed), then its worker was lost; the poller sees global maintenance.
+    steps = steps_of(run)
+    cut = steps["hosts.he2.lab.local.update"]
+    run.steps.filter(order__lt=cut.order).update(status=S.SUCCEEDED)
+    run.steps.filter(pk=cut.pk).update(status=S.INTERRUPTED)
+    run.__class__.objects.filter(pk=run.pk).update(status=RunStatus.INTERRUPTED, finished_at=timezone.now())
+    Cluster.objects.filter(pk=cluster.pk).update(maintenance_mode="global", polled_at=timezone.now())
+    run.refresh_from_db()
+
+    found = leftbehind.left_behind(run)
+    maintenance = steps["hosts.he2.lab.local.maintenance"]
+    assert {d.what: (d.before, d.now, d.by_run, d.restore) for d in found.differences} == {
+        "Global maintenance": ("off", "on", f"step {steps['global'].order} (Global maintenance)",
+                               "Maintenance none."),
+        "he2.lab.local: engine status": (
+            "up (the run's step put it into maintenance later)",
+            "unknown (API v3); the run did not activate it again",
+            f"step {maintenance.order} (he2.lab.local to maintenance (web admin))",
+            "Activate he2.lab.local in the web admin."),
+    }
+    assert any("not available through API v3" in text for text in found.unknown)
+
+    planned = services.plan_run(cluster=cluster, slug="return-to-normal", params={"run": run.pk})
+    assert [(s.title, s.kind) for s in planned.steps] == [
+        ("Activate he2.lab.local (web admin)", "manual"),
+        ("Wait until he2.lab.local's HA configuration is out of local maintenance", "ssh"),
+        ("Maintenance none", "ssh"),
+        ("Wait until vm-status shows no global maintenance", "wait"),
+    ]
+    assert planned.steps[0].command == ("In the web admin, Hosts tab: select he2.lab.local, click Activate. "
+                                        "Then confirm this step.")
+    # A run that succeeded leaves nothing to return from.
+    run.__class__.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
+    with pytest.raises(ValidationError, match="only a run that failed, was cancelled or interrupted"):
+        services.plan_run(cluster=cluster, slug="return-to-normal", params={"run": run.pk})

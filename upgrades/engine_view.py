@@ -8,7 +8,6 @@ was read, so pages show it with its age and never call the engine. A failed
 read keeps the last values and says why. 3.x engines speak API v3 only
 (ovirtsdk4 cannot log in): the view says so instead of guessing.
 """
-import logging
 from dataclasses import asdict
 
 from django.conf import settings
@@ -21,7 +20,6 @@ from .models import Cluster
 from .remote.base import RemoteError
 from .remote.engine_api import API_V3_ONLY, EngineClient
 
-log = logging.getLogger(__name__)
 
 V3_TEXT = "The engine's view is not available through API v3 (oVirt 3.x): see the web admin."
 

@@ -32,6 +32,9 @@ class Context:
     cluster: object
     run_id: int | None = None
     engine_probe: object = None  # callable -> error text or "" (None: not probed here)
+    # A wait's first read of the state: what it saw before anything new was published
+    # (conditions with ``fresh`` accept only data published after it).
+    baseline: object = None
 
 
 def check(name, describe):
@@ -64,7 +67,10 @@ def test_condition(name, args, state, ctx):
 
 
 def describe_condition(name, args):
-    return CONDITIONS[name][1].format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+    describe = CONDITIONS[name][1]
+    if callable(describe):
+        return describe(**args)
+    return describe.format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
                                          for k, v in args.items()})
 
 
@@ -196,13 +202,45 @@ def engine_vm_up(state, ctx, not_on=""):
     return vm_host.name != not_on, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
 
 
-@condition("host-score", "{host} is live with a score of at least {min_score}")
-def host_score(state, ctx, host, min_score):
+# The states an agent rests in once it has taken in the maintenance flags it reads: EngineDown
+# (the engine VM runs elsewhere) or EngineUp (here); GlobalMaintenance while that is set. The
+# others are steps on the way (StartState, ReinitializeFSM, EngineStarting, EngineStop, ...) or
+# trouble (EngineUnexpectedlyDown, UnknownLocalVmState, AgentStopped).
+SETTLED_STATES = ("EngineDown", "EngineUp")
+
+
+def _describe_host_score(host, min_score, fresh=False, settled=False):
+    text = f"{host} is live with a score of at least {min_score}"
+    if settled:
+        text += ", its agent settled (EngineDown or EngineUp; GlobalMaintenance while that is set)"
+    if fresh:
+        text += ", in data its agent published after this wait began"
+    return text
+
+
+@condition("host-score", _describe_host_score)
+def host_score(state, ctx, host, min_score, fresh=False, settled=False):
+    """``fresh``: only data published after the wait's first read counts (the host's metadata
+    timestamp moved): a wait that follows a change must not pass on what the agent said
+    before it, such as the score the agent published before its restart, or its
+    GlobalMaintenance state just after global maintenance was left. ``settled``: the agent
+    is in a state it rests in under the flags vm-status shows, not one on the way there."""
     here = state.host(host)
     if here is None or not here.known:
         return False, f"{host} is not in vm-status"
-    return here.live and (here.score or 0) >= min_score, \
-        f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    seen = f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    holds = here.live and (here.score or 0) >= min_score
+    if settled:
+        rest = ("GlobalMaintenance",) if state.global_maintenance else SETTLED_STATES
+        if here.state not in rest:
+            holds = False
+            seen += f" (not settled: waiting for {' or '.join(rest)})"
+    if fresh:
+        base = ctx.baseline.host(host) if ctx.baseline is not None else None
+        if base is not None and base.known and (here.host_ts is None or here.host_ts == base.host_ts):
+            holds = False
+            seen += "; nothing published since the wait began"
+    return holds, seen
 
 
 # -- Checks of the recovery runbooks (lockspace, metadata, failed install, resume deploy) --

@@ -20,6 +20,8 @@ class Result:
     check: str
     level: str
     message: str
+    # What clears it, offered next to the message: {"slug": a runbook, "label": ...}.
+    remedy: dict | None = None
 
     def to_dict(self):
         return asdict(self)
@@ -53,8 +55,8 @@ def condition(name, describe):
 
 def run_check(name, args, state, ctx):
     fn, _ = CHECKS[name]
-    level, message = fn(state, ctx, **args)
-    return Result(name, level, message)
+    level, message, *remedy = fn(state, ctx, **args)  # a check may name its remedy third
+    return Result(name, level, message, *remedy)
 
 
 def describe_check(name, args):
@@ -134,13 +136,71 @@ def not_last_engine_host(state, ctx, host):
     return OK, f"Other hosts can run the engine VM: {', '.join(others)}."
 
 
+# hosted-engine's refusal on the engine VM's host (set_maintenance.py, setup 2.3.11 and later).
+LOCAL_REFUSAL = ("Unable to enter local maintenance mode: the engine VM is running on the current host, please "
+                 "migrate it before entering local maintenance mode.")
+MOVE_ENGINE_VM = {"slug": "engine-vm-migrate", "label": "Move the engine VM to another host first"}
+
+
+def setup_version(cluster):
+    """The ovirt-hosted-engine-setup version the poller found (``rpm -q``), e.g. (2, 3, 13); None
+    when the release came from the vm-status layout only."""
+    import re
+
+    match = re.search(r"ovirt-hosted-engine-setup (\d+(?:\.\d+)*)", cluster.detected_release or "")
+    return tuple(int(part) for part in match[1].split(".")) if match else None
+
+
 @check("engine-vm-elsewhere", "the engine VM does not run on {host}")
 def engine_vm_elsewhere(state, ctx, host):
+    """Local maintenance where the engine VM runs, as each release answers it
+    (ovirt-releases.md): HA 1.x (oVirt 3.x) accepts it and its agent migrates the VM away;
+    setup 2.0-2.3.10 accept it (2.1+ only while another host can take the VM) but no agent
+    moves the VM, and vm-status shows no local maintenance while it runs there; setup
+    2.3.11 and later (commit 4a36099) refuse with exit 1 whenever the VM runs there."""
+    from .plan import release_of
+
+    here = state.host(host)
+    if here is None or not here.engine_vm_here:
+        return OK, f"The engine VM does not run on {host}."
+    release, setup = release_of(ctx.cluster), setup_version(ctx.cluster)
+    where = f"The engine VM runs on {host}"
+    if release is None:
+        return WARNING, (f"{where} and the cluster's release is not detected yet: hosted-engine-setup 2.3.11 and "
+                         "later (oVirt 4.3 up to date, 4.4, 4.5) refuse local maintenance there. Move the engine "
+                         "VM to another host first."), MOVE_ENGINE_VM
+    if release < (4, 0):
+        return WARNING, (f"{where}: the HA agent of oVirt {release[0]}.{release[1]} accepts local maintenance "
+                         "there and migrates the engine VM to the best other host itself.")
+    if setup is not None and setup >= (2, 3, 11) or release >= (4, 4):
+        named = f"hosted-engine-setup {'.'.join(map(str, setup))}" if setup else \
+            f"hosted-engine-setup of oVirt {release[0]}.{release[1]}"
+        return INHIBITOR, (f"{where}: {named} refuses local maintenance there (\"{LOCAL_REFUSAL}\"; 2.3.11 and "
+                           "later). Move the engine VM to another host first."), MOVE_ENGINE_VM
+    if setup is None:
+        return WARNING, (f"{where}. On oVirt {release[0]}.{release[1]} hosted-engine-setup 2.3.11 and later refuse "
+                         "local maintenance there (the setup version is not known). Move the engine VM to another "
+                         "host first."), MOVE_ENGINE_VM
+    return WARNING, (f"{where}: hosted-engine-setup {'.'.join(map(str, setup))} accepts local maintenance there, "
+                     "but no agent moves the engine VM away, and vm-status shows local maintenance only once the "
+                     "VM has left: the run would wait in vain. Move the engine VM to another host first."), \
+        MOVE_ENGINE_VM
+
+
+@check("engine-vm-target", "{host} can take the engine VM")
+def engine_vm_target(state, ctx, host):
+    if state.error:
+        return _unknown(state)
     here = state.host(host)
     if here is not None and here.engine_vm_here:
-        return WARNING, (f"The engine VM runs on {host}. hosted-engine 2.4 and later refuse local maintenance "
-                         "there: migrate the VM first (put the host into maintenance from the engine).")
-    return OK, f"The engine VM does not run on {host}."
+        return INHIBITOR, f"The engine VM runs on {host} already."
+    if here is None or not here.can_run_engine_vm:
+        seen = "not in vm-status" if here is None or not here.known else \
+            f"score {here.score}, state {here.state or '?'}{' local maintenance' if here.local_maintenance else ''}" \
+            f"{'' if here.live else ', HA data not up to date'}"
+        return INHIBITOR, f"{host} cannot take the engine VM: it must be live, out of local maintenance, with a " \
+                          f"positive score ({seen})."
+    return OK, f"{host} can take the engine VM (score {here.score})."
 
 
 @check("global-maintenance-off", "the cluster is not in global maintenance already")

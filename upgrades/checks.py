@@ -24,7 +24,10 @@ class Result:
     remedy: dict | None = None
 
     def to_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        if self.remedy is None:
+            del data["remedy"]  # stored results keep their shape when there is none
+        return data
 
 
 @dataclass

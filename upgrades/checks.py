@@ -175,7 +175,7 @@ def engine_vm_elsewhere(state, ctx, host):
     if release < (4, 0):
         return WARNING, (f"{where}: the HA agent of oVirt {release[0]}.{release[1]} accepts local maintenance "
                          "there and migrates the engine VM to the best other host itself.")
-    if setup is not None and setup >= (2, 3, 11) or release >= (4, 4):
+    if (setup is not None and setup >= (2, 3, 11)) or release >= (4, 4):
         named = f"hosted-engine-setup {'.'.join(map(str, setup))}" if setup else \
             f"hosted-engine-setup of oVirt {release[0]}.{release[1]}"
         return INHIBITOR, (f"{where}: {named} refuses local maintenance there (\"{LOCAL_REFUSAL}\"; 2.3.11 and "

@@ -278,7 +278,8 @@ def fresh_lab(lab, tmp_path, request):
     keys.mkdir(parents=True)
     shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
     marker = request.node.get_closest_marker("lab")
-    with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED, **(marker.kwargs if marker else {})) as running:
+    options = {"speed": LAB_SPEED, **(marker.kwargs if marker else {})}  # the marker may set speed too
+    with start_lab(tmp_path / "lab", hosts=3, **options) as running:
         yield running
 
 

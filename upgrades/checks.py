@@ -20,9 +20,14 @@ class Result:
     check: str
     level: str
     message: str
+    # What clears it, offered next to the message: {"slug": a runbook, "label": ...}.
+    remedy: dict | None = None
 
     def to_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        if self.remedy is None:
+            del data["remedy"]  # stored results keep their shape when there is none
+        return data
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Context:
     cluster: object
     run_id: int | None = None
     engine_probe: object = None  # callable -> error text or "" (None: not probed here)
+    # A wait's first read of the state: what it saw before anything new was published
+    # (conditions with ``fresh`` accept only data published after it).
+    baseline: object = None
 
 
 def check(name, describe):
@@ -50,8 +58,8 @@ def condition(name, describe):
 
 def run_check(name, args, state, ctx):
     fn, _ = CHECKS[name]
-    level, message = fn(state, ctx, **args)
-    return Result(name, level, message)
+    level, message, *remedy = fn(state, ctx, **args)  # a check may name its remedy third
+    return Result(name, level, message, *remedy)
 
 
 def describe_check(name, args):
@@ -64,7 +72,10 @@ def test_condition(name, args, state, ctx):
 
 
 def describe_condition(name, args):
-    return CONDITIONS[name][1].format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+    describe = CONDITIONS[name][1]
+    if callable(describe):
+        return describe(**args)
+    return describe.format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
                                          for k, v in args.items()})
 
 
@@ -128,13 +139,71 @@ def not_last_engine_host(state, ctx, host):
     return OK, f"Other hosts can run the engine VM: {', '.join(others)}."
 
 
+# hosted-engine's refusal on the engine VM's host (set_maintenance.py, setup 2.3.11 and later).
+LOCAL_REFUSAL = ("Unable to enter local maintenance mode: the engine VM is running on the current host, please "
+                 "migrate it before entering local maintenance mode.")
+MOVE_ENGINE_VM = {"slug": "engine-vm-migrate", "label": "Move the engine VM to another host first"}
+
+
+def setup_version(cluster):
+    """The ovirt-hosted-engine-setup version the poller found (``rpm -q``), e.g. (2, 3, 13); None
+    when the release came from the vm-status layout only."""
+    import re
+
+    match = re.search(r"ovirt-hosted-engine-setup (\d+(?:\.\d+)*)", cluster.detected_release or "")
+    return tuple(int(part) for part in match[1].split(".")) if match else None
+
+
 @check("engine-vm-elsewhere", "the engine VM does not run on {host}")
 def engine_vm_elsewhere(state, ctx, host):
+    """Local maintenance where the engine VM runs, as each release answers it
+    (ovirt-releases.md): HA 1.x (oVirt 3.x) accepts it and its agent migrates the VM away;
+    setup 2.0-2.3.10 accept it (2.1+ only while another host can take the VM) but no agent
+    moves the VM, and vm-status shows no local maintenance while it runs there; setup
+    2.3.11 and later (commit 4a36099) refuse with exit 1 whenever the VM runs there."""
+    from .plan import release_of
+
+    here = state.host(host)
+    if here is None or not here.engine_vm_here:
+        return OK, f"The engine VM does not run on {host}."
+    release, setup = release_of(ctx.cluster), setup_version(ctx.cluster)
+    where = f"The engine VM runs on {host}"
+    if release is None:
+        return WARNING, (f"{where} and the cluster's release is not detected yet: hosted-engine-setup 2.3.11 and "
+                         "later (oVirt 4.3 up to date, 4.4, 4.5) refuse local maintenance there. Move the engine "
+                         "VM to another host first."), MOVE_ENGINE_VM
+    if release < (4, 0):
+        return WARNING, (f"{where}: the HA agent of oVirt {release[0]}.{release[1]} accepts local maintenance "
+                         "there and migrates the engine VM to the best other host itself.")
+    if (setup is not None and setup >= (2, 3, 11)) or release >= (4, 4):
+        named = f"hosted-engine-setup {'.'.join(map(str, setup))}" if setup else \
+            f"hosted-engine-setup of oVirt {release[0]}.{release[1]}"
+        return INHIBITOR, (f"{where}: {named} refuses local maintenance there (\"{LOCAL_REFUSAL}\"; 2.3.11 and "
+                           "later). Move the engine VM to another host first."), MOVE_ENGINE_VM
+    if setup is None:
+        return WARNING, (f"{where}. On oVirt {release[0]}.{release[1]} hosted-engine-setup 2.3.11 and later refuse "
+                         "local maintenance there (the setup version is not known). Move the engine VM to another "
+                         "host first."), MOVE_ENGINE_VM
+    return WARNING, (f"{where}: hosted-engine-setup {'.'.join(map(str, setup))} accepts local maintenance there, "
+                     "but no agent moves the engine VM away, and vm-status shows local maintenance only once the "
+                     "VM has left: the run would wait in vain. Move the engine VM to another host first."), \
+        MOVE_ENGINE_VM
+
+
+@check("engine-vm-target", "{host} can take the engine VM")
+def engine_vm_target(state, ctx, host):
+    if state.error:
+        return _unknown(state)
     here = state.host(host)
     if here is not None and here.engine_vm_here:
-        return WARNING, (f"The engine VM runs on {host}. hosted-engine 2.4 and later refuse local maintenance "
-                         "there: migrate the VM first (put the host into maintenance from the engine).")
-    return OK, f"The engine VM does not run on {host}."
+        return INHIBITOR, f"The engine VM runs on {host} already."
+    if here is None or not here.can_run_engine_vm:
+        seen = "not in vm-status" if here is None or not here.known else \
+            f"score {here.score}, state {here.state or '?'}{' local maintenance' if here.local_maintenance else ''}" \
+            f"{'' if here.live else ', HA data not up to date'}"
+        return INHIBITOR, f"{host} cannot take the engine VM: it must be live, out of local maintenance, with a " \
+                          f"positive score ({seen})."
+    return OK, f"{host} can take the engine VM (score {here.score})."
 
 
 @check("global-maintenance-off", "the cluster is not in global maintenance already")
@@ -196,13 +265,45 @@ def engine_vm_up(state, ctx, not_on=""):
     return vm_host.name != not_on, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
 
 
-@condition("host-score", "{host} is live with a score of at least {min_score}")
-def host_score(state, ctx, host, min_score):
+# The states an agent rests in once it has taken in the maintenance flags it reads: EngineDown
+# (the engine VM runs elsewhere) or EngineUp (here); GlobalMaintenance while that is set. The
+# others are steps on the way (StartState, ReinitializeFSM, EngineStarting, EngineStop, ...) or
+# trouble (EngineUnexpectedlyDown, UnknownLocalVmState, AgentStopped).
+SETTLED_STATES = ("EngineDown", "EngineUp")
+
+
+def _describe_host_score(host, min_score, fresh=False, settled=False):
+    text = f"{host} is live with a score of at least {min_score}"
+    if settled:
+        text += ", its agent settled (EngineDown or EngineUp; GlobalMaintenance while that is set)"
+    if fresh:
+        text += ", in data its agent published after this wait began"
+    return text
+
+
+@condition("host-score", _describe_host_score)
+def host_score(state, ctx, host, min_score, fresh=False, settled=False):
+    """``fresh``: only data published after the wait's first read counts (the host's metadata
+    timestamp moved): a wait that follows a change must not pass on what the agent said
+    before it, such as the score the agent published before its restart, or its
+    GlobalMaintenance state just after global maintenance was left. ``settled``: the agent
+    is in a state it rests in under the flags vm-status shows, not one on the way there."""
     here = state.host(host)
     if here is None or not here.known:
         return False, f"{host} is not in vm-status"
-    return here.live and (here.score or 0) >= min_score, \
-        f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    seen = f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    holds = here.live and (here.score or 0) >= min_score
+    if settled:
+        rest = ("GlobalMaintenance",) if state.global_maintenance else SETTLED_STATES
+        if here.state not in rest:
+            holds = False
+            seen += f" (not settled: waiting for {' or '.join(rest)})"
+    if fresh:
+        base = ctx.baseline.host(host) if ctx.baseline is not None else None
+        if base is not None and base.known and (here.host_ts is None or here.host_ts == base.host_ts):
+            holds = False
+            seen += "; nothing published since the wait began"
+    return holds, seen
 
 
 # -- Checks of the recovery runbooks (lockspace, metadata, failed install, resume deploy) --

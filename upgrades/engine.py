@@ -275,6 +275,8 @@ def run_wait(step, run, pool, out, beat):
     last = None
     while True:
         fresh = state.read(run.cluster, pool)
+        if ctx.baseline is None and not fresh.error:
+            ctx.baseline = fresh  # what was there before this wait: not new data
         holds, seen = (False, f"HA state unknown: {fresh.error}") if fresh.error else \
             checks.test_condition(name, args, fresh, ctx)
         if seen != last:

@@ -108,6 +108,7 @@ class Button:
     disabled: bool
     reason: str  # the button's own inhibitors; cluster-wide ones are shown once
     dom_id: str
+    remedy: dict | None = None  # a runbook that clears the inhibitor (checks.Result.remedy)
 
 
 def maintenance_buttons(cluster, hosts, ha):
@@ -129,7 +130,8 @@ def maintenance_buttons(cluster, hosts, ha):
         for check in plan.inhibitors:
             if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
                 own.append(check.message)
-        return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id)
+        remedy = next((c.remedy for c in plan.inhibitors if c.remedy), None)
+        return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id, remedy)
 
     cluster_buttons = [button("maintenance-global", "Global maintenance"),
                        button("maintenance-none", "No maintenance")]

@@ -5,6 +5,7 @@ which add runbooks of their own.
 """
 from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .engine_vm_migrate import ENGINE_VM_MIGRATE
 from .he_upgrade import HE_UPGRADE
 from .host_os_upgrade import HOST_OS_UPGRADE
 from .install_cleanup import FAILED_INSTALL_CLEANUP
@@ -24,7 +25,7 @@ def register(runbook):
 
 for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
     register(_runbook)
-for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
+for _runbook in (ENGINE_VM_MIGRATE, DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)
 for _runbook in (LOCKSPACE_RECOVERY, CLEAN_METADATA, FAILED_INSTALL_CLEANUP, RESUME_DEPLOY):
     register(_runbook)

@@ -38,7 +38,8 @@ MAINTENANCE_LOCAL = Runbook(
                Check("local-maintenance-off", {"host": "{host}"})),
     steps=(
         Ssh("set-mode", "Set local maintenance on {host}", SET_MODE + "local", on="{host}", changes=True,
-            guards=(Check("not-last-engine-host", {"host": "{host}"}),)),
+            guards=(Check("not-last-engine-host", {"host": "{host}"}),
+                    Check("engine-vm-elsewhere", {"host": "{host}"}))),
         Wait("wait-mode", "Wait until {host} shows local maintenance",
              Check("local-maintenance", {"host": "{host}", "on": True}), timeout=300),
     ),

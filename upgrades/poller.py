@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections
 from django.db.models.functions import Mod
 
-from . import ha, sweeper
+from . import ha, packages, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
 from .remote.ssh import SshSession, SshTarget
@@ -134,6 +134,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
     pollers, due, busy = {}, {}, {}
     clusters, refreshed = {}, 0.0
     sweeping, sweep_due = None, 0.0
+    package_polls = packages.PackagePolls()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
         while not stop.is_set():
             now = time.monotonic()
@@ -147,6 +148,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                 for gone in set(pollers) - set(clusters):
                     pollers.pop(gone).close()
                 refreshed = now
+            package_polls.tick(pool, clusters)  # pending updates, at a low rate
             for cluster_id, interval in clusters.items():
                 if busy.get(cluster_id) is not None and not busy[cluster_id].done():
                     continue

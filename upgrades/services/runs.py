@@ -193,6 +193,12 @@ def record_start_preflight(run, results):
         audit.record(None, "run.preflight", run, results=results)
 
 
+def record_packages_before(run, data):
+    """Pending updates and installed versions as read when the run started."""
+    run.preflight = {**run.preflight, "packages": {"read_at": audit.format_time(timezone.now()), **data}}
+    UpgradeRun.objects.filter(pk=run.pk).update(preflight=run.preflight)
+
+
 def release_run(run, token, status, *, error=""):
     """The executing worker ends its turn with ``status``; False if the run was no longer its own."""
     now = timezone.now()

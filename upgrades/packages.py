@@ -186,3 +186,33 @@ def summary(cluster):
             text += f" (the engine's host update check: {'updates available' if flag else 'none'})"
         rows.append((label, name, text))
     return rows
+
+
+def versions(run):
+    """The run's package versions: as read when it started (installed, and what was
+    available) and as its final ``rpm -q`` steps found them; [] for runs without them.
+    Rows: {machine, package, before, available, after} ("" where not known yet)."""
+    from .models import OutputStream, StepOutput
+
+    before = (run.preflight or {}).get("packages", {}).get("machines", {})
+    steps = {s.key.removeprefix("versions."): s for s in run.steps.filter(key__startswith="versions.")}
+    if not before and not steps:
+        return []
+    rows = []
+    for name in list(before) + [n for n in steps if n not in before]:
+        data = before.get(name, {})
+        step = steps.get(name)
+        available = {u["name"]: u["available"] for u in data.get("updates", [])}
+        installed = data.get("installed", {})
+        after = {}
+        if step is not None and step.status == "succeeded":
+            names = set(installed) | set(available)
+            lines = StepOutput.objects.filter(step=step, stream=OutputStream.STDOUT).values_list("text", flat=True)
+            after = parse_rpm_query("\n".join(lines), names)
+        if step is None and not available:
+            continue  # skipped by the plan, nothing pending
+        for package in sorted(set(installed) | set(available)):
+            rows.append({"machine": machine_label(name, data), "package": package,
+                         "before": installed.get(package, ""), "available": available.get(package, ""),
+                         "after": after.get(package, "")})
+    return rows

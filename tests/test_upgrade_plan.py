@@ -29,7 +29,7 @@ def packages_read(cluster, after=None, timeout=120):
 
 @pytest.mark.lab(engine_version="4.5", os="el9")
 def test_on_an_up_to_date_cluster_the_plan_has_the_inhibitor_nothing_to_update(ha_poller, fresh_lab_cluster,
-                                                                              make_user):
+                                                                              make_user, client):
     polled_release(fresh_lab_cluster)
     packages_read(fresh_lab_cluster)
     plan = services.plan_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={})
@@ -37,8 +37,15 @@ def test_on_an_up_to_date_cluster_the_plan_has_the_inhibitor_nothing_to_update(h
     assert any(m.startswith("Nothing to update: yum check-update finds no pending update on any host or in "
                             "the engine VM") for m in blocked), blocked
     assert "he1.lab.local: nothing to update (the engine's host update check: none)" in plan.notes
+    operator = make_user("operator")
     with pytest.raises(services.Blocked, match="Nothing to update"):
-        start(fresh_lab_cluster, "he-upgrade", make_user("operator"))
+        start(fresh_lab_cluster, "he-upgrade", operator)
+    # The launch page says it, with the start button disabled.
+    client.force_login(operator)
+    page = client.get(f"/clusters/{fresh_lab_cluster.pk}/runbooks/he-upgrade/").content.decode()
+    assert '<p class="interlock" id="blocked">Cannot start: Nothing to update: yum check-update' in page
+    assert '<button type="submit" class="start-run" disabled' in page
+    assert "<li>he1.lab.local: nothing to update" in page
 
 
 @pytest.mark.lab(engine_version="4.5", os="el9", outdated=True)
@@ -90,3 +97,13 @@ def test_on_an_outdated_cluster_the_plan_lists_updates_skips_an_up_to_date_host_
     assert "<h2>Package versions</h2>" in page
     assert ('<td class="before">4.50.3.3-1.el9</td>' in page and
             '<td class="after">4.50.3.4-1.el9</td>' in page), page[page.find("run-versions"):][:3000]
+
+
+def test_pending_updates_never_read_are_a_warning_not_a_pass():
+    from upgrades import checks
+    from upgrades.models import Cluster
+
+    cluster = Cluster.objects.create(name="Never read")
+    result = checks.run_check("updates-pending", {"skipped": "", "scope": "minor"}, None,
+                              checks.Context(cluster=cluster))
+    assert (result.level, result.message.split(" (")[0]) == ("warning", "Pending updates are not known yet")

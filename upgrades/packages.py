@@ -12,6 +12,7 @@ import datetime
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -110,18 +111,25 @@ def poll_packages(cluster, pool, *, engine_client=EngineClient.for_cluster):
 
 class PackagePolls:
     """The HA poller's low-rate part: each cluster's pending updates every
-    PACKAGES_POLL_SECONDS, in the poller's thread pool, one read per cluster at a time."""
+    PACKAGES_POLL_SECONDS, one read per cluster at a time. Its own few threads: a slow
+    yum (or an unreachable host's connect timeout) never holds up the vm-status polls."""
+
+    THREADS = 4
 
     def __init__(self):
         self.due, self.busy = {}, {}
+        self.executor = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="packages")
 
-    def tick(self, executor, cluster_ids, now=None):
+    def tick(self, cluster_ids, now=None):
         now = time.monotonic() if now is None else now
         for cluster_id in cluster_ids:
             running = self.busy.get(cluster_id)
             if (running is None or running.done()) and now >= self.due.get(cluster_id, 0.0):
                 self.due[cluster_id] = now + settings.PACKAGES_POLL_SECONDS
-                self.busy[cluster_id] = executor.submit(_poll_safely, cluster_id)
+                self.busy[cluster_id] = self.executor.submit(_poll_safely, cluster_id)
+
+    def close(self):
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _poll_safely(cluster_id):

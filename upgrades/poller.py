@@ -148,7 +148,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                 for gone in set(pollers) - set(clusters):
                     pollers.pop(gone).close()
                 refreshed = now
-            package_polls.tick(pool, clusters)  # pending updates, at a low rate
+            package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
             for cluster_id, interval in clusters.items():
                 if busy.get(cluster_id) is not None and not busy[cluster_id].done():
                     continue
@@ -159,6 +159,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             stop.wait(0.05)
         for poller in pollers.values():
             poller.close()
+        package_polls.close()
 
 
 def _sweep_safely():

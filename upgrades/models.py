@@ -55,8 +55,8 @@ class Cluster(models.Model):
     # Pending updates per host and in the engine VM (``upgrades.packages``), read by the
     # HA poller every PACKAGES_POLL_SECONDS: {"machines": {name: {...}}}; never read while
     # packages_read_at is None.
-    packages = models.JSONField(default=dict, blank=True)
-    packages_read_at = models.DateTimeField(null=True, blank=True)
+    packages = models.JSONField(default=dict, blank=True, editable=False)
+    packages_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

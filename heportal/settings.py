@@ -273,6 +273,14 @@ X_FRAME_OPTIONS = "DENY"
 SSH_KEY_FILE = os.environ.get("SSH_KEY_FILE", str(DATA_DIR / "ssh" / "id_ed25519"))
 SSH_CONNECT_TIMEOUT = float(os.environ.get("SSH_CONNECT_TIMEOUT", "15"))
 
+# Pending updates (yum check-update on every host and in the engine VM, the engine's
+# host update check) are read by the HA poller this often; he-upgrade plans with them.
+PACKAGES_POLL_SECONDS = float(os.environ.get("PACKAGES_POLL_SECONDS", "1800"))
+# Where engine backups copied off the engine VM are kept (one directory per cluster),
+# and the free space both sides need before engine-backup runs.
+ENGINE_BACKUP_DIR = Path(os.environ.get("ENGINE_BACKUP_DIR", DATA_DIR / "backups"))
+ENGINE_BACKUP_MIN_FREE_MB = env_int("ENGINE_BACKUP_MIN_FREE_MB", 1024)
+
 # Live output: a batch goes out this long after its first line, at least
 # OUTPUT_MIN_INTERVAL after the previous one, in messages of at most this many lines.
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))

@@ -94,6 +94,9 @@ def _configure_worker_services():
     # (tests/test_approvals.py turns the default on).
     os.environ["APPROVAL_REQUIRED_BY_DEFAULT"] = "false"
     settings.APPROVAL_REQUIRED_BY_DEFAULT = False
+    # Pending updates read every 15 s (not 30 min); engine backups kept in this process's folder.
+    os.environ.update(PACKAGES_POLL_SECONDS="15", ENGINE_BACKUP_DIR=str(folder / "backups"))
+    settings.PACKAGES_POLL_SECONDS, settings.ENGINE_BACKUP_DIR = 15.0, folder / "backups"
     # Pages render without a collectstatic manifest; daphne children use the real one.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -306,7 +306,7 @@ def test_a_failed_command_shows_the_hosts_own_words_and_the_way_on(client, clust
     assert 'class="step-retry"' in page and 'class="step-skip"' in page
     assert 'class="run-resume"' not in page  # a failed step is retried or skipped first
     live = page_of(client, operator, reverse("run-live", args=[run.pk]))
-    assert "<html" not in live and live.count('<section id="run-') == 3
+    assert "<html" not in live and live.count('<section id="run-') == 4  # panel, versions, preflight, history
 
 
 def test_a_run_its_start_preflight_stopped_is_offered_a_resume(client, cluster, make_user):

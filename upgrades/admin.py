@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 
 from . import audit, permissions
 from .inventory import is_address
-from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, HaSample, Host, RoleGrant, Runbook, RunStep,
-                     StepOutput, UpgradeRun)
+from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, EngineBackup, HaSample, Host, RoleGrant, Runbook,
+                     RunStep, StepOutput, UpgradeRun)
 
 # The admin site is for global admins (group "admin" or superusers): the same rule as everywhere.
 admin.site.has_permission = lambda request: request.user.is_active and permissions.is_global_admin(request.user)
@@ -172,6 +172,12 @@ class RunStepAdmin(RecordAdmin):
 @admin.register(StepOutput)
 class StepOutputAdmin(RecordAdmin):
     list_display = ("step", "seq", "stream", "text")
+
+
+@admin.register(EngineBackup)
+class EngineBackupAdmin(RecordAdmin):
+    list_display = ("file_name", "cluster", "run", "size", "sha256", "created_at")
+    list_filter = ("cluster",)
 
 
 @admin.register(Approval)

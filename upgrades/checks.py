@@ -538,3 +538,37 @@ def other_engine_host(state, ctx, host):
     if not others:
         return False, f"no host other than {host} can run the engine VM"
     return True, "can run the engine VM: " + ", ".join(f"{h.name} (score {h.score})" for h in others)
+
+
+@check("updates-pending", "a host or the engine VM has updates pending")
+def updates_pending(state, ctx, skipped="", scope="minor"):
+    """he-upgrade with nothing to update would only restart services and move the engine VM."""
+    from django.conf import settings
+
+    from . import packages
+
+    cluster = ctx.cluster
+    if scope == "release":
+        return OK, ("A new release: its updates are known only once its repo is added, so every host "
+                    "is upgraded.")
+    if cluster.packages_read_at is None:
+        return WARNING, (f"Pending updates are not known yet (the HA poller reads them every "
+                         f"{settings.PACKAGES_POLL_SECONDS / 60:g} min): nothing tells whether there is "
+                         "anything to update, and no host is skipped.")
+    machines = cluster.packages.get("machines", {})
+    when = packages.read_when(cluster, "this check")
+    again = [name for name in skipped.split(",") if name and packages.pending(cluster, name)]
+    if again:
+        return INHIBITOR, (f"{', '.join(again)} had nothing to update when the run was planned and now "
+                           f"has updates pending ({when}): plan the run again.")
+    unknown = [f"{packages.machine_label(n, d)}: {d['error']}" for n, d in machines.items() if d.get("error")]
+    found = [f"{packages.machine_label(n, d)} ({len(d['updates'])})" for n, d in machines.items()
+             if not d.get("error") and d["updates"]]
+    if not found and not unknown:
+        return INHIBITOR, (f"Nothing to update: yum check-update finds no pending update on any host or in "
+                           f"the engine VM ({when}). The run would only restart services and move the "
+                           "engine VM.")
+    if unknown:
+        return WARNING, (f"Pending updates are not known for {'; '.join(unknown)} ({when}). Updates pending: "
+                         f"{', '.join(found) or 'none found'}.")
+    return OK, f"Updates pending: {', '.join(found)} ({when})."

@@ -8,6 +8,8 @@ the log) and yields them as one piece of text. Memory is a chunk, whatever
 the log's size, as long as the client keeps reading (daphne has no
 backpressure: what it is given for a stalled client stays buffered).
 """
+import asyncio
+
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -72,4 +74,21 @@ async def run_lines(run, steps):
 def log_response(chunks, filename):
     response = StreamingHttpResponse(chunks, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+FILE_CHUNK = 1 << 20
+
+
+async def file_chunks(path):
+    """A file's bytes a MiB at a time, read off the event loop."""
+    with open(path, "rb") as f:
+        while chunk := await asyncio.to_thread(f.read, FILE_CHUNK):
+            yield chunk
+
+
+def file_response(path, filename):
+    response = StreamingHttpResponse(file_chunks(path), content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Length"] = str(path.stat().st_size)
     return response

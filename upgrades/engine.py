@@ -13,7 +13,7 @@ import time
 import traceback
 from types import SimpleNamespace
 
-from . import checks, events, services, state
+from . import backups, checks, events, packages, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
 from .output import OutputRecorder, insert_rows, last_seq
 from .remote.base import CommandStopped, EngineError, RemoteError
@@ -138,6 +138,11 @@ def start_preflight(run, pool, engine_client):
         services.record_start_preflight(run, [])
         return ""
     fresh = state.read(run.cluster, pool)
+    if any(c["name"] == "updates-pending" for c in wanted):
+        # The plan had the poller's last read; the start reads them now, and keeps them
+        # as the versions before (the run page compares its end with them).
+        services.record_packages_before(run, packages.poll_packages(run.cluster, pool,
+                                                                    engine_client=engine_client))
 
     def engine_probe():
         try:
@@ -216,6 +221,8 @@ def run_guards(step, run, pool, out):
 def run_ssh(step, run, pool, out, beat):
     """The command on its host; (exit code, error or "")."""
     spec = step.spec
+    if spec.get("fetch"):
+        return backups.run_fetch(step, run, pool, out, beat)
     command = spec.get("command", step.command)
     host = step.host
     if spec.get("on") == "engine-vm":

@@ -58,6 +58,11 @@ class Cluster(models.Model):
     engine_view = models.JSONField(default=dict, blank=True)
     engine_view_at = models.DateTimeField(null=True, blank=True)
     engine_view_error = models.TextField(blank=True)
+    # Pending updates per host and in the engine VM (``upgrades.packages``), read by the
+    # HA poller every PACKAGES_POLL_SECONDS: {"machines": {name: {...}}}; never read while
+    # packages_read_at is None.
+    packages = models.JSONField(default=dict, blank=True, editable=False)
+    packages_read_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -419,3 +424,23 @@ class HaSample(models.Model):
     class Meta:
         ordering = ["host", "-at"]
         indexes = [models.Index(fields=["host", "at"], name="hasample_host_at")]
+
+
+class EngineBackup(models.Model):
+    """An ``engine-backup`` file copied off the engine VM into ENGINE_BACKUP_DIR, its
+    sha256 checked against the VM's own ``sha256sum`` (``upgrades.backups``)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="engine_backups")
+    run = models.ForeignKey(UpgradeRun, on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="engine_backups")
+    file_name = models.CharField(max_length=255, help_text="Relative to ENGINE_BACKUP_DIR.")
+    source_path = models.CharField(max_length=500, help_text="Where engine-backup wrote it in the engine VM.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "-created_at", "-id"]
+
+    def __str__(self):
+        return self.file_name

@@ -15,7 +15,7 @@ from django import forms
 
 from . import checks
 from .remote.ssh import build_command
-from .runbooks.base import Approval, Engine, ForEachHost, Manual, Ssh, Wait
+from .runbooks.base import Approval, Engine, Fetch, ForEachHost, Manual, Ssh, Wait
 
 VERSION = r"\d+\.\d+(\.\d+){0,2}"
 PATH = r"/[A-Za-z0-9._+@%=:,/-]*"
@@ -218,6 +218,18 @@ def _expand_step(step, values, hosts, key):
                            spec={"command": command, "on": target, "expect": list(step.expect),
                                  "output_check": step.output_check, "timeout": step.timeout,
                                  "guards": _guards(step, values)})
+    if isinstance(step, Fetch):
+        path = _fill(step.path, values)
+        if step.mode == "space":
+            command = build_command("df -P -B1 {path}", path=path)
+            described = f"{command} in the engine VM, and the free space of the portal's backup directory"
+        else:
+            command = build_command("sha256sum {path}", path=path)
+            described = (f"copy {path} off the engine VM into the portal's backup directory (SFTP), "
+                         f"then {command} there and compare")
+        return PlannedStep(key, title, "ssh", described, spec={
+            "command": command, "on": "engine-vm", "expect": [0], "output_check": "", "timeout": step.timeout,
+            "guards": [], "fetch": {"mode": step.mode, "path": path}})
     if isinstance(step, Engine):
         args = _fill_args(step.args, values)
         described = f"engine API: {step.action}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"

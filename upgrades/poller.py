@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections
 from django.db.models.functions import Mod
 
-from . import engine_view, ha, sweeper
+from . import engine_view, ha, packages, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
 from .remote.ssh import SshSession, SshTarget
@@ -135,6 +135,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
     engine_due, engine_busy = {}, {}
     clusters, refreshed = {}, 0.0
     sweeping, sweep_due = None, 0.0
+    package_polls = packages.PackagePolls()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
         while not stop.is_set():
             now = time.monotonic()
@@ -148,6 +149,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                 for gone in set(pollers) - set(clusters):
                     pollers.pop(gone).close()
                 refreshed = now
+            package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
             for cluster_id, interval in clusters.items():
                 # The engine's view, less often and in its own task: an engine that does not
                 # answer (engine-setup restarts it) never holds up the HA poll.
@@ -164,6 +166,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             stop.wait(0.05)
         for poller in pollers.values():
             poller.close()
+        package_polls.close()
 
 
 def _sweep_safely():

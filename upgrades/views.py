@@ -8,6 +8,8 @@ the page and by the refresh alike.
 """
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,11 +18,12 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import charts, downloads, engine_view, leftbehind, plan as planning, services, state as cluster_state
+from . import (audit, backups, charts, downloads, engine_view, leftbehind, packages, plan as planning, services,
+               state as cluster_state)
 from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
-from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
-                     UpgradeRun)
+from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus, RunStep, StepKind,
+                     StepStatus, UpgradeRun)
 from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can_operate, clusters_where,
                           may_decide, needs)
 from .remote import ssh
@@ -169,7 +172,9 @@ def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/cluster_detail.html",
                   {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE,
-                   "time_zone": settings.TIME_ZONE})
+                   "time_zone": settings.TIME_ZONE, "engine_backups": cluster.engine_backups.all()[:50],
+                   "pending_updates": packages.summary(cluster),
+                   "packages_poll_minutes": f"{settings.PACKAGES_POLL_SECONDS / 60:g}"})
 
 
 @require_GET
@@ -412,6 +417,7 @@ def run_context(request, run, typed=None):
         "typed": typed or {},
         "left_behind": leftbehind.left_behind(run),
         "can_operate": can_operate(request.user, run.cluster),
+        "versions": packages.versions(run),
     }
 
 
@@ -542,6 +548,20 @@ async def run_log(request, run_id):
         raise Http404(f"There is no run #{run_id}.")
     steps = [step async for step in run.steps.select_related("host").order_by("order")]
     return downloads.log_response(downloads.run_lines(run, steps), f"run-{run_id}.log")
+
+
+@require_GET
+@needs(ADMINISTER, cluster_of_cluster, "Only admins can download engine backups.")
+async def engine_backup(request, cluster_id, backup_id):
+    """An engine backup kept by the portal, streamed from its file; audited."""
+    backup = await EngineBackup.objects.filter(pk=backup_id, cluster_id=cluster_id).afirst()
+    if backup is None:
+        raise Http404(f"Cluster #{cluster_id} has no engine backup #{backup_id}.")
+    path = backups.path_of(backup)
+    if not path.is_file():
+        raise Http404(f"The file of engine backup #{backup_id} is gone from {path.parent}.")
+    await sync_to_async(audit.record)(request.user, "engine_backup.download", backup, sha256=backup.sha256)
+    return downloads.file_response(path, path.name)
 
 
 @needs(ADMINISTER, cluster_of_host, "Only admins can review host keys.")

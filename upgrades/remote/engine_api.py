@@ -207,6 +207,12 @@ class EngineClient:
             search=search, all_content=True))
         return [_to_host(host) for host in hosts]
 
+    def host_updates(self):
+        """{host name: update_available}: what the engine's own host upgrade check
+        (``upgradecheck``, run by the engine now and then) last found. Read only."""
+        hosts = self._call("list hosts", lambda: self._system.hosts_service().list())
+        return {host.name: bool(host.update_available) for host in hosts}
+
     def get_host(self, name):
         # The search narrows the list; the exact comparison is what counts.
         search = f"name={name}" if re.fullmatch(r"[\w.-]+", name) else None

@@ -60,6 +60,21 @@ class Ssh:
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """A file off the engine VM into the portal's backup directory, in the worker
+    (``upgrades.backups``): ``copy`` over SFTP, its sha256 compared with ``sha256sum``
+    in the VM; ``space``: ``df`` of ``path`` in the VM and the portal's directory, both
+    with room for a backup. Stored as an ssh step whose spec has ``fetch``."""
+
+    key: str
+    title: str
+    path: str
+    mode: str = "copy"
+    timeout: int = 3600
+    always: bool = False
+
+
+@dataclass(frozen=True)
 class Engine:
     """An action of the engine API (``upgrades.remote.engine_api``)."""
 

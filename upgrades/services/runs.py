@@ -200,6 +200,10 @@ def record_snapshot(run):
 
     run.snapshot = take_snapshot(run.cluster)
     UpgradeRun.objects.filter(pk=run.pk).update(snapshot=run.snapshot)
+def record_packages_before(run, data):
+    """Pending updates and installed versions as read when the run started."""
+    run.preflight = {**run.preflight, "packages": {"read_at": audit.format_time(timezone.now()), **data}}
+    UpgradeRun.objects.filter(pk=run.pk).update(preflight=run.preflight)
 
 
 def release_run(run, token, status, *, error=""):

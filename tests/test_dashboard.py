@@ -177,10 +177,13 @@ def test_the_home_pages_hear_which_card_changed_and_nothing_of_output():
     from upgrades.events import home_notice
 
     first, second = (home_notice("cluster-7", {"type": "ha.update", "cluster": 7}) for _ in range(2))
-    assert {**first, "id": ""} == {"type": "home.changed", "cluster": 7, "run": None, "id": ""}
+    assert {**first, "id": ""} == {"type": "home.changed", "cluster": 7, "run": None, "runs": False, "id": ""}
     assert first["id"] != second["id"]  # each change is rendered anew
     assert home_notice("run-12", {"type": "step.status", "step": 3})["run"] == 12
     assert home_notice("run-12", {"type": "run.status", "run": 12})["run"] == 12
+    # A run's status reaches the home page's recent runs; its steps' do not.
+    assert home_notice("run-12", {"type": "run.status", "run": 12})["runs"] is True
+    assert home_notice("run-12", {"type": "step.status", "step": 3})["runs"] is False
     assert home_notice("run-12", {"type": "output.lines", "step": 3}) is None
     assert home_notice("run-12", {"type": "step.status", "step": 3, "status": "succeeded"}) is None
 

@@ -93,6 +93,7 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
                          acknowledged=[c.message for c in plan.warnings])
             _cluster_changed(run)
+            events.publish(events.run_group(run.pk), events.run_event(run))  # the home page's recent runs
             if run.status == RunStatus.AWAITING_APPROVAL:
                 audit.record(user, "approval.request", run, run=run.pk, approvers=run.approvals_required,
                              expires_at=audit.format_time(run.approval_expires_at))

@@ -98,7 +98,7 @@ def test_the_cluster_page_shows_the_host_row_facts(client, make_user):
     make_host(cluster, name="he1.lab.local", address="127.0.1.1", he_host_id=1, os_release="CentOS Linux 7",
               ha_live=True, ha_score=3400, ha_state="EngineUp", engine_vm_here=True, ha_seen_at=timezone.now())
     make_host(cluster, name="he2.lab.local", address="127.0.1.2", he_host_id=2, ha_live=True, ha_score=1800,
-              ha_state="EngineDown", ha_seen_at=timezone.now() - timedelta(seconds=75))
+              ha_state="EngineDown", ha_seen_at=timezone.now(), ha_data_at=timezone.now() - timedelta(seconds=75))
     client.force_login(make_user("viewer"))
     page = " ".join(client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode().split())
     assert "on he1.lab.local · <span class=\"label ok\">good health</span>" in page

@@ -507,7 +507,7 @@ def run_action(request, run_id, action):
         return refused(request, run, exc, typed)
     messages.success(request, done(run))
     if action == "approve-run":
-        queue_warning(request, run, "goes on")
+        queue_warning(request, run, "is approved")
     return redirect("run-detail", run_id=run.pk)
 
 

@@ -26,6 +26,7 @@ from ..output import insert_rows
 from .. import permissions
 from . import approvals
 from ..runbooks import get_runbook
+from ..timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ def _decide(run, step, user, decision, comment):
             Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
             _act_on_decision(run, step, user, decision, comment)
     if expired:
-        raise Refused(f"The approval request of run #{run.pk} expired at {expires:%Y-%m-%d %H:%M %Z}: "
+        raise Refused(f"The approval request of run #{run.pk} expired at {format_time(expires)}: "
                       "nothing runs; start a new run.")
     return step if step is not None else run
 

@@ -297,3 +297,50 @@ def test_the_score_chart_draws_a_band_per_run_and_zooms_to_one_run(live_portal, 
     card.locator("summary").first.click()
     card.locator(f"li.run-group[data-run='{runs[2].pk}'] button.zoom-run").click()
     expect(page.locator("#charts")).to_have_attribute("data-zoom", str(runs[2].pk))
+
+
+@pytest.mark.django_db
+def test_the_chart_data_groups_the_steps_per_run_with_its_span_and_hosts(make_user):
+    from upgrades import charts
+
+    cluster = make_polled_cluster()
+    he1, he2 = cluster.hosts.get(name="he1.lab.local"), cluster.hosts.get(name="he2.lab.local")
+    user = make_user("operator")
+    now = timezone.now()
+    done = make_run(user, he1, ["a", "b"])
+    UpgradeRun.objects.filter(pk=done.pk).update(status=RunStatus.SUCCEEDED)
+    going = make_run(make_user("approver"), he2, ["c", "d"])
+    for step, start, end in [(done.steps.get(order=1), 40, 39), (done.steps.get(order=2), 38, 30),
+                             (going.steps.get(order=1), 20, 19), (going.steps.get(order=2), 18, None)]:
+        RunStep.objects.filter(pk=step.pk).update(
+            status=StepStatus.SUCCEEDED if end else StepStatus.RUNNING, started_at=now - timedelta(minutes=start),
+            finished_at=now - timedelta(minutes=end) if end else None)
+    UpgradeRun.objects.filter(pk=going.pk).update(status=RunStatus.AWAITING_APPROVAL)
+    data = charts.score_history(cluster, [he1, he2], "hour", now=now)
+    assert len(data["marks"]) == 4
+    assert [(b["run"], b["steps"], b["hosts"], b["label"]) for b in data["runs"]] == [
+        (done.pk, 2, [he1.pk], "succeeded"), (going.pk, 2, [he2.pk], "awaiting approval")]
+    first, second = data["runs"]
+    assert (first["t"], first["end"]) == ((now - timedelta(minutes=40)).timestamp(),
+                                          (now - timedelta(minutes=30)).timestamp())
+    assert second["end"] is None  # still going: the band reaches now
+
+
+@pytest.mark.django_db
+def test_a_hosts_data_time_moves_only_when_its_metadata_timestamp_does():
+    from upgrades.ha import apply_vm_status
+    from upgrades.remote.vmstatus import HostStatus, VmStatus
+
+    cluster = make_polled_cluster(names=("he1.lab.local",))
+    t0 = timezone.now()
+
+    def poll(ts, live, at):
+        apply_vm_status(cluster.pk, VmStatus(False, (HostStatus(1, "he1.lab.local", 3400, "EngineUp", live,
+                                                                host_timestamp=ts),)), now=at)
+        return cluster.hosts.get()
+
+    assert poll(100, True, t0).ha_data_at == t0
+    assert poll(110, True, t0 + timedelta(seconds=10)).ha_data_at == t0 + timedelta(seconds=10)
+    host = poll(110, False, t0 + timedelta(seconds=60))  # dead: the same block, read again
+    assert (host.ha_data_at, host.ha_seen_at) == (t0 + timedelta(seconds=10), t0 + timedelta(seconds=60))
+    assert host.ha_host_ts == 110

@@ -118,7 +118,7 @@ def test_a_rejection_runs_nothing_and_the_run_page_says_who_when_and_why(client,
     page = " ".join(client.get(reverse("run-detail", args=[run.pk])).content.decode().split())
     decision = Approval.objects.get(run=run)
     assert (f'<tr class="decision-rejected"><td>start</td> <td>anna</td><td>rejected</td> '
-            f'<td>{timezone.localtime(decision.created_at):%Y-%m-%d %H:%M:%S} UTC</td>'
+            f'<td><time>{timezone.localtime(decision.created_at):%Y-%m-%d %H:%M:%S} UTC</time></td>'
             "<td>not during business hours</td></tr>") in page
     with pytest.raises(services.Refused):
         services.resume_run(run=run, user=people["operator"])

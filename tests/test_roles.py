@@ -63,6 +63,7 @@ EXPECTED = {
     "cluster-scores": ON_ALPHA,
     "cluster-card": ON_ALPHA,
     "home-cards": ANY_ROLE,  # the cards of the clusters each may see
+    "home-runs": ANY_ROLE,  # the recent runs of the clusters each may see
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,

@@ -120,7 +120,8 @@ class RoleGrantInline(admin.TabularInline):
 class ClusterAdmin(AuditedAdmin):
     form = ClusterForm
     list_display = ("name", "engine_url", "compatibility_version", "maintenance_mode", "polled_at")
-    readonly_fields = ("maintenance_mode", "polled_at", "poll_error", "engine_password_stored")
+    readonly_fields = ("maintenance_mode", "polled_at", "poll_error", "engine_health", "engine_health_ok",
+                       "engine_health_at", "engine_password_stored")
     inlines = [HostInline, RoleGrantInline]
 
     @admin.display(boolean=True, description="engine password stored")
@@ -141,7 +142,7 @@ class HostAdmin(AuditedAdmin):
     list_display = ("name", "cluster", "address", "ssh_port", "he_host_id", "ha_state", "ha_score")
     list_filter = ("cluster",)
     readonly_fields = ("known_hosts", "ha_state", "ha_score", "ha_live", "local_maintenance",
-                       "engine_vm_here", "ha_seen_at")
+                       "engine_vm_here", "ha_seen_at", "ha_host_ts", "ha_data_at")
 
 
 @admin.register(Runbook)

@@ -167,8 +167,9 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
 class HomeConsumer(AsyncJsonWebsocketConsumer):
     """The home page: "home.ready" once joined, then each changed card
-    ("home.card", rendered once per process by CARDS). Async: one message fans
-    out to every open home page."""
+    ("home.card", rendered once per process by CARDS; ``runs`` when a run
+    started or changed status, for the page's recent runs). Async: one message
+    fans out to every open home page."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -203,7 +204,8 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
             if event.get("cluster") in self.visible:
                 await self.send_json(event)
         elif card[0] in self.visible:
-            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1]})
+            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1],
+                                  "runs": event.get("runs", False)})
 
 
 class CardRenderer:

@@ -63,6 +63,12 @@ class Cluster(models.Model):
     # packages_read_at is None.
     packages = models.JSONField(default=dict, blank=True, editable=False)
     packages_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The engine's own health page (/ovirt-engine/services/health, what HA's liveliness
+    # check reads), asked by the poller while the HA data cannot say whether the engine
+    # VM runs: "" never asked, else what it answered; and when.
+    engine_health = models.CharField(max_length=300, blank=True)
+    engine_health_ok = models.BooleanField(default=False)
+    engine_health_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -99,7 +105,12 @@ class Host(models.Model):
     ha_live = models.BooleanField("HA data up to date", default=False)
     local_maintenance = models.BooleanField(default=False)
     engine_vm_here = models.BooleanField(default=False)
-    ha_seen_at = models.DateTimeField(null=True, blank=True)
+    ha_seen_at = models.DateTimeField(null=True, blank=True)  # the last poll that listed the host
+    # The host's own metadata timestamp (vm-status host-ts) last read, and when the
+    # poller saw it change: the age of the host's own data, which grows while its
+    # agent is dead even though every poll lists its (old) block.
+    ha_host_ts = models.BigIntegerField("HA metadata timestamp", null=True, blank=True)
+    ha_data_at = models.DateTimeField("HA data changed", null=True, blank=True)
 
     class Meta:
         ordering = ["cluster", "he_host_id", "name"]
@@ -122,16 +133,18 @@ class Runbook(models.Model):
         return self.name
 
 
+# Statuses: the value is for code and URLs, the label is what people read
+# (pages, websocket payloads, the CLI), lower case as it sits in a sentence.
 class RunStatus(models.TextChoices):
-    PENDING = "pending"
+    PENDING = "pending", "pending"
     AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
-    RUNNING = "running"
+    RUNNING = "running", "running"
     WAITING = "waiting", "waiting for a person"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
+    PAUSED = "paused", "paused"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"
 
 
 # A cluster has at most one run in these states (a database constraint).
@@ -193,15 +206,15 @@ class UpgradeRun(models.Model):
 
 
 class StepStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
     WAITING = "waiting", "waiting for a person"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    REJECTED = "rejected", "rejected"
+    SKIPPED = "skipped", "skipped"
+    CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"
 
 
 STEP_DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
@@ -267,8 +280,8 @@ class StepOutput(models.Model):
 
 
 class ApprovalDecision(models.TextChoices):
-    APPROVED = "approved"
-    REJECTED = "rejected"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
 
 
 class Approval(models.Model):

@@ -30,4 +30,5 @@ urlpatterns += [
     path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
     path("clusters/<id:cluster_id>/card/", views.cluster_card, name="cluster-card"),
     path("cards/", views.home_cards, name="home-cards"),
+    path("recent-runs/", views.home_runs, name="home-runs"),
 ]

@@ -22,8 +22,8 @@ from . import (audit, backups, charts, downloads, engine_view, leftbehind, packa
                state as cluster_state)
 from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
-from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus, RunStep, StepKind,
-                     StepStatus, UpgradeRun)
+from .models import (RUN_ACTIVE, RUN_ADVANCING, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus,
+                     RunStep, StepKind, StepStatus, UpgradeRun)
 from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can_operate, clusters_where,
                           may_decide, needs)
 from .remote import ssh
@@ -60,19 +60,33 @@ def cluster_of_step(run_id, step_id, **kwargs):
     return step.run.cluster
 
 
-def queue_warning(request, run):
-    if run.queued_at is None:
-        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
+def queue_warning(request, run, saved="is saved"):
+    """Say so when the run should be on the queue and enqueueing failed (Redis away).
+
+    A run awaiting approval (or a person) is not queued yet: nothing to say."""
+    if run.status in RUN_ADVANCING and run.queued_at is None:
+        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} {saved} and "
                                   "starts as soon as the queue answers again.")
+
+
+def recent_runs(user):
+    return (UpgradeRun.objects.filter(cluster__in=clusters_where(user, VIEW))
+            .select_related("cluster", "runbook", "requested_by")[:20])
 
 
 @needs(VIEW)
 def home(request):
     visible = clusters_where(request.user, VIEW)
-    runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")[:20]
     return render(request, "upgrades/home.html", {
-        "cards": cluster_cards(visible), "runs": runs,
+        "cards": cluster_cards(visible), "runs": recent_runs(request.user),
         "can_operate": clusters_where(request.user, OPERATE).exists()})
+
+
+@require_GET
+@needs(VIEW)
+def home_runs(request):
+    """The home page's recent runs, re-fetched by home.js when a run starts or its status changes."""
+    return render(request, "upgrades/partials/recent_runs.html", {"runs": recent_runs(request.user)})
 
 
 @require_GET
@@ -505,6 +519,8 @@ def run_action(request, run_id, action):
     except ACTION_ERRORS as exc:
         return refused(request, run, exc, typed)
     messages.success(request, done(run))
+    if action == "approve-run":
+        queue_warning(request, run, "is approved")
     return redirect("run-detail", run_id=run.pk)
 
 

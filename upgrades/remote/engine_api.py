@@ -509,16 +509,35 @@ class EngineClient:
 
     def _probe_health(self):
         """HTTP status of the engine's health page, for errors the SDK left without one."""
-        parts = urlsplit(self.url)
-        context = ssl.create_default_context(cafile=self.ca_file)
-        try:
-            with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/ovirt-engine/services/health",
-                                        timeout=min(self.timeout, 10), context=context) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except (OSError, ValueError):
-            return None
+        return health_page(self.url, self.ca_file, min(self.timeout, 10)).status
+
+
+@dataclass(frozen=True)
+class HealthPage:
+    """What the engine's health page answered: HTTP status (None: no answer) and text."""
+
+    status: int | None
+    text: str
+
+    @property
+    def ok(self):
+        return self.status == 200
+
+
+def health_page(api_url, ca_file=None, timeout=10):
+    """Ask the engine's own health page (``/ovirt-engine/services/health``; what
+    ``hosted-engine --check-liveliness`` and the HA agents' engine-health check
+    read): no login, "DB Up!Welcome to Health Status!" while engine and database are up."""
+    parts = urlsplit(api_url)
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+        with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/ovirt-engine/services/health",
+                                    timeout=timeout, context=context) as response:
+            return HealthPage(response.status, response.read(300).decode("utf-8", "replace").strip())
+    except urllib.error.HTTPError as exc:
+        return HealthPage(exc.code, f"HTTP {exc.code} {exc.reason}")
+    except (OSError, ValueError) as exc:
+        return HealthPage(None, str(getattr(exc, "reason", None) or exc))
 
 
 def _curl_detail(exc):

@@ -19,6 +19,7 @@ from .. import permissions
 from ..models import (DEFAULT_APPROVAL_MARKERS, ApprovalPolicy, RunStatus, RunStep, StepKind, StepStatus,
                       UpgradeRun)
 from ..plan import PlannedStep
+from ..timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def notify(run, step=None):
     body = (f"{run.requested_by.username} asks for approval of {what}:\n"
             f"run #{run.pk}, {run.runbook.name} on cluster {run.cluster.name}.\n"
             f"Approvals needed: {required(run, step)} (the requester does not count).\n"
-            + (f"Valid until: {expires:%Y-%m-%d %H:%M %Z}.\n" if expires else "")
+            + (f"Valid until: {format_time(expires)}.\n" if expires else "")
             + f"\nThe plan:\n{plan_text(run)}\n\nApprove or reject: {link}\n")
     try:
         return send_mail(f"[HE Portal] Approval needed: run #{run.pk} {run.runbook.name} on {run.cluster.name}",

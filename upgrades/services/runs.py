@@ -26,6 +26,7 @@ from ..output import insert_rows
 from .. import permissions
 from . import approvals
 from ..runbooks import get_runbook
+from ..timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
                          acknowledged=[c.message for c in plan.warnings])
             _cluster_changed(run)
+            events.publish(events.run_group(run.pk), events.run_event(run))  # the home page's recent runs
             if run.status == RunStatus.AWAITING_APPROVAL:
                 audit.record(user, "approval.request", run, run=run.pk, approvers=run.approvals_required,
                              expires_at=audit.format_time(run.approval_expires_at))
@@ -387,7 +389,7 @@ def _decide(run, step, user, decision, comment):
             Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
             _act_on_decision(run, step, user, decision, comment)
     if expired:
-        raise Refused(f"The approval request of run #{run.pk} expired at {expires:%Y-%m-%d %H:%M %Z}: "
+        raise Refused(f"The approval request of run #{run.pk} expired at {format_time(expires)}: "
                       "nothing runs; start a new run.")
     return step if step is not None else run
 

@@ -26,6 +26,7 @@ from upgrades import state as cluster_state
 from upgrades.models import STEP_DONE, Cluster, RunStatus, StepKind, StepStatus, UpgradeRun
 from upgrades.plan import param_form
 from upgrades.remote.ssh import SshPool
+from upgrades.timefmt import format_time
 from upgrades.runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 log = logging.getLogger(__name__)
@@ -569,7 +570,7 @@ def problems(exc):
 
 
 def when(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+    return format_time(moment, "-")
 
 
 def step_facts(step):

@@ -46,6 +46,7 @@ EXPECTED = {
     "run-pause": OPERATORS,
     "run-cancel": OPERATORS,
     "run-resume": OPERATORS,
+    "run-abandon": OPERATORS,
     "run-approve-run": APPROVERS,
     "run-reject-run": APPROVERS,
     "step-retry": OPERATORS,

@@ -69,7 +69,7 @@ class Outcome:
 
 def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
     """Execute the run's next steps; returns (run status, error text)."""
-    if not run.steps.exclude(status=StepStatus.PENDING).exists():
+    if not run.cancel_requested and not run.steps.exclude(status=StepStatus.PENDING).exists():
         # Before the first step (also when a run its preflight stopped is resumed).
         services.record_snapshot(run)
         error = start_preflight(run, pool, engine_client)
@@ -82,11 +82,14 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
         step = (RunStep.objects.filter(run_id=run.pk).exclude(status__in=STEP_DONE)
                 .select_related("host", "run").order_by("order").first())
         flags = step.run if step is not None else UpgradeRun.objects.only(
-            "pause_requested", "cancel_requested").get(pk=run.pk)
+            "pause_requested", "cancel_requested", "error").get(pk=run.pk)
         if flags.cancel_requested:
-            run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,
-                             cancelled=True)
-            return RunStatus.CANCELLED, ""
+            # Also a run handed over to end (services.runs._end_through_worker): its
+            # error says why; a rejected or expired approval ends it failed.
+            rejected = run.steps.filter(status=StepStatus.REJECTED).exists()
+            run_always_steps(run, "the approval was rejected or expired" if rejected else "the run was cancelled",
+                             beat=beat, pool=pool, engine_client=engine_client, cancelled=True)
+            return (RunStatus.FAILED if rejected else RunStatus.CANCELLED), flags.error
         if flags.pause_requested:
             return RunStatus.PAUSED, ""
         if step is None:
@@ -114,8 +117,9 @@ def run_always_steps(run, why, *, beat, pool, engine_client, cancelled=False):
     ``finally``: e.g. restore the cluster's scheduling policy), in order, each recorded
     as usual. After a failure each goes back to pending, so a retried or resumed run
     does it again at its place; a cancelled run never goes on, so there they keep how
-    they ended. A cancel does not stop them (only losing the run does); a worker killed
-    outright runs none: they run when the interrupted run is resumed."""
+    they ended (also a rejected or expired approval's run, which never goes on). A
+    cancel does not stop them (only losing the run does); a worker killed outright
+    runs none: they run when the interrupted run is resumed or abandoned."""
     cleanup = SimpleNamespace(lost=beat.lost, stop=beat.lost)
     for step in run.steps.select_related("host").filter(status=StepStatus.PENDING).order_by("order"):
         if not step.spec.get("always") or beat.lost.is_set():

@@ -8,7 +8,9 @@ RQ's job records:
    (killed, machine gone) is marked interrupted, with the step it was running.
 2. A run that should advance but has no worker and no live job (Redis was
    unreachable when it was queued, or restarted and lost its queue) is queued
-   again. Claiming is a conditional update, so a job queued twice is harmless.
+   again; so is a cancelled or abandoned run handed to a worker for its
+   clean-up (``services.runs._end_through_worker``). Claiming is a
+   conditional update, so a job queued twice is harmless.
 3. An approval request past its expiry is closed (upgrades/services/approvals.py).
 """
 import logging

@@ -312,10 +312,13 @@ def run_actions(user, run, step):
     """
     actions = set()
     if can_operate(user, run.cluster):
-        if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and not run.pause_requested:
+        if run.status in (RunStatus.PENDING, RunStatus.RUNNING) and not (run.pause_requested or
+                                                                         run.cancel_requested):
             actions.add("pause")
         if run.status in RUN_ACTIVE and not run.cancel_requested:
             actions.add("cancel")
+        if run.status in services.ABANDONABLE:
+            actions.add("abandon")
         if step is not None and step.action == StepKind.MANUAL and step.status == StepStatus.WAITING:
             actions.add("confirm")
         if run.status in STOPPED and step is not None:
@@ -361,6 +364,7 @@ EVENT_TEXT = {
     "run.pause": "paused the run",
     "run.cancel_request": "asked to cancel the run",
     "run.cancel": "cancelled the run",
+    "run.abandon": "abandoned the run",
     "run.resume": "resumed the run",
     "step.start": "started step {step}",
     "step.finish": "step {step} ended",
@@ -421,6 +425,12 @@ def run_context(request, run, typed=None):
         "progress": {"done": sum(s.status in STEP_DONE for s in steps), "total": len(steps)},
         "scrollback": TERMINAL_SCROLLBACK,
         "actions": run_actions(request.user, run, current),
+        # The always steps a cancel or an abandon runs first; the one running while the run ends.
+        "cleanup": services.cleanup_steps(run) if run.status in RUN_ACTIVE + services.ABANDONABLE else [],
+        "cleaning_up": run.cancel_requested and run.is_active and any(
+            s.status == StepStatus.RUNNING and (s.spec or {}).get("always") for s in steps),
+        "stopping": run.cancel_requested and run.is_active and any(
+            s.status == StepStatus.RUNNING and not (s.spec or {}).get("always") for s in steps),
         "failed_step": current if failed else None,
         "host_said": host_said(current) if failed and current.action == StepKind.SSH else [],
         "is_requester": request.user.pk == run.requested_by_id,
@@ -487,9 +497,14 @@ def typed_text(request, action):
 RUN_ACTIONS = {
     "pause": (services.pause_run, (), lambda run: f"Run #{run.pk} pauses after the current step."
               if run.pause_requested else f"Run #{run.pk} paused."),
-    "cancel": (services.cancel_run, ("reason",), lambda run: f"Run #{run.pk}: the current command is being "
-               "stopped, then the run is cancelled." if run.cancel_requested else f"Run #{run.pk} cancelled."),
+    "cancel": (services.cancel_run, ("reason",), lambda run: (
+        f"Run #{run.pk}: the current command is being stopped, then the run is cancelled" +
+        (" after its clean-up steps." if services.cleanup_steps(run) else ".") if run.executor else
+        f"Run #{run.pk} is being cancelled: its clean-up steps run first.")
+        if run.cancel_requested else f"Run #{run.pk} cancelled."),
     "resume": (services.resume_run, (), lambda run: f"Run #{run.pk} resumed."),
+    "abandon": (services.abandon_run, ("reason",), lambda run: f"Run #{run.pk} abandoned: its clean-up steps run, "
+                "then it ends cancelled." if run.cancel_requested else f"Run #{run.pk} abandoned: cancelled."),
     "approve-run": (services.approve_run, ("comment",), lambda run: f"Run #{run.pk}: your approval is recorded" + (
         "; the run starts." if run.status != RunStatus.AWAITING_APPROVAL else "; it waits for more approvers.")),
     "reject-run": (services.reject_run, ("comment",), lambda run: f"Run #{run.pk} rejected: nothing runs."),

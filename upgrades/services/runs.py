@@ -31,6 +31,8 @@ from ..timefmt import format_time
 log = logging.getLogger(__name__)
 
 JOB_TIMEOUT = 24 * 3600  # a rolling upgrade of many hosts; the run's own steps have timeouts
+# A stopped run an operator may give up on (``abandon_run``): its clean-up runs first.
+ABANDONABLE = (RunStatus.FAILED, RunStatus.INTERRUPTED)
 
 
 class RunConflict(Exception):
@@ -401,6 +403,9 @@ def _act_on_decision(run, step, user, decision, comment):
         error = f"Rejected by {user.username}" + (f": {comment}" if comment else ".")
         if step is not None:
             _close_person_step(step, StepStatus.REJECTED, note=comment, error=f"rejected by {user.username}")
+            if cleanup_steps(run):
+                _end_through_worker(run, user, f"{prefix}.reject", target, error=error, comment=comment)
+                return
             status = RunStatus.FAILED
         else:
             _cancel_open_steps(run)
@@ -429,6 +434,9 @@ def _expire(run, step):
     error = "The approval request expired."
     if step is not None:
         _close_person_step(step, StepStatus.REJECTED, note="", error="approval request expired")
+        if cleanup_steps(run):
+            _end_through_worker(run, None, "approval.expired", step, error=error)
+            return
         status = RunStatus.FAILED
     else:
         _cancel_open_steps(run)
@@ -468,6 +476,8 @@ def pause_run(*, run, user):
     _operator(user, run, "pause runs")
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if run.cancel_requested and run.status == RunStatus.RUNNING:
+            raise Refused(f"Run #{run.pk} is being cancelled: its clean-up steps run, then it ends.")
         if run.status == RunStatus.RUNNING and run.executor:
             UpgradeRun.objects.filter(pk=run.pk).update(pause_requested=True)
             audit.record(user, "run.pause_request", run)
@@ -482,15 +492,28 @@ def pause_run(*, run, user):
 
 
 def cancel_run(*, run, user, reason=""):
-    """No further step runs; an executing command is stopped (the worker sees the request within 1 s)."""
+    """No further step runs; an executing command is stopped (the worker sees the request within 1 s).
+
+    A run that has done something and has ``always`` steps left (a runbook's
+    ``finally``) is never ended here: paused, waiting for a person or for a
+    mid-run approval, it goes to a worker that runs those steps and ends it
+    cancelled (``engine.advance`` on ``cancel_requested``).
+    """
     _operator(user, run, "cancel runs")
     with transaction.atomic():
         run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
         if run.status not in RUN_ACTIVE:
-            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to cancel.")
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to cancel." +
+                          (" Abandon it to run its clean-up steps." if run.status in ABANDONABLE else ""))
+        if run.cancel_requested and run.status == RunStatus.RUNNING:
+            return run  # already being cancelled
         if run.executor:
             UpgradeRun.objects.filter(pk=run.pk).update(cancel_requested=True)
             audit.record(user, "run.cancel_request", run, reason=reason)
+        elif cleanup_steps(run):
+            _close_waiting_steps(run, user, reason)
+            _end_through_worker(run, user, "run.cancel_request", run, error=f"Cancelled by {user.username}",
+                                reason=reason)
         else:
             UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now(),
                                                         error=f"Cancelled by {user.username}")
@@ -500,6 +523,74 @@ def cancel_run(*, run, user, reason=""):
         run.refresh_from_db()
         events.publish(events.run_group(run.pk), events.run_event(run))
     return run
+
+
+def abandon_run(*, run, user, reason=""):
+    """Give up on a stopped run (failed or interrupted): its ``always`` steps left run
+    on a worker, then it ends cancelled; without any, it ends cancelled at once."""
+    _operator(user, run, "abandon runs")
+    with transaction.atomic():
+        run = UpgradeRun.objects.select_for_update().get(pk=run.pk)
+        if run.status not in ABANDONABLE:
+            raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: only a failed or interrupted run "
+                          "can be abandoned" + (" (cancel it instead)." if run.status in RUN_ACTIVE else "."))
+        error = f"Abandoned by {user.username}" + (f": {reason}" if reason else "")
+        if cleanup_steps(run):
+            _end_through_worker(run, user, "run.abandon", run, error=error, reason=reason)
+        else:
+            UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED, finished_at=timezone.now(),
+                                                        error=error)
+            _cancel_open_steps(run)
+            audit.record(user, "run.abandon", run, reason=reason, cleanup=[])
+            _cluster_changed(run)
+        run.refresh_from_db()
+        events.publish(events.run_group(run.pk), events.run_event(run))
+    return run
+
+
+def cleanup_steps(run):
+    """The run's ``always`` steps still to run (pending, or cut off by a lost worker), in
+    order; none when no step ever started: a run that did nothing needs no clean-up."""
+    if not run.steps.exclude(started_at=None).exists():
+        return []
+    return [s for s in run.steps.filter(status__in=(StepStatus.PENDING, StepStatus.INTERRUPTED)).order_by("order")
+            if (s.spec or {}).get("always")]
+
+
+def _end_through_worker(run, user, action, target, *, error, **details):
+    """End a run that no worker executes by handing it to one, cancel requested:
+    ``engine.advance`` runs its ``always`` steps, then ends it (cancelled; failed when
+    an approval was rejected or expired). Queued after commit; if Redis is away,
+    ``queued_at`` stays unset and the sweeper queues it once Redis answers."""
+    steps = cleanup_steps(run)
+    try:
+        with transaction.atomic():
+            UpgradeRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.RUNNING, finished_at=None, error=error, cancel_requested=True,
+                pause_requested=False, queued_at=None)
+    except IntegrityError:
+        raise RunConflict(checks.active_run_message(run.cluster, exclude=run.pk) +
+                          " This run stays as it is: abandon it once that run has ended.") from None
+    for step in steps:
+        if step.status == StepStatus.INTERRUPTED:
+            last = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
+            insert_rows([(step.pk, last + 1, "system", "--- cut off earlier: runs again as the run ends ---")])
+            step.status, step.exit_code, step.error = StepStatus.PENDING, None, ""
+            step.save(update_fields=["status", "exit_code", "error"])
+            events.publish(events.run_group(run.pk), events.step_event(step))
+    run.refresh_from_db()
+    audit.record(user, action, target, run=run.pk, **details,
+                 cleanup=[f"{s.order}. {s.title}" for s in steps])
+    events.publish(events.run_group(run.pk), events.run_event(run))
+    _cluster_changed(run)
+    transaction.on_commit(lambda: enqueue_run(run))
+
+
+def _close_waiting_steps(run, user, reason):
+    """The manual or approval step the run waits on is closed as cancelled: nobody
+    confirms or approves it any more."""
+    for step in run.steps.filter(status=StepStatus.WAITING):
+        _close_person_step(step, StepStatus.CANCELLED, note=reason, error=f"cancelled by {user.username}")
 
 
 def _cancel_open_steps(run):

@@ -96,7 +96,10 @@ class Command(BaseCommand):
         run_action("approve", "approve the step the run waits on (not the requester)", comment="why",
                    follow=True)
         run_action("reject", "reject the step the run waits on: the run ends", comment="why")
-        run_action("cancel", "cancel the run; a running command is stopped", comment="why")
+        run_action("cancel", "cancel the run; a running command is stopped, then its clean-up (always) steps run",
+                   comment="why")
+        run_action("abandon", "give up a failed or interrupted run: its clean-up (always) steps run, then it ends "
+                   "cancelled", comment="why")
         run_action("pause", "pause the run after its current step")
         run_action("resume", "resume a paused, failed or interrupted run", follow=True)
         run_action("retry", "run a failed, cancelled or interrupted step again", step=True, follow=True)
@@ -454,8 +457,17 @@ class Command(BaseCommand):
     def do_cancel(self, run, user, comment, **options):
         user, run = self.find_user(user), self.find_run(run)
         run = services.cancel_run(run=run, user=user, reason=comment)
-        self.stdout.write(f"Run #{run.pk}: cancel requested; the worker stops its current command within a "
-                          "second." if run.cancel_requested else f"Run #{run.pk} cancelled.")
+        self.stdout.write((f"Run #{run.pk}: cancel requested; the worker stops its current command within a "
+                           "second, then runs its clean-up steps." if run.executor else
+                           f"Run #{run.pk}: cancel requested; a worker runs its clean-up steps, then it ends.")
+                          if run.cancel_requested else f"Run #{run.pk} cancelled.")
+        return SUCCEEDED
+
+    def do_abandon(self, run, user, comment, **options):
+        user, run = self.find_user(user), self.find_run(run)
+        run = services.abandon_run(run=run, user=user, reason=comment)
+        self.stdout.write(f"Run #{run.pk} abandoned: a worker runs its clean-up steps, then it ends cancelled."
+                          if run.cancel_requested else f"Run #{run.pk} abandoned: cancelled.")
         return SUCCEEDED
 
     def do_pause(self, run, user, **options):

@@ -173,9 +173,11 @@ class Processes:
 
 @pytest.fixture(scope="session")
 def rq_worker(django_db_setup, django_db_blocker, lab, tmp_path_factory):
-    """One real `manage.py rqworker` process for the session."""
+    """Real `manage.py rqworker` processes for the session: one for the procedures, one
+    for the emergency lane (maintenance modes, the diagnostic), as in production."""
     procs = Processes(tmp_path_factory.mktemp("worker"))
     procs.start("rqworker", [sys.executable, "manage.py", "rqworker", "default"])
+    procs.start("rqworker-emergency", [sys.executable, "manage.py", "rqworker", "emergency"])
     yield procs
     procs.stop()
 

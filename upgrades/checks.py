@@ -182,6 +182,8 @@ def engine_vm_elsewhere(state, ctx, host):
 
 @check("global-maintenance-off", "the cluster is not in global maintenance already")
 def global_maintenance_off(state, ctx):
+    if state.global_maintenance is None:
+        return OK, "Whether the cluster is in global maintenance is not known now; setting it again does no harm."
     if state.global_maintenance:
         return WARNING, "The cluster is in global maintenance already."
     return OK, "The cluster is not in global maintenance."
@@ -197,8 +199,9 @@ def local_maintenance_off(state, ctx, host):
 
 @check("something-in-maintenance", "something is in maintenance")
 def something_in_maintenance(state, ctx, host=""):
-    if state.error:
-        return _unknown(state)
+    if state.error:  # the emergency lane: leaving maintenance is never blocked for not knowing
+        return WARNING, (f"The cluster's HA state is unknown ({state.error}): whether anything is in maintenance "
+                         "cannot be told; the command runs all the same.")
     local = [h.name for h in state.hosts if h.local_maintenance and (not host or h.name == host)]
     if not state.global_maintenance and not local:
         where = f"{host} is" if host else "nothing is"

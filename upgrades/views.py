@@ -122,12 +122,14 @@ def maintenance_buttons(cluster, hosts, ha):
             plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=ha, policy=False)
         except ValidationError as exc:
             return Button(slug, label, host, True, " ".join(exc.messages), dom_id)
-        shared = [(c.check, c.message) for c in plan.inhibitors if c.check in CLUSTER_WIDE_CHECKS]
+        # The HA state unknown blocks each button that needs it (local maintenance): said once too.
+        shared = [(c.check, c.message) for c in plan.inhibitors
+                  if c.check in CLUSTER_WIDE_CHECKS or c.message.startswith("The cluster's HA state is unknown")]
         wide.extend(item for item in shared if item not in wide)
         # A host's check says "the HA state is unknown" too when ha-fresh does: say it once.
         own = []
         for check in plan.inhibitors:
-            if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
+            if check.message not in own + [m for _, m in shared]:
                 own.append(check.message)
         return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id)
 
@@ -155,6 +157,8 @@ def cluster_context(request, cluster):
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
+        buttons = context["cluster_buttons"] + [b for host in hosts for b in host.buttons]
+        context["all_blocked"] = all(b.disabled for b in buttons)
         # The active run is linked on its own line; its check says the same.
         context["blockers"] = [message for name, message in wide
                                if not (name == "no-other-active-run" and context["active_run"])

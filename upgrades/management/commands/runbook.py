@@ -88,6 +88,8 @@ class Command(BaseCommand):
         start.add_argument("--user", required=True, metavar="NAME", help="who starts it (an operator)")
         start.add_argument("--yes", action="store_true",
                            help="start without asking; this also acknowledges the plan's warnings")
+        start.add_argument("--reason", default="", metavar="TEXT",
+                           help="why (audited); required for a maintenance mode while a procedure is active")
         add_follow(start)
         status = sub.add_parser("status", help="a run's status, its steps, and what it waits for")
         status.add_argument("run", metavar="RUN")
@@ -97,8 +99,11 @@ class Command(BaseCommand):
         run_action("reject", "reject the step the run waits on: the run ends", comment="why")
         run_action("cancel", "cancel the run; a running command is stopped", comment="why")
         run_action("pause", "pause the run after its current step")
-        run_action("resume", "resume a paused, failed or interrupted run", follow=True)
-        run_action("retry", "run a failed, cancelled or interrupted step again", step=True, follow=True)
+        for name, help in (("resume", "resume a paused, failed or interrupted run"),
+                           ("retry", "run a failed, cancelled or interrupted step again")):
+            p = run_action(name, help, step=name == "retry", follow=True)
+            p.add_argument("--acknowledge-hold", action="store_true",
+                           help="go on with a run an emergency action paused, having read why (status shows it)")
         run_action("skip", "skip a step, with a reason", step=True, comment="why (required)")
         run_action("mark-done", "mark an interrupted step done, with a reason", step=True,
                    comment="why (required)")
@@ -246,7 +251,7 @@ class Command(BaseCommand):
         for result in plan.checks:
             write(f"  {style[result.level](f'{result.level:<9}')} {result.check}: {result.message}")
 
-    def do_start(self, slug, cluster, host, param, user, yes, wait, sync, **options):
+    def do_start(self, slug, cluster, host, param, user, yes, wait, sync, reason="", **options):
         params = self.collect_params(slug, host, param)
         user, cluster = self.find_user(user), self.find_cluster(cluster)
         plan = self.make_plan(slug, cluster, params)
@@ -255,7 +260,8 @@ class Command(BaseCommand):
         if not yes:
             self.ask(plan)
         # The services plan again on the same state and check again who may start it.
-        start = dict(cluster=cluster, slug=slug, params=params, user=user, acknowledge=True, state=plan.state)
+        start = dict(cluster=cluster, slug=slug, params=params, user=user, acknowledge=True, state=plan.state,
+                     reason=reason)
         if sync:
             with transaction.atomic():  # never queued: executed here
                 run = services.start_run(**start, queue=False)
@@ -395,6 +401,8 @@ class Command(BaseCommand):
             write("Parameters: " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
         if run.error:
             write(f"Error: {run.error}")
+        if run.hold_reason:
+            write(f"Paused by an emergency action: {run.hold_reason} (resume with --acknowledge-hold)")
         steps = list(run.steps.select_related("host").order_by("order"))
         write("Steps:")
         for step in steps:
@@ -464,15 +472,15 @@ class Command(BaseCommand):
                           else f"Run #{run.pk} paused.")
         return SUCCEEDED
 
-    def do_resume(self, run, user, wait, sync, **options):
+    def do_resume(self, run, user, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
-        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user),
+        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user, acknowledge=acknowledge_hold),
                             f"Run #{run.pk} resumed by {user.username}.", wait, sync)
 
-    def do_retry(self, run, user, step, wait, sync, **options):
+    def do_retry(self, run, user, step, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.find_step(run, step)
-        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user),
+        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user, acknowledge=acknowledge_hold),
                             f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}.",
                             wait, sync)
 

@@ -306,8 +306,9 @@ class Command(BaseCommand):
             while follower.poll() not in STOPPED:
                 if follower.run_status == RunStatus.PENDING and not hinted and \
                         time.monotonic() - since > PENDING_HINT_SECONDS:
+                    queue = "emergency" if run.emergency else "default"
                     self.stderr.write(f"Run #{run.pk} is still pending after {PENDING_HINT_SECONDS} s: is a worker "
-                                      "running (manage.py rqworker default)? Waiting on.")
+                                      f"running (manage.py rqworker {queue})? Waiting on.")
                     hinted = True
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:

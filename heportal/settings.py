@@ -192,6 +192,8 @@ CHANNEL_LAYERS = {
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+    # The emergency lane (maintenance modes, the diagnostic), with a worker of its own.
+    "emergency": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "poll": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
 }
 # A worker that keeps its job running while Redis restarts (upgrades/worker.py).
@@ -220,6 +222,9 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "he-portal@localhost")
+# Where the file backend (django.core.mail.backends.filebased.EmailBackend) writes
+# each message; make demo uses it, so mail is read in data/mail/.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 # The portal's address as people reach it, for links in mails.
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 

@@ -329,7 +329,7 @@ def test_in_the_browser_the_count_goes_up_and_the_approver_starts_the_run(live_p
         run = services.start_run(cluster=lab_cluster, slug="diagnostic", params={"host": "he1.lab.local"},
                                  user=operator)
         assert run.status == RunStatus.AWAITING_APPROVAL
-        expect(page.locator("#pending-approvals")).to_have_text("1", timeout=30_000)  # polled every 15 s
+        expect(page.locator("#pending-approvals")).to_have_text("1", timeout=30_000)  # over its websocket
         page.goto(f"{live_portal}/approvals/")
         page.click(f"a[href='/runs/{run.pk}/']")
         page.fill("#run-decision-comment", "diagnostics are harmless")

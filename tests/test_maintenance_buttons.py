@@ -47,7 +47,7 @@ def test_each_maintenance_button_sets_its_mode_on_the_lab_and_the_table_follows_
         plan = page.locator("section.plan")
         expect(plan.locator("code.command").first).to_have_text(command)
         expect(plan.locator(".plan-host").first).to_have_text(host)
-        expect(plan.locator("table.checks")).to_contain_text("Every host's HA data is up to date.")
+        expect(plan.locator("table.checks")).to_contain_text(f"{host} publishes up-to-date HA data.")
         expect(plan.locator(".ha-basis")).to_contain_text("(last poll)")
         page.click("button.start-run")
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)

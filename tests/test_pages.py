@@ -62,20 +62,36 @@ def test_the_last_host_able_to_run_the_engine_vm_has_its_local_maintenance_disab
     assert 'id="maintenance-global-cluster" class="maintenance-global">' in page
 
 
-def test_without_a_poll_every_button_is_disabled_and_the_reason_is_said_once(client, cluster, make_user):
+def test_without_a_poll_only_local_maintenance_is_disabled_and_the_reason_is_said_once(client, cluster, make_user):
+    """The emergency lane: global and no maintenance never wait for the poller; local
+    maintenance needs to know another host can take the engine VM."""
     cluster.polled_at = None
     cluster.save()
     page = page_of(client, make_user("operator"), reverse("cluster-detail", args=[cluster.pk]))
     assert page.count("The cluster&#x27;s HA state is unknown: the HA poller has not read this cluster yet.") == 1
-    assert page.count(" disabled ") == 2 + 2 * len(HOSTS)
+    assert "Some maintenance is blocked: The cluster&#x27;s HA state is unknown" in page
+    assert page.count(" disabled ") == len(HOSTS)
+    assert 'id="maintenance-global-cluster" class="maintenance-global">' in page
+    assert 'id="maintenance-none-cluster" class="maintenance-none">' in page
 
 
-def test_an_active_run_is_linked_and_blocks_the_buttons(client, cluster, make_user):
+def test_an_active_emergency_run_is_linked_and_blocks_the_buttons(client, cluster, make_user):
+    """One maintenance action or diagnostic at a time (the emergency lane's own lock)."""
     operator = make_user("operator")
     run = services.start_run(cluster=cluster, slug="diagnostic", params={"host": "he2.lab.local"}, user=operator)
     page = page_of(client, operator, reverse("cluster-detail", args=[cluster.pk]))
-    assert f'<a href="/runs/{run.pk}/">#{run.pk} Diagnostic</a>' in page
-    assert page.count(' disabled aria-describedby="active-run"') == 2 + 2 * len(HOSTS)
+    assert f'Emergency lane: run <a href="/runs/{run.pk}/">#{run.pk} Diagnostic</a> is pending.' in page
+    assert page.count(' disabled aria-describedby="emergency-run"') == 2 + 2 * len(HOSTS)
+
+
+def test_an_active_procedure_is_linked_and_leaves_the_buttons_enabled(client, cluster, make_user):
+    operator = make_user("operator")
+    run = services.start_run(cluster=cluster, slug="test-steps", user=operator,
+                             params={"host": "he2.lab.local", "sim_seconds": 0, "marker": "/tmp/steps"})
+    page = page_of(client, operator, reverse("cluster-detail", args=[cluster.pk]))
+    assert f'<a href="/runs/{run.pk}/">#{run.pk} Test: steps</a>' in page
+    assert "The maintenance buttons and the diagnostic stay available; a maintenance action pauses it." in page
+    assert page.count(" disabled") == 0 and "Maintenance is blocked" not in page
 
 
 def test_a_viewer_sees_the_table_but_no_buttons(client, cluster, make_user):
@@ -175,7 +191,7 @@ def test_a_second_run_on_the_cluster_is_refused_with_who_holds_it(client, cluste
     client.force_login(operator)
     refused = client.post(launch_url(cluster, "maintenance-global"), {"host": "he1.lab.local"})
     assert refused.status_code == 409
-    assert f"already has an active run: #{first.pk} Diagnostic (pending)" in squashed(refused)
+    assert f"already has an emergency-lane run: #{first.pk} Diagnostic (pending)" in squashed(refused)
     assert UpgradeRun.objects.get() == first
 
 

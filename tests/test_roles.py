@@ -70,6 +70,7 @@ WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,
     "ws/clusters/<id:cluster_id>/": ON_ALPHA,
     "ws/home/": ANY_ROLE,  # changes of the clusters each may see (tests/test_dashboard.py)
+    "ws/approvals/": APPROVERS | {"other"},  # the header's count: whoever may approve somewhere
     "": set(),  # any other path: not found, for everyone
 }
 

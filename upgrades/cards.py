@@ -102,7 +102,7 @@ def cluster_cards(clusters):
                  .values_list(*HOST_SUMMARY, named=True)):
         hosts.setdefault(host.cluster_id, []).append(host)
     runs = {run.cluster_id: run for run in UpgradeRun.objects.filter(
-        cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook")}
+        cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook").order_by("-emergency")}  # a procedure wins
     current, totals = {}, {}
     for step in (RunStep.objects.filter(run__in=runs.values()).order_by("run_id", "order")
                  .values_list("run_id", "order", "title", "status", named=True)):

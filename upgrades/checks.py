@@ -96,26 +96,70 @@ def ha_fresh(state, ctx):
     return OK, "Every host's HA data is up to date."
 
 
-def active_run_message(cluster, exclude=None):
-    """Who holds the cluster, as the second operator reads it; "" when nobody does."""
-    from .models import RUN_ACTIVE, UpgradeRun
-
-    prefetched = getattr(cluster, "active_runs", None)  # a page's Prefetch(to_attr=...)
-    if prefetched is not None:
-        other = next((run for run in prefetched if run.pk != exclude), None)
-    else:
-        other = (UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
-                 .select_related("runbook").first())
+def active_run_message(cluster, exclude=None, emergency=None):
+    """Who holds the cluster, as the second operator reads it; "" when nobody does.
+    ``emergency``: only runs of that lane (None: either)."""
+    other = active_run(cluster, exclude=exclude, emergency=emergency)
     if other is None:
         return ""
+    if other.emergency:
+        return (f"Cluster {cluster.name} already has an emergency-lane run: #{other.pk} {other.runbook.name} "
+                f"({other.get_status_display().lower()}). One maintenance action or diagnostic at a time.")
     return (f"Cluster {cluster.name} already has an active run: #{other.pk} {other.runbook.name} "
             f"({other.get_status_display().lower()}). Only one run per cluster at a time.")
 
 
+def active_run(cluster, exclude=None, emergency=None):
+    """The cluster's active run (a procedure before an emergency-lane run), or None."""
+    from .models import RUN_ACTIVE, UpgradeRun
+
+    prefetched = getattr(cluster, "active_runs", None)  # a page's Prefetch(to_attr=...)
+    if prefetched is not None:
+        runs = [run for run in prefetched if run.pk != exclude]
+    else:
+        runs = list(UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
+                    .select_related("runbook"))
+    runs = [run for run in runs if emergency is None or run.emergency == emergency]
+    return min(runs, key=lambda run: (run.emergency, run.pk), default=None)
+
+
 @check("no-other-active-run", "no other run is active on the cluster")
 def no_other_active_run(state, ctx):
-    message = active_run_message(ctx.cluster, exclude=ctx.run_id)
+    """A procedure's lock; the emergency lane's runs (a few seconds each) do not hold it."""
+    message = active_run_message(ctx.cluster, exclude=ctx.run_id, emergency=False)
     return (INHIBITOR, message) if message else (OK, "No other run is active on the cluster.")
+
+
+@check("no-other-emergency-run", "no other maintenance action or diagnostic is active on the cluster")
+def no_other_emergency_run(state, ctx):
+    """The emergency lane's own lock: whatever procedure runs, one of these at a time."""
+    message = active_run_message(ctx.cluster, exclude=ctx.run_id, emergency=True)
+    return (INHIBITOR, message) if message else (OK, "No other maintenance action or diagnostic is active.")
+
+
+@check("pauses-procedure", "no procedure is active on the cluster (one would be paused)")
+def pauses_procedure(state, ctx):
+    """An emergency action that changes the cluster pauses the active procedure: say so first."""
+    other = active_run(ctx.cluster, exclude=ctx.run_id, emergency=False)
+    if other is None:
+        return OK, "No procedure is active on the cluster."
+    return WARNING, (f"Run #{other.pk} {other.runbook.name} is {other.get_status_display().lower()}: this pauses it "
+                     "(after its current step), with your reason, and it goes on only when an operator resumes "
+                     "it knowingly.")
+
+
+@check("command-host-live", "{host}, where the command runs, publishes up-to-date HA data")
+def command_host_live(state, ctx, host):
+    """A warning only: a dead or stale host never blocks the emergency lane; the
+    operator may pick another host for the command."""
+    if state.error:
+        return WARNING, (f"The cluster's HA state is unknown ({state.error}): the command runs on {host} "
+                         "all the same.")
+    here = state.host(host)
+    if here is None or not here.live:
+        return WARNING, (f"{host}'s HA data is not up to date: the command may fail there. Pick a live host "
+                         "for it if there is one.")
+    return OK, f"{host} publishes up-to-date HA data."
 
 
 @check("engine-reachable", "the engine API answers")
@@ -208,6 +252,8 @@ def engine_vm_target(state, ctx, host):
 
 @check("global-maintenance-off", "the cluster is not in global maintenance already")
 def global_maintenance_off(state, ctx):
+    if state.global_maintenance is None:
+        return OK, "Whether the cluster is in global maintenance is not known now; setting it again does no harm."
     if state.global_maintenance:
         return WARNING, "The cluster is in global maintenance already."
     return OK, "The cluster is not in global maintenance."
@@ -223,8 +269,9 @@ def local_maintenance_off(state, ctx, host):
 
 @check("something-in-maintenance", "something is in maintenance")
 def something_in_maintenance(state, ctx, host=""):
-    if state.error:
-        return _unknown(state)
+    if state.error:  # the emergency lane: leaving maintenance is never blocked for not knowing
+        return WARNING, (f"The cluster's HA state is unknown ({state.error}): whether anything is in maintenance "
+                         "cannot be told; the command runs all the same.")
     local = [h.name for h in state.hosts if h.local_maintenance and (not host or h.name == host)]
     if not state.global_maintenance and not local:
         where = f"{host} is" if host else "nothing is"

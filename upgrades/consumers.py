@@ -20,10 +20,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 
 from .cards import render_card
 from .converters import parse_id
-from .events import HOME_GROUP, cluster_group, run_group, run_event, step_event
+from .events import APPROVALS_GROUP, HOME_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
-from .permissions import VIEW, can, clusters_where
+from .permissions import APPROVE, VIEW, can, can_anywhere, clusters_where
 
 BACKLOG_CHUNK = 1_000
 log = logging.getLogger(__name__)
@@ -163,6 +163,37 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
     def ha_update(self, event):
         self.send_json(event)
+
+
+class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
+    """The header's pending-approvals count of one approver: the count on connect,
+    then again on each change of any request (counted for this user only)."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if not await database_sync_to_async(can_anywhere)(user, APPROVE):
+            await self.close(code=4403)
+            return
+        self.user, self.joined = user, True
+        await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
+        await self.accept()
+        await self.send_count()
+
+    async def disconnect(self, code):
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(APPROVALS_GROUP, self.channel_name)
+
+    async def send_count(self):
+        from .services.approvals import pending_count
+
+        await self.send_json({"type": "approvals.count", "pending": await database_sync_to_async(pending_count)(
+            self.user)})
+
+    async def approvals_changed(self, event):
+        await self.send_count()
 
 
 class HomeConsumer(AsyncJsonWebsocketConsumer):

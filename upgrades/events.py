@@ -1,7 +1,8 @@
 """Websocket payloads and the one way to publish them.
 
 Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
-state, ``home`` for a short "this card changed" to every home page.
+state, ``home`` for a short "this card changed" to every home page,
+``approvals`` for "count your pending approvals again" to every approver's header.
 Payloads are saved to the database before they are published, so a page
 can always be rebuilt from the database; publishing is best effort (Redis
 may be restarting) and a viewer catches up from the database.
@@ -82,6 +83,13 @@ def cluster_group(cluster_id):
 
 
 HOME_GROUP = "home"
+# Every approver's page header: "the pending approvals may have changed"; each
+# consumer counts its own user's (upgrades.consumers.ApprovalsConsumer).
+APPROVALS_GROUP = "approvals"
+
+
+def approvals_event():
+    return {"type": "approvals.changed"}
 
 
 class HomeEvent(TypedDict):
@@ -117,6 +125,8 @@ def publish(group, payload):
     transaction.on_commit(lambda: send_now(group, payload))
     if notice is not None:
         transaction.on_commit(lambda: send_now(HOME_GROUP, notice))
+    if payload.get("type") == "run.status":  # a request made, decided, expired or closed
+        transaction.on_commit(lambda: send_now(APPROVALS_GROUP, approvals_event()))
 
 
 def send_now(group, payload):

@@ -147,7 +147,8 @@ class RunStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "interrupted"
 
 
-# A cluster has at most one run in these states (a database constraint).
+# A cluster has at most one procedure in these states, and at most one run of the
+# emergency lane (the maintenance modes and the diagnostic; two database constraints).
 # Failed and interrupted runs can be resumed, but hold no lock meanwhile:
 # resuming one takes the lock again, or is refused while another run holds it.
 RUN_ACTIVE = (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.WAITING,
@@ -189,12 +190,20 @@ class UpgradeRun(models.Model):
     # The cluster as it was when the run's first step was about to run (upgrades.leftbehind):
     # what a run that did not succeed is compared with.
     snapshot = models.JSONField(default=dict, blank=True)
+    # A run of the emergency lane (a maintenance mode, the diagnostic): it runs
+    # whatever procedure is active (docs/architecture.md, "Emergency lane").
+    emergency = models.BooleanField(default=False)
+    # Why an emergency action paused this procedure; set until an operator resumes
+    # it knowingly (acknowledging this text), so it never goes on unaware.
+    hold_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE),
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE, emergency=False),
                                     name="one_active_run_per_cluster"),
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE, emergency=True),
+                                    name="one_active_emergency_run_per_cluster"),
         ]
 
     def __str__(self):

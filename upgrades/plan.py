@@ -143,7 +143,10 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
     # Every runbook: the cluster to itself; fresh HA data when it changes anything;
     # the engine when a step needs it.
     changes = any(step.changes for step in steps)
-    preflight = ([("ha-fresh", {})] if changes and runbook.needs_fresh_ha else []) + [("no-other-active-run", {})] + \
+    # The emergency lane has its own lock, and says first which procedure it pauses.
+    lock = [("no-other-emergency-run", {})] + ([("pauses-procedure", {})] if changes else []) \
+        if runbook.emergency else [("no-other-active-run", {})]
+    preflight = ([("ha-fresh", {})] if changes and runbook.needs_fresh_ha else []) + lock + \
         ([("engine-reachable", {})] if uses_engine else []) + \
         [(c.name, _fill_args(c.args, values)) for c in runbook.preflight]
     results = [checks.run_check(name, args, state, check_ctx) for name, args in preflight]

@@ -18,8 +18,8 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import (audit, backups, charts, downloads, engine_view, leftbehind, packages, plan as planning, services,
-               state as cluster_state)
+from . import (audit, backups, charts, checks as preflight_checks, downloads, engine_view, leftbehind, packages,
+               plan as planning, services, state as cluster_state)
 from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, RUN_ADVANCING, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus,
@@ -112,7 +112,7 @@ def cluster_card(request, cluster_id):
 
 # Checks that block every changing runbook alike: shown once above the table,
 # not next to each button.
-CLUSTER_WIDE_CHECKS = ("ha-fresh", "no-other-active-run", "engine-reachable")
+CLUSTER_WIDE_CHECKS = ("ha-fresh", "no-other-active-run", "no-other-emergency-run", "engine-reachable")
 
 
 @dataclass
@@ -140,12 +140,14 @@ def maintenance_buttons(cluster, hosts, ha):
             plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=ha, policy=False)
         except ValidationError as exc:
             return Button(slug, label, host, True, " ".join(exc.messages), dom_id)
-        shared = [(c.check, c.message) for c in plan.inhibitors if c.check in CLUSTER_WIDE_CHECKS]
+        # The HA state unknown blocks each button that needs it (local maintenance): said once too.
+        shared = [(c.check, c.message) for c in plan.inhibitors
+                  if c.check in CLUSTER_WIDE_CHECKS or c.message.startswith("The cluster's HA state is unknown")]
         wide.extend(item for item in shared if item not in wide)
         # A host's check says "the HA state is unknown" too when ha-fresh does: say it once.
         own = []
         for check in plan.inhibitors:
-            if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
+            if check.message not in own + [m for _, m in shared]:
                 own.append(check.message)
         remedy = next((c.remedy for c in plan.inhibitors if c.remedy), None)
         return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id, remedy)
@@ -167,7 +169,9 @@ def cluster_context(request, cluster):
     operator = can_operate(request.user, cluster)
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
                "can_admin": can_admin(request.user, cluster),
-               "active_run": next(iter(cluster.active_runs), None),
+               # The procedure holding the cluster, and the emergency lane's run (both may be active).
+               "active_run": preflight_checks.active_run(cluster, emergency=False),
+               "emergency_run": preflight_checks.active_run(cluster, emergency=True),
                "full_score": full_score(cluster), **cluster_summary(cluster, hosts),
                "engine": engine_view.for_page(cluster, hosts),
                "engine_every": engine_view.engine_poll_seconds(cluster.poll_interval),
@@ -175,9 +179,12 @@ def cluster_context(request, cluster):
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
+        buttons = context["cluster_buttons"] + [b for host in hosts for b in host.buttons]
+        context["all_blocked"] = all(b.disabled for b in buttons)
         # The active run is linked on its own line; its check says the same.
         context["blockers"] = [message for name, message in wide
-                               if not (name == "no-other-active-run" and context["active_run"])]
+                               if not (name == "no-other-active-run" and context["active_run"])
+                               and not (name == "no-other-emergency-run" and context["emergency_run"])]
     return context
 
 
@@ -262,7 +269,7 @@ def pinned_params(runbook, cluster, plan):
     return values
 
 
-def launch_page(request, cluster, runbook, data, *, error="", status=200):
+def launch_page(request, cluster, runbook, data, *, error="", status=200, reason=""):
     form = planning.param_form(runbook, cluster, data=data)
     plan, problem = None, ""
     if data is not None and form.is_valid():
@@ -270,9 +277,17 @@ def launch_page(request, cluster, runbook, data, *, error="", status=200):
             plan = services.plan_run(cluster=cluster, slug=runbook.slug, params=data)
         except ValidationError as exc:
             problem = " ".join(exc.messages)
+    asks = plan is not None and (plan.start_approvers or any(step.kind == StepKind.APPROVAL for step in plan.steps))
+    mailed, unmailed = services.approvals.who_is_told(cluster, request.user) if asks else ([], [])
     return render(request, "upgrades/launch.html", {
         "cluster": cluster, "runbook": runbook, "form": form, "plan": plan, "problem": problem, "error": error,
         "pinned": pinned_params(runbook, cluster, plan) if plan else {},
+        "asks_approval": asks, "mailed": mailed, "unmailed": unmailed,
+        # An emergency action that changes the cluster is recorded with its reason (required
+        # when it pauses a procedure: the pauses-procedure warning says which).
+        "takes_reason": plan is not None and runbook.emergency and plan.changes,
+        "pauses": plan is not None and any(c.check == "pauses-procedure" and c.level != "ok" for c in plan.checks),
+        "reason": reason,
         "can_operate": can_operate(request.user, cluster)}, status=status)
 
 
@@ -285,15 +300,16 @@ def launch_runbook(request, cluster_id, slug):
     if request.method != "POST":
         return launch_page(request, cluster, runbook, given_params(runbook, request.GET))
     data = given_params(runbook, request.POST) or {}
+    reason = request.POST.get("reason", "")[:2000]
     try:
         run = services.start_run(cluster=cluster, slug=runbook.slug, params=data, user=request.user,
-                                 acknowledge=request.POST.get("acknowledge") == "on")
+                                 acknowledge=request.POST.get("acknowledge") == "on", reason=reason)
     except PermissionDenied as exc:
-        return launch_page(request, cluster, runbook, data, error=str(exc), status=403)
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=403, reason=reason)
     except ValidationError as exc:
-        return launch_page(request, cluster, runbook, data, error=" ".join(exc.messages), status=400)
+        return launch_page(request, cluster, runbook, data, error=" ".join(exc.messages), status=400, reason=reason)
     except (services.Blocked, services.RunConflict) as exc:
-        return launch_page(request, cluster, runbook, data, error=str(exc), status=409)
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=409, reason=reason)
     queue_warning(request, run)
     return redirect("run-detail", run_id=run.pk)
 
@@ -366,6 +382,7 @@ EVENT_TEXT = {
     "run.cancel": "cancelled the run",
     "run.abandon": "abandoned the run",
     "run.resume": "resumed the run",
+    "run.hold": "paused the run by an emergency action",
     "step.start": "started step {step}",
     "step.finish": "step {step} ended",
     "step.wait": "step {step} waits for a person",
@@ -402,6 +419,10 @@ def describe_event(event):
             extra.append(f"{key}: {details[key]}")
     if details.get("acknowledged"):
         extra.append("acknowledged: " + " ".join(details["acknowledged"]))
+    if details.get("acknowledged_hold"):
+        extra.append("knowing why it was paused: " + details["acknowledged_hold"])
+    if details.get("effect"):
+        extra.append(f"it {details['effect']}")
     return what, "; ".join(e for e in extra if e)
 
 
@@ -530,7 +551,9 @@ def run_action(request, run_id, action):
     try:
         if invalid:
             raise invalid
-        run = service(run=run, user=request.user, **{name: typed[name] for name in fields})
+        # Resuming a run an emergency action paused: the operator ticked that they read why.
+        extra = {"acknowledge": request.POST.get("acknowledge_hold") == "on"} if action == "resume" else {}
+        run = service(run=run, user=request.user, **{name: typed[name] for name in fields}, **extra)
     except ACTION_ERRORS as exc:
         return refused(request, run, exc, typed)
     messages.success(request, done(run))
@@ -552,7 +575,8 @@ def step_action(request, run_id, step_id, action):
     try:
         if invalid:
             raise invalid
-        service(step=step, user=request.user, **{name: typed[name] for name in fields})
+        extra = {"acknowledge": request.POST.get("acknowledge_hold") == "on"} if action == "retry" else {}
+        service(step=step, user=request.user, **{name: typed[name] for name in fields}, **extra)
     except ACTION_ERRORS as exc:
         return refused(request, run, exc, typed)
     messages.success(request, done.format(order=step.order, title=step.title))

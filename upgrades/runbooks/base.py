@@ -151,6 +151,10 @@ class Runbook:
     # False for runbooks meant for a cluster whose HA data cannot be fresh (a corrupted
     # lockspace, a failed or partial deployment): the plan then leaves out ``ha-fresh``.
     needs_fresh_ha: bool = True
+    # The emergency lane (the maintenance modes, the diagnostic): always available,
+    # whatever procedure is active; one that changes the cluster pauses that procedure
+    # (upgrades.services.runs, docs/architecture.md "Emergency lane").
+    emergency: bool = False
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

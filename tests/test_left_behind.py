@@ -290,3 +290,35 @@ def test_on_3_x_what_the_runs_web_admin_steps_did_is_listed_and_return_to_normal
     run.__class__.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED)
     with pytest.raises(ValidationError, match="only a run that failed, was cancelled or interrupted"):
         services.plan_run(cluster=cluster, slug="return-to-normal", params={"run": run.pk})
+
+
+def test_packages_changed_since_the_run_started_are_listed_and_unread_ones_said_unknown(make_user):
+    """The installed versions the poller read before the run and after it: a host whose
+    vdsm moved is listed (never downgraded); before any second read the page says so."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import make_polled_cluster
+
+    operator = make_user("operator")
+    cluster = make_polled_cluster()
+    started = timezone.now() - timedelta(minutes=5)
+    Cluster.objects.filter(pk=cluster.pk).update(packages_read_at=started, packages={"machines": {
+        "he2.lab.local": {"installed": {"vdsm": "4.50.3.3", "ovirt-hosted-engine-ha": "2.5.1"}, "error": ""}}})
+    cluster.refresh_from_db()
+    run = services.create_run(services.plan_run(cluster=cluster, slug="maintenance-global", params={}), operator)
+    services.record_snapshot(run)
+    run.__class__.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, finished_at=timezone.now())
+    run.refresh_from_db()
+
+    found = leftbehind.left_behind(run)
+    assert "again since the run started" in " ".join(found.unknown)
+    assert not [d for d in found.differences if d.what.endswith("packages")]
+
+    Cluster.objects.filter(pk=cluster.pk).update(packages_read_at=timezone.now(), packages={"machines": {
+        "he2.lab.local": {"installed": {"vdsm": "4.50.3.4", "ovirt-hosted-engine-ha": "2.5.1"}, "error": ""}}})
+    found = leftbehind.left_behind(run)
+    assert [(d.what, d.now, d.restore) for d in found.differences if d.what.endswith("packages")] == [
+        ("he2.lab.local: packages", "vdsm 4.50.3.3 -> 4.50.3.4", "Nothing: packages are not downgraded.")]
+    assert not [text for text in found.unknown if text.startswith("Package versions")]

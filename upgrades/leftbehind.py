@@ -23,8 +23,8 @@ NOT_SUCCEEDED = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 RETURN_TO_NORMAL = "return-to-normal"
 # Engine statuses of a host in (or on its way to) maintenance: activating it returns it to up.
 IN_MAINTENANCE = ("maintenance", "preparing_for_maintenance")
-PACKAGES_UNKNOWN = ("Per-host package versions are not recorded: the poller reads the setup and HA "
-                    "packages (rpm -q) on one host only.")
+PACKAGES_UNKNOWN = ("Package versions: the HA poller has not read them (rpm -q, every "
+                    "PACKAGES_POLL_SECONDS) {}.")
 
 
 def take_snapshot(cluster):
@@ -49,6 +49,11 @@ def take_snapshot(cluster):
                    "hosts": {name: {"status": h["status"], "update_available": h["update_available"]}
                              for name, h in (view.get("hosts") or {}).items()}},
         "release": cluster.detected_release,
+        # Installed versions per host and in the engine VM, as the poller last read them.
+        "packages": {"read_at": _iso(cluster.packages_read_at),
+                     "machines": {name: data.get("installed") or {}
+                                  for name, data in (cluster.packages or {}).get("machines", {}).items()
+                                  if not data.get("error")}},
     }
 
 
@@ -148,11 +153,27 @@ def left_behind(run, *, now_snapshot=None):
                                           "engine": parse_datetime(now["engine"]["read_at"] or "")})
     _compare_ha(before["ha"], now["ha"], effects, found)
     _compare_engine(before["engine"], now["engine"], effects, found)
-    if before.get("release") and now.get("release") and before["release"] != now["release"]:
-        found.differences.append(Difference("Packages (setup and HA, on the polled host)", before["release"],
-                                            now["release"], restore="Nothing: packages are not downgraded."))
-    found.unknown.append(PACKAGES_UNKNOWN)
+    _compare_packages(before.get("packages") or {}, now["packages"], found)
     return found
+
+
+def _compare_packages(before, now, found):
+    """Installed versions that changed since the run started (packages are never downgraded)."""
+    if not before.get("read_at") or not now.get("read_at"):
+        found.unknown.append(PACKAGES_UNKNOWN.format("when the run started" if not before.get("read_at")
+                                                     else "since"))
+        return
+    if before["read_at"] == now["read_at"]:
+        found.unknown.append(PACKAGES_UNKNOWN.format("again since the run started"))
+        return
+    for machine, installed in now["machines"].items():
+        then = before["machines"].get(machine) or {}
+        changed = [f"{name} {then[name]} -> {version}" for name, version in sorted(installed.items())
+                   if then.get(name) and then[name] != version]
+        if changed:
+            found.differences.append(Difference(
+                f"{machine}: packages", "as installed when the run started", ", ".join(changed),
+                restore="Nothing: packages are not downgraded."))
 
 
 def _compare_ha(before, now, effects, found):

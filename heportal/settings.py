@@ -192,6 +192,8 @@ CHANNEL_LAYERS = {
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+    # The emergency lane (maintenance modes, the diagnostic), with a worker of its own.
+    "emergency": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "poll": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
 }
 # A worker that keeps its job running while Redis restarts (upgrades/worker.py).
@@ -220,6 +222,9 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "he-portal@localhost")
+# Where the file backend (django.core.mail.backends.filebased.EmailBackend) writes
+# each message; make demo uses it, so mail is read in data/mail/.
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(DATA_DIR / "mail"))
 # The portal's address as people reach it, for links in mails.
 PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 
@@ -229,6 +234,13 @@ PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 APPROVAL_REQUIRED_BY_DEFAULT = env_bool("APPROVAL_REQUIRED_BY_DEFAULT", True)
 APPROVAL_DEFAULT_EXPIRY_HOURS = env_int("APPROVAL_DEFAULT_EXPIRY_HOURS", 24)
 
+# The HA poller reads the engine's view of a cluster (upgrades/engine_view.py) every
+# ENGINE_POLL_EVERY vm-status polls of it (at least every ENGINE_POLL_MIN_SECONDS apart),
+# each request at most ENGINE_POLL_TIMEOUT seconds.
+ENGINE_POLL_EVERY = env_int("ENGINE_POLL_EVERY", 6)
+ENGINE_POLL_MIN_SECONDS = env_int("ENGINE_POLL_MIN_SECONDS", 1)
+ENGINE_POLL_TIMEOUT = env_int("ENGINE_POLL_TIMEOUT", 20)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -237,6 +249,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One time format everywhere (README): 24-hour, the server's zone written out.
+# The locale module wins over these in Django's own pages, so it says the same.
+FORMAT_MODULE_PATH = ["heportal.formats"]
+DATE_FORMAT = "Y-m-d"
+TIME_FORMAT = "H:i:s"
+DATETIME_FORMAT = "Y-m-d H:i:s T"
+SHORT_DATE_FORMAT = "Y-m-d"
+SHORT_DATETIME_FORMAT = "Y-m-d H:i:s T"
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -265,6 +285,14 @@ X_FRAME_OPTIONS = "DENY"
 # hold its public half). Host keys are pinned per host in the database.
 SSH_KEY_FILE = os.environ.get("SSH_KEY_FILE", str(DATA_DIR / "ssh" / "id_ed25519"))
 SSH_CONNECT_TIMEOUT = float(os.environ.get("SSH_CONNECT_TIMEOUT", "15"))
+
+# Pending updates (yum check-update on every host and in the engine VM, the engine's
+# host update check) are read by the HA poller this often; he-upgrade plans with them.
+PACKAGES_POLL_SECONDS = float(os.environ.get("PACKAGES_POLL_SECONDS", "1800"))
+# Where engine backups copied off the engine VM are kept (one directory per cluster),
+# and the free space both sides need before engine-backup runs.
+ENGINE_BACKUP_DIR = Path(os.environ.get("ENGINE_BACKUP_DIR", DATA_DIR / "backups"))
+ENGINE_BACKUP_MIN_FREE_MB = env_int("ENGINE_BACKUP_MIN_FREE_MB", 1024)
 
 # Live output: a batch goes out this long after its first line, at least
 # OUTPUT_MIN_INTERVAL after the previous one, in messages of at most this many lines.

@@ -155,6 +155,7 @@ class Cluster:
         agent.entered = now - snapshot.get("in_state", 0)
         agent.retry_count = snapshot.get("retry_count", 0)
         agent.silent = snapshot.get("silent", False)
+        agent.stuck = snapshot.get("stuck", False)
         self.agents[host.name] = agent
 
     def to_dict(self):
@@ -166,7 +167,8 @@ class Cluster:
             if agent:
                 item["agent"] = {"state": agent.state, "history": agent.history(now),
                                  "in_state": now - agent.entered,
-                                 "retry_count": agent.retry_count, "silent": agent.silent}
+                                 "retry_count": agent.retry_count, "silent": agent.silent,
+                                 "stuck": agent.stuck}
             hosts.append(item)
         return {"clock_now": now, "wall_start": self.clock.wall() - now,
                 "global_maintenance": self.global_maintenance,
@@ -407,7 +409,8 @@ class Cluster:
     def fault(self, kind, host=None, **kw):
         """Inject a fault from the control endpoint; returns a short description."""
         needs_host = {"kill-host", "boot-host", "disconnect-host", "reconnect-host",
-                      "fail-next-command", "slow-host", "reinstall-host"}
+                      "fail-next-command", "slow-host", "reinstall-host", "agent-stays-down",
+                      "agent-comes-up"}
         target = None
         if kind in needs_host:
             if not host:
@@ -440,6 +443,9 @@ class Cluster:
             target.fail_patterns.append(pattern)
         elif kind == "slow-host":
             target.slow_factor = float(kw.get("factor") or 5)
+        elif kind in ("agent-stays-down", "agent-comes-up"):
+            # The agent running now is left alone: the fault hits the next one started.
+            target.agent_stays_down = kind == "agent-stays-down"
         elif kind == "reinstall-host":
             self.kill_host(target)
             target.reinstall(kw.get("os") or "el7")

@@ -7,7 +7,7 @@ from .errors import LabError
 
 FAULT_KINDS = ("kill-host", "boot-host", "kill-engine-vm", "power-outage", "corrupt-lockspace",
                "disconnect-host", "reconnect-host", "fail-next-command", "slow-host",
-               "reinstall-host")
+               "reinstall-host", "agent-stays-down", "agent-comes-up")
 
 
 def make_app(cluster):

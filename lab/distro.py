@@ -90,6 +90,7 @@ PACKAGE_FILES = {
     },
     "ovirt-engine": {
         "/etc/ovirt-engine": None, "/var/log/ovirt-engine": None, "/var/lib/ovirt-engine": None,
+        "/var/lib/ovirt-engine-backup": None,  # engine-backup's directory (ovirt-engine-tools-backup)
     },
     "ovirt-engine-setup": {
         "/etc/ovirt-engine-setup.conf.d": None,

@@ -310,6 +310,9 @@ class Agent:
         # facts §6: an agent started under local maintenance publishes nothing until
         # the flag clears, so the others see it as stale.
         self.silent = self.v25 and (host.local_maintenance or host.local_maintenance_manual)
+        # Fault agent-stays-down: this agent does not get past its initialisation, as one
+        # that cannot reach its storage or broker (see step).
+        self.stuck = host.agent_stays_down
         self.task = None
         # The broker's state-transition notifications (`Old-New`), newest last.
         self.transitions = collections.deque(maxlen=30)
@@ -391,6 +394,8 @@ class Agent:
         if self.cluster.lockspace_corrupt or not self.host.services["ovirt-ha-broker"]:
             # The real agent dies at start-up here and systemd restarts it every 10 s.
             return False
+        if self.stuck and not self.recovered(now):
+            return False
         view = View(self, self.cluster, now)
         nxt, nowait = STATES[self.state](self, view)
         if nxt != self.state:
@@ -404,6 +409,23 @@ class Agent:
             self.log(f"hosted_engine::531::{logs.HE}::(start_monitoring)",
                      f"Current state {self.state} (score: {self.score(view)})")
         return nowait
+
+    def recovered(self, now):
+        """A stuck agent (fault agent-stays-down): its initialisation fails before the
+        monitoring loop, so it publishes nothing; agent.py logs the error, exits, and
+        systemd starts it again 10 s later (agent/agent.py `_run_agent`, 2.5.1). Once the
+        fault is lifted, the next try comes up as a fresh start."""
+        if self.host.agent_stays_down:
+            self.log("agent::144::ovirt_hosted_engine_ha.agent.agent.Agent::(_run_agent)",
+                     "Trying to restart agent", level="ERROR")
+            self.log("agent::89::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
+                     "Agent shutting down")
+            return False
+        self.stuck = False
+        self.started_at = self.entered = now
+        self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
+                 f"ovirt-hosted-engine-ha agent {self.version} started")
+        return True
 
     def transition(self, nxt, now):
         log.info("%s: %s-%s", self.host.name, self.state, nxt)
@@ -451,6 +473,7 @@ class Agent:
         self.state = "AgentStopped"
         self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
                  "Agent shutting down")
-        if not self.silent and self.host_id is not None:
+        # A stuck agent never reached its monitoring loop, whose end publishes AgentStopped.
+        if not self.silent and not self.stuck and self.host_id is not None:
             now = self.cluster.clock.now()
             self.publish(View(self, self.cluster, now), stopped=True)

@@ -119,7 +119,7 @@ class Host(Machine):
     persisted = Machine.persisted + (
         "index", "power", "booted_at", "died_at", "disconnected", "services", "enabled",
         "vdsm_down_until", "local_maintenance", "local_maintenance_manual", "vm", "died_here",
-        "running_ha_version")
+        "running_ha_version", "agent_stays_down")
 
     def __init__(self, index, os="el7", port=0):
         super().__init__(f"he{index}.{DOMAIN}", f"127.0.1.{index}", port, os)
@@ -136,6 +136,7 @@ class Host(Machine):
         self.vm = None  # vdsm's record of HostedEngine on this host
         self.died_here = False  # makes down_unexpected stick, see facts §4
         self.running_ha_version = None
+        self.agent_stays_down = False  # fault agent-stays-down: agents started here hang at start
         self.broker_since = float("-inf")  # when its broker last started (not persisted)
 
     @property

@@ -13,6 +13,7 @@ import asyncssh
 
 from .private import write_private
 from .session import run_session
+from .sftp import RootSftp
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class SshFront:
         return await asyncssh.create_server(
             lambda: _Server(self, machine), sock=sock,
             server_host_keys=[self.host_key(machine)], process_factory=self._handler(machine),
+            sftp_factory=lambda chan: RootSftp(chan, machine), allow_scp=False,
             encoding=None, line_editor=False)
 
     def _handler(self, machine):

@@ -19,7 +19,10 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-mkdir -p data/logs
+mkdir -p data/logs data/mail
+# Approval requests are written as files a person can read, one per message.
+export EMAIL_BACKEND=${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}
+export EMAIL_FILE_PATH=${EMAIL_FILE_PATH:-$PWD/data/mail}
 $PY manage.py migrate -v0
 $PY manage.py collectstatic --noinput -v0
 
@@ -38,6 +41,9 @@ for n in 1 2; do
   $PY manage.py rqworker default poll >"data/logs/worker$n.log" 2>&1 &
   pids+=($!)
 done
+# The emergency lane (maintenance modes, the diagnostic) has a worker of its own.
+$PY manage.py rqworker emergency >data/logs/worker-emergency.log 2>&1 &
+pids+=($!)
 $PY manage.py ha_poller >data/logs/poller.log 2>&1 &
 pids+=($!)
 $PY -m daphne -b 127.0.0.1 -p "$PORT" heportal.asgi:application >data/logs/daphne.log 2>&1 &
@@ -46,6 +52,7 @@ pids+=($!)
 echo "demo: accounts"
 $PY manage.py demo_users
 echo
+echo "demo: approval requests are mailed to the approvers' addresses: written to $EMAIL_FILE_PATH/ (one file per message)"
 echo "demo: HE Portal is at http://127.0.0.1:$PORT/  (logs in data/logs/, Ctrl-C to stop)"
 wait -n "${pids[@]}" || true
 echo "demo: a process exited; see data/logs/" >&2

@@ -69,6 +69,7 @@ class RedisServer:
 
 
 REDIS = None
+MAIL_DIR = None
 
 
 def _configure_worker_services():
@@ -81,8 +82,13 @@ def _configure_worker_services():
     url = REDIS.url
     prefix = f"heportal-test-{worker}"
     (folder / "static").mkdir()  # children's collectstatic target, one per process
+    # Worker and daphne processes write each mail they send as a file here (MAIL_DIR), for
+    # tests to read; this process's own mail goes to pytest-django's outbox (mailoutbox).
+    global MAIL_DIR
+    MAIL_DIR = folder / "mail"
     os.environ.update(REDIS_URL=url, CHANNELS_PREFIX=prefix, FAST_PASSWORD_HASHER="1",
-                      STATIC_ROOT=str(folder / "static"))
+                      STATIC_ROOT=str(folder / "static"),
+                      EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(MAIL_DIR))
     settings.STATIC_ROOT = folder / "static"
     settings.REDIS_URL = url
     layer = settings.CHANNEL_LAYERS["default"]["CONFIG"]
@@ -94,6 +100,9 @@ def _configure_worker_services():
     # (tests/test_approvals.py turns the default on).
     os.environ["APPROVAL_REQUIRED_BY_DEFAULT"] = "false"
     settings.APPROVAL_REQUIRED_BY_DEFAULT = False
+    # Pending updates read every 15 s (not 30 min); engine backups kept in this process's folder.
+    os.environ.update(PACKAGES_POLL_SECONDS="15", ENGINE_BACKUP_DIR=str(folder / "backups"))
+    settings.PACKAGES_POLL_SECONDS, settings.ENGINE_BACKUP_DIR = 15.0, folder / "backups"
     # Pages render without a collectstatic manifest; daphne children use the real one.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
@@ -173,9 +182,11 @@ class Processes:
 
 @pytest.fixture(scope="session")
 def rq_worker(django_db_setup, django_db_blocker, lab, tmp_path_factory):
-    """One real `manage.py rqworker` process for the session."""
+    """Real `manage.py rqworker` processes for the session: one for the procedures, one
+    for the emergency lane (maintenance modes, the diagnostic), as in production."""
     procs = Processes(tmp_path_factory.mktemp("worker"))
     procs.start("rqworker", [sys.executable, "manage.py", "rqworker", "default"])
+    procs.start("rqworker-emergency", [sys.executable, "manage.py", "rqworker", "emergency"])
     yield procs
     procs.stop()
 
@@ -278,7 +289,8 @@ def fresh_lab(lab, tmp_path, request):
     keys.mkdir(parents=True)
     shutil.copy(lab.manifest["ssh_key"], keys / "client_ed25519")
     marker = request.node.get_closest_marker("lab")
-    with start_lab(tmp_path / "lab", hosts=3, speed=LAB_SPEED, **(marker.kwargs if marker else {})) as running:
+    options = {"speed": LAB_SPEED, **(marker.kwargs if marker else {})}  # the marker may set speed too
+    with start_lab(tmp_path / "lab", hosts=3, **options) as running:
         yield running
 
 

@@ -118,7 +118,7 @@ def test_a_rejection_runs_nothing_and_the_run_page_says_who_when_and_why(client,
     page = " ".join(client.get(reverse("run-detail", args=[run.pk])).content.decode().split())
     decision = Approval.objects.get(run=run)
     assert (f'<tr class="decision-rejected"><td>start</td> <td>anna</td><td>rejected</td> '
-            f'<td>{timezone.localtime(decision.created_at):%Y-%m-%d %H:%M:%S} UTC</td>'
+            f'<td><time>{timezone.localtime(decision.created_at):%Y-%m-%d %H:%M:%S} UTC</time></td>'
             "<td>not during business hours</td></tr>") in page
     with pytest.raises(services.Refused):
         services.resume_run(run=run, user=people["operator"])
@@ -329,7 +329,7 @@ def test_in_the_browser_the_count_goes_up_and_the_approver_starts_the_run(live_p
         run = services.start_run(cluster=lab_cluster, slug="diagnostic", params={"host": "he1.lab.local"},
                                  user=operator)
         assert run.status == RunStatus.AWAITING_APPROVAL
-        expect(page.locator("#pending-approvals")).to_have_text("1", timeout=30_000)  # polled every 15 s
+        expect(page.locator("#pending-approvals")).to_have_text("1", timeout=30_000)  # over its websocket
         page.goto(f"{live_portal}/approvals/")
         page.click(f"a[href='/runs/{run.pk}/']")
         page.fill("#run-decision-comment", "diagnostics are harmless")

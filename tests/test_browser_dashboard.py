@@ -120,9 +120,10 @@ def test_the_score_chart_shows_the_steps_of_a_run_as_marks(live_portal, ha_polle
     card = page.locator(f".chart-card[data-host='{he1.pk}']")
     marks = card.locator("li.mark")
     expect(marks).to_have_count(2, timeout=20_000)
-    expect(marks.first).to_contain_text(f"Run #{run.pk} Diagnostic, step 1: ")
+    expect(card.locator("li.run-group summary").first).to_contain_text(f"Run #{run.pk} Diagnostic")
+    expect(marks.first).to_contain_text("step 1: ")
     expect(marks.first.locator("a")).to_have_attribute("href", f"/runs/{run.pk}/#step-1")
-    expect(card).to_have_attribute("data-marks-drawn", "2")  # drawn on the canvas too
+    expect(card).to_have_attribute("data-marks-drawn", "1")  # the run, one band on the canvas
     expect(card.locator("canvas")).to_be_visible()
     # The poller's samples are plotted: the score line has values.
     scores = page.evaluate(f"""() => document.querySelector(".chart-card[data-host='{he1.pk}']").plot.data[1]""")

@@ -75,13 +75,15 @@ def test_the_real_command_line_and_its_exit_codes():
 
 def test_plan_exits_2_when_an_inhibitor_blocks_and_start_saves_nothing(dark, make_user):
     make_user("operator")
-    code, out, err = cli("plan", "maintenance-global", "--cluster", "Dark")
+    # Local maintenance needs to know another host can take the engine VM (global maintenance does not).
+    code, out, err = cli("plan", "maintenance-local", "--cluster", "Dark", "--host", "dark1")
     assert code == 2
     assert "HA state: HA state unknown (no host answered: dark1:" in out
-    assert "  inhibitor ha-fresh: The cluster's HA state is unknown: no host answered: dark1:" in out
-    assert "  ok        no-other-active-run: No other run is active on the cluster." in out
+    assert "  inhibitor not-last-engine-host: The cluster's HA state is unknown: no host answered: dark1:" in out
+    assert "  ok        no-other-emergency-run: No other maintenance action or diagnostic is active." in out
     assert err.startswith("Blocked: The cluster's HA state is unknown")
-    code, _, err = cli("start", "maintenance-global", "--cluster", "Dark", "--user", "operator", "--yes", "--sync")
+    code, _, err = cli("start", "maintenance-local", "--cluster", "Dark", "--host", "dark1", "--user", "operator",
+                       "--yes", "--sync")
     assert code == 2 and err.startswith("Blocked, nothing was started: The cluster's HA state is unknown")
     assert not UpgradeRun.objects.exists()
     assert not AuditEvent.objects.filter(action="run.start").exists()
@@ -165,7 +167,7 @@ def test_plan_shows_the_concrete_steps_their_checks_and_the_state_read_now(lab, 
         "     wait; read-only; safe to rerun",
         "     wait until vm-status shows global maintenance on (at most 300 s)",
     ]
-    assert "  ok        ha-fresh: Every host's HA data is up to date." in lines
+    assert "  ok        command-host-live: he2.lab.local publishes up-to-date HA data." in lines
     assert "  ok        global-maintenance-off: The cluster is not in global maintenance." in lines
     assert lines[-1] == "Nothing blocks this plan."
     assert not UpgradeRun.objects.exists()

@@ -69,6 +69,8 @@ def test_demo_users_prints_each_password_once():
     from django.contrib.auth import get_user_model
     operator = get_user_model().objects.get(username="operator")
     assert list(operator.groups.values_list("name", flat=True)) == ["operator"]
+    # Each has an address, so approval requests reach the approver (make demo writes them to data/mail/).
+    assert operator.email == "operator@heportal.example" and "approver@heportal.example" in first.getvalue()
     password = [l.split("password: ")[1] for l in first.getvalue().splitlines() if l.strip().startswith("operator")][0]
     assert operator.check_password(password)
 

@@ -98,7 +98,7 @@ def test_the_cluster_page_shows_the_host_row_facts(client, make_user):
     make_host(cluster, name="he1.lab.local", address="127.0.1.1", he_host_id=1, os_release="CentOS Linux 7",
               ha_live=True, ha_score=3400, ha_state="EngineUp", engine_vm_here=True, ha_seen_at=timezone.now())
     make_host(cluster, name="he2.lab.local", address="127.0.1.2", he_host_id=2, ha_live=True, ha_score=1800,
-              ha_state="EngineDown", ha_seen_at=timezone.now() - timedelta(seconds=75))
+              ha_state="EngineDown", ha_seen_at=timezone.now(), ha_data_at=timezone.now() - timedelta(seconds=75))
     client.force_login(make_user("viewer"))
     page = " ".join(client.get(reverse("cluster-detail", args=[cluster.pk])).content.decode().split())
     assert "on he1.lab.local · <span class=\"label ok\">good health</span>" in page
@@ -177,10 +177,13 @@ def test_the_home_pages_hear_which_card_changed_and_nothing_of_output():
     from upgrades.events import home_notice
 
     first, second = (home_notice("cluster-7", {"type": "ha.update", "cluster": 7}) for _ in range(2))
-    assert {**first, "id": ""} == {"type": "home.changed", "cluster": 7, "run": None, "id": ""}
+    assert {**first, "id": ""} == {"type": "home.changed", "cluster": 7, "run": None, "runs": False, "id": ""}
     assert first["id"] != second["id"]  # each change is rendered anew
     assert home_notice("run-12", {"type": "step.status", "step": 3})["run"] == 12
     assert home_notice("run-12", {"type": "run.status", "run": 12})["run"] == 12
+    # A run's status reaches the home page's recent runs; its steps' do not.
+    assert home_notice("run-12", {"type": "run.status", "run": 12})["runs"] is True
+    assert home_notice("run-12", {"type": "step.status", "step": 3})["runs"] is False
     assert home_notice("run-12", {"type": "output.lines", "step": 3}) is None
     assert home_notice("run-12", {"type": "step.status", "step": 3, "status": "succeeded"}) is None
 

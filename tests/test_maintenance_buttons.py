@@ -47,7 +47,7 @@ def test_each_maintenance_button_sets_its_mode_on_the_lab_and_the_table_follows_
         plan = page.locator("section.plan")
         expect(plan.locator("code.command").first).to_have_text(command)
         expect(plan.locator(".plan-host").first).to_have_text(host)
-        expect(plan.locator("table.checks")).to_contain_text("Every host's HA data is up to date.")
+        expect(plan.locator("table.checks")).to_contain_text(f"{host} publishes up-to-date HA data.")
         expect(plan.locator(".ha-basis")).to_contain_text("(last poll)")
         page.click("button.start-run")
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
@@ -73,31 +73,37 @@ def test_each_maintenance_button_sets_its_mode_on_the_lab_and_the_table_follows_
     expect(host_row(watcher, "he2.lab.local").locator(".ha-local")).to_have_text("no", timeout=15_000)
 
 
-@pytest.mark.lab(engine_version="4.5")  # hosted-engine-setup 2.4 and later refuse; 2.3 (oVirt 4.3) may accept
-def test_local_maintenance_where_the_engine_vm_runs_shows_the_hosts_own_refusal(
+@pytest.mark.lab(engine_version="4.5")  # hosted-engine-setup 2.3.11 and later refuse there
+def test_local_maintenance_where_the_engine_vm_runs_is_refused_up_front_and_the_vm_can_be_moved_first(
         live_portal, ha_poller, fresh_lab_cluster, page, make_user):
     lab_cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab
     wait_for_polled(lab_cluster)
     he1 = lab_cluster.hosts.get(name="he1.lab.local")
     make_user("operator")
     log_in(page, live_portal, "operator")
-    page.goto(f"{live_portal}/clusters/{lab_cluster.pk}/")
-    page.click(f"#maintenance-local-{he1.pk}")
-    expect(page.locator(".warnings")).to_contain_text("The engine VM runs on he1.lab.local.")
-    page.click("button.start-run")  # not acknowledged: the browser does not send the form
-    expect(page.locator("section.plan")).to_be_visible()
-    assert not UpgradeRun.objects.exists()
-    page.check("input[name=acknowledge]")
+    cluster_url = f"{live_portal}/clusters/{lab_cluster.pk}/"
+    page.goto(cluster_url)
+    button = page.locator(f"#maintenance-local-{he1.pk}")
+    expect(page.locator(f"#why-maintenance-local-{he1.pk}")).to_contain_text(
+        f"The engine VM runs on he1.lab.local: hosted-engine-setup 2.7.1 refuses local maintenance there (\"{REFUSAL}\"",
+        timeout=20_000)  # once the poller has detected the release
+    expect(button).to_be_disabled()
+    page.click(f"#remedy-maintenance-local-{he1.pk}")
+    expect(page.locator("h1")).to_contain_text("Move the engine VM on")
+    expect(page.locator("section.plan code.command").first).to_have_text(
+        "engine API: migrate_engine_vm(host=he2.lab.local)")
     page.click("button.start-run")
-    expect(page.locator("#run-status")).to_have_text("failed", timeout=60_000)
-    failure = page.locator(".run-failure")
-    expect(failure).to_contain_text("Step 1 (Set local maintenance on he1.lab.local) on he1.lab.local failed: "
-                                    "exited with 1.")
-    expect(failure.locator("pre.host-said")).to_have_text(REFUSAL)
-    expect(page.locator("button.step-retry")).to_be_visible()
-    assert lab.state()["hosts"]["he1.lab.local"]["local_maintenance"] is False
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=120_000)
+    assert lab.state()["engine_vm"]["host"] == "he2.lab.local"
+    assert UpgradeRun.objects.get().runbook.slug == "engine-vm-migrate"
+    # Once the poller has seen it move, local maintenance on he1 is offered again.
+    page.goto(cluster_url)
+    expect(host_row(page, "he2.lab.local").locator(".ha-state")).to_have_text("EngineUp", timeout=20_000)
+    page.goto(cluster_url)
+    expect(page.locator(f"#maintenance-local-{he1.pk}")).to_be_enabled()
 
 
+@pytest.mark.lab(engine_version="3.6")  # its HA 1.3 agents accept local maintenance where the engine VM runs
 def test_the_last_host_able_to_run_the_engine_vm_cannot_be_put_in_local_maintenance(
         live_portal, ha_poller, fresh_lab_cluster, page, make_user):
     cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab

@@ -166,8 +166,8 @@ def test_a_run_started_while_redis_is_down_is_kept_and_starts_when_redis_is_back
 def test_four_simultaneous_starts_on_one_cluster_make_one_run(lab_cluster, make_user, redis_server, settings,
                                                               monkeypatch):
     # Jobs go to a queue no worker listens on, so the winner stays active while the others try.
-    monkeypatch.setitem(settings.RQ_QUEUES, "default",
-                        {**settings.RQ_QUEUES["default"], "URL": redis_server.url.replace("db=0", "db=1")})
+    monkeypatch.setitem(settings.RQ_QUEUES, "emergency",  # the diagnostic's lane
+                        {**settings.RQ_QUEUES["emergency"], "URL": redis_server.url.replace("db=0", "db=1")})
     users = [make_user("operator", f"operator{n}") for n in range(4)]
     hosts = list(lab_cluster.hosts.order_by("he_host_id"))
     clients = []
@@ -194,6 +194,6 @@ def test_four_simultaneous_starts_on_one_cluster_make_one_run(lab_cluster, make_
     assert locations == sorted([reverse("run-detail", args=[run.pk])] + [cluster_url] * 3)
     loser = next(n for n, r in enumerate(responses) if r["Location"] == cluster_url)
     page = clients[loser].get(cluster_url).content.decode()
-    assert (f"Cluster Lab already has an active run: #{run.pk} Diagnostic (pending). Only one run per cluster "
-            "at a time. Nothing was started.") in page
+    assert (f"Cluster Lab already has an emergency-lane run: #{run.pk} Diagnostic (pending). One maintenance "
+            "action or diagnostic at a time. Nothing was started.") in page
     assert AuditEvent.objects.filter(action="run.start").count() == 1

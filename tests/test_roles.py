@@ -64,11 +64,13 @@ EXPECTED = {
     "cluster-scores": ON_ALPHA,
     "cluster-card": ON_ALPHA,
     "home-cards": ANY_ROLE,  # the cards of the clusters each may see
+    "home-runs": ANY_ROLE,  # the recent runs of the clusters each may see
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,
     "ws/clusters/<id:cluster_id>/": ON_ALPHA,
     "ws/home/": ANY_ROLE,  # changes of the clusters each may see (tests/test_dashboard.py)
+    "ws/approvals/": APPROVERS | {"other"},  # the header's count: whoever may approve somewhere
     "": set(),  # any other path: not found, for everyone
 }
 

@@ -70,7 +70,8 @@ def test_lockspace_recovery_plans_every_command_per_host_and_ignores_stale_ha_da
         ("reinitialize", "he1.example.com", "hosted-engine --reinitialize-lockspace"),
         *[(f"start-agent.{h}.start", h, "systemctl start ovirt-ha-agent") for h in hosts],
         ("none", "he1.example.com", "hosted-engine --set-maintenance --mode=none"),
-        *[(f"score.{h}.wait-score", h, f"wait until {h} is live with a score of at least 0 (at most 900 s)")
+        *[(f"score.{h}.wait-score", h, f"wait until {h} is live with a score of at least 0, in data its agent published after "
+                                            "this wait began (at most 900 s)")
           for h in hosts]]
     assert all(step.rerun_safe for step in the_plan.steps)
     # What it repairs leaves every host stale: that must not block it.

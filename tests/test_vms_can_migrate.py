@@ -1,6 +1,8 @@
-"""The "vms-can-migrate" preflight check against the lab's engine, end to end: a guest VM
-pinned to a host stops he-upgrade when the run starts (the check asks the engine through
-ovirtsdk4), before any step; once the VM may migrate, the same run goes on."""
+"""The "vms-can-migrate" preflight check against the lab's engine, end to end: the plan
+reads the engine's view the HA poller stored (tests/test_left_behind.py shows a pinned VM
+there as an inhibitor); a guest VM pinned after the plan, while the run waits for its
+approval, stops he-upgrade when the run starts (the check asks the engine through
+ovirtsdk4 again), before any step; once the VM may migrate, the same run goes on."""
 import time
 
 import pytest
@@ -8,8 +10,9 @@ import pytest
 from tests.test_engine import start, steps_of
 from tests.test_resilience import wait_for_status
 from tests.test_runbook_he_upgrade import engine_cluster, polled_release
+from tests.test_left_behind import wait_for_engine_view
 from upgrades import services
-from upgrades.models import RunStatus, StepStatus
+from upgrades.models import ApprovalPolicy, RunStatus, StepStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -27,13 +30,18 @@ def test_a_pinned_vm_blocks_he_upgrade_at_its_start_until_it_may_migrate(
     lab = fresh_lab_cluster.lab
     operator = make_user("operator")
     polled_release(fresh_lab_cluster)
-    lab.admin("add-vm", vm="db1", host="he2", affinity="pinned")
+    wait_for_engine_view(fresh_lab_cluster, lambda v: v["api"] == "v4")
+    ApprovalPolicy.objects.create(cluster=fresh_lab_cluster, runbook="he-upgrade", before_start="always")
 
-    # The plan does not ask the engine; the run's start does.
+    # Planned with no VM pinned (the engine's view says so), then the VM is pinned while
+    # the run waits for its approval: the run's start asks the engine again.
     plan = services.plan_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={})
     planned = {c.check: c for c in plan.checks}
     assert planned["vms-can-migrate"].level == "ok"
     run = start(fresh_lab_cluster, "he-upgrade", operator)
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    lab.admin("add-vm", vm="db1", host="he2", affinity="pinned")
+    services.approve_run(run=run, user=make_user("approver"), comment="planned before the VM was pinned")
     wait_for_status(run, [RunStatus.FAILED, RunStatus.SUCCEEDED, RunStatus.CANCELLED], 300)
     assert run.status == RunStatus.FAILED
     assert BLOCKED in run.error

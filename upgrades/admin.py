@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 
 from . import audit, permissions
 from .inventory import is_address
-from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, HaSample, Host, RoleGrant, Runbook, RunStep,
-                     StepOutput, UpgradeRun)
+from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, EngineBackup, HaSample, Host, RoleGrant, Runbook,
+                     RunStep, StepOutput, UpgradeRun)
 
 # The admin site is for global admins (group "admin" or superusers): the same rule as everywhere.
 admin.site.has_permission = lambda request: request.user.is_active and permissions.is_global_admin(request.user)
@@ -120,7 +120,8 @@ class RoleGrantInline(admin.TabularInline):
 class ClusterAdmin(AuditedAdmin):
     form = ClusterForm
     list_display = ("name", "engine_url", "compatibility_version", "maintenance_mode", "polled_at")
-    readonly_fields = ("maintenance_mode", "polled_at", "poll_error", "engine_password_stored")
+    readonly_fields = ("maintenance_mode", "polled_at", "poll_error", "engine_health", "engine_health_ok",
+                       "engine_health_at", "engine_password_stored")
     inlines = [HostInline, RoleGrantInline]
 
     @admin.display(boolean=True, description="engine password stored")
@@ -141,7 +142,7 @@ class HostAdmin(AuditedAdmin):
     list_display = ("name", "cluster", "address", "ssh_port", "he_host_id", "ha_state", "ha_score")
     list_filter = ("cluster",)
     readonly_fields = ("known_hosts", "ha_state", "ha_score", "ha_live", "local_maintenance",
-                       "engine_vm_here", "ha_seen_at")
+                       "engine_vm_here", "ha_seen_at", "ha_host_ts", "ha_data_at")
 
 
 @admin.register(Runbook)
@@ -172,6 +173,12 @@ class RunStepAdmin(RecordAdmin):
 @admin.register(StepOutput)
 class StepOutputAdmin(RecordAdmin):
     list_display = ("step", "seq", "stream", "text")
+
+
+@admin.register(EngineBackup)
+class EngineBackupAdmin(RecordAdmin):
+    list_display = ("file_name", "cluster", "run", "size", "sha256", "created_at")
+    list_filter = ("cluster",)
 
 
 @admin.register(Approval)

@@ -25,15 +25,44 @@ ENGINE_HEALTH = {"EngineUp": ("good health", "ok"), "EngineUpBadHealth": ("bad h
                  "LocalMaintenanceMigrateVm": ("migrating away", "warn")}
 
 
+def engine_vm_summary(cluster, hosts, vm_host):
+    """Where the engine VM runs, as far as the HA data can tell, and otherwise why it
+    cannot and what the engine's own health page said (asked by the poller then).
+
+    Every agent publishing and none running the VM: it is down. Some agents not
+    publishing (a dead host, a corrupted lockspace): the VM's state is unknown, as
+    it may run where nobody reports; the engine answering says it is up after all.
+    """
+    if vm_host is not None:
+        health, level = ENGINE_HEALTH.get(vm_host.ha_state, (vm_host.ha_state, "warn"))
+        return {"host": vm_host, "health": health, "level": level, "state": "running"}
+    stale = [h.name for h in hosts if not h.ha_live]
+    if cluster.polled_at is None:
+        state, why = "unknown", "the HA poller has not read this cluster yet"
+    elif not hosts:
+        state, why = "unknown", "the cluster has no hosts"
+    elif len(stale) == len(hosts):
+        state, why = "unknown", f"no HA agent publishes (all {len(hosts)} hosts stale)"
+    elif stale:
+        state, why = "unknown", f"not on a live host; not publishing: {', '.join(stale)}"
+    else:
+        state, why = "down", "every HA agent publishes and none runs it"
+    engine = None
+    if cluster.engine_health_at is not None:
+        engine = {"ok": cluster.engine_health_ok, "text": cluster.engine_health, "at": cluster.engine_health_at}
+    level = "warn" if state == "unknown" and engine and engine["ok"] else "bad"
+    return {"host": None, "health": "", "level": level, "state": state, "why": why, "engine": engine}
+
+
 def cluster_summary(cluster, hosts):
     """What the home card and the cluster page say about the cluster at a glance."""
     vm_host = next((h for h in hosts if h.engine_vm_here and h.ha_live), None)
-    health, level = ENGINE_HEALTH.get(vm_host.ha_state, (vm_host.ha_state, "warn")) if vm_host else ("", "bad")
+    engine_vm = engine_vm_summary(cluster, hosts, vm_host)
     counts = {"total": len(hosts), "local": sum(h.local_maintenance for h in hosts),
               "stale": sum(not h.ha_live for h in hosts),
               "up": sum(h.ha_live and not h.local_maintenance and (h.ha_score or 0) > 0 for h in hosts)}
     old_after = max(cluster_state.POLL_GRACE.total_seconds(), cluster.poll_interval * cluster_state.STALE_POLLS)
-    return {"engine_vm": {"host": vm_host, "health": health, "level": level}, "counts": counts,
+    return {"engine_vm": engine_vm, "counts": counts,
             "old_after": int(old_after)}
 
 
@@ -73,7 +102,7 @@ def cluster_cards(clusters):
                  .values_list(*HOST_SUMMARY, named=True)):
         hosts.setdefault(host.cluster_id, []).append(host)
     runs = {run.cluster_id: run for run in UpgradeRun.objects.filter(
-        cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook")}
+        cluster__in=clusters, status__in=RUN_ACTIVE).select_related("runbook").order_by("-emergency")}  # a procedure wins
     current, totals = {}, {}
     for step in (RunStep.objects.filter(run__in=runs.values()).order_by("run_id", "order")
                  .values_list("run_id", "order", "title", "status", named=True)):

@@ -8,7 +8,8 @@ visible at any zoom. In the last hour (intervals shorter than the samples'
 spacing) an interval without a sample carries the last value on while it is
 recent (the score holds until it changes); in longer ranges the database
 groups the samples and an empty interval is a gap: the poller was away. Run
-steps that overlap the range come along as marks.
+steps that overlap the range come along as marks, and grouped per run: a run
+of 100 steps is one band on the chart (its steps on hover, or zoomed to it).
 """
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -16,7 +17,7 @@ from django.db.models import ExpressionWrapper, Func, IntegerField, Min, Q, Valu
 from django.utils import timezone
 
 from .ha import SAMPLE_EVERY
-from .models import HaSample, RunStep, StepStatus
+from .models import HaSample, RunStatus, RunStep, StepStatus
 
 # range -> (length, interval): about 250-340 points per host whatever the range.
 RANGES = {
@@ -45,10 +46,11 @@ def score_history(cluster, hosts, range_name, now=None):
         _lowest_in_database(lowest, start, step, count)
     else:
         _lowest_carried(lowest, start, step, x, now, start_dt)
+    marks = step_marks(cluster, start_dt + CARRY, now)
     return {
         "range": range_name, "start": start, "end": end, "step": step, "x": x,
         "hosts": [{"id": h.pk, "name": h.name, "score": lowest[h.pk]} for h in hosts],
-        "marks": step_marks(cluster, start_dt + CARRY, now),
+        "marks": marks, "runs": run_bands(marks),
     }
 
 
@@ -119,8 +121,29 @@ def step_marks(cluster, start, now):
     steps = (RunStep.objects.filter(run__cluster=cluster, started_at__isnull=False, started_at__lte=now)
              .filter(Q(finished_at__gte=start) | Q(finished_at__isnull=True, status__in=UNFINISHED))
              .order_by("started_at")
-             .values("run_id", "run__runbook__name", "order", "title", "host_id", "status", "started_at",
-                     "finished_at"))[:MAX_MARKS]
-    return [{"run": s["run_id"], "runbook": s["run__runbook__name"], "order": s["order"], "title": s["title"],
-             "host": s["host_id"], "status": s["status"], "t": s["started_at"].timestamp(),
+             .values("run_id", "run__runbook__name", "run__status", "order", "title", "host_id", "status",
+                     "started_at", "finished_at"))[:MAX_MARKS]
+    return [{"run": s["run_id"], "runbook": s["run__runbook__name"], "run_status": s["run__status"],
+             "order": s["order"], "title": s["title"], "host": s["host_id"], "status": s["status"],
+             "label": StepStatus(s["status"]).label, "t": s["started_at"].timestamp(),
              "end": s["finished_at"].timestamp() if s["finished_at"] else None} for s in steps]
+
+
+def run_bands(marks):
+    """One band per run, from its first step's start to its last step's end (None:
+    still going), with the hosts its steps ran on (None: on the cluster) and how
+    many steps are in ``marks``: what the chart draws instead of every step."""
+    bands = {}
+    for m in marks:
+        band = bands.get(m["run"])
+        if band is None:
+            band = bands[m["run"]] = {"run": m["run"], "runbook": m["runbook"], "status": m["run_status"],
+                                      "label": RunStatus(m["run_status"]).label, "t": m["t"], "end": m["end"],
+                                      "hosts": [], "steps": 0}
+        band["t"] = min(band["t"], m["t"])
+        if band["end"] is not None:
+            band["end"] = None if m["end"] is None else max(band["end"], m["end"])
+        if m["host"] not in band["hosts"]:
+            band["hosts"].append(m["host"])
+        band["steps"] += 1
+    return sorted(bands.values(), key=lambda b: b["t"])

@@ -20,9 +20,14 @@ class Result:
     check: str
     level: str
     message: str
+    # What clears it, offered next to the message: {"slug": a runbook, "label": ...}.
+    remedy: dict | None = None
 
     def to_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        if self.remedy is None:
+            del data["remedy"]  # stored results keep their shape when there is none
+        return data
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Context:
     cluster: object
     run_id: int | None = None
     engine_probe: object = None  # callable -> error text or "" (None: not probed here)
+    # A wait's first read of the state: what it saw before anything new was published
+    # (conditions with ``fresh`` accept only data published after it).
+    baseline: object = None
 
 
 def check(name, describe):
@@ -50,8 +58,8 @@ def condition(name, describe):
 
 def run_check(name, args, state, ctx):
     fn, _ = CHECKS[name]
-    level, message = fn(state, ctx, **args)
-    return Result(name, level, message)
+    level, message, *remedy = fn(state, ctx, **args)  # a check may name its remedy third
+    return Result(name, level, message, *remedy)
 
 
 def describe_check(name, args):
@@ -64,7 +72,10 @@ def test_condition(name, args, state, ctx):
 
 
 def describe_condition(name, args):
-    return CONDITIONS[name][1].format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+    describe = CONDITIONS[name][1]
+    if callable(describe):
+        return describe(**args)
+    return describe.format(**{k: {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
                                          for k, v in args.items()})
 
 
@@ -85,26 +96,70 @@ def ha_fresh(state, ctx):
     return OK, "Every host's HA data is up to date."
 
 
-def active_run_message(cluster, exclude=None):
-    """Who holds the cluster, as the second operator reads it; "" when nobody does."""
-    from .models import RUN_ACTIVE, UpgradeRun
-
-    prefetched = getattr(cluster, "active_runs", None)  # a page's Prefetch(to_attr=...)
-    if prefetched is not None:
-        other = next((run for run in prefetched if run.pk != exclude), None)
-    else:
-        other = (UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
-                 .select_related("runbook").first())
+def active_run_message(cluster, exclude=None, emergency=None):
+    """Who holds the cluster, as the second operator reads it; "" when nobody does.
+    ``emergency``: only runs of that lane (None: either)."""
+    other = active_run(cluster, exclude=exclude, emergency=emergency)
     if other is None:
         return ""
+    if other.emergency:
+        return (f"Cluster {cluster.name} already has an emergency-lane run: #{other.pk} {other.runbook.name} "
+                f"({other.get_status_display().lower()}). One maintenance action or diagnostic at a time.")
     return (f"Cluster {cluster.name} already has an active run: #{other.pk} {other.runbook.name} "
             f"({other.get_status_display().lower()}). Only one run per cluster at a time.")
 
 
+def active_run(cluster, exclude=None, emergency=None):
+    """The cluster's active run (a procedure before an emergency-lane run), or None."""
+    from .models import RUN_ACTIVE, UpgradeRun
+
+    prefetched = getattr(cluster, "active_runs", None)  # a page's Prefetch(to_attr=...)
+    if prefetched is not None:
+        runs = [run for run in prefetched if run.pk != exclude]
+    else:
+        runs = list(UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exclude(pk=exclude)
+                    .select_related("runbook"))
+    runs = [run for run in runs if emergency is None or run.emergency == emergency]
+    return min(runs, key=lambda run: (run.emergency, run.pk), default=None)
+
+
 @check("no-other-active-run", "no other run is active on the cluster")
 def no_other_active_run(state, ctx):
-    message = active_run_message(ctx.cluster, exclude=ctx.run_id)
+    """A procedure's lock; the emergency lane's runs (a few seconds each) do not hold it."""
+    message = active_run_message(ctx.cluster, exclude=ctx.run_id, emergency=False)
     return (INHIBITOR, message) if message else (OK, "No other run is active on the cluster.")
+
+
+@check("no-other-emergency-run", "no other maintenance action or diagnostic is active on the cluster")
+def no_other_emergency_run(state, ctx):
+    """The emergency lane's own lock: whatever procedure runs, one of these at a time."""
+    message = active_run_message(ctx.cluster, exclude=ctx.run_id, emergency=True)
+    return (INHIBITOR, message) if message else (OK, "No other maintenance action or diagnostic is active.")
+
+
+@check("pauses-procedure", "no procedure is active on the cluster (one would be paused)")
+def pauses_procedure(state, ctx):
+    """An emergency action that changes the cluster pauses the active procedure: say so first."""
+    other = active_run(ctx.cluster, exclude=ctx.run_id, emergency=False)
+    if other is None:
+        return OK, "No procedure is active on the cluster."
+    return WARNING, (f"Run #{other.pk} {other.runbook.name} is {other.get_status_display().lower()}: this pauses it "
+                     "(after its current step), with your reason, and it goes on only when an operator resumes "
+                     "it knowingly.")
+
+
+@check("command-host-live", "{host}, where the command runs, publishes up-to-date HA data")
+def command_host_live(state, ctx, host):
+    """A warning only: a dead or stale host never blocks the emergency lane; the
+    operator may pick another host for the command."""
+    if state.error:
+        return WARNING, (f"The cluster's HA state is unknown ({state.error}): the command runs on {host} "
+                         "all the same.")
+    here = state.host(host)
+    if here is None or not here.live:
+        return WARNING, (f"{host}'s HA data is not up to date: the command may fail there. Pick a live host "
+                         "for it if there is one.")
+    return OK, f"{host} publishes up-to-date HA data."
 
 
 @check("engine-reachable", "the engine API answers")
@@ -128,17 +183,77 @@ def not_last_engine_host(state, ctx, host):
     return OK, f"Other hosts can run the engine VM: {', '.join(others)}."
 
 
+# hosted-engine's refusal on the engine VM's host (set_maintenance.py, setup 2.3.11 and later).
+LOCAL_REFUSAL = ("Unable to enter local maintenance mode: the engine VM is running on the current host, please "
+                 "migrate it before entering local maintenance mode.")
+MOVE_ENGINE_VM = {"slug": "engine-vm-migrate", "label": "Move the engine VM to another host first"}
+
+
+def setup_version(cluster):
+    """The ovirt-hosted-engine-setup version the poller found (``rpm -q``), e.g. (2, 3, 13); None
+    when the release came from the vm-status layout only."""
+    import re
+
+    match = re.search(r"ovirt-hosted-engine-setup (\d+(?:\.\d+)*)", cluster.detected_release or "")
+    return tuple(int(part) for part in match[1].split(".")) if match else None
+
+
 @check("engine-vm-elsewhere", "the engine VM does not run on {host}")
 def engine_vm_elsewhere(state, ctx, host):
+    """Local maintenance where the engine VM runs, as each release answers it
+    (ovirt-releases.md): HA 1.x (oVirt 3.x) accepts it and its agent migrates the VM away;
+    setup 2.0-2.3.10 accept it (2.1+ only while another host can take the VM) but no agent
+    moves the VM, and vm-status shows no local maintenance while it runs there; setup
+    2.3.11 and later (commit 4a36099) refuse with exit 1 whenever the VM runs there."""
+    from .plan import release_of
+
+    here = state.host(host)
+    if here is None or not here.engine_vm_here:
+        return OK, f"The engine VM does not run on {host}."
+    release, setup = release_of(ctx.cluster), setup_version(ctx.cluster)
+    where = f"The engine VM runs on {host}"
+    if release is None:
+        return WARNING, (f"{where} and the cluster's release is not detected yet: hosted-engine-setup 2.3.11 and "
+                         "later (oVirt 4.3 up to date, 4.4, 4.5) refuse local maintenance there. Move the engine "
+                         "VM to another host first."), MOVE_ENGINE_VM
+    if release < (4, 0):
+        return WARNING, (f"{where}: the HA agent of oVirt {release[0]}.{release[1]} accepts local maintenance "
+                         "there and migrates the engine VM to the best other host itself.")
+    if (setup is not None and setup >= (2, 3, 11)) or release >= (4, 4):
+        named = f"hosted-engine-setup {'.'.join(map(str, setup))}" if setup else \
+            f"hosted-engine-setup of oVirt {release[0]}.{release[1]}"
+        return INHIBITOR, (f"{where}: {named} refuses local maintenance there (\"{LOCAL_REFUSAL}\"; 2.3.11 and "
+                           "later). Move the engine VM to another host first."), MOVE_ENGINE_VM
+    if setup is None:
+        return WARNING, (f"{where}. On oVirt {release[0]}.{release[1]} hosted-engine-setup 2.3.11 and later refuse "
+                         "local maintenance there (the setup version is not known). Move the engine VM to another "
+                         "host first."), MOVE_ENGINE_VM
+    return WARNING, (f"{where}: hosted-engine-setup {'.'.join(map(str, setup))} accepts local maintenance there, "
+                     "but no agent moves the engine VM away, and vm-status shows local maintenance only once the "
+                     "VM has left: the run would wait in vain. Move the engine VM to another host first."), \
+        MOVE_ENGINE_VM
+
+
+@check("engine-vm-target", "{host} can take the engine VM")
+def engine_vm_target(state, ctx, host):
+    if state.error:
+        return _unknown(state)
     here = state.host(host)
     if here is not None and here.engine_vm_here:
-        return WARNING, (f"The engine VM runs on {host}. hosted-engine 2.4 and later refuse local maintenance "
-                         "there: migrate the VM first (put the host into maintenance from the engine).")
-    return OK, f"The engine VM does not run on {host}."
+        return INHIBITOR, f"The engine VM runs on {host} already."
+    if here is None or not here.can_run_engine_vm:
+        seen = "not in vm-status" if here is None or not here.known else \
+            f"score {here.score}, state {here.state or '?'}{' local maintenance' if here.local_maintenance else ''}" \
+            f"{'' if here.live else ', HA data not up to date'}"
+        return INHIBITOR, f"{host} cannot take the engine VM: it must be live, out of local maintenance, with a " \
+                          f"positive score ({seen})."
+    return OK, f"{host} can take the engine VM (score {here.score})."
 
 
 @check("global-maintenance-off", "the cluster is not in global maintenance already")
 def global_maintenance_off(state, ctx):
+    if state.global_maintenance is None:
+        return OK, "Whether the cluster is in global maintenance is not known now; setting it again does no harm."
     if state.global_maintenance:
         return WARNING, "The cluster is in global maintenance already."
     return OK, "The cluster is not in global maintenance."
@@ -154,8 +269,9 @@ def local_maintenance_off(state, ctx, host):
 
 @check("something-in-maintenance", "something is in maintenance")
 def something_in_maintenance(state, ctx, host=""):
-    if state.error:
-        return _unknown(state)
+    if state.error:  # the emergency lane: leaving maintenance is never blocked for not knowing
+        return WARNING, (f"The cluster's HA state is unknown ({state.error}): whether anything is in maintenance "
+                         "cannot be told; the command runs all the same.")
     local = [h.name for h in state.hosts if h.local_maintenance and (not host or h.name == host)]
     if not state.global_maintenance and not local:
         where = f"{host} is" if host else "nothing is"
@@ -196,13 +312,45 @@ def engine_vm_up(state, ctx, not_on=""):
     return vm_host.name != not_on, f"the engine VM runs on {vm_host.name} ({vm_host.state})"
 
 
-@condition("host-score", "{host} is live with a score of at least {min_score}")
-def host_score(state, ctx, host, min_score):
+# The states an agent rests in once it has taken in the maintenance flags it reads: EngineDown
+# (the engine VM runs elsewhere) or EngineUp (here); GlobalMaintenance while that is set. The
+# others are steps on the way (StartState, ReinitializeFSM, EngineStarting, EngineStop, ...) or
+# trouble (EngineUnexpectedlyDown, UnknownLocalVmState, AgentStopped).
+SETTLED_STATES = ("EngineDown", "EngineUp")
+
+
+def _describe_host_score(host, min_score, fresh=False, settled=False):
+    text = f"{host} is live with a score of at least {min_score}"
+    if settled:
+        text += ", its agent settled (EngineDown or EngineUp; GlobalMaintenance while that is set)"
+    if fresh:
+        text += ", in data its agent published after this wait began"
+    return text
+
+
+@condition("host-score", _describe_host_score)
+def host_score(state, ctx, host, min_score, fresh=False, settled=False):
+    """``fresh``: only data published after the wait's first read counts (the host's metadata
+    timestamp moved): a wait that follows a change must not pass on what the agent said
+    before it, such as the score the agent published before its restart, or its
+    GlobalMaintenance state just after global maintenance was left. ``settled``: the agent
+    is in a state it rests in under the flags vm-status shows, not one on the way there."""
     here = state.host(host)
     if here is None or not here.known:
         return False, f"{host} is not in vm-status"
-    return here.live and (here.score or 0) >= min_score, \
-        f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    seen = f"{host}: score {here.score}, state {here.state or '?'}{'' if here.live else ' (stale)'}"
+    holds = here.live and (here.score or 0) >= min_score
+    if settled:
+        rest = ("GlobalMaintenance",) if state.global_maintenance else SETTLED_STATES
+        if here.state not in rest:
+            holds = False
+            seen += f" (not settled: waiting for {' or '.join(rest)})"
+    if fresh:
+        base = ctx.baseline.host(host) if ctx.baseline is not None else None
+        if base is not None and base.known and (here.host_ts is None or here.host_ts == base.host_ts):
+            holds = False
+            seen += "; nothing published since the wait began"
+    return holds, seen
 
 
 # -- Checks of the recovery runbooks (lockspace, metadata, failed install, resume deploy) --
@@ -302,9 +450,17 @@ def engine_vm_can_move(state, ctx):
     return OK, f"Hosts able to run the engine VM: {', '.join(able)}."
 
 
+def _when(moment):
+    from .templatetags.portal import when
+
+    return when(moment)
+
+
 @check("vms-can-migrate", "every VM can leave its host when the host goes to maintenance")
 def vms_can_migrate(state, ctx):
-    """Asked of the engine when the run starts (4.x); a 3.x engine has no API v4."""
+    """On 4.x the plan reads the engine's view the poller stored (a page never calls the
+    engine); the run's start asks the engine again. A 3.x engine has no API v4."""
+    from .engine_view import cannot_migrate
     from .plan import release_of
     from .remote.base import RemoteError
     from .remote.engine_api import EngineClient
@@ -314,6 +470,14 @@ def vms_can_migrate(state, ctx):
         return WARNING, ("A 3.x engine cannot be asked through its API: check in the web admin that "
                          "no VM is pinned to a host (Virtual Machines, Host tab, migration mode).")
     if ctx.engine_probe is None:
+        stuck, read_at = cannot_migrate(ctx.cluster)
+        if stuck:
+            return INHIBITOR, ("These VMs cannot migrate, so their hosts cannot go to maintenance: "
+                               + ", ".join(f"{name} on {host}" for name, host in stuck)
+                               + f" (the engine's view read {_when(read_at)}).")
+        if read_at is not None:
+            return OK, (f"The engine listed no VM that cannot migrate ({_when(read_at)}); "
+                        "it is asked again when the run starts.")
         return OK, "The engine is asked for VMs that cannot migrate when the run starts."
     try:
         with EngineClient.for_cluster(ctx.cluster) as client:
@@ -421,3 +585,37 @@ def other_engine_host(state, ctx, host):
     if not others:
         return False, f"no host other than {host} can run the engine VM"
     return True, "can run the engine VM: " + ", ".join(f"{h.name} (score {h.score})" for h in others)
+
+
+@check("updates-pending", "a host or the engine VM has updates pending")
+def updates_pending(state, ctx, skipped="", scope="minor"):
+    """he-upgrade with nothing to update would only restart services and move the engine VM."""
+    from django.conf import settings
+
+    from . import packages
+
+    cluster = ctx.cluster
+    if scope == "release":
+        return OK, ("A new release: its updates are known only once its repo is added, so every host "
+                    "is upgraded.")
+    if cluster.packages_read_at is None:
+        return WARNING, (f"Pending updates are not known yet (the HA poller reads them every "
+                         f"{settings.PACKAGES_POLL_SECONDS / 60:g} min): nothing tells whether there is "
+                         "anything to update, and no host is skipped.")
+    machines = cluster.packages.get("machines", {})
+    when = packages.read_when(cluster, "this check")
+    again = [name for name in skipped.split(",") if name and packages.pending(cluster, name)]
+    if again:
+        return INHIBITOR, (f"{', '.join(again)} had nothing to update when the run was planned and now "
+                           f"has updates pending ({when}): plan the run again.")
+    unknown = [f"{packages.machine_label(n, d)}: {d['error']}" for n, d in machines.items() if d.get("error")]
+    found = [f"{packages.machine_label(n, d)} ({len(d['updates'])})" for n, d in machines.items()
+             if not d.get("error") and d["updates"]]
+    if not found and not unknown:
+        return INHIBITOR, (f"Nothing to update: yum check-update finds no pending update on any host or in "
+                           f"the engine VM ({when}). The run would only restart services and move the "
+                           "engine VM.")
+    if unknown:
+        return WARNING, (f"Pending updates are not known for {'; '.join(unknown)} ({when}). Updates pending: "
+                         f"{', '.join(found) or 'none found'}.")
+    return OK, f"Updates pending: {', '.join(found)} ({when})."

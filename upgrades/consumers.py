@@ -20,10 +20,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocket
 
 from .cards import render_card
 from .converters import parse_id
-from .events import HOME_GROUP, cluster_group, run_group, run_event, step_event
+from .events import APPROVALS_GROUP, HOME_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
-from .permissions import VIEW, can, clusters_where
+from .permissions import APPROVE, VIEW, can, can_anywhere, clusters_where
 
 BACKLOG_CHUNK = 1_000
 log = logging.getLogger(__name__)
@@ -165,10 +165,42 @@ class ClusterConsumer(JsonWebsocketConsumer):
         self.send_json(event)
 
 
+class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
+    """The header's pending-approvals count of one approver: the count on connect,
+    then again on each change of any request (counted for this user only)."""
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        if not await database_sync_to_async(can_anywhere)(user, APPROVE):
+            await self.close(code=4403)
+            return
+        self.user, self.joined = user, True
+        await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
+        await self.accept()
+        await self.send_count()
+
+    async def disconnect(self, code):
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(APPROVALS_GROUP, self.channel_name)
+
+    async def send_count(self):
+        from .services.approvals import pending_count
+
+        await self.send_json({"type": "approvals.count", "pending": await database_sync_to_async(pending_count)(
+            self.user)})
+
+    async def approvals_changed(self, event):
+        await self.send_count()
+
+
 class HomeConsumer(AsyncJsonWebsocketConsumer):
     """The home page: "home.ready" once joined, then each changed card
-    ("home.card", rendered once per process by CARDS). Async: one message fans
-    out to every open home page."""
+    ("home.card", rendered once per process by CARDS; ``runs`` when a run
+    started or changed status, for the page's recent runs). Async: one message
+    fans out to every open home page."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -203,7 +235,8 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
             if event.get("cluster") in self.visible:
                 await self.send_json(event)
         elif card[0] in self.visible:
-            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1]})
+            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1],
+                                  "runs": event.get("runs", False)})
 
 
 class CardRenderer:

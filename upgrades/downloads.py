@@ -8,11 +8,13 @@ the log) and yields them as one piece of text. Memory is a chunk, whatever
 the log's size, as long as the client keeps reading (daphne has no
 backpressure: what it is given for a stalled client stays buffered).
 """
+import asyncio
+
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
-from django.utils import timezone
 
 from .models import StepOutput
+from .timefmt import format_time
 
 # A line is at most ~16 KiB (output.MAX_LINE_CHARS), so a chunk is at most
 # ~16 MiB and usually ~100 KiB; 1,000 rows a query keeps queries few.
@@ -36,13 +38,13 @@ async def step_lines(step_id):
 
 
 def _when(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+    return format_time(moment, "-")
 
 
 def run_heading(run, step_count):
     return (f"Run #{run.pk}: {run.runbook.name} on cluster {run.cluster.name}\n"
             f"requested by {run.requested_by.get_username()} at {_when(run.created_at)}; "
-            f"status {run.status}; {step_count} steps\n\n")
+            f"status {run.get_status_display()}; {step_count} steps\n\n")
 
 
 def step_heading(step, step_count):
@@ -52,7 +54,7 @@ def step_heading(step, step_count):
     lines = [f"===== Step {step.order}/{step_count}: {step.title} =====",
              f"host:      {host}",
              f"command:   {step.command or '-'}",
-             f"status:    {step.status}, exit code {exit_code}",
+             f"status:    {step.get_status_display()}, exit code {exit_code}",
              f"started:   {_when(step.started_at)}, finished: {_when(step.finished_at)}"]
     if step.error:
         lines.append(f"error:     {step.error}")
@@ -72,4 +74,21 @@ async def run_lines(run, steps):
 def log_response(chunks, filename):
     response = StreamingHttpResponse(chunks, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+FILE_CHUNK = 1 << 20
+
+
+async def file_chunks(path):
+    """A file's bytes a MiB at a time, read off the event loop."""
+    with open(path, "rb") as f:
+        while chunk := await asyncio.to_thread(f.read, FILE_CHUNK):
+            yield chunk
+
+
+def file_response(path, filename):
+    response = StreamingHttpResponse(file_chunks(path), content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Content-Length"] = str(path.stat().st_size)
     return response

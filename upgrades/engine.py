@@ -13,7 +13,7 @@ import time
 import traceback
 from types import SimpleNamespace
 
-from . import checks, events, services, state
+from . import backups, checks, events, packages, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
 from .output import OutputRecorder, insert_rows, last_seq
 from .remote.base import CommandStopped, EngineError, RemoteError
@@ -71,6 +71,7 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
     """Execute the run's next steps; returns (run status, error text)."""
     if not run.cancel_requested and not run.steps.exclude(status=StepStatus.PENDING).exists():
         # Before the first step (also when a run its preflight stopped is resumed).
+        services.record_snapshot(run)
         error = start_preflight(run, pool, engine_client)
         if error:
             return RunStatus.FAILED, error
@@ -141,6 +142,11 @@ def start_preflight(run, pool, engine_client):
         services.record_start_preflight(run, [])
         return ""
     fresh = state.read(run.cluster, pool)
+    if any(c["name"] == "updates-pending" for c in wanted):
+        # The plan had the poller's last read; the start reads them now, and keeps them
+        # as the versions before (the run page compares its end with them).
+        services.record_packages_before(run, packages.poll_packages(run.cluster, pool,
+                                                                    engine_client=engine_client))
 
     def engine_probe():
         try:
@@ -219,6 +225,8 @@ def run_guards(step, run, pool, out):
 def run_ssh(step, run, pool, out, beat):
     """The command on its host; (exit code, error or "")."""
     spec = step.spec
+    if spec.get("fetch"):
+        return backups.run_fetch(step, run, pool, out, beat)
     command = spec.get("command", step.command)
     host = step.host
     if spec.get("on") == "engine-vm":
@@ -278,6 +286,8 @@ def run_wait(step, run, pool, out, beat):
     last = None
     while True:
         fresh = state.read(run.cluster, pool)
+        if ctx.baseline is None and not fresh.error:
+            ctx.baseline = fresh  # what was there before this wait: not new data
         holds, seen = (False, f"HA state unknown: {fresh.error}") if fresh.error else \
             checks.test_condition(name, args, fresh, ctx)
         if seen != last:

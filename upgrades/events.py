@@ -1,7 +1,8 @@
 """Websocket payloads and the one way to publish them.
 
 Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
-state, ``home`` for a short "this card changed" to every home page.
+state, ``home`` for a short "this card changed" to every home page,
+``approvals`` for "count your pending approvals again" to every approver's header.
 Payloads are saved to the database before they are published, so a page
 can always be rebuilt from the database; publishing is best effort (Redis
 may be restarting) and a viewer catches up from the database.
@@ -33,6 +34,7 @@ class StepEvent(TypedDict):
     type: str  # "step.status"
     step: int
     status: str
+    label: str  # the status as people read it ("waiting for a person")
     exit_code: int | None
     error: str
     lines: int  # the step's last stored output line: a viewer below it has missed some
@@ -45,6 +47,7 @@ class RunEvent(TypedDict):
     type: str  # "run.status"
     run: int
     status: str
+    label: str  # the status as people read it ("awaiting approval")
     error: str
     pause_requested: bool
     cancel_requested: bool
@@ -58,7 +61,8 @@ class HostHa(TypedDict):
     live: bool
     local_maintenance: bool
     engine_vm_here: bool
-    seen_at: str | None
+    seen_at: str | None  # the last poll that listed the host
+    data_at: str | None  # when the host's own metadata (host-ts) last changed
 
 
 class HaEvent(TypedDict):
@@ -79,6 +83,13 @@ def cluster_group(cluster_id):
 
 
 HOME_GROUP = "home"
+# Every approver's page header: "the pending approvals may have changed"; each
+# consumer counts its own user's (upgrades.consumers.ApprovalsConsumer).
+APPROVALS_GROUP = "approvals"
+
+
+def approvals_event():
+    return {"type": "approvals.changed"}
 
 
 class HomeEvent(TypedDict):
@@ -87,6 +98,7 @@ class HomeEvent(TypedDict):
     type: str  # "home.changed"
     cluster: int | None
     run: int | None
+    runs: bool  # a run started or its status changed: the page's "Recent runs" too
     id: str  # one per change: the key under which its card is rendered once
 
 
@@ -96,12 +108,13 @@ def home_notice(group, payload) -> HomeEvent | None:
     A step that succeeded says nothing new to a card: the next step's start, or the run's
     end, follows at once (half the messages, and card renders, of a running run)."""
     if payload.get("type") == "ha.update":
-        return {"type": "home.changed", "cluster": payload["cluster"], "run": None, "id": uuid.uuid4().hex}
+        return {"type": "home.changed", "cluster": payload["cluster"], "run": None, "runs": False,
+                "id": uuid.uuid4().hex}
     if payload.get("type") == "step.status" and payload.get("status") == "succeeded":
         return None
     if payload.get("type") in ("run.status", "step.status") and group.startswith("run-"):
         return {"type": "home.changed", "cluster": None, "run": int(group.removeprefix("run-")),
-                "id": uuid.uuid4().hex}
+                "runs": payload["type"] == "run.status", "id": uuid.uuid4().hex}
     return None
 
 
@@ -112,6 +125,8 @@ def publish(group, payload):
     transaction.on_commit(lambda: send_now(group, payload))
     if notice is not None:
         transaction.on_commit(lambda: send_now(HOME_GROUP, notice))
+    if payload.get("type") == "run.status":  # a request made, decided, expired or closed
+        transaction.on_commit(lambda: send_now(APPROVALS_GROUP, approvals_event()))
 
 
 def send_now(group, payload):
@@ -203,12 +218,13 @@ _SENDER = _Sender()
 def step_event(step, lines=None) -> StepEvent:
     if lines is None:
         lines = step.output.order_by("-seq").values_list("seq", flat=True).first() or 0
-    return {"type": "step.status", "step": step.pk, "status": step.status,
+    return {"type": "step.status", "step": step.pk, "status": step.status, "label": step.get_status_display(),
             "exit_code": step.exit_code, "error": step.error, "lines": lines, "note": step.note,
             "started_at": step.started_at.isoformat() if step.started_at else None,
             "finished_at": step.finished_at.isoformat() if step.finished_at else None}
 
 
 def run_event(run) -> RunEvent:
-    return {"type": "run.status", "run": run.pk, "status": run.status, "error": run.error,
+    return {"type": "run.status", "run": run.pk, "status": run.status, "label": run.get_status_display(),
+            "error": run.error,
             "pause_requested": run.pause_requested, "cancel_requested": run.cancel_requested}

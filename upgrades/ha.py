@@ -21,7 +21,8 @@ def host_payload(host) -> HostHa:
     return {"id": host.pk, "name": host.name, "state": host.ha_state, "score": host.ha_score,
             "live": host.ha_live, "local_maintenance": host.local_maintenance,
             "engine_vm_here": host.engine_vm_here,
-            "seen_at": host.ha_seen_at.isoformat() if host.ha_seen_at else None}
+            "seen_at": host.ha_seen_at.isoformat() if host.ha_seen_at else None,
+            "data_at": host.ha_data_at.isoformat() if host.ha_data_at else None}
 
 
 def cluster_payload(cluster) -> HaEvent:
@@ -53,6 +54,22 @@ def pair_blocks(hosts, blocks):
     return paired
 
 
+def data_time(host, status, now):
+    """(host-ts, when it changed): the host's own metadata timestamp and when the
+    poller saw it change. A dead host's block is still listed, with its last
+    host-ts; so its data's age grows while the poll's stays small. A host first
+    seen stale, or a layout without a timestamp and not up to date, keeps what
+    was known (None: not seen changing since the portal watches)."""
+    ts = status.host_timestamp
+    if ts is None:
+        return None, now if status.up_to_date else host.ha_data_at
+    if ts == host.ha_host_ts:
+        return ts, host.ha_data_at
+    if host.ha_host_ts is None and not status.up_to_date:
+        return ts, host.ha_data_at
+    return ts, now
+
+
 def apply_vm_status(cluster_id, vm_status, *, now=None):
     """Store one poll's result; returns True when anything visible changed."""
     now = now or timezone.now()
@@ -79,7 +96,8 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
             for field, value in new.items():
                 setattr(host, field, value)
             host.ha_seen_at = now
-            host.save(update_fields=[*HOST_FIELDS, "ha_seen_at"])
+            host.ha_host_ts, host.ha_data_at = data_time(host, status, now)
+            host.save(update_fields=[*HOST_FIELDS, "ha_seen_at", "ha_host_ts", "ha_data_at"])
             last = last_samples.get(host.pk)
             if host_changed or last is None or now - last.at >= SAMPLE_EVERY:
                 samples.append(HaSample(host=host, at=now, state=host.ha_state, score=host.ha_score,
@@ -100,6 +118,20 @@ def record_poll_error(cluster_id, message, *, now=None):
         changed = cluster.poll_error != message
         cluster.poll_error = message
         cluster.save(update_fields=["poll_error"])
+        if changed:
+            events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))
+
+
+def record_engine_health(cluster_id, page, *, now=None):
+    """What the engine's health page answered (``poller._check_engine_health``); a
+    change is published (the home card and the cluster page say it)."""
+    now = now or timezone.now()
+    text = (page.text or (f"HTTP {page.status}" if page.status else "no answer"))[:300]
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
+        changed = (cluster.engine_health, cluster.engine_health_ok) != (text, page.ok)
+        cluster.engine_health, cluster.engine_health_ok, cluster.engine_health_at = text, page.ok, now
+        cluster.save(update_fields=["engine_health", "engine_health_ok", "engine_health_at"])
         if changed:
             events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))
 

@@ -52,6 +52,23 @@ class Cluster(models.Model):
         max_length=200, blank=True,
         help_text="The oVirt release the HA poller found on the hosts (docs/vm-status.md).",
     )
+    # The engine's view (upgrades.engine_view), read by the HA poller less often than
+    # vm-status: {"api": "v4"|"v3", "cluster": {...}, "hosts": {name: {...}}, "engine_vm": ...},
+    # each part with the time it was read; kept when a read fails (the error says why).
+    engine_view = models.JSONField(default=dict, blank=True)
+    engine_view_at = models.DateTimeField(null=True, blank=True)
+    engine_view_error = models.TextField(blank=True)
+    # Pending updates per host and in the engine VM (``upgrades.packages``), read by the
+    # HA poller every PACKAGES_POLL_SECONDS: {"machines": {name: {...}}}; never read while
+    # packages_read_at is None.
+    packages = models.JSONField(default=dict, blank=True, editable=False)
+    packages_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The engine's own health page (/ovirt-engine/services/health, what HA's liveliness
+    # check reads), asked by the poller while the HA data cannot say whether the engine
+    # VM runs: "" never asked, else what it answered; and when.
+    engine_health = models.CharField(max_length=300, blank=True)
+    engine_health_ok = models.BooleanField(default=False)
+    engine_health_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -88,7 +105,12 @@ class Host(models.Model):
     ha_live = models.BooleanField("HA data up to date", default=False)
     local_maintenance = models.BooleanField(default=False)
     engine_vm_here = models.BooleanField(default=False)
-    ha_seen_at = models.DateTimeField(null=True, blank=True)
+    ha_seen_at = models.DateTimeField(null=True, blank=True)  # the last poll that listed the host
+    # The host's own metadata timestamp (vm-status host-ts) last read, and when the
+    # poller saw it change: the age of the host's own data, which grows while its
+    # agent is dead even though every poll lists its (old) block.
+    ha_host_ts = models.BigIntegerField("HA metadata timestamp", null=True, blank=True)
+    ha_data_at = models.DateTimeField("HA data changed", null=True, blank=True)
 
     class Meta:
         ordering = ["cluster", "he_host_id", "name"]
@@ -111,19 +133,22 @@ class Runbook(models.Model):
         return self.name
 
 
+# Statuses: the value is for code and URLs, the label is what people read
+# (pages, websocket payloads, the CLI), lower case as it sits in a sentence.
 class RunStatus(models.TextChoices):
-    PENDING = "pending"
+    PENDING = "pending", "pending"
     AWAITING_APPROVAL = "awaiting_approval", "awaiting approval"
-    RUNNING = "running"
+    RUNNING = "running", "running"
     WAITING = "waiting", "waiting for a person"
-    PAUSED = "paused"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
+    PAUSED = "paused", "paused"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"
 
 
-# A cluster has at most one run in these states (a database constraint).
+# A cluster has at most one procedure in these states, and at most one run of the
+# emergency lane (the maintenance modes and the diagnostic; two database constraints).
 # Failed and interrupted runs can be resumed, but hold no lock meanwhile:
 # resuming one takes the lock again, or is refused while another run holds it.
 RUN_ACTIVE = (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.WAITING,
@@ -162,12 +187,23 @@ class UpgradeRun(models.Model):
     # many distinct approvers it needs, and until when it is valid.
     approvals_required = models.PositiveSmallIntegerField(default=0)
     approval_expires_at = models.DateTimeField(null=True, blank=True)
+    # The cluster as it was when the run's first step was about to run (upgrades.leftbehind):
+    # what a run that did not succeed is compared with.
+    snapshot = models.JSONField(default=dict, blank=True)
+    # A run of the emergency lane (a maintenance mode, the diagnostic): it runs
+    # whatever procedure is active (docs/architecture.md, "Emergency lane").
+    emergency = models.BooleanField(default=False)
+    # Why an emergency action paused this procedure; set until an operator resumes
+    # it knowingly (acknowledging this text), so it never goes on unaware.
+    hold_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE),
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE, emergency=False),
                                     name="one_active_run_per_cluster"),
+            models.UniqueConstraint(fields=["cluster"], condition=models.Q(status__in=RUN_ACTIVE, emergency=True),
+                                    name="one_active_emergency_run_per_cluster"),
         ]
 
     def __str__(self):
@@ -179,15 +215,15 @@ class UpgradeRun(models.Model):
 
 
 class StepStatus(models.TextChoices):
-    PENDING = "pending"
-    RUNNING = "running"
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
     WAITING = "waiting", "waiting for a person"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    REJECTED = "rejected", "rejected"
+    SKIPPED = "skipped", "skipped"
+    CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"
 
 
 STEP_DONE = (StepStatus.SUCCEEDED, StepStatus.SKIPPED)
@@ -253,8 +289,8 @@ class StepOutput(models.Model):
 
 
 class ApprovalDecision(models.TextChoices):
-    APPROVED = "approved"
-    REJECTED = "rejected"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
 
 
 class Approval(models.Model):
@@ -410,3 +446,23 @@ class HaSample(models.Model):
     class Meta:
         ordering = ["host", "-at"]
         indexes = [models.Index(fields=["host", "at"], name="hasample_host_at")]
+
+
+class EngineBackup(models.Model):
+    """An ``engine-backup`` file copied off the engine VM into ENGINE_BACKUP_DIR, its
+    sha256 checked against the VM's own ``sha256sum`` (``upgrades.backups``)."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="engine_backups")
+    run = models.ForeignKey(UpgradeRun, on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="engine_backups")
+    file_name = models.CharField(max_length=255, help_text="Relative to ENGINE_BACKUP_DIR.")
+    source_path = models.CharField(max_length=500, help_text="Where engine-backup wrote it in the engine VM.")
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "-created_at", "-id"]
+
+    def __str__(self):
+        return self.file_name

@@ -15,7 +15,7 @@ from django import forms
 
 from . import checks
 from .remote.ssh import build_command
-from .runbooks.base import Approval, Engine, ForEachHost, Manual, Ssh, Wait
+from .runbooks.base import Approval, Engine, Fetch, ForEachHost, Manual, Ssh, Wait
 
 VERSION = r"\d+\.\d+(\.\d+){0,2}"
 PATH = r"/[A-Za-z0-9._+@%=:,/-]*"
@@ -143,7 +143,10 @@ def make_plan(runbook, cluster, params, state, *, run_id=None, engine_probe=None
     # Every runbook: the cluster to itself; fresh HA data when it changes anything;
     # the engine when a step needs it.
     changes = any(step.changes for step in steps)
-    preflight = ([("ha-fresh", {})] if changes and runbook.needs_fresh_ha else []) + [("no-other-active-run", {})] + \
+    # The emergency lane has its own lock, and says first which procedure it pauses.
+    lock = [("no-other-emergency-run", {})] + ([("pauses-procedure", {})] if changes else []) \
+        if runbook.emergency else [("no-other-active-run", {})]
+    preflight = ([("ha-fresh", {})] if changes and runbook.needs_fresh_ha else []) + lock + \
         ([("engine-reachable", {})] if uses_engine else []) + \
         [(c.name, _fill_args(c.args, values)) for c in runbook.preflight]
     results = [checks.run_check(name, args, state, check_ctx) for name, args in preflight]
@@ -218,6 +221,18 @@ def _expand_step(step, values, hosts, key):
                            spec={"command": command, "on": target, "expect": list(step.expect),
                                  "output_check": step.output_check, "timeout": step.timeout,
                                  "guards": _guards(step, values)})
+    if isinstance(step, Fetch):
+        path = _fill(step.path, values)
+        if step.mode == "space":
+            command = build_command("df -P -B1 {path}", path=path)
+            described = f"{command} in the engine VM, and the free space of the portal's backup directory"
+        else:
+            command = build_command("sha256sum {path}", path=path)
+            described = (f"copy {path} off the engine VM into the portal's backup directory (SFTP), "
+                         f"then {command} there and compare")
+        return PlannedStep(key, title, "ssh", described, spec={
+            "command": command, "on": "engine-vm", "expect": [0], "output_check": "", "timeout": step.timeout,
+            "guards": [], "fetch": {"mode": step.mode, "path": path}})
     if isinstance(step, Engine):
         args = _fill_args(step.args, values)
         described = f"engine API: {step.action}(" + ", ".join(f"{k}={v}" for k, v in args.items()) + ")"

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import close_old_connections
 from django.db.models.functions import Mod
 
-from . import ha, sweeper
+from . import engine_view, ha, packages, sweeper
 from .models import Cluster
 from .remote.base import RemoteError
+from .remote.engine_api import health_page
 from .remote.ssh import SshSession, SshTarget
 from .remote.vmstatus import VmStatusParseError
 from .state import fetch_vm_status
@@ -27,6 +28,9 @@ CLUSTER_REFRESH_SECONDS = 2.0
 # The release is read with rpm this often, and whenever the vm-status layout changes.
 RELEASE_CHECK_SECONDS = 600.0
 RPM_COMMAND = "rpm -q ovirt-hosted-engine-setup ovirt-hosted-engine-ha"
+# While the HA data cannot say where the engine VM runs (its agents do not publish, or
+# no host answers), the engine's own health page is asked at most this often.
+ENGINE_HEALTH_SECONDS = 15.0
 # ovirt-hosted-engine-setup series -> oVirt release (newest first).
 SETUP_RELEASES = (("2.6", "4.5"), ("2.4", "4.4"), ("2.3", "4.3"), ("2.2", "4.2"), ("2.1", "4.1"),
                   ("2.0", "4.0"), ("1.3", "3.6"), ("1.2", "3.5"))
@@ -71,6 +75,7 @@ class ClusterPoller:
         self.session = None
         self.session_host_id = None
         self.release_checked = None  # (monotonic time, vm-status layout) of the last check
+        self.health_checked = None  # monotonic time the engine's health page was last asked
 
     def poll(self):
         close_old_connections()
@@ -87,10 +92,26 @@ class ClusterPoller:
                 continue
             ha.apply_vm_status(self.cluster_id, status)
             self._detect_release(status)
+            if status.engine_host() is None:
+                self._check_engine_health()
             return True
         ha.record_poll_error(self.cluster_id, "no host answered: " + "; ".join(errors) if errors
                              else "the cluster has no hosts")
+        self._check_engine_health()
         return False
+
+    def _check_engine_health(self):
+        """No live agent says the engine VM runs: ask the engine itself (a corrupted
+        lockspace stops every agent while the VM runs on), so the page can say so."""
+        now = time.monotonic()
+        if self.health_checked is not None and now - self.health_checked < ENGINE_HEALTH_SECONDS:
+            return
+        self.health_checked = now
+        cluster = Cluster.objects.get(pk=self.cluster_id)
+        if not cluster.engine_url:
+            return
+        ha.record_engine_health(self.cluster_id, health_page(cluster.engine_url, cluster.engine_ca_file,
+                                                             min(self.timeout, 10)))
 
     def _read(self, host):
         if self.session_host_id != host.pk:
@@ -132,8 +153,10 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
     """
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
+    engine_due, engine_busy = {}, {}
     clusters, refreshed = {}, 0.0
     sweeping, sweep_due = None, 0.0
+    package_polls = packages.PackagePolls()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
         while not stop.is_set():
             now = time.monotonic()
@@ -147,7 +170,14 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                 for gone in set(pollers) - set(clusters):
                     pollers.pop(gone).close()
                 refreshed = now
+            package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
             for cluster_id, interval in clusters.items():
+                # The engine's view, less often and in its own task: an engine that does not
+                # answer (engine-setup restarts it) never holds up the HA poll.
+                if now >= engine_due.get(cluster_id, 0.0) and (
+                        engine_busy.get(cluster_id) is None or engine_busy[cluster_id].done()):
+                    engine_due[cluster_id] = now + engine_view.engine_poll_seconds(interval)
+                    engine_busy[cluster_id] = pool.submit(_poll_engine_safely, cluster_id)
                 if busy.get(cluster_id) is not None and not busy[cluster_id].done():
                     continue
                 if now >= due.get(cluster_id, 0.0):
@@ -157,6 +187,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             stop.wait(0.05)
         for poller in pollers.values():
             poller.close()
+        package_polls.close()
 
 
 def _sweep_safely():
@@ -165,6 +196,16 @@ def _sweep_safely():
         sweeper.sweep()
     except Exception:
         log.exception("sweeping runs failed")
+
+
+def _poll_engine_safely(cluster_id):
+    close_old_connections()
+    try:
+        cluster = Cluster.objects.filter(pk=cluster_id).first()
+        if cluster is not None:
+            engine_view.poll_engine_view(cluster)
+    except Exception:
+        log.exception("reading the engine's view of cluster %s failed", cluster_id)
 
 
 def _poll_safely(poller):

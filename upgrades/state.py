@@ -32,6 +32,9 @@ class HostState:
     local_maintenance: bool
     engine_vm_here: bool
     known: bool = True  # False: vm-status did not list this host at all
+    # The host's metadata timestamp (its own monotonic clock when its agent collected the
+    # data it published); a new value means new data. None: not read (the poll keeps none).
+    host_ts: int | None = None
 
     @property
     def can_run_engine_vm(self):
@@ -109,6 +112,7 @@ def read(cluster, pool, hosts=None, timeout=20.0):
             states.append(HostState(
                 name=row.name, he_host_id=row.he_host_id, live=seen.up_to_date, score=seen.score,
                 state=seen.state or "", local_maintenance=seen.local_maintenance,
+                host_ts=seen.host_timestamp,
                 # A stale host's engine status is its last word, not the truth now.
                 engine_vm_here=seen.engine_vm == "up" and seen.up_to_date))
         return ClusterState(hosts=states, global_maintenance=status.global_maintenance, source="fresh",

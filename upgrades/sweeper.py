@@ -25,6 +25,7 @@ from rq.job import Job, JobStatus
 
 from . import services
 from .models import RUN_ADVANCING, RunStatus, UpgradeRun
+from .timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def mark_lost_workers(now):
     count = 0
     for run in lost:
         reason = (f"the worker executing this run ({run.executor}) stopped: no heartbeat since "
-                  f"{timezone.localtime(run.heartbeat_at):%Y-%m-%d %H:%M:%S %Z}")
+                  f"{format_time(run.heartbeat_at)}")
         if services.interrupt_run(run, executor=run.executor, reason=reason):
             log.warning("run %s interrupted: %s", run.pk, reason)
             count += 1

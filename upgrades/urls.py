@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("clusters/<id:cluster_id>/", views.cluster_detail, name="cluster-detail"),
     path("clusters/<id:cluster_id>/live/", views.cluster_live, name="cluster-live"),
+    path("clusters/<id:cluster_id>/backups/<id:backup_id>/", views.engine_backup, name="engine-backup"),
     path("clusters/<id:cluster_id>/runbooks/<slug:slug>/", views.launch_runbook, name="runbook-launch"),
     path("hosts/<id:host_id>/diagnostic/", views.start_diagnostic, name="start-diagnostic"),
     path("hosts/<id:host_id>/host-key/", views.host_key, name="host-key"),
@@ -29,4 +30,5 @@ urlpatterns += [
     path("clusters/<id:cluster_id>/scores.json", views.cluster_scores, name="cluster-scores"),
     path("clusters/<id:cluster_id>/card/", views.cluster_card, name="cluster-card"),
     path("cards/", views.home_cards, name="home-cards"),
+    path("recent-runs/", views.home_runs, name="home-runs"),
 ]

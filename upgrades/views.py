@@ -8,6 +8,8 @@ the page and by the refresh alike.
 """
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,11 +18,12 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import charts, downloads, plan as planning, services, state as cluster_state
+from . import (audit, backups, charts, checks as preflight_checks, downloads, engine_view, leftbehind, packages,
+               plan as planning, services, state as cluster_state)
 from .cards import cluster_cards, cluster_summary, full_score, render_card
 from .forms import ActionForm
-from .models import (RUN_ACTIVE, STEP_DONE, AuditEvent, Cluster, Host, RunStatus, RunStep, StepKind, StepStatus,
-                     UpgradeRun)
+from .models import (RUN_ACTIVE, RUN_ADVANCING, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus,
+                     RunStep, StepKind, StepStatus, UpgradeRun)
 from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can_operate, clusters_where,
                           may_decide, needs)
 from .remote import ssh
@@ -57,19 +60,33 @@ def cluster_of_step(run_id, step_id, **kwargs):
     return step.run.cluster
 
 
-def queue_warning(request, run):
-    if run.queued_at is None:
-        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} is saved and "
+def queue_warning(request, run, saved="is saved"):
+    """Say so when the run should be on the queue and enqueueing failed (Redis away).
+
+    A run awaiting approval (or a person) is not queued yet: nothing to say."""
+    if run.status in RUN_ADVANCING and run.queued_at is None:
+        messages.warning(request, f"The job queue is unreachable right now. Run #{run.pk} {saved} and "
                                   "starts as soon as the queue answers again.")
+
+
+def recent_runs(user):
+    return (UpgradeRun.objects.filter(cluster__in=clusters_where(user, VIEW))
+            .select_related("cluster", "runbook", "requested_by")[:20])
 
 
 @needs(VIEW)
 def home(request):
     visible = clusters_where(request.user, VIEW)
-    runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")[:20]
     return render(request, "upgrades/home.html", {
-        "cards": cluster_cards(visible), "runs": runs,
+        "cards": cluster_cards(visible), "runs": recent_runs(request.user),
         "can_operate": clusters_where(request.user, OPERATE).exists()})
+
+
+@require_GET
+@needs(VIEW)
+def home_runs(request):
+    """The home page's recent runs, re-fetched by home.js when a run starts or its status changes."""
+    return render(request, "upgrades/partials/recent_runs.html", {"runs": recent_runs(request.user)})
 
 
 @require_GET
@@ -95,7 +112,7 @@ def cluster_card(request, cluster_id):
 
 # Checks that block every changing runbook alike: shown once above the table,
 # not next to each button.
-CLUSTER_WIDE_CHECKS = ("ha-fresh", "no-other-active-run", "engine-reachable")
+CLUSTER_WIDE_CHECKS = ("ha-fresh", "no-other-active-run", "no-other-emergency-run", "engine-reachable")
 
 
 @dataclass
@@ -108,6 +125,7 @@ class Button:
     disabled: bool
     reason: str  # the button's own inhibitors; cluster-wide ones are shown once
     dom_id: str
+    remedy: dict | None = None  # a runbook that clears the inhibitor (checks.Result.remedy)
 
 
 def maintenance_buttons(cluster, hosts, ha):
@@ -122,14 +140,17 @@ def maintenance_buttons(cluster, hosts, ha):
             plan = services.plan_run(cluster=cluster, slug=slug, params=params, state=ha, policy=False)
         except ValidationError as exc:
             return Button(slug, label, host, True, " ".join(exc.messages), dom_id)
-        shared = [(c.check, c.message) for c in plan.inhibitors if c.check in CLUSTER_WIDE_CHECKS]
+        # The HA state unknown blocks each button that needs it (local maintenance): said once too.
+        shared = [(c.check, c.message) for c in plan.inhibitors
+                  if c.check in CLUSTER_WIDE_CHECKS or c.message.startswith("The cluster's HA state is unknown")]
         wide.extend(item for item in shared if item not in wide)
         # A host's check says "the HA state is unknown" too when ha-fresh does: say it once.
         own = []
         for check in plan.inhibitors:
-            if check.check not in CLUSTER_WIDE_CHECKS and check.message not in own + [m for _, m in shared]:
+            if check.message not in own + [m for _, m in shared]:
                 own.append(check.message)
-        return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id)
+        remedy = next((c.remedy for c in plan.inhibitors if c.remedy), None)
+        return Button(slug, label, host, bool(plan.inhibitors), " ".join(own), dom_id, remedy)
 
     cluster_buttons = [button("maintenance-global", "Global maintenance"),
                        button("maintenance-none", "No maintenance")]
@@ -148,14 +169,22 @@ def cluster_context(request, cluster):
     operator = can_operate(request.user, cluster)
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
                "can_admin": can_admin(request.user, cluster),
-               "active_run": next(iter(cluster.active_runs), None),
-               "full_score": full_score(cluster), **cluster_summary(cluster, hosts)}
+               # The procedure holding the cluster, and the emergency lane's run (both may be active).
+               "active_run": preflight_checks.active_run(cluster, emergency=False),
+               "emergency_run": preflight_checks.active_run(cluster, emergency=True),
+               "full_score": full_score(cluster), **cluster_summary(cluster, hosts),
+               "engine": engine_view.for_page(cluster, hosts),
+               "engine_every": engine_view.engine_poll_seconds(cluster.poll_interval),
+               "left_behind": leftbehind.for_cluster(cluster)}
     if operator:
         ha = cluster_state.from_poll(cluster, hosts)
         context["cluster_buttons"], wide = maintenance_buttons(cluster, hosts, ha)
+        buttons = context["cluster_buttons"] + [b for host in hosts for b in host.buttons]
+        context["all_blocked"] = all(b.disabled for b in buttons)
         # The active run is linked on its own line; its check says the same.
         context["blockers"] = [message for name, message in wide
-                               if not (name == "no-other-active-run" and context["active_run"])]
+                               if not (name == "no-other-active-run" and context["active_run"])
+                               and not (name == "no-other-emergency-run" and context["emergency_run"])]
     return context
 
 
@@ -164,7 +193,9 @@ def cluster_detail(request, cluster_id):
     cluster = get_or_404(Cluster.objects.all(), cluster_id, "cluster")
     return render(request, "upgrades/cluster_detail.html",
                   {**cluster_context(request, cluster), "runbooks": all_runbooks(), "out_of_scope": OUT_OF_SCOPE,
-                   "time_zone": settings.TIME_ZONE})
+                   "time_zone": settings.TIME_ZONE, "engine_backups": cluster.engine_backups.all()[:50],
+                   "pending_updates": packages.summary(cluster),
+                   "packages_poll_minutes": f"{settings.PACKAGES_POLL_SECONDS / 60:g}"})
 
 
 @require_GET
@@ -238,7 +269,7 @@ def pinned_params(runbook, cluster, plan):
     return values
 
 
-def launch_page(request, cluster, runbook, data, *, error="", status=200):
+def launch_page(request, cluster, runbook, data, *, error="", status=200, reason=""):
     form = planning.param_form(runbook, cluster, data=data)
     plan, problem = None, ""
     if data is not None and form.is_valid():
@@ -246,9 +277,17 @@ def launch_page(request, cluster, runbook, data, *, error="", status=200):
             plan = services.plan_run(cluster=cluster, slug=runbook.slug, params=data)
         except ValidationError as exc:
             problem = " ".join(exc.messages)
+    asks = plan is not None and (plan.start_approvers or any(step.kind == StepKind.APPROVAL for step in plan.steps))
+    mailed, unmailed = services.approvals.who_is_told(cluster, request.user) if asks else ([], [])
     return render(request, "upgrades/launch.html", {
         "cluster": cluster, "runbook": runbook, "form": form, "plan": plan, "problem": problem, "error": error,
         "pinned": pinned_params(runbook, cluster, plan) if plan else {},
+        "asks_approval": asks, "mailed": mailed, "unmailed": unmailed,
+        # An emergency action that changes the cluster is recorded with its reason (required
+        # when it pauses a procedure: the pauses-procedure warning says which).
+        "takes_reason": plan is not None and runbook.emergency and plan.changes,
+        "pauses": plan is not None and any(c.check == "pauses-procedure" and c.level != "ok" for c in plan.checks),
+        "reason": reason,
         "can_operate": can_operate(request.user, cluster)}, status=status)
 
 
@@ -261,15 +300,16 @@ def launch_runbook(request, cluster_id, slug):
     if request.method != "POST":
         return launch_page(request, cluster, runbook, given_params(runbook, request.GET))
     data = given_params(runbook, request.POST) or {}
+    reason = request.POST.get("reason", "")[:2000]
     try:
         run = services.start_run(cluster=cluster, slug=runbook.slug, params=data, user=request.user,
-                                 acknowledge=request.POST.get("acknowledge") == "on")
+                                 acknowledge=request.POST.get("acknowledge") == "on", reason=reason)
     except PermissionDenied as exc:
-        return launch_page(request, cluster, runbook, data, error=str(exc), status=403)
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=403, reason=reason)
     except ValidationError as exc:
-        return launch_page(request, cluster, runbook, data, error=" ".join(exc.messages), status=400)
+        return launch_page(request, cluster, runbook, data, error=" ".join(exc.messages), status=400, reason=reason)
     except (services.Blocked, services.RunConflict) as exc:
-        return launch_page(request, cluster, runbook, data, error=str(exc), status=409)
+        return launch_page(request, cluster, runbook, data, error=str(exc), status=409, reason=reason)
     queue_warning(request, run)
     return redirect("run-detail", run_id=run.pk)
 
@@ -342,6 +382,7 @@ EVENT_TEXT = {
     "run.cancel": "cancelled the run",
     "run.abandon": "abandoned the run",
     "run.resume": "resumed the run",
+    "run.hold": "paused the run by an emergency action",
     "step.start": "started step {step}",
     "step.finish": "step {step} ended",
     "step.wait": "step {step} waits for a person",
@@ -378,6 +419,10 @@ def describe_event(event):
             extra.append(f"{key}: {details[key]}")
     if details.get("acknowledged"):
         extra.append("acknowledged: " + " ".join(details["acknowledged"]))
+    if details.get("acknowledged_hold"):
+        extra.append("knowing why it was paused: " + details["acknowledged_hold"])
+    if details.get("effect"):
+        extra.append(f"it {details['effect']}")
     return what, "; ".join(e for e in extra if e)
 
 
@@ -415,6 +460,9 @@ def run_context(request, run, typed=None):
         "decisions": run.approvals.select_related("user", "step").order_by("created_at", "id"),
         "start_request": start_request(run),
         "typed": typed or {},
+        "left_behind": leftbehind.left_behind(run),
+        "can_operate": can_operate(request.user, run.cluster),
+        "versions": packages.versions(run),
     }
 
 
@@ -503,10 +551,14 @@ def run_action(request, run_id, action):
     try:
         if invalid:
             raise invalid
-        run = service(run=run, user=request.user, **{name: typed[name] for name in fields})
+        # Resuming a run an emergency action paused: the operator ticked that they read why.
+        extra = {"acknowledge": request.POST.get("acknowledge_hold") == "on"} if action == "resume" else {}
+        run = service(run=run, user=request.user, **{name: typed[name] for name in fields}, **extra)
     except ACTION_ERRORS as exc:
         return refused(request, run, exc, typed)
     messages.success(request, done(run))
+    if action == "approve-run":
+        queue_warning(request, run, "is approved")
     return redirect("run-detail", run_id=run.pk)
 
 
@@ -523,7 +575,8 @@ def step_action(request, run_id, step_id, action):
     try:
         if invalid:
             raise invalid
-        service(step=step, user=request.user, **{name: typed[name] for name in fields})
+        extra = {"acknowledge": request.POST.get("acknowledge_hold") == "on"} if action == "retry" else {}
+        service(step=step, user=request.user, **{name: typed[name] for name in fields}, **extra)
     except ACTION_ERRORS as exc:
         return refused(request, run, exc, typed)
     messages.success(request, done.format(order=step.order, title=step.title))
@@ -550,6 +603,20 @@ async def run_log(request, run_id):
         raise Http404(f"There is no run #{run_id}.")
     steps = [step async for step in run.steps.select_related("host").order_by("order")]
     return downloads.log_response(downloads.run_lines(run, steps), f"run-{run_id}.log")
+
+
+@require_GET
+@needs(ADMINISTER, cluster_of_cluster, "Only admins can download engine backups.")
+async def engine_backup(request, cluster_id, backup_id):
+    """An engine backup kept by the portal, streamed from its file; audited."""
+    backup = await EngineBackup.objects.filter(pk=backup_id, cluster_id=cluster_id).afirst()
+    if backup is None:
+        raise Http404(f"Cluster #{cluster_id} has no engine backup #{backup_id}.")
+    path = backups.path_of(backup)
+    if not path.is_file():
+        raise Http404(f"The file of engine backup #{backup_id} is gone from {path.parent}.")
+    await sync_to_async(audit.record)(request.user, "engine_backup.download", backup, sha256=backup.sha256)
+    return downloads.file_response(path, path.name)
 
 
 @needs(ADMINISTER, cluster_of_host, "Only admins can review host keys.")

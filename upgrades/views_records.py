@@ -23,13 +23,19 @@ from .services import approvals
 PAGE_SIZE = 50
 
 
+# Dates as the rest of the portal writes them (yyyy-mm-dd): a browser's own date
+# picker shows the browser's locale (mm/dd/yyyy in en-US Chromium), so a text input.
+ISO_DATE = {"format": "%Y-%m-%d", "attrs": {"placeholder": "yyyy-mm-dd", "pattern": r"\d{4}-\d{2}-\d{2}",
+                                           "inputmode": "numeric", "size": 10, "title": "yyyy-mm-dd"}}
+
+
 class RecordFilter(forms.Form):
     """Filters shared by the history and the audit page; every field optional."""
 
     cluster = forms.ModelChoiceField(queryset=None, required=False, empty_label="every cluster")
     person = forms.CharField(required=False, max_length=150)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(required=False, input_formats=["%Y-%m-%d"], widget=forms.DateInput(**ISO_DATE))
+    until = forms.DateField(required=False, input_formats=["%Y-%m-%d"], widget=forms.DateInput(**ISO_DATE))
 
     def __init__(self, data, clusters):
         super().__init__(data)

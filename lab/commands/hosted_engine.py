@@ -177,13 +177,15 @@ async def check_deployed(ctx, args):
 
 
 def local_refusal(ctx):
-    """Why this setup version refuses local maintenance here, or None: 1.x accepts it
-    (the agent migrates the VM away), 2.2-2.3 refuse when no other live host has a
-    positive score, 2.4+ when the engine VM runs here (set_maintenance.py)."""
+    """Why this setup version refuses local maintenance here, or None
+    (src/ovirt_hosted_engine_setup/set_maintenance.py): 1.x and 2.0.0 accept it (a 1.x
+    agent migrates the VM away); 2.1.0-2.3.10 refuse when no other live host has a
+    positive score (commit feb6eee); 2.3.11 and later refuse when the engine VM runs here,
+    whatever the other hosts (commit 4a36099, cherry-picked into 2.3.11; 4297b4f in 2.4.0)."""
     host, cluster = ctx.host, ctx.cluster
-    if setup_at_least(ctx, "2.4"):
+    if setup_at_least(ctx, "2.3.11"):
         return LOCAL_REFUSED if vm.running_status(host) else None
-    if setup_at_least(ctx, "2.2"):
+    if setup_at_least(ctx, "2.1"):
         others = [seg for seg in cluster.live_segments(host.host_id, ctx.now())
                   if seg["host-id"] != host.host_id and seg["score"] > 0]
         return None if others else LOCAL_NO_HOSTS

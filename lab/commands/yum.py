@@ -297,6 +297,8 @@ async def yum(ctx, args):
     if sub == "check-update":
         await header(ctx)
         outdated = ctx.machine.outdated_packages()
+        if outdated:
+            ctx.print("")  # yum's and dnf's blank line between the header and the list
         for name, version in sorted(outdated.items()):
             ctx.print(f"{name + '.' + ARCH.get(name, 'noarch'):<40}{version + '.' + ctx.machine.os:<25}"
                       f"{repo_of(ctx.machine, name, version)}")

@@ -1,14 +1,29 @@
-// The header's pending-approvals count, kept current while the page is open.
+// The header's pending-approvals count, live over a websocket (ws/approvals/): the
+// server sends this person's count when joined and again whenever a request is made,
+// decided, expires or closes. A dropped connection reconnects, and the count it gets
+// on joining covers whatever happened meanwhile.
 (function () {
   "use strict";
   var badge = document.getElementById("pending-approvals");
-  if (!badge) return;
-  function refresh() {
-    fetch(badge.dataset.url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) badge.textContent = String(data.pending); })
-      .catch(function () {});
+  if (!badge || !window.WebSocket) return;
+  var retry = 500;
+  function connect() {
+    var proto = location.protocol === "https:" ? "wss://" : "ws://";
+    var ws = new WebSocket(proto + location.host + "/ws/approvals/");
+    ws.onopen = function () { retry = 500; };
+    ws.onmessage = function (msg) {
+      var data = JSON.parse(msg.data);
+      if (data.type === "approvals.count") {
+        badge.textContent = String(data.pending);
+        badge.dataset.live = "1";
+      }
+    };
+    ws.onclose = function (ev) {
+      delete badge.dataset.live;
+      if (ev.code >= 4400 && ev.code < 4500) return;  // not an approver (any more), or logged out
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
   }
-  setInterval(refresh, 15000);
-  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+  connect();
 })();

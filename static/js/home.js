@@ -9,6 +9,8 @@
   var root = document.getElementById("home");
   var banner = document.getElementById("conn-banner");
   var refreshAll = window.heportalFragments.refresher(root.dataset.cardsUrl);
+  // "Recent runs": fetched again when a run starts or changes status (and on each join).
+  var refreshRuns = window.heportalFragments.refresher(root.dataset.runsUrl);
   var refreshers = {};  // cluster id -> debounced re-fetch of its card
   var retry = 500;
 
@@ -25,7 +27,8 @@
     ws.onopen = function () { banner.hidden = true; retry = 500; };
     ws.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);
-      if (ev.type === "home.ready") { refreshAll(); }
+      if (ev.runs) { refreshRuns(); }
+      if (ev.type === "home.ready") { refreshAll(); refreshRuns(); }
       else if (ev.type === "home.card") { window.heportalFragments.replace(ev.html); }
       else if (ev.type === "home.changed") {  // the server could not render it: fetch it
         var card = ev.cluster ? { dataset: { cluster: ev.cluster } }

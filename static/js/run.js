@@ -24,12 +24,14 @@
 
   function section(stepId) { return root.querySelector('[data-step="' + stepId + '"]'); }
 
-  function encode(line) {
+  function encode(line, first) {
     // [seq, stream, text] -> what the terminal is given; a line's own colours end with it.
+    // The line break comes before a line, not after it: the cursor stays on the last
+    // line, so a terminal sized to its lines shows them all (a cursor waiting on an
+    // empty row below took a row, and the first line scrolled out of view).
     var colour = STREAM_COLOUR[line[1]];
-    var text = line[2];
-    if (colour) { return colour + text + "\x1b[0m\r\n"; }
-    return text.indexOf("\x1b") >= 0 ? text + "\x1b[0m\r\n" : text + "\r\n";
+    var text = (first ? "" : "\r\n") + (colour || "") + line[2];
+    return colour || line[2].indexOf("\x1b") >= 0 ? text + "\x1b[0m" : text;
   }
 
   function View(sec) {
@@ -39,6 +41,7 @@
     this.following = true;
     this.held = [];       // lines received while paused
     this.received = 0;
+    this.written = 0;     // lines handed to xterm
     this.writing = 0;     // writes handed to xterm and not yet parsed
     this.term = new window.Terminal({
       scrollback: scrollback, rows: 2, disableStdin: true, cursorBlink: false, convertEol: false,
@@ -82,7 +85,8 @@
   View.prototype.resize = function () {
     var dims = this.fit.proposeDimensions();
     var cols = dims && dims.cols > 10 ? dims.cols : 80;
-    var used = this.term.buffer.active.length - (this.term.buffer.active.cursorX === 0 ? 1 : 0);
+    var buffer = this.term.buffer.active;
+    var used = buffer.baseY + buffer.cursorY + 1;  // rows written: the cursor is on the last one
     var rows = Math.max(2, Math.min(MAX_ROWS, used));
     if (cols !== this.term.cols || rows !== this.term.rows) { this.term.resize(cols, rows); }
   };
@@ -101,7 +105,8 @@
   View.prototype.write = function (lines) {
     var self = this;
     var text = "";
-    for (var i = 0; i < lines.length; i++) { text += encode(lines[i]); }
+    for (var i = 0; i < lines.length; i++) { text += encode(lines[i], this.written + i === 0); }
+    this.written += lines.length;
     this.writing++;
     this.term.write(text, function () {
       self.writing--;
@@ -135,7 +140,7 @@
   View.prototype.lines = function () {
     var buffer = this.term.buffer.active;
     var out = [];
-    var end = buffer.baseY + buffer.cursorY;  // the cursor waits on an empty row after the last line
+    var end = this.written ? buffer.baseY + buffer.cursorY + 1 : 0;  // the cursor is on the last line
     for (var i = 0; i < end; i++) {
       var row = buffer.getLine(i);
       var text = row.translateToString(true);
@@ -176,8 +181,9 @@
     var sec = section(ev.step);
     if (!sec) { return; }
     var badge = sec.querySelector(".step-status");
-    var changed = badge.textContent !== ev.status;
-    badge.textContent = ev.status;
+    var changed = badge.dataset.status !== ev.status;
+    badge.textContent = ev.label || ev.status;
+    badge.dataset.status = ev.status;
     badge.className = "step-status status-" + ev.status;
     if (changed) { trackDuration(sec.querySelector(".step-duration"), ev.status); }
     var err = sec.querySelector(".step-error");
@@ -189,7 +195,8 @@
   }
 
   function setRun(ev) {
-    runStatus.textContent = ev.status;
+    runStatus.textContent = ev.label || ev.status;
+    runStatus.dataset.status = ev.status;
     runStatus.className = "run-status status-" + ev.status;
     finished = ["succeeded", "failed", "cancelled", "interrupted"].indexOf(ev.status) >= 0;
   }

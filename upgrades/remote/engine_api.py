@@ -76,6 +76,28 @@ class EngineVm:
 
 
 @dataclass(frozen=True)
+class HostView:
+    """One host as the engine sees it: status, whether it reports an update, its VMs."""
+
+    name: str
+    status: str
+    update_available: bool
+    vms: int
+    cannot_migrate: tuple  # names of its running VMs pinned to it (the engine VM aside)
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """The engine's view of the cluster holding ``hosts``: read in one go by the HA poller."""
+
+    cluster: str
+    version: str
+    scheduling_policy: str
+    engine_vm_host: str | None
+    hosts: tuple  # HostView
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     product: str
     version: str
@@ -184,6 +206,12 @@ class EngineClient:
         hosts = self._call("list hosts", lambda: self._system.hosts_service().list(
             search=search, all_content=True))
         return [_to_host(host) for host in hosts]
+
+    def host_updates(self):
+        """{host name: update_available}: what the engine's own host upgrade check
+        (``upgradecheck``, run by the engine now and then) last found. Read only."""
+        hosts = self._call("list hosts", lambda: self._system.hosts_service().list())
+        return {host.name: bool(host.update_available) for host in hosts}
 
     def get_host(self, name):
         # The search narrows the list; the exact comparison is what counts.
@@ -310,6 +338,38 @@ class EngineClient:
         return [(vm.name, hosts.get(vm.host.id, vm.host.id)) for vm in vms
                 if vm.name != HOSTED_ENGINE_VM and vm.host is not None and vm.placement_policy
                 and vm.placement_policy.affinity not in (None, types.VmAffinity.MIGRATABLE)]
+
+    def cluster_view(self, host_names):
+        """Status, update flag and VMs of each of ``host_names`` the engine knows, and the
+        compatibility version and scheduling policy of the engine cluster they are in.
+        Five list requests, whatever the number of hosts or VMs."""
+        hosts = self._call("list hosts", lambda: self._system.hosts_service().list())
+        mine = [h for h in hosts if h.name in set(host_names)]
+        vms = self._call("list VMs", lambda: self._system.vms_service().list())
+        clusters = self._call("list clusters", lambda: self._system.clusters_service().list())
+        policies = {pid: name for name, pid in self.scheduling_policies().items()}
+        # The engine cluster most of our hosts are in (they are all in one when set up right).
+        ids = [h.cluster.id for h in mine if h.cluster is not None]
+        cluster = next((c for c in clusters if ids and c.id == max(set(ids), key=ids.count)), None)
+        names = {h.id: h.name for h in hosts}
+        views = []
+        for host in mine:
+            running = [vm for vm in vms if vm.host is not None and vm.host.id == host.id]
+            pinned = tuple(sorted(vm.name for vm in running if vm.name != HOSTED_ENGINE_VM
+                                  and vm.placement_policy is not None
+                                  and vm.placement_policy.affinity not in (None, types.VmAffinity.MIGRATABLE)))
+            views.append(HostView(name=host.name, status=_enum(host.status),
+                                  update_available=bool(host.update_available), vms=len(running),
+                                  cannot_migrate=pinned))
+        engine_vm = next((vm for vm in vms if vm.name == HOSTED_ENGINE_VM), None)
+        version = cluster.version if cluster is not None else None
+        return ClusterView(
+            cluster=cluster.name if cluster is not None else "",
+            version=f"{version.major}.{version.minor}" if version else "",
+            scheduling_policy=policies.get(cluster.scheduling_policy.id, "") if cluster is not None
+            and cluster.scheduling_policy is not None else "",
+            engine_vm_host=names.get(engine_vm.host.id) if engine_vm is not None and engine_vm.host else None,
+            hosts=tuple(views))
 
     def engine_vm(self):
         """The HostedEngine VM and the host it runs on (None when it is down)."""
@@ -449,16 +509,35 @@ class EngineClient:
 
     def _probe_health(self):
         """HTTP status of the engine's health page, for errors the SDK left without one."""
-        parts = urlsplit(self.url)
-        context = ssl.create_default_context(cafile=self.ca_file)
-        try:
-            with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/ovirt-engine/services/health",
-                                        timeout=min(self.timeout, 10), context=context) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except (OSError, ValueError):
-            return None
+        return health_page(self.url, self.ca_file, min(self.timeout, 10)).status
+
+
+@dataclass(frozen=True)
+class HealthPage:
+    """What the engine's health page answered: HTTP status (None: no answer) and text."""
+
+    status: int | None
+    text: str
+
+    @property
+    def ok(self):
+        return self.status == 200
+
+
+def health_page(api_url, ca_file=None, timeout=10):
+    """Ask the engine's own health page (``/ovirt-engine/services/health``; what
+    ``hosted-engine --check-liveliness`` and the HA agents' engine-health check
+    read): no login, "DB Up!Welcome to Health Status!" while engine and database are up."""
+    parts = urlsplit(api_url)
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+        with urllib.request.urlopen(f"{parts.scheme}://{parts.netloc}/ovirt-engine/services/health",
+                                    timeout=timeout, context=context) as response:
+            return HealthPage(response.status, response.read(300).decode("utf-8", "replace").strip())
+    except urllib.error.HTTPError as exc:
+        return HealthPage(exc.code, f"HTTP {exc.code} {exc.reason}")
+    except (OSError, ValueError) as exc:
+        return HealthPage(None, str(getattr(exc, "reason", None) or exc))
 
 
 def _curl_detail(exc):

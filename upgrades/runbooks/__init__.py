@@ -5,6 +5,7 @@ which add runbooks of their own.
 """
 from .deploy_host import DEPLOY_HOST
 from .diagnostic import DIAGNOSTIC
+from .engine_vm_migrate import ENGINE_VM_MIGRATE
 from .he_upgrade import HE_UPGRADE
 from .host_os_upgrade import HOST_OS_UPGRADE
 from .install_cleanup import FAILED_INSTALL_CLEANUP
@@ -12,6 +13,7 @@ from .lockspace import LOCKSPACE_RECOVERY
 from .maintenance import MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE
 from .metadata import CLEAN_METADATA
 from .resume_deploy import RESUME_DEPLOY
+from .return_to_normal import RETURN_TO_NORMAL
 
 REGISTRY = {}
 
@@ -23,10 +25,11 @@ def register(runbook):
 
 for _runbook in (DIAGNOSTIC, MAINTENANCE_GLOBAL, MAINTENANCE_LOCAL, MAINTENANCE_NONE, HE_UPGRADE):
     register(_runbook)
-for _runbook in (DEPLOY_HOST, HOST_OS_UPGRADE):
+for _runbook in (ENGINE_VM_MIGRATE, DEPLOY_HOST, HOST_OS_UPGRADE):
     register(_runbook)
 for _runbook in (LOCKSPACE_RECOVERY, CLEAN_METADATA, FAILED_INSTALL_CLEANUP, RESUME_DEPLOY):
     register(_runbook)
+register(RETURN_TO_NORMAL)
 
 # Procedures of the howto that are not runbooks: (name, why and where to read), listed by
 # the cluster page's runbook list and ``manage.py runbook list``.

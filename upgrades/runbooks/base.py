@@ -60,6 +60,21 @@ class Ssh:
 
 
 @dataclass(frozen=True)
+class Fetch:
+    """A file off the engine VM into the portal's backup directory, in the worker
+    (``upgrades.backups``): ``copy`` over SFTP, its sha256 compared with ``sha256sum``
+    in the VM; ``space``: ``df`` of ``path`` in the VM and the portal's directory, both
+    with room for a backup. Stored as an ssh step whose spec has ``fetch``."""
+
+    key: str
+    title: str
+    path: str
+    mode: str = "copy"
+    timeout: int = 3600
+    always: bool = False
+
+
+@dataclass(frozen=True)
 class Engine:
     """An action of the engine API (``upgrades.remote.engine_api``)."""
 
@@ -136,6 +151,10 @@ class Runbook:
     # False for runbooks meant for a cluster whose HA data cannot be fresh (a corrupted
     # lockspace, a failed or partial deployment): the plan then leaves out ``ha-fresh``.
     needs_fresh_ha: bool = True
+    # The emergency lane (the maintenance modes, the diagnostic): always available,
+    # whatever procedure is active; one that changes the cluster pauses that procedure
+    # (upgrades.services.runs, docs/architecture.md "Emergency lane").
+    emergency: bool = False
 
     def param(self, name):
         return next((p for p in self.params if p.name == name), None)

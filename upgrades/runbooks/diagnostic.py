@@ -6,6 +6,7 @@ DIAGNOSTIC = Runbook(
     name="Diagnostic",
     description="Read-only checks on one host: identity, OS release and hosted-engine status.",
     scope="host",
+    emergency=True,
     params=(Param("host", "Host", kind="host"),),
     steps=(
         Ssh("identity", "Host identity", "hostname; cat /etc/redhat-release; uname -a; uptime"),

@@ -23,7 +23,7 @@ upgraded host as the howto wants.
 """
 import datetime
 
-from .base import Check, Engine, Manual, Param, Runbook, Ssh, Wait
+from .base import Check, Engine, Fetch, Manual, Param, Runbook, Ssh, Wait
 
 RELEASE_RPM = "http://resources.ovirt.org/pub/yum-repo/ovirt-release{}{}.rpm"
 BACKUP_DIR = "/var/lib/ovirt-engine-backup"
@@ -86,13 +86,22 @@ def steps(ctx):
                  "admin, each followed by a wait that sees the effect on the host. 3.x has no "
                  "cluster_maintenance scheduling policy: the policy is left as it is.")
 
+    skipped = _pending_updates(ctx, new_release)
+    ctx.params["skipped_hosts"] = ",".join(skipped)
+    ctx.params["updates_scope"] = "release" if new_release else "minor"
+    ctx.note(f"The backup is then copied off the engine VM into the portal's backup directory "
+             f"and its sha256 compared with the VM's (free space checked on both sides first).")
+
     plan = [
         Ssh("global", "Global maintenance", SET_MODE + "global", on="any", changes=True),
         Wait("global-wait", "Wait until vm-status shows global maintenance",
              Check("global-maintenance", {"on": True}), timeout=300),
+        Fetch("backup-space", "Free space for the engine backup (engine VM and portal)", BACKUP_DIR,
+              mode="space", timeout=120),
         Ssh("engine-backup", "Back up the engine (engine-backup in the engine VM)",
             "engine-backup --mode=backup --file={backup_file} --log={backup_log}",
             on="engine-vm", changes=True, timeout=3600),
+        Fetch("backup-copy", "Copy the engine backup to the portal (sha256 checked)", "{backup_file}"),
     ]
     if new_release:
         plan.append(Ssh("engine-repo", "Engine VM: add the {target} repo",
@@ -111,13 +120,15 @@ def steps(ctx):
                            "set_scheduling_policy", {"cluster": "{engine_cluster}",
                                                      "policy": "cluster_maintenance"}))
 
-    upgraded = []
-    min_score = 3400 if new_release and target == (3, 6) else 1
+    # A skipped host is up to date: the engine VM may stay there.
+    upgraded = list(skipped)
     for host in host_order("engine-vm-last", {h.name: h for h in ctx.cluster.hosts.all()},
                            ctx.state):
+        if host in skipped:
+            continue
         upgraded.append(host)
         plan += _host_steps(host, list(upgraded), api=api, new_release=new_release,
-                            min_score=min_score)
+                            min_score=_score_after(ctx.state.host(host), current, target))
 
     level = CLUSTER_LEVEL[target]
     if new_release and api:
@@ -136,7 +147,68 @@ def steps(ctx):
         Wait("none-wait", "Wait until vm-status shows no global maintenance",
              Check("global-maintenance", {"on": False}), timeout=300),
     ]
+    plan += _versions_steps(ctx, [h for h in upgraded if h not in skipped])
     return tuple(plan)
+
+
+def _score_after(seen, current, target):
+    """The score the host must get back to after its upgrade: the target release's full
+    score (HA 1.2, oVirt 3.5: 2400; later 3400), less what the host lacked before the run
+    (a penalty the upgrade does not remove, e.g. an unreachable gateway's 1600). On 3.5 ->
+    3.6 a 1.3 agent whose configuration was not converted scores 1000 less: it must not
+    pass."""
+    full = {(3, 5): 2400}.get(target, 3400)
+    if seen is None or not seen.live or seen.local_maintenance or not seen.score:
+        return full
+    lacked = {(3, 5): 2400}.get(current, 3400) - seen.score
+    return max(1, full - max(0, lacked))
+
+
+def _pending_updates(ctx, new_release):
+    """Say in the plan what is pending where (as the HA poller last read it); the hosts
+    to skip: those with nothing to update, when the parameter says so."""
+    from .. import packages
+
+    cluster = ctx.cluster
+    if cluster.packages_read_at is None:
+        ctx.note("Pending updates: not read yet (the HA poller reads them with yum check-update); "
+                 "no host is skipped.")
+        return []
+    ctx.note(f"Pending updates ({packages.read_when(cluster)}; installed -> available):")
+    for label, _, text in packages.summary(cluster):
+        ctx.note(f"{label}: {text}")
+    if new_release:
+        ctx.note("Those come from the repos configured now; the new release's repo is added by the "
+                 "run, so no host is skipped.")
+        return []
+    if (ctx.params.get("up_to_date_hosts") or "skip") != "skip":
+        ctx.note("Hosts with nothing to update are upgraded anyway (parameter).")
+        return []
+    skipped = [h.name for h in ctx.cluster.hosts.all() if packages.pending(cluster, h.name) == []]
+    if skipped:
+        ctx.note(f"Skipped, nothing to update: {', '.join(skipped)}; their steps are left out of the plan.")
+    return skipped
+
+
+def _versions_steps(ctx, hosts):
+    """Read-only ``rpm -q`` at the end, also when the run fails: the versions after, to
+    compare with those recorded when the run started (the run page shows both)."""
+    from .. import packages
+
+    out = []
+    for name, kind in [(h, "host") for h in hosts] + [(packages.ENGINE_VM, packages.ENGINE_VM)]:
+        data = (ctx.cluster.packages or {}).get("machines", {}).get(name) or {}
+        names = sorted(set(data.get("installed") or packages.KEY_PACKAGES[kind])
+                       | {u["name"] for u in data.get("updates", [])})
+        field = "versions_" + name.replace(".", "_").replace("-", "_")
+        ctx.params[field] = names
+        where = "engine-vm" if kind == packages.ENGINE_VM else name
+        title = "Engine VM" if kind == packages.ENGINE_VM else name
+        # rpm -q exits with the number of packages not installed.
+        out.append(Ssh(f"versions.{name}", f"{title}: installed versions now (also on failure)",
+                       "rpm -q {%s}" % field, on=where, expect=tuple(range(len(names) + 1)),
+                       always=True))
+    return out
 
 
 def _host_steps(host, upgraded, *, api, new_release, min_score):
@@ -183,9 +255,12 @@ def _host_steps(host, upgraded, *, api, new_release, min_score):
         Wait(key + "leave-global-wait", "Wait until vm-status shows global maintenance off",
              Check("global-maintenance", {"on": False}), timeout=300),
         # Out of global maintenance the agent starts over; the engine VM can go there
-        # once it scores again.
+        # once it scores again. The gate of the rolling upgrade: only data the restarted
+        # agent published after global maintenance was left counts, settled, with the
+        # host's full score; else the run fails before the next host is touched.
         Wait(key + "score", f"Wait for {host}'s score",
-             Check("host-score", {"host": host, "min_score": min_score}), timeout=900),
+             Check("host-score", {"host": host, "min_score": min_score, "fresh": True,
+                                  "settled": True}), timeout=900),
     ]
     if api:
         out.append(Engine(key + "migrate", "Engine VM to an upgraded host (engine, if needed)",
@@ -215,11 +290,17 @@ HE_UPGRADE = Runbook(
         Param("engine_cluster", "Engine cluster", required=False, default="Default",
               pattern=r"[A-Za-z0-9_.-]{1,40}", pattern_help="a cluster name of letters, digits and ._-",
               help="The cluster of the hosted-engine hosts in the engine."),
+        Param("up_to_date_hosts", "Hosts with nothing to update", kind="choice", choices=("skip", "include"),
+              required=False, default="skip",
+              help="skip: their steps are left out of the plan (pending updates as the HA poller last "
+                   "read them, checked again when the run starts); include: every host goes through "
+                   "maintenance and restarts."),
         Param("policy_after", "Scheduling policy at the end", kind="choice", choices=POLICIES,
               required=False, default="none",
               help="4.x: the cluster's policy once the upgrade ends or fails (it is "
                    "cluster_maintenance meanwhile)."),
     ),
-    preflight=(Check("engine-vm-can-move"), Check("vms-can-migrate")),
+    preflight=(Check("engine-vm-can-move"), Check("vms-can-migrate"),
+               Check("updates-pending", {"skipped": "{skipped_hosts}", "scope": "{updates_scope}"})),
     steps=steps,
 )

@@ -60,7 +60,7 @@ def steps(ctx):
         Ssh("none", "Leave global maintenance (on {host})", SET_MODE + "none", on="{host}", changes=True),
         ForEachHost("score", (
             Wait("wait-score", "Wait until {host} publishes up-to-date data and a score again",
-                 Check("host-score", {"host": "{host}", "min_score": 0}), timeout=900),
+                 Check("host-score", {"host": "{host}", "min_score": 0, "fresh": True}), timeout=900),
         ), order="by-id"),
     )
 

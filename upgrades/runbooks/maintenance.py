@@ -4,6 +4,11 @@
 host where it runs (facts §6): ``local`` also clears global maintenance,
 ``global`` clears local maintenance on that host, ``none`` clears both there.
 Each runbook sets the mode, then waits until vm-status shows it.
+
+They are the emergency lane (``emergency=True``): a dead or stale host does not
+block them (no ``ha-fresh``; the host the command runs on is only warned about),
+local maintenance needs only another live host that can take the engine VM, and
+they run whatever procedure is active (pausing it: upgrades.services.runs).
 """
 from .base import Check, Param, Runbook, Ssh, Wait
 
@@ -18,7 +23,9 @@ MAINTENANCE_GLOBAL = Runbook(
     params=(Param("host", "Run on", kind="host", required=False,
                   help="The host that runs the command (default: a live host not in local maintenance). "
                        "Global maintenance clears local maintenance on that host."),),
-    preflight=(Check("global-maintenance-off"),),
+    preflight=(Check("command-host-live", {"host": "{host}"}), Check("global-maintenance-off")),
+    needs_fresh_ha=False,
+    emergency=True,
     steps=(
         Ssh("set-mode", "Set global maintenance (on {host})", SET_MODE + "global", on="{host}", changes=True),
         Wait("wait-mode", "Wait until vm-status shows global maintenance",
@@ -33,12 +40,16 @@ MAINTENANCE_LOCAL = Runbook(
                 "LocalMaintenance with score 0. hosted-engine refuses where the engine VM runs.",
     scope="host",
     params=(Param("host", "Host", kind="host"),),
-    preflight=(Check("not-last-engine-host", {"host": "{host}"}),
+    preflight=(Check("command-host-live", {"host": "{host}"}),
+               Check("not-last-engine-host", {"host": "{host}"}),
                Check("engine-vm-elsewhere", {"host": "{host}"}),
                Check("local-maintenance-off", {"host": "{host}"})),
+    needs_fresh_ha=False,
+    emergency=True,
     steps=(
         Ssh("set-mode", "Set local maintenance on {host}", SET_MODE + "local", on="{host}", changes=True,
-            guards=(Check("not-last-engine-host", {"host": "{host}"}),)),
+            guards=(Check("not-last-engine-host", {"host": "{host}"}),
+                    Check("engine-vm-elsewhere", {"host": "{host}"}))),
         Wait("wait-mode", "Wait until {host} shows local maintenance",
              Check("local-maintenance", {"host": "{host}", "on": True}), timeout=300),
     ),
@@ -52,7 +63,9 @@ MAINTENANCE_NONE = Runbook(
     params=(Param("host", "Host", kind="host", required=False,
                   help="Leave local maintenance on this host (and global maintenance). Without a host: "
                        "leave global maintenance, from a host not in local maintenance."),),
-    preflight=(Check("something-in-maintenance", {"host": "{host}"}),),
+    preflight=(Check("command-host-live", {"host": "{host}"}), Check("something-in-maintenance", {"host": "{host}"})),
+    needs_fresh_ha=False,
+    emergency=True,
     steps=(
         Ssh("set-mode", "Set maintenance none (on {host})", SET_MODE + "none", on="{host}", changes=True),
         Wait("wait-mode", "Wait until vm-status shows no maintenance",

@@ -58,7 +58,7 @@ def steps(ctx):
             clean + "; rc=$?; " + service(ctx, "start", "ovirt-ha-agent") + "; exit $rc", on="{host}",
             changes=True, output_check=CLEANED),
         Wait("agent-back", "Wait until {host} publishes up-to-date data again",
-             Check("host-score", {"host": "{host}", "min_score": 0}), timeout=600),
+             Check("host-score", {"host": "{host}", "min_score": 0, "fresh": True}), timeout=600),
         Ssh("verify", "Check that host id {host_id} is gone from vm-status", VERIFY, on="{host}"),
     )
 

@@ -15,25 +15,43 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from .. import permissions
+from .. import events, permissions
 from ..models import (DEFAULT_APPROVAL_MARKERS, ApprovalPolicy, RunStatus, RunStep, StepKind, StepStatus,
                       UpgradeRun)
 from ..plan import PlannedStep
+from ..timefmt import format_time
 
 log = logging.getLogger(__name__)
 
 
 def policy_for(cluster, slug):
-    """The most specific policy row, else the default (None: nothing needs approval)."""
+    """The most specific policy row, else the default (None: nothing needs approval).
+
+    The emergency lane (maintenance modes, the diagnostic) needs no approver unless
+    a policy names its runbook: a policy for every runbook does not cover it, nor
+    does the default.
+    """
+    emergency = _emergency(slug)
     rows = {(p.cluster_id, p.runbook): p for p in ApprovalPolicy.objects.filter(
         Q(cluster=cluster) | Q(cluster__isnull=True), runbook__in=(slug, ""))}
-    for key in ((cluster.pk, slug), (cluster.pk, ""), (None, slug), (None, "")):
+    keys = ((cluster.pk, slug), (None, slug)) if emergency else ((cluster.pk, slug), (cluster.pk, ""),
+                                                                 (None, slug), (None, ""))
+    for key in keys:
         if key in rows:
             return rows[key]
-    if not settings.APPROVAL_REQUIRED_BY_DEFAULT:
+    if emergency or not settings.APPROVAL_REQUIRED_BY_DEFAULT:
         return None
     return ApprovalPolicy(before_start="changes", step_markers=DEFAULT_APPROVAL_MARKERS, approvers=1,
                           expiry_hours=settings.APPROVAL_DEFAULT_EXPIRY_HOURS)
+
+
+def _emergency(slug):
+    from ..runbooks import UnknownRunbook, get_runbook
+
+    try:
+        return get_runbook(slug).emergency
+    except UnknownRunbook:
+        return False
 
 
 def apply_policy(plan):
@@ -105,11 +123,23 @@ def pending_count(user):
 
 
 def approvers_of(run):
-    """Who is asked: active users who may approve on the run's cluster, never the requester."""
+    """Who is mailed: active users with an address who may approve on the run's cluster,
+    never the requester."""
+    return [u for u in possible_approvers(run.cluster, run.requested_by_id) if u.email]
+
+
+def possible_approvers(cluster, requester_id):
+    """Active users who may approve on ``cluster``, but not the requester, by name."""
     from django.contrib.auth import get_user_model
 
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=run.requested_by_id).exclude(email="")
-    return [u for u in users if permissions.can_approve(u, run.cluster)]
+    users = get_user_model().objects.filter(is_active=True).exclude(pk=requester_id).order_by("username")
+    return [u for u in users if permissions.can_approve(u, cluster)]
+
+
+def who_is_told(cluster, requester):
+    """What the launch page says of a request: (mailed, not mailed) approvers."""
+    users = possible_approvers(cluster, requester.pk)
+    return [u for u in users if u.email], [u for u in users if not u.email]
 
 
 def plan_text(run):
@@ -123,7 +153,9 @@ def plan_text(run):
 
 
 def notify(run, step=None):
-    """Mail the approvers: what waits, the run's plan, and a link. Failures are logged, not raised."""
+    """Mail the approvers: what waits, the run's plan, and a link. Failures are logged, not raised.
+    Every approver's header count changes too (over its websocket)."""
+    events.publish(events.APPROVALS_GROUP, events.approvals_event())
     recipients = [u.email for u in approvers_of(run)]
     if not recipients:
         return 0
@@ -133,7 +165,7 @@ def notify(run, step=None):
     body = (f"{run.requested_by.username} asks for approval of {what}:\n"
             f"run #{run.pk}, {run.runbook.name} on cluster {run.cluster.name}.\n"
             f"Approvals needed: {required(run, step)} (the requester does not count).\n"
-            + (f"Valid until: {expires:%Y-%m-%d %H:%M %Z}.\n" if expires else "")
+            + (f"Valid until: {format_time(expires)}.\n" if expires else "")
             + f"\nThe plan:\n{plan_text(run)}\n\nApprove or reject: {link}\n")
     try:
         return send_mail(f"[HE Portal] Approval needed: run #{run.pk} {run.runbook.name} on {run.cluster.name}",

@@ -26,6 +26,7 @@ from ..output import insert_rows
 from .. import permissions
 from . import approvals
 from ..runbooks import get_runbook
+from ..timefmt import format_time
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def plan_run(*, cluster, slug, params, state=None, policy=True):
     return approvals.apply_policy(plan) if policy else plan
 
 
-def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, queue=True):
+def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, queue=True, reason=""):
     """Plan, check and store a run, then queue it once the transaction commits.
 
     Nothing is saved when a parameter is invalid, an inhibitor blocks, or
@@ -80,10 +81,19 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
     run stays pending with ``queued_at`` unset, and the sweeper queues it as
     soon as Redis answers again. ``queue=False``: the caller executes it
     itself (``manage.py runbook start --sync``).
+
+    An emergency-lane run (a maintenance mode, the diagnostic) starts whatever
+    procedure is active; one that changes the cluster pauses that procedure
+    (``hold_procedure``) and needs a ``reason`` then. The reason is audited.
     """
     if not permissions.can_operate(user, cluster):
         raise PermissionDenied("Only operators can start runs.")
     plan = plan_run(cluster=cluster, slug=slug, params=params, state=state)
+    reason = (reason or "").strip()
+    if plan.runbook.emergency and plan.changes and not reason \
+            and checks.active_run(cluster, emergency=False) is not None:
+        raise ValidationError("Say why: this pauses the active procedure, and its operator reads your reason "
+                              "before resuming it.")
     if plan.inhibitors:
         raise Blocked(" ".join(c.message for c in plan.inhibitors) + " Nothing was started.", plan)
     if plan.warnings and not acknowledge:
@@ -93,8 +103,12 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
         with transaction.atomic():
             run = create_run(plan, user)
             audit.record(user, "run.start", run, runbook=slug, params=run.params,
-                         acknowledged=[c.message for c in plan.warnings])
+                         acknowledged=[c.message for c in plan.warnings],
+                         **({"reason": reason} if reason else {}), **({"emergency": True} if run.emergency else {}))
+            if run.emergency and plan.changes:
+                hold_procedure(run, user, reason)
             _cluster_changed(run)
+            events.publish(events.run_group(run.pk), events.run_event(run))  # the home page's recent runs
             if run.status == RunStatus.AWAITING_APPROVAL:
                 audit.record(user, "approval.request", run, run=run.pk, approvers=run.approvals_required,
                              expires_at=audit.format_time(run.approval_expires_at))
@@ -102,10 +116,43 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
             elif queue:
                 transaction.on_commit(lambda: enqueue_run(run))
     except IntegrityError:
-        if not UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE).exists():
+        lane = bool(plan.runbook.emergency)
+        if not UpgradeRun.objects.filter(cluster=cluster, status__in=RUN_ACTIVE, emergency=lane).exists():
             raise
-        raise RunConflict(active_run_message(cluster)) from None
+        raise RunConflict(active_run_message(cluster, emergency=lane)) from None
     return run
+
+
+def hold_procedure(run, user, reason):
+    """The emergency action ``run`` pauses the cluster's active procedure, and says why on it.
+
+    A procedure a worker executes pauses after its current step; one with no
+    executor (queued, paused) at once; one waiting for a person or an approval
+    pauses when that is given. Until an operator resumes it acknowledging
+    ``hold_reason``, it does not go on: a later step of its own (say "leave
+    global maintenance") cannot silently undo the admin's decision.
+    """
+    procedure = (UpgradeRun.objects.select_for_update()
+                 .filter(cluster=run.cluster_id, status__in=RUN_ACTIVE, emergency=False).first())
+    if procedure is None:
+        return None
+    when = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S %Z")
+    text = (f"{user.username} started {run.runbook.name} (run #{run.pk}) at {when}: "
+            + (reason or "no reason given"))
+    updates = {"hold_reason": (procedure.hold_reason + "\n" if procedure.hold_reason else "") + text}
+    if procedure.status == RunStatus.RUNNING and procedure.executor:
+        updates["pause_requested"], effect = True, "pauses after its current step"
+    elif procedure.status in RUN_ADVANCING:
+        updates["status"], effect = RunStatus.PAUSED, "paused at once (no step was running)"
+    elif procedure.status == RunStatus.PAUSED:
+        effect = "stays paused"
+    else:
+        effect = "pauses once the person or approver it waits for has acted"
+    UpgradeRun.objects.filter(pk=procedure.pk).update(**updates)
+    procedure.refresh_from_db()
+    audit.record(user, "run.hold", procedure, reason=reason, by_run=run.pk, effect=effect)
+    events.publish(events.run_group(procedure.pk), events.run_event(procedure))
+    return procedure
 
 
 def create_run(plan, user):
@@ -118,7 +165,7 @@ def create_run(plan, user):
                 "approval_expires_at": timezone.now() + timedelta(hours=plan.approval_expiry_hours)} \
         if start_approvers else {}
     run = UpgradeRun.objects.create(
-        **approval,
+        **approval, emergency=bool(spec.emergency),
         cluster=plan.cluster, runbook=runbook, requested_by=user, params=_jsonable(plan.params),
         preflight={"checks": plan.check_specs, "plan": [c.to_dict() for c in plan.checks],
                    "state": plan.state.describe(), "notes": plan.notes})
@@ -133,10 +180,10 @@ def _jsonable(params):
     return {k: v for k, v in params.items() if v not in (None, "")}
 
 
-def active_run_message(cluster):
+def active_run_message(cluster, emergency=None):
     """What the second operator reads when a cluster is busy."""
-    return (checks.active_run_message(cluster) or f"Cluster {cluster.name} just got another run.") + \
-        " Nothing was started."
+    return (checks.active_run_message(cluster, emergency=emergency)
+            or f"Cluster {cluster.name} just got another run.") + " Nothing was started."
 
 
 def enqueue_run(run):
@@ -148,8 +195,11 @@ def enqueue_run(run):
     from ..jobs import advance_run
 
     job_id = f"run-{run.pk}-{uuid.uuid4().hex[:12]}"
+    # The emergency lane has a queue and a worker of its own: a procedure's long step
+    # in the default queue never holds up global maintenance.
+    queue = "emergency" if run.emergency else "default"
     try:
-        django_rq.get_queue("default").enqueue(advance_run, run.pk, job_id=job_id, job_timeout=JOB_TIMEOUT)
+        django_rq.get_queue(queue).enqueue(advance_run, run.pk, job_id=job_id, job_timeout=JOB_TIMEOUT)
     except (redis.RedisError, OSError) as exc:
         log.warning("run %s not queued (the sweeper queues it when Redis is back): %s", run.pk, exc)
         return False
@@ -195,6 +245,19 @@ def record_start_preflight(run, results):
         audit.record(None, "run.preflight", run, results=results)
 
 
+def record_snapshot(run):
+    """The cluster as it is before the run's first step: what its end is compared with
+    when it does not succeed (upgrades.leftbehind)."""
+    from ..leftbehind import take_snapshot
+
+    run.snapshot = take_snapshot(run.cluster)
+    UpgradeRun.objects.filter(pk=run.pk).update(snapshot=run.snapshot)
+def record_packages_before(run, data):
+    """Pending updates and installed versions as read when the run started."""
+    run.preflight = {**run.preflight, "packages": {"read_at": audit.format_time(timezone.now()), **data}}
+    UpgradeRun.objects.filter(pk=run.pk).update(preflight=run.preflight)
+
+
 def release_run(run, token, status, *, error=""):
     """The executing worker ends its turn with ``status``; False if the run was no longer its own."""
     now = timezone.now()
@@ -209,7 +272,7 @@ def release_run(run, token, status, *, error=""):
         run.refresh_from_db()
         audit.record(None, f"run.{status}", run, **({"error": error} if error else {}))
         events.publish(events.run_group(run.pk), events.run_event(run))
-        if status in RUN_TERMINAL:
+        if status in RUN_TERMINAL or run.hold_reason:  # the cluster page says why it paused
             _cluster_changed(run)
     return True
 
@@ -291,15 +354,34 @@ def _step_locked(step):
     return RunStep.objects.select_for_update().get(pk=step.pk), run
 
 
-def _continue(run, user, action, target, **details):
-    """Hand the run back to a worker: running with no executor, queued after commit."""
+def _continue(run, user, action, target, acknowledge_hold=None, **details):
+    """Hand the run back to a worker: running with no executor, queued after commit.
+
+    A run an emergency action paused (``hold_reason``) goes on only when an operator
+    resumes or retries it acknowledging why (``acknowledge_hold``); an approval or a
+    confirmation given meanwhile leaves it paused.
+    """
+    if run.hold_reason and acknowledge_hold is not None:
+        if not acknowledge_hold:
+            raise Refused(f"Run #{run.pk} was paused by an emergency action: {run.hold_reason} — "
+                          "acknowledge it to go on.")
+        details = {**details, "acknowledged_hold": run.hold_reason}
+    elif run.hold_reason:
+        with transaction.atomic():
+            UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.PAUSED, finished_at=None, error="",
+                                                        pause_requested=False)
+        run.refresh_from_db()
+        audit.record(user, action, target, run=run.pk, held=run.hold_reason, **details)
+        events.publish(events.run_group(run.pk), events.run_event(run))
+        _cluster_changed(run)
+        return
     try:
         with transaction.atomic():
             UpgradeRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.RUNNING, finished_at=None, error="", pause_requested=False)
+                status=RunStatus.RUNNING, finished_at=None, error="", pause_requested=False, hold_reason="")
     except IntegrityError:
-        raise RunConflict(checks.active_run_message(run.cluster, exclude=run.pk) + " This run stays as it is.") \
-            from None
+        raise RunConflict(checks.active_run_message(run.cluster, exclude=run.pk, emergency=run.emergency)
+                          + " This run stays as it is.") from None
     run.refresh_from_db()
     audit.record(user, action, target, run=run.pk, **details)
     events.publish(events.run_group(run.pk), events.run_event(run))
@@ -376,7 +458,7 @@ def _decide(run, step, user, decision, comment):
             Approval.objects.create(run=run, step=step, user=user, decision=decision, comment=comment)
             _act_on_decision(run, step, user, decision, comment)
     if expired:
-        raise Refused(f"The approval request of run #{run.pk} expired at {expires:%Y-%m-%d %H:%M %Z}: "
+        raise Refused(f"The approval request of run #{run.pk} expired at {format_time(expires)}: "
                       "nothing runs; start a new run.")
     return step if step is not None else run
 
@@ -585,12 +667,13 @@ def _cancel_open_steps(run):
         events.publish(events.run_group(run.pk), events.step_event(step, lines=0))
 
 
-def resume_run(*, run, user):
+def resume_run(*, run, user, acknowledge=False):
     """Go on from where the run stopped; a finished step never runs twice.
 
     After an interruption a read-only or wait step simply runs again; a step
     that changes the system and was cut off must be retried, marked done or
-    skipped first (with a reason).
+    skipped first (with a reason). A run an emergency action paused is resumed
+    only with ``acknowledge`` (the operator read why).
     """
     _operator(user, run, "resume runs")
     with transaction.atomic():
@@ -598,6 +681,9 @@ def resume_run(*, run, user):
         if run.status not in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.INTERRUPTED):
             raise Refused(f"Run #{run.pk} is {run.get_status_display().lower()}: only a paused, failed or "
                           "interrupted run can be resumed.")
+        if run.hold_reason and not acknowledge:
+            raise Refused(f"Run #{run.pk} was paused by an emergency action: {run.hold_reason} — "
+                          "acknowledge it to go on.")
         blocking = next((s for s in run.steps.order_by("order") if s.status not in STEP_DONE), None)
         if blocking is not None and blocking.status == StepStatus.REJECTED:
             raise Refused(f"Step {blocking.order} was rejected: start a new run.")
@@ -609,11 +695,11 @@ def resume_run(*, run, user):
                 raise Refused(f"Step {blocking.order} ({blocking.title}) changes the system and was cut off: "
                               "check the host, then retry it, or mark it done or skip it with a reason.")
             _reset_step(blocking, user, "runs again on resume (read-only or a wait)")
-        _continue(run, user, "run.resume", run)
+        _continue(run, user, "run.resume", run, acknowledge_hold=bool(acknowledge))
     return run
 
 
-def retry_step(*, step, user):
+def retry_step(*, step, user, acknowledge=False):
     """Run a failed, cancelled or interrupted step again; its earlier output stays, followed by the new."""
     _operator(user, step.run, "retry steps")
     with transaction.atomic():
@@ -624,8 +710,11 @@ def retry_step(*, step, user):
         if step.status not in (StepStatus.FAILED, StepStatus.INTERRUPTED, StepStatus.CANCELLED):
             raise Refused(f"Step {step.order} is {step.get_status_display().lower()}: only a failed, cancelled or "
                           "interrupted step can be retried.")
+        if run.hold_reason and not acknowledge:
+            raise Refused(f"Run #{run.pk} was paused by an emergency action: {run.hold_reason} — "
+                          "acknowledge it to go on.")
         _reset_step(step, user, "retried")
-        _continue(run, user, "step.retry", step)
+        _continue(run, user, "step.retry", step, acknowledge_hold=bool(acknowledge))
     return step
 
 

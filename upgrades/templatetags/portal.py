@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from ..checks import describe_check
 from ..models import StepKind, StepStatus
+from ..timefmt import format_time
 
 register = template.Library()
 
@@ -53,9 +54,18 @@ def guards(spec):
 def when(moment):
     """Every time on the pages in one format: 24-hour, in the server's zone, the
     zone shown ("2026-03-05 10:15:42 UTC"), as the downloaded logs write it."""
-    if not isinstance(moment, datetime):
-        return ""
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return format_time(moment)
+
+
+@register.filter
+def parse_iso(text):
+    """An ISO 8601 time stored as text in JSON (a run's snapshot) -> datetime, or None."""
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        return parse_datetime(text or "")
+    except ValueError:
+        return None
 
 
 @register.filter

@@ -26,6 +26,7 @@ from upgrades import state as cluster_state
 from upgrades.models import STEP_DONE, Cluster, RunStatus, StepKind, StepStatus, UpgradeRun
 from upgrades.plan import param_form
 from upgrades.remote.ssh import SshPool
+from upgrades.timefmt import format_time
 from upgrades.runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class Command(BaseCommand):
         start.add_argument("--user", required=True, metavar="NAME", help="who starts it (an operator)")
         start.add_argument("--yes", action="store_true",
                            help="start without asking; this also acknowledges the plan's warnings")
+        start.add_argument("--reason", default="", metavar="TEXT",
+                           help="why (audited); required for a maintenance mode while a procedure is active")
         add_follow(start)
         status = sub.add_parser("status", help="a run's status, its steps, and what it waits for")
         status.add_argument("run", metavar="RUN")
@@ -100,8 +103,11 @@ class Command(BaseCommand):
         run_action("abandon", "give up a failed or interrupted run: its clean-up (always) steps run, then it ends "
                    "cancelled", comment="why")
         run_action("pause", "pause the run after its current step")
-        run_action("resume", "resume a paused, failed or interrupted run", follow=True)
-        run_action("retry", "run a failed, cancelled or interrupted step again", step=True, follow=True)
+        for name, help in (("resume", "resume a paused, failed or interrupted run"),
+                           ("retry", "run a failed, cancelled or interrupted step again")):
+            p = run_action(name, help, step=name == "retry", follow=True)
+            p.add_argument("--acknowledge-hold", action="store_true",
+                           help="go on with a run an emergency action paused, having read why (status shows it)")
         run_action("skip", "skip a step, with a reason", step=True, comment="why (required)")
         run_action("mark-done", "mark an interrupted step done, with a reason", step=True,
                    comment="why (required)")
@@ -249,7 +255,7 @@ class Command(BaseCommand):
         for result in plan.checks:
             write(f"  {style[result.level](f'{result.level:<9}')} {result.check}: {result.message}")
 
-    def do_start(self, slug, cluster, host, param, user, yes, wait, sync, **options):
+    def do_start(self, slug, cluster, host, param, user, yes, wait, sync, reason="", **options):
         params = self.collect_params(slug, host, param)
         user, cluster = self.find_user(user), self.find_cluster(cluster)
         plan = self.make_plan(slug, cluster, params)
@@ -258,7 +264,8 @@ class Command(BaseCommand):
         if not yes:
             self.ask(plan)
         # The services plan again on the same state and check again who may start it.
-        start = dict(cluster=cluster, slug=slug, params=params, user=user, acknowledge=True, state=plan.state)
+        start = dict(cluster=cluster, slug=slug, params=params, user=user, acknowledge=True, state=plan.state,
+                     reason=reason)
         if sync:
             with transaction.atomic():  # never queued: executed here
                 run = services.start_run(**start, queue=False)
@@ -303,8 +310,9 @@ class Command(BaseCommand):
             while follower.poll() not in STOPPED:
                 if follower.run_status == RunStatus.PENDING and not hinted and \
                         time.monotonic() - since > PENDING_HINT_SECONDS:
+                    queue = "emergency" if run.emergency else "default"
                     self.stderr.write(f"Run #{run.pk} is still pending after {PENDING_HINT_SECONDS} s: is a worker "
-                                      "running (manage.py rqworker default)? Waiting on.")
+                                      f"running (manage.py rqworker {queue})? Waiting on.")
                     hinted = True
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
@@ -398,6 +406,8 @@ class Command(BaseCommand):
             write("Parameters: " + ", ".join(f"{k}={v}" for k, v in run.params.items()))
         if run.error:
             write(f"Error: {run.error}")
+        if run.hold_reason:
+            write(f"Paused by an emergency action: {run.hold_reason} (resume with --acknowledge-hold)")
         steps = list(run.steps.select_related("host").order_by("order"))
         write("Steps:")
         for step in steps:
@@ -476,15 +486,15 @@ class Command(BaseCommand):
                           else f"Run #{run.pk} paused.")
         return SUCCEEDED
 
-    def do_resume(self, run, user, wait, sync, **options):
+    def do_resume(self, run, user, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
-        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user),
+        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user, acknowledge=acknowledge_hold),
                             f"Run #{run.pk} resumed by {user.username}.", wait, sync)
 
-    def do_retry(self, run, user, step, wait, sync, **options):
+    def do_retry(self, run, user, step, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.find_step(run, step)
-        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user),
+        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user, acknowledge=acknowledge_hold),
                             f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}.",
                             wait, sync)
 
@@ -581,7 +591,7 @@ def problems(exc):
 
 
 def when(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z") if moment else "-"
+    return format_time(moment, "-")
 
 
 def step_facts(step):

@@ -152,7 +152,7 @@ def test_an_operator_confirms_a_manual_step_from_the_run_page_with_a_comment(
                              user=operator)
     log_in(page, live_portal, "operator")
     page.goto(f"{live_portal}/runs/{run.pk}/")
-    expect(page.locator("#run-status")).to_have_text("waiting", timeout=30_000)
+    expect(page.locator("#run-status")).to_have_text("waiting for a person", timeout=30_000)
     # The confirmation appears as the run reaches the step, without a reload.
     expect(page.locator(".waiting")).to_have_text(
         "Step 2 waits for an operator: Reinstall he2.lab.local as el7, then confirm.")
@@ -186,7 +186,7 @@ def test_an_approval_is_offered_to_another_approver_never_to_the_requester(
         pages[name].goto(f"{live_portal}/runs/{run.pk}/")
     try:
         for viewer in pages.values():
-            expect(viewer.locator("#run-status")).to_have_text("awaiting_approval", timeout=30_000)
+            expect(viewer.locator("#run-status")).to_have_text("awaiting approval", timeout=30_000)
         expect(pages["alice"].locator(".waiting")).to_contain_text(
             "You requested this run: another approver must decide (four eyes).")
         expect(pages["alice"].locator("button.step-approve")).to_have_count(0)

@@ -8,6 +8,7 @@ refused as the table says. Roles are held on cluster "Alpha" by grants
 another cluster only, "no_role" has none.
 """
 import asyncio
+import hashlib
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -18,7 +19,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from heportal.asgi import application
 from tests.conftest import free_port
 from tests.factories import grant, make_cluster, make_host, make_run
-from upgrades.models import RoleGrant
+from upgrades import backups
+from upgrades.models import EngineBackup, RoleGrant
 from upgrades.routing import websocket_urlpatterns
 
 PERSONAS = ("viewer", "operator", "approver", "auditor", "admin", "global_admin", "other", "no_role", "anonymous")
@@ -65,6 +67,7 @@ EXPECTED = {
     "cluster-card": ON_ALPHA,
     "home-cards": ANY_ROLE,  # the cards of the clusters each may see
     "home-runs": ANY_ROLE,  # the recent runs of the clusters each may see
+    "engine-backup": {"admin", "global_admin"},  # an engine backup's file: admins only
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,
@@ -115,12 +118,19 @@ def world(django_user_model):
     users["other"] = grant(django_user_model.objects.create_user("other", password="x"), beta, "admin")
     users["no_role"] = django_user_model.objects.create_user("no_role", password="x")
     users["anonymous"] = None
-    return {"cluster": alpha, "host": host, "run": run, "step": run.steps.order_by("order").first(), "users": users}
+    backup = EngineBackup.objects.create(cluster=alpha, run=run, file_name=f"cluster-{alpha.pk}/run-matrix.backup",
+                                         source_path="/var/lib/ovirt-engine-backup/matrix.backup", size=6,
+                                         sha256=hashlib.sha256(b"backup").hexdigest())
+    path = backups.path_of(backup)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"backup")
+    return {"cluster": alpha, "host": host, "run": run, "step": run.steps.order_by("order").first(), "users": users,
+            "backup": backup}
 
 
 def path_of(route, world):
     values = {"cluster_id": world["cluster"].pk, "host_id": world["host"].pk, "run_id": world["run"].pk,
-              "step_id": world["step"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
+              "step_id": world["step"].pk, "backup_id": world["backup"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
     for key, value in values.items():
         for kind in ("id", "slug", "path"):
             route = route.replace(f"<{kind}:{key}>", str(value))

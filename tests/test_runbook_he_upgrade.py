@@ -213,7 +213,7 @@ def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
         page.locator("#runbooks a", has_text="Hosted-engine upgrade").click()
         expect(page).to_have_url(f"{live_portal}/clusters/{cluster.pk}/runbooks/he-upgrade/")
         page.click("button.show-plan")
-        expect(page.locator(".plan-step")).to_have_count(55)
+        expect(page.locator(".plan-step")).to_have_count(61)
         expect(page.locator(".plan-step", has_text="Scheduling policy none again")).to_contain_text(
             "set_scheduling_policy(cluster=Default, policy=none)")
         page.click("button.start-run")
@@ -235,7 +235,7 @@ def test_in_the_browser_the_upgrade_runs_to_the_end_with_output_and_scores_live(
         expect(rows["he2"].locator(".ha-vm")).to_have_text("here", timeout=60_000)
 
         expect(page.locator("#run-status")).to_have_text("succeeded", timeout=240_000)
-        expect(page.locator(".step-status.status-succeeded")).to_have_count(55)
+        expect(page.locator(".step-status.status-succeeded")).to_have_count(61)
         expect(watch.locator("#maintenance-mode")).to_have_text("none", timeout=60_000)
         for row in rows.values():
             expect(row.locator(".ha-score")).to_have_text("3400", timeout=60_000)

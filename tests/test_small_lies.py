@@ -280,7 +280,8 @@ def test_the_score_chart_draws_a_band_per_run_and_zooms_to_one_run(live_portal, 
     expect(card).to_have_attribute("data-marks-drawn", "3", timeout=20_000)  # a band per run
     expect(card.locator("li.run-group")).to_have_count(3)
     expect(card.locator("li.mark")).to_have_count(150)  # every step still listed, under its run
-    # Hovering over a band says which run it is.
+    # Hovering over a band says which run it is (in view: the page above it is long).
+    card.locator(".u-over").scroll_into_view_if_needed()
     box = card.locator(".u-over").bounding_box()
     second = runs[1]
     x = page.evaluate("""([id, t]) => document.querySelector(`.chart-card[data-host='${id}']`).plot

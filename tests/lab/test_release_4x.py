@@ -2,7 +2,6 @@
 them (ovirt-releases.md); one lab per release shared by the module."""
 
 import re
-import time
 
 import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
@@ -49,20 +48,21 @@ def test_2_5_publishes_a_monotonic_timeout_for_engine_unexpectedly_down(lab45, s
     assert re.search(r"^timeout=\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d 1970$", extra, flags=re.M), extra
 
 
-def test_setup_2_3_refuses_local_maintenance_only_without_another_host(lab43, ssh43):
-    accepted = ssh43("he1", "hosted-engine --set-maintenance --mode=local")  # runs the VM
-    assert accepted.rc == 0, accepted.err
-    time.sleep(30 / lab43.speed)
-    assert lab43.state()["hosts"]["he1.lab.local"]["agent_state"] == "EngineUp"  # 2.x: no migration
-    assert ssh43("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+def test_setup_2_3_11_refuses_local_maintenance_on_the_vms_host_whatever_the_other_hosts(lab43, ssh43):
+    """The lab's 4.3 hosts run setup 2.3.13: on the engine VM's host local maintenance is
+    refused with the VM's message (set_maintenance.py@ovirt-hosted-engine-setup-2.3.11,
+    commit 4a36099), also when no other host could take the VM; elsewhere it is accepted."""
+    refused = ssh43("he1", "hosted-engine --set-maintenance --mode=local")  # runs the VM
+    assert refused.rc == 1
+    assert refused.err == ("Unable to enter local maintenance mode: the engine VM is running on the current "
+                           "host, please migrate it before entering local maintenance mode.\n")
     for host in ("he2", "he3"):
         assert ssh43(host, "hosted-engine --set-maintenance --mode=local").rc == 0
     lab43.wait_for(lambda s: s["hosts"]["he2.lab.local"]["score"] == 0
                    and s["hosts"]["he3.lab.local"]["score"] == 0, sim_seconds=60)
-    refused = ssh43("he1", "hosted-engine --set-maintenance --mode=local")
-    assert refused.rc == 1
-    assert refused.err == ("Unable to enter local maintenance mode: there are no available hosts "
-                           "capable of running the engine VM.\n")
+    again = ssh43("he1", "hosted-engine --set-maintenance --mode=local")
+    assert (again.rc, again.err) == (1, refused.err)
+    assert lab43.state()["hosts"]["he1.lab.local"]["local_maintenance"] is False
     for host in ("he2", "he3"):
         assert ssh43(host, "hosted-engine --set-maintenance --mode=none").rc == 0
 

@@ -24,14 +24,47 @@
 
   function section(stepId) { return root.querySelector('[data-step="' + stepId + '"]'); }
 
+  // Everything a line may hold that is not text or colour: CSI sequences (cursor
+  // movement, erase, scroll region, modes...), OSC/DCS/SOS/PM/APC strings (title,
+  // clipboard, ...) up to their terminator or the line's end, other escapes (save/
+  // restore cursor, reset, index), and the C0/C1 controls but tab.
+  var CONTROLS = /\x1b\[([0-?]*)([ -\/]*)([@-~]|$)|\x1b[\]PX^_][\s\S]*?(?:\x07|\x9c|\x1b\\|$)|\x1b[ -\/]*[0-~]?|[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+
+  function sgr(params) {
+    // A colour sequence's parameters without conceal (8): a shown line stays readable.
+    var parts = params.split(";"), kept = [];
+    for (var i = 0; i < parts.length; i++) {
+      var p = parts[i];
+      if ((p === "38" || p === "48" || p === "58") && (parts[i + 1] === "5" || parts[i + 1] === "2")) {
+        var n = parts[i + 1] === "5" ? 3 : 5;
+        kept.push.apply(kept, parts.slice(i, i + n));
+        i += n - 1;
+      } else if (!/^0*8$/.test(p)) {
+        kept.push(p);
+      }
+    }
+    return kept.length || !params ? "\x1b[" + kept.join(";") + "m" : "";
+  }
+
+  function neutralise(text) {
+    // The text as the terminal may render it: what the host printed, its colours
+    // (SGR) kept and every sequence that moves the cursor, erases, or talks to the
+    // terminal removed, so a line once shown stays and the search finds what the log
+    // holds. Only the view is filtered: the stored log and its download keep every byte.
+    return text.replace(CONTROLS, function (all, params, inter, final) {
+      return final === "m" && !inter && /^[0-9;:]*$/.test(params) ? sgr(params) : "";
+    });
+  }
+
   function encode(line, first) {
     // [seq, stream, text] -> what the terminal is given; a line's own colours end with it.
     // The line break comes before a line, not after it: the cursor stays on the last
     // line, so a terminal sized to its lines shows them all (a cursor waiting on an
     // empty row below took a row, and the first line scrolled out of view).
     var colour = STREAM_COLOUR[line[1]];
-    var text = (first ? "" : "\r\n") + (colour || "") + line[2];
-    return colour || line[2].indexOf("\x1b") >= 0 ? text + "\x1b[0m" : text;
+    var shown = neutralise(line[2]);
+    var text = (first ? "" : "\r\n") + (colour || "") + shown;
+    return colour || shown.indexOf("\x1b") >= 0 ? text + "\x1b[0m" : text;
   }
 
   function View(sec) {
@@ -234,6 +267,7 @@
     lines: function (stepId) { return views[stepId] ? views[stepId].lines() : []; },
     settled: function (stepId) { return !views[stepId] || views[stepId].writing === 0; },
     view: function (stepId) { return views[stepId]; },
+    neutralise: neutralise,
   };
   connect();
 })();

@@ -24,11 +24,13 @@
 
   function section(stepId) { return root.querySelector('[data-step="' + stepId + '"]'); }
 
-  // Everything a line may hold that is not text or colour: CSI sequences (cursor
-  // movement, erase, scroll region, modes...), OSC/DCS/SOS/PM/APC strings (title,
-  // clipboard, ...) up to their terminator or the line's end, other escapes (save/
-  // restore cursor, reset, index), and the C0/C1 controls but tab.
-  var CONTROLS = /\x1b\[([0-?]*)([ -\/]*)([@-~]|$)|\x1b[\]PX^_][\s\S]*?(?:\x07|\x9c|\x1b\\|$)|\x1b[ -\/]*[0-~]?|[\x00-\x08\x0a-\x1f\x7f-\x9f]/g;
+  // Everything a line may hold that is not text or colour, one alternative a kind.
+  var CONTROLS = new RegExp([
+    "\\x1b\\[([0-?]*)([ -/]*)([@-~]|$)",         // CSI: cursor, erase, scroll region, modes, SGR
+    "\\x1b[\\]PX^_][\\s\\S]*?(?:\\x07|\\x9c|\\x1b\\\\|$)",  // OSC (title, clipboard), DCS, SOS, PM, APC
+    "\\x1b[ -/]*[0-~]?",                           // other escapes: save/restore cursor, reset, index
+    "[\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f]",              // C0 and C1 controls but tab
+  ].join("|"), "g");
   var ANY_CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/;  // what every match above starts with
 
   function sgr(params) {

@@ -169,8 +169,8 @@ def test_a_reimport_without_a_password_keeps_the_stored_one(tmp_path):
     assert cluster.engine_url == engine["url"] and cluster.engine_password_encrypted == stored
     cluster = import_file(write(tmp_path / "inventory.json", {"hosts": INVENTORY["hosts"][:1]}), "Lab")
     assert cluster.engine_password_encrypted == stored and cluster.engine_password() == "s3cret-of-the-engine"
-    assert [event.details["fields"] for event in AuditEvent.objects.filter(action="cluster.reimport").order_by("pk")] == [
-        ["engine_url", "engine_username"], []]
+    reimports = AuditEvent.objects.filter(action="cluster.reimport").order_by("pk")
+    assert [event.details["fields"] for event in reimports] == [["engine_url", "engine_username"], []]
 
     # One given again replaces it.
     engine["password"] = "a new one"

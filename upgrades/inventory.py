@@ -168,7 +168,8 @@ def read_password_file(path):
         raise ValueError(f"{path}: cannot be read (permission denied)") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot be opened ({exc.strerror})") from None
-    too_big = f"{path}: {{size}} bytes is too big for a password file (one line, at most {MAX_PASSWORD_FILE_BYTES} bytes)"
+    too_big = (f"{path}: {{size}} bytes is too big for a password file "
+               f"(one line, at most {MAX_PASSWORD_FILE_BYTES} bytes)")
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

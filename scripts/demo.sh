@@ -32,6 +32,9 @@ $PY -m lab up --hosts 3 --speed "$LAB_SPEED" --state-dir "$LAB_DIR" >data/logs/l
 pids+=($!)
 for _ in $(seq 300); do [ -f "$LAB_DIR/manifest.json" ] && break; sleep 0.1; done
 [ -f "$LAB_DIR/manifest.json" ] || { echo "demo: the lab did not start; see data/logs/lab.log" >&2; exit 1; }
+# The import stores the engine password encrypted in the portal's database; earlier
+# versions left it in plain text beside the manifest: remove that copy.
+rm -f "$LAB_DIR/manifest.engine-password"
 $PY manage.py import_cluster "$LAB_DIR/manifest.json" --name Lab \
   --poll-interval "$($PY -c "print(10 / float('$LAB_SPEED'))")"
 export SSH_KEY_FILE

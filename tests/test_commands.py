@@ -1,5 +1,4 @@
 import json
-import stat
 from io import StringIO
 
 import pytest
@@ -23,16 +22,15 @@ INVENTORY = {
 }
 
 
-def test_import_cluster_creates_cluster_hosts_and_keeps_the_password_out_of_the_db(tmp_path):
+def test_import_cluster_creates_cluster_hosts_and_stores_the_password_encrypted(tmp_path):
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(INVENTORY))
     call_command("import_cluster", str(path), "--name", "Lab", stdout=StringIO())
     cluster = Cluster.objects.get(name="Lab")
     assert cluster.engine_url == INVENTORY["engine"]["url"]
-    assert "s3cret" not in cluster.credentials_ref
-    secret = cluster.credentials_ref.removeprefix("file:")
-    assert open(secret).read() == "s3cret"
-    assert stat.S_IMODE((tmp_path / "manifest.engine-password").stat().st_mode) == 0o600
+    assert cluster.credentials_ref == "" and "s3cret" not in cluster.engine_password_encrypted
+    assert cluster.engine_password() == "s3cret"
+    assert sorted(tmp_path.iterdir()) == [path]  # nothing written beside the inventory
     he2 = Host.objects.get(name="he2.lab.local")
     assert (he2.address, he2.ssh_port, he2.he_host_id) == ("127.0.1.2", 2202, 2)
     assert he2.known_hosts.startswith("[127.0.1.2]:2202 ssh-ed25519")
@@ -121,7 +119,7 @@ def test_import_cluster_names_the_problem_with_its_path_and_writes_nothing(tmp_p
     assert problem in str(raised.value)
     assert "nothing was changed" in str(raised.value)
     assert not Cluster.objects.exists() and not Host.objects.exists()
-    assert not (tmp_path / "inventory.engine-password").exists()  # the secret is not written either
+    assert sorted(tmp_path.iterdir()) == [path]  # the secret is not written anywhere either
     assert "s3cret" not in str(raised.value)
 
 
@@ -151,9 +149,10 @@ def test_reimport_without_an_engine_block_keeps_the_engine_and_unmentioned_host_
     path = write_inventory(tmp_path, {"hosts": [moved]})
     call_command("import_cluster", str(path), "--name", "Lab", stdout=StringIO())
     cluster = Cluster.objects.get()
-    assert (cluster.engine_url, cluster.engine_username, cluster.engine_ca_file, cluster.credentials_ref) == (
-        first.engine_url, first.engine_username, first.engine_ca_file, first.credentials_ref)
-    assert cluster.credentials_ref.startswith("file:")
+    assert (cluster.engine_url, cluster.engine_username, cluster.engine_ca_file, cluster.credentials_ref,
+            cluster.engine_password_encrypted) == (first.engine_url, first.engine_username, first.engine_ca_file,
+                                                   first.credentials_ref, first.engine_password_encrypted)
+    assert cluster.engine_password() == "s3cret"
     he1, he2 = Host.objects.order_by("name")
     assert (he1.ssh_port, he1.os_release, he1.he_host_id, he1.ssh_user) == (2210, "el7", 1, "root")
     assert he1.known_hosts == f"[127.0.1.1]:2210 {KEY_1}"

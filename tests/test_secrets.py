@@ -81,9 +81,8 @@ def test_a_full_run_leaks_the_password_nowhere(rq_worker, ha_poller, fresh_lab_c
 
     cluster = fresh_lab_cluster
     password = cluster.lab.manifest["engine"]["password"]
-    cluster.credentials_ref = ""
-    cluster.set_engine_password(password)
-    cluster.save()
+    # The import stored it encrypted and kept no path to a file (tests/test_import_secrets.py).
+    assert cluster.credentials_ref == "" and cluster.engine_password() == password
     wait_for_polled(cluster)
     operator, admin = make_user("operator"), make_user("admin", "boss")
     run = services.start_run(cluster=cluster, slug="test-engine", params={"host": "he2.lab.local"}, user=operator,

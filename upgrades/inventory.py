@@ -8,10 +8,17 @@ ignored, so a manifest imports as it is). ``validate`` lists every problem
 with its path in the file ("hosts[1].address: missing"), so one run of the
 command shows all there is to fix, and returns only the fields the file
 mentions: a re-import never blanks what the file leaves out.
+
+The engine password, given inline or as ``password_file``, is read here once
+and only kept as a value (the service stores it encrypted): the file's path is
+not kept, and a path that is not a small one-line regular file is a problem
+like any other, so ``/etc/shadow``, a directory or ``/dev/zero`` change nothing.
 """
 import ipaddress
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
@@ -21,6 +28,7 @@ from .remote import ssh
 from .remote.base import RemoteError
 
 MAX_HE_HOST_ID = 2**31 - 1  # a PositiveIntegerField on PostgreSQL
+MAX_PASSWORD_FILE_BYTES = 4096  # one line holding a password; anything bigger is not one
 # An engine_vm block is checked as a host; its fields land on the cluster.
 ENGINE_VM_FIELDS = {"name": "engine_vm_name", "address": "engine_vm_address", "ssh_port": "engine_vm_port",
                     "ssh_user": "engine_vm_user", "known_hosts": "engine_vm_known_hosts"}
@@ -35,15 +43,15 @@ class Inventory:
 
     cluster: dict = field(default_factory=dict)
     hosts: list = field(default_factory=list)  # [{Host field: value}], each with name and address
-    password: str | None = None
-    password_file: str | None = None
+    password: str | None = None  # the engine password itself, inline or read from its file
 
 
-def validate(*, name, engine, hosts, poll_interval=None, engine_vm=None):
+def validate(*, name, engine, hosts, poll_interval=None, engine_vm=None, password_file=None):
     """The inventory to write, or ValidationError listing every "path: problem".
 
     ``engine`` None means the file has no engine block; ``hosts`` None means
-    it has no hosts list (a problem: an inventory is its hosts).
+    it has no hosts list (a problem: an inventory is its hosts). ``password_file``
+    (a caller's, outside the inventory) wins over the engine block's password.
     """
     problems = []
     found = Inventory()
@@ -57,6 +65,8 @@ def validate(*, name, engine, hosts, poll_interval=None, engine_vm=None):
             found.cluster["poll_interval"] = float(poll_interval)
     if engine is not None:
         _engine(engine, found, problems)
+    if password_file is not None:
+        _password_file("password_file", password_file, found, problems)
     if engine_vm is not None:
         vm = _host("engine_vm", engine_vm, problems)
         for key, value in (vm or {}).items():
@@ -129,8 +139,76 @@ def _engine(engine, found, problems):
         else:
             found.password = engine["password"]
     if "password_file" in engine:
-        found.password_file = _text("engine.password_file", engine["password_file"], problems,
-                                    max_length=290)  # "file:" + path fits credentials_ref
+        _password_file("engine.password_file", engine["password_file"], found, problems)
+
+
+def _password_file(path, value, found, problems):
+    """Read the password now; only its value is kept, never where it came from."""
+    where = _text(path, value, problems, max_length=4096)
+    if where is None:
+        return
+    try:
+        found.password = read_password_file(where)
+    except ValueError as exc:
+        problems.append(f"{path}: {exc}")
+
+
+def read_password_file(path):
+    """The password in ``path``: a regular file of one line, at most
+    MAX_PASSWORD_FILE_BYTES; white space around it is ignored (as for a
+    ``credentials_ref`` file). Anything else raises ValueError naming the path and
+    why, never quoting what the file holds. Opened without blocking and checked
+    on the open descriptor, so a FIFO, a device or a file swapped in meanwhile is
+    never read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except PermissionError:
+        raise ValueError(f"{path}: cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be opened ({exc.strerror})") from None
+    too_big = (f"{path}: {{size}} bytes is too big for a password file "
+               f"(one line, at most {MAX_PASSWORD_FILE_BYTES} bytes)")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path}: is {_file_kind(info.st_mode)}, not a regular file holding the password")
+        if info.st_size > MAX_PASSWORD_FILE_BYTES:
+            raise ValueError(too_big.format(size=info.st_size))
+        data = b""
+        while len(data) <= MAX_PASSWORD_FILE_BYTES:  # a file that grows, or lies about its size
+            chunk = os.read(fd, MAX_PASSWORD_FILE_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > MAX_PASSWORD_FILE_BYTES:
+            raise ValueError(too_big.format(size=f"more than {MAX_PASSWORD_FILE_BYTES}"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: is not text (not UTF-8)") from None
+    password = text.strip()
+    if not password:
+        raise ValueError(f"{path}: is empty")
+    lines = len(password.splitlines())
+    if lines > 1:
+        raise ValueError(f"{path}: holds {lines} lines; a password file holds the password alone on one line")
+    if "\0" in password:
+        raise ValueError(f"{path}: is not text (holds NUL bytes)")
+    return password
+
+
+def _file_kind(mode):
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "an unknown kind of file"
 
 
 def _host(path, item, problems):

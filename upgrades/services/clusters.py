@@ -10,25 +10,32 @@ from ..remote import ssh
 from ..remote.base import RemoteError
 
 
-def import_cluster(*, name, engine, password_file, hosts, poll_interval=None, user=None, engine_vm=None):
+def import_cluster(*, name, engine, hosts, password_file=None, poll_interval=None, user=None, engine_vm=None):
     """Create or update a cluster and its hosts from inventory data.
 
     The whole inventory is checked first (``upgrades.inventory``): any problem
     raises ValidationError listing them all, and nothing is written. Only what
     the data mentions is set; no ``engine`` block leaves the engine URL and
     credentials as they are, and a host keeps the fields its entry leaves out.
+    An engine password (inline, the engine block's ``password_file`` or
+    ``password_file`` here, each file read once) is stored encrypted like the
+    admin form does; no path to it is kept, and without one the stored one stays.
     """
-    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval, engine_vm=engine_vm)
+    found = validate(name=name, engine=engine, hosts=hosts, poll_interval=poll_interval, engine_vm=engine_vm,
+                     password_file=password_file)
     values = dict(found.cluster)
-    if password_file:
-        values["credentials_ref"] = f"file:{password_file}"
+    changed = sorted(values)
     with transaction.atomic():
         cluster, created = Cluster.objects.update_or_create(name=name, defaults=values)
+        if found.password is not None:
+            cluster.set_engine_password(found.password)
+            cluster.save(update_fields=["engine_password_encrypted"])
+            changed = sorted(changed + ["engine_password"])
         for host in found.hosts:
             fields = dict(host)
             Host.objects.update_or_create(cluster=cluster, name=fields.pop("name"), defaults=fields)
         audit.record(user, "cluster.import" if created else "cluster.reimport", cluster,
-                     hosts=[host["name"] for host in found.hosts], fields=sorted(values))
+                     hosts=[host["name"] for host in found.hosts], fields=changed)
     return cluster
 
 

@@ -6,6 +6,9 @@ known_hosts}] — the shape the lab writes as its manifest. Host keys come
 from the file (pinned as given); re-importing updates the same rows, and
 only the fields the file mentions. A file with problems is refused whole,
 each problem listed with its path in the file, and nothing is written.
+The engine password is stored encrypted (like the admin form's); a
+``password_file`` is read once and its path not kept, and nothing is ever
+written beside the inventory.
 """
 import json
 from pathlib import Path
@@ -14,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from upgrades import services
-from upgrades.inventory import validate as validate_inventory
+from upgrades.secrets import SecretError
 
 
 class Command(BaseCommand):
@@ -38,18 +41,11 @@ class Command(BaseCommand):
         given = {"name": name, "engine": data.get("engine"), "hosts": data.get("hosts"),
                  "engine_vm": data.get("engine_vm"), "poll_interval": poll_interval}
         try:
-            # Checked before the password file below is written, too.
-            found = validate_inventory(**given)
+            # Checked whole (the password file read once) before anything is written.
+            cluster = services.import_cluster(**given)
         except ValidationError as exc:
             problems = "\n".join(f"  {problem}" for problem in exc.messages)
             raise CommandError(f"{path}: {len(exc.messages)} problem(s), nothing was changed:\n{problems}") from None
-        password_file = found.password_file
-        if not password_file and found.password:
-            # Keep the secret out of the database: a 0600 file beside the inventory.
-            secret = path.with_name(path.stem + ".engine-password")
-            secret.touch(mode=0o600)
-            secret.write_text(found.password)
-            password_file = str(secret.resolve())
-        cluster = services.import_cluster(password_file=password_file, **given)
+        except SecretError as exc:
+            raise CommandError(f"{path}: the engine password cannot be stored: {exc}; nothing was changed") from None
         self.stdout.write(f"cluster {cluster.name}: {cluster.hosts.count()} hosts")
-

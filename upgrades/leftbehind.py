@@ -23,6 +23,7 @@ NOT_SUCCEEDED = (RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 RETURN_TO_NORMAL = "return-to-normal"
 # Engine statuses of a host in (or on its way to) maintenance: activating it returns it to up.
 IN_MAINTENANCE = ("maintenance", "preparing_for_maintenance")
+PACKAGES = ": packages"  # a difference in installed versions: never restored
 PACKAGES_UNKNOWN = ("Package versions: the HA poller has not read them (rpm -q, every "
                     "PACKAGES_POLL_SECONDS) {}.")
 
@@ -172,7 +173,7 @@ def _compare_packages(before, now, found):
                    if then.get(name) and then[name] != version]
         if changed:
             found.differences.append(Difference(
-                f"{machine}: packages", "as installed when the run started", ", ".join(changed),
+                f"{machine}{PACKAGES}", "as installed when the run started", ", ".join(changed),
                 restore="Nothing: packages are not downgraded."))
 
 
@@ -264,9 +265,12 @@ def last_unsuccessful_run(cluster):
 
 
 def for_cluster(cluster):
-    """The cluster page's "left behind": the latest such run's differences, None when none."""
+    """The cluster page's "left behind": the latest such run's differences, None when none.
+    Newer packages alone do not keep it there: nothing returns them (the run page lists them)."""
     run = last_unsuccessful_run(cluster)
     if run is None:
         return None
     found = left_behind(run)
-    return found if found is not None and found.differences else None
+    if found is None or all(d.what.endswith(PACKAGES) for d in found.differences):
+        return None
+    return found

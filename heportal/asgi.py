@@ -12,13 +12,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from heportal.websocket_gate import WebsocketGate  # noqa: E402
 from upgrades.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    "websocket": WebsocketGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 
 # Everything loaded so far lives as long as the process: keep it out of the

@@ -1,5 +1,6 @@
 """Bad input gets a clear 4xx page or message, in the portal's layout, and changes nothing."""
 import asyncio
+import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -167,7 +168,7 @@ def test_the_admin_host_form_refuses_a_port_or_address_ssh_cannot_use(client, dj
     "/ws/runs/{run}/?after=%FF%FE:1", f"/ws/clusters/{HUGE}/", "/ws/runs/²/", "/ws/nowhere/",
 ])
 def test_a_bad_websocket_path_or_cursor_gets_an_answer_at_once(make_user, path):
-    from tests.test_live_output import session_headers
+    from tests.test_live_output import open_or_closed, session_headers
 
     user = make_user("viewer")
     run = make_run(user, make_host(), ["true"])
@@ -176,11 +177,10 @@ def test_a_bad_websocket_path_or_cursor_gets_an_answer_at_once(make_user, path):
 
     async def handshake():
         communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect(timeout=5)
-        events = []
-        if connected:
-            while not events or events[-1]["type"] != "run.status":
-                events.append(await communicator.receive_json_from(timeout=5))
+        connected, first = await open_or_closed(communicator, timeout=5)
+        code, events = (None, [json.loads(first["text"])]) if connected else (first, [])
+        while events and events[-1]["type"] != "run.status":
+            events.append(await communicator.receive_json_from(timeout=5))
         await communicator.disconnect()
         return connected, code, events
 

@@ -6,6 +6,7 @@ route added later is fuzzed without touching this file.
 import asyncio
 import contextlib
 import functools
+import json
 import re
 import signal
 import threading
@@ -200,13 +201,15 @@ def test_no_url_answers_with_a_server_error_or_hangs(world, data):
 
 async def _handshake(path, headers, consumers):
     """Connect and read what the consumer sends first: its events, or the close code."""
+    from tests.test_live_output import open_or_closed
+
     communicator = WebsocketCommunicator(application, path, headers=headers)
     consumers.append(communicator.future)
     try:
-        connected, code = await communicator.connect(timeout=REQUEST_SECONDS)
-        if not connected:
-            return code
-        events = [await communicator.receive_json_from(timeout=REQUEST_SECONDS)]
+        is_open, first = await open_or_closed(communicator, timeout=REQUEST_SECONDS)
+        if not is_open:
+            return first
+        events = [json.loads(first["text"])]
         if path.startswith("/ws/runs/"):
             while events[-1]["type"] != "run.status":
                 events.append(await communicator.receive_json_from(timeout=REQUEST_SECONDS))

@@ -200,7 +200,7 @@ def ws_path(route, world):
 @pytest.mark.parametrize("persona", PERSONAS)
 @pytest.mark.parametrize("route", sorted(WS_EXPECTED))
 def test_websocket_route_allows_exactly_its_roles(django_user_model, persona, route):
-    from tests.test_live_output import session_headers
+    from tests.test_live_output import open_or_closed, session_headers
 
     world = globals()["world"].__wrapped__(django_user_model)
     user = world["users"][persona]
@@ -209,19 +209,17 @@ def test_websocket_route_allows_exactly_its_roles(django_user_model, persona, ro
 
     async def handshake():
         communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect(timeout=10)
-        if connected:
-            await communicator.receive_json_from(timeout=10)
+        result = await open_or_closed(communicator)
         # Refused or not, the consumer ends (a closed one would wait for the disconnect).
         await communicator.disconnect()
-        return connected, code
+        return result
 
-    connected, code = asyncio.run(handshake())
+    is_open, first = asyncio.run(handshake())
     if persona in WS_EXPECTED[route]:
-        assert connected, f"{persona} {path}: closed with {code}"
+        assert is_open, f"{persona} {path}: closed with {first}"
     else:
         wanted = 4404 if not route else 4401 if persona == "anonymous" else 4403
-        assert (connected, code) == (False, wanted), persona
+        assert (is_open, first) == (False, wanted), persona
 
 
 def test_role_and_policy_changes_in_the_admin_are_audited(client, world):

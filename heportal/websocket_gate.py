@@ -1,0 +1,100 @@
+"""The one gate in front of every websocket: same origin only, refusals as close codes.
+
+A browser sends the cookie with a websocket to any page's script and
+websockets have no CORS, so the Origin header is the only defence: it must be
+the portal's own origin (scheme, host and port of the request itself, as
+Django's CSRF check does for a form) or one of ``CSRF_TRUSTED_ORIGINS``.
+Channels' AllowedHostsOriginValidator compared host names only, so a page on
+any other port of localhost could open the sockets.
+
+A socket closed before it is accepted reaches the browser as an HTTP 403 at
+the handshake, which a page cannot tell from a network error (close code
+1006) and so retries for ever. Every refusal is therefore accepted and closed
+at once with its code (docs/architecture.md, "Websocket refusals"): 4403 for
+a foreign origin, and the consumers' own 4401, 4403 and 4404.
+"""
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+from django.utils.http import is_same_domain
+
+FOREIGN_ORIGIN = 4403
+DEFAULT_PORTS = {"http": 80, "https": 443}
+log = logging.getLogger(__name__)
+
+
+def _origin(url):
+    """``"http://Host:80"`` → ("http", "host", 80); None when it is not an http(s) origin."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname.lower(), port or DEFAULT_PORTS[parts.scheme]
+
+
+def _request_scheme(scope, headers):
+    """The scheme the browser used: the socket's own, or the TLS proxy's
+    forwarded one when BEHIND_TLS_PROXY set SECURE_PROXY_SSL_HEADER."""
+    proxy = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower()
+        forwarded = headers.get(name)
+        if forwarded is not None:
+            return "https" if forwarded.split(",")[0].strip() == proxy[1] else "http"
+    return "https" if scope.get("scheme") in ("wss", "https") else "http"
+
+
+def origin_allowed(scope):
+    """True when the socket's Origin is the portal's own origin or a trusted one."""
+    headers = {name.decode("latin-1").lower(): value.decode("latin-1")
+               for name, value in scope.get("headers", [])}
+    origin = _origin(headers.get("origin", ""))
+    if origin is None:
+        return False
+    host = headers.get("host", "")
+    domain, _ = split_domain_port(host)
+    if domain and validate_host(domain, settings.ALLOWED_HOSTS):
+        if origin == _origin(f"{_request_scheme(scope, headers)}://{host}"):
+            return True
+    for trusted in settings.CSRF_TRUSTED_ORIGINS:
+        if "*" in trusted:  # Django's form: https://*.example.com
+            scheme, _, pattern = trusted.partition("://")
+            netloc = origin[1] if origin[2] == DEFAULT_PORTS[origin[0]] else f"{origin[1]}:{origin[2]}"
+            if origin[0] == scheme and is_same_domain(netloc, pattern.replace("*", "", 1)):
+                return True
+        elif origin == _origin(trusted):
+            return True
+    return False
+
+
+class WebsocketGate:
+    """ASGI middleware, outermost on the websocket route (heportal/asgi.py)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        accepted = False
+
+        async def send_accepting_refusals(message):
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close" and not accepted:
+                accepted = True
+                await send({"type": "websocket.accept"})
+            await send(message)
+
+        if origin_allowed(scope):
+            return await self.app(scope, receive, send_accepting_refusals)
+        headers = dict(scope.get("headers", []))
+        log.warning("websocket %s refused: origin %r is not the portal's (host %r)",
+                    scope.get("path"), headers.get(b"origin"), headers.get(b"host"))
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send_accepting_refusals({"type": "websocket.close", "code": FOREIGN_ORIGIN})

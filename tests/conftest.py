@@ -125,6 +125,15 @@ def redis_ready():
     return client
 
 
+def wait_until(condition, timeout, what):
+    """The condition's first true value, polled every 0.2 s; fails saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.2)
+    return value
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -5,7 +5,6 @@ action that changes the cluster pauses the active procedure, with its reason on
 both pages, until an operator resumes it knowingly. Approval mail goes to the
 approvers who have an address, the launch page names them, and the approvals
 count in the header is live over a websocket."""
-import time
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -13,6 +12,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
+from tests.conftest import wait_until
 from tests import conftest
 from tests.factories import make_polled_cluster
 from tests.test_browser import browser, log_in, page  # noqa: F401  (fixtures)
@@ -35,13 +35,6 @@ def with_address(user, address):
     user.email = address
     user.save()
     return user
-
-
-def wait_until(condition, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.2)
 
 
 # Without the lab: the rules, the pages, the mail ---------------------------------
@@ -188,7 +181,7 @@ def test_with_a_host_killed_global_no_and_local_maintenance_are_enabled_and_set_
     expect(page.locator("#cluster-blockers")).to_have_count(0)
 
     def press(button, host, mode):
-        wait_until(lambda: Host.objects.get(name="he2.lab.local", cluster=cluster).ha_live is False, "he2 is stale")
+        wait_until(lambda: Host.objects.get(name="he2.lab.local", cluster=cluster).ha_live is False, 60, "he2 is stale")
         page.goto(cluster_url)
         page.click(button)
         plan = page.locator("section.plan")
@@ -202,10 +195,10 @@ def test_with_a_host_killed_global_no_and_local_maintenance_are_enabled_and_set_
 
     press("#maintenance-global-cluster", "he1.lab.local", "global")  # the default host: a live one
     assert lab.state()["global_maintenance"] is True
-    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "global", "polled")
+    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "global", 60, "polled")
     press("#maintenance-none-cluster", "he1.lab.local", "none")
     assert lab.state()["global_maintenance"] is False
-    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "none", "polled")
+    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "none", 60, "polled")
     press(f"#maintenance-local-{he3.pk}", "he3.lab.local", "local")  # he1 can take the engine VM
     assert lab.state()["hosts"]["he3.lab.local"]["local_maintenance"] is True
 
@@ -241,7 +234,7 @@ def test_with_a_procedure_awaiting_approval_or_paused_the_maintenance_modes_and_
     services.pause_run(run=paused, user=operator)
     paused.refresh_from_db()
     assert paused.status == RunStatus.PAUSED
-    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "global", "polled")
+    wait_until(lambda: Cluster.objects.get(pk=cluster.pk).maintenance_mode == "global", 60, "polled")
     emergency("maintenance-none", reason="storage is back")
     assert lab.state()["global_maintenance"] is False
     emergency("diagnostic", host="he1.lab.local")
@@ -261,7 +254,7 @@ def test_global_maintenance_during_a_procedures_long_step_pauses_it_after_that_s
     # Step one sleeps 2400 simulated seconds: 40 s at the lab's speed.
     procedure = services.start_run(cluster=cluster, slug="test-steps", user=operator, acknowledge=True,
                                    params={**STEPS, "sim_seconds": 2400, "marker": "/tmp/held"})
-    wait_until(lambda: steps_of(procedure)["one"].status == "running", "step one runs", 60)
+    wait_until(lambda: steps_of(procedure)["one"].status == "running", 60, "step one runs")
     log_in(page, live_portal, "operator")
     watcher = page.context.new_page()  # the procedure's page, never reloaded
     watcher.goto(f"{live_portal}/runs/{procedure.pk}/")
@@ -337,8 +330,8 @@ def test_the_approvals_count_is_live_over_the_websocket_and_the_mail_reaches_app
         # Well within the 15 s the header used to poll at, and without asking.
         expect(approver.locator("#pending-approvals")).to_have_text("1", timeout=8_000)
         # daphne's process wrote the mail (the file backend, as in make demo).
-        wait_until(lambda: any(f"run #{run.pk} " in p.read_text() for p in conftest.MAIL_DIR.glob("*.log")),
-                   "the approval mail is written", 30)
+        wait_until(lambda: any(f"run #{run.pk} " in p.read_text() for p in conftest.MAIL_DIR.glob("*.log")), 30,
+                   "the approval mail is written")
         mail = next(p.read_text() for p in conftest.MAIL_DIR.glob("*.log") if f"run #{run.pk} " in p.read_text())
         assert "\nTo: anna@example.com\n" in mail and "bert" not in mail
         services.reject_run(run=run, user=anna, comment="not now")

@@ -12,6 +12,7 @@ from html import unescape
 import pytest
 from django.core.exceptions import ValidationError
 
+from tests.conftest import wait_until
 from tests.test_browser import browser  # noqa: F401  (the Chromium fixture)
 from tests.test_engine import _kill_executor, start, steps_of
 from tests.test_resilience import wait_for_status
@@ -114,16 +115,6 @@ def test_on_3_5_the_page_says_the_engines_view_is_not_available_through_api_v3(
     view = text_of(section(client.get(f"/clusters/{cluster.pk}/live/").content.decode(), "engine-view"))
     assert "The engine's view is not available through API v3 (oVirt 3.x): see the web admin." in view
     assert "Scheduling policy" not in view  # nothing pretended
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
-        time.sleep(0.2)
 
 
 def differences(run):

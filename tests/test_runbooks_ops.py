@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
+from tests.conftest import wait_until
 from tests.factories import make_cluster, make_host
 from tests.test_engine import lab_exec, start, steps_of, texts, wait_for_polled
 from tests.test_resilience import wait_for_status
@@ -209,14 +210,6 @@ def test_the_runbook_lists_say_migrating_an_engine_is_out_of_scope(client, make_
 
 
 # -- end to end: the portal's services, a real worker, a lab after the fault --------------------
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
-
 
 def polled_after(cluster, since):
     """The HA poller has read the cluster since ``since`` (and detected its release)."""

@@ -4,7 +4,6 @@ Each test makes the situation happen (Redis stopped, a host killed, the lockspac
 corrupted, a hundred step marks) and looks at what a person is shown.
 """
 import re
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from tests.conftest import wait_until
 from tests.factories import make_polled_cluster, make_run
 from tests.test_browser import browser, log_in, page, start_run  # noqa: F401  (fixtures)
 from upgrades import services
@@ -35,16 +35,6 @@ def visible_text(response):
 def needs_approval(cluster, slug):
     """An explicit policy, whatever the defaults are: the run waits for one approver."""
     ApprovalPolicy.objects.create(cluster=cluster, runbook=slug, before_start="always", approvers=1)
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 # The queue banner ------------------------------------------------------------------

@@ -62,3 +62,26 @@ def test_the_engine_backup_is_copied_off_the_vm_checked_listed_and_only_admins_d
     assert response.status_code == 200
     assert b"".join(response) == data
     assert AuditEvent.objects.filter(action="engine_backup.download", actor=admin).count() == 1
+
+
+@pytest.mark.lab(engine_version="4.5", os="el9", outdated=True)
+def test_without_room_for_the_backup_the_run_stops_before_engine_backup_runs(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    """The space needed is twice the cluster's last backup (or ENGINE_BACKUP_MIN_FREE_MB):
+    with a last backup of a petabyte on record neither side has room, and the run fails
+    at the check, before engine-backup writes anything in the VM."""
+    lab = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    EngineBackup.objects.create(cluster=fresh_lab_cluster, file_name="cluster-x/huge.backup",
+                                source_path="/var/lib/ovirt-engine-backup/huge.backup", size=10**15, sha256="0" * 64)
+    polled_release(fresh_lab_cluster)
+    before = lab_exec(lab, "engine", "ls -1 /var/lib/ovirt-engine-backup | wc -l")
+    run = start(fresh_lab_cluster, "he-upgrade", operator)
+    wait_for_status(run, [RunStatus.FAILED, RunStatus.SUCCEEDED], 300)
+    steps = steps_of(run)
+    assert (run.status, steps["backup-space"].status) == (RunStatus.FAILED, "failed")
+    assert "not enough free space for the engine backup" in steps["backup-space"].error
+    assert f"{2 * 10**15} needed (ENGINE_BACKUP_MIN_FREE_MB)" in steps["backup-space"].error
+    assert steps["engine-backup"].status == "pending" and steps["backup-copy"].status == "pending"
+    assert lab_exec(lab, "engine", "ls -1 /var/lib/ovirt-engine-backup | wc -l") == before
+    assert not EngineBackup.objects.filter(run=run).exists()

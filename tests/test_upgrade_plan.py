@@ -4,8 +4,8 @@ update left out, nothing to update anywhere an inhibitor, versions before and af
 import time
 
 import pytest
-from django.utils import timezone
 
+from tests.conftest import wait_until
 from tests.test_engine import lab_exec, start, steps_of
 from tests.test_resilience import wait_for_status
 from tests.test_runbook_he_upgrade import polled_release
@@ -53,10 +53,11 @@ def test_on_an_outdated_cluster_the_plan_lists_updates_skips_an_up_to_date_host_
         rq_worker, ha_poller, fresh_lab_cluster, make_user, client):
     lab = fresh_lab_cluster.lab
     operator = make_user("operator")
-    # he2 brought up to date by hand: the plan must see it and leave it out.
-    before_update = timezone.now()
+    # he2 brought up to date by hand: the plan must see it and leave it out (once a read
+    # that began after the update has seen it: one under way meanwhile still lists them).
     assert "Complete!" in lab_exec(lab, "he2", "yum update -y")
-    packages_read(fresh_lab_cluster, after=before_update)
+    wait_until(lambda: packages.pending(packages_read(fresh_lab_cluster), "he2.lab.local") == [], 120,
+               "a read of the pending updates that sees he2 up to date")
     polled_release(fresh_lab_cluster)
 
     plan = services.plan_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={})

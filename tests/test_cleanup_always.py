@@ -332,7 +332,7 @@ def test_in_the_browser_cancelling_a_waiting_run_says_what_it_runs_and_shows_the
                                 "Scheduling policy none again (also on failure))")
     button.click()
     expect(page.locator(".message.success")).to_contain_text(f"Run #{run.pk} is being cancelled: its clean-up "
-                                                             "steps run first.")
+                                                             "steps run first.", timeout=30_000)
     # Live, without a reload: the finally step ran and the run ended cancelled.
     expect(page.locator(f'section.step[data-step="{restore.pk}"] .step-status')).to_have_class(
         re.compile(r"\bstatus-succeeded\b"), timeout=60_000)

@@ -155,11 +155,12 @@ def test_4_5_a_worker_killed_mid_run_is_interrupted_and_resume_completes(
         (s.key, s.status, s.error) for s in steps_of(run).values() if s.status != "succeeded"][:3]
     _kill_executor(run)
     wait_for_status(run, [RunStatus.INTERRUPTED], 60)
+    # The kill may land between two steps: then no step was cut off and resume goes on.
     cut = run.steps.filter(status=StepStatus.INTERRUPTED).first()
-    assert cut is not None
     try:
         services.resume_run(run=run, user=operator)
     except services.Refused:  # the kill hit a step that changes the system: retry it
+        assert cut is not None
         services.retry_step(step=cut, user=operator)
     wait_for_status(run, [RunStatus.FAILED, RunStatus.SUCCEEDED], 900)
     steps = steps_of(run)

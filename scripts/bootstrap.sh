@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(redis-server chromium libxml2-dev libcurl4-openssl-dev libssl-dev
+DEB_PACKAGES=(redis-server postgresql chromium libxml2-dev libcurl4-openssl-dev libssl-dev
               gcc python3-dev python3-venv postgresql-client openssh-client bubblewrap)
 
 missing=()

@@ -166,9 +166,11 @@ class Processes:
         self.log_dir = log_dir
         self.procs = []
 
-    def start(self, name, args):
+    def start(self, name, args, env=None):
+        """``env``: the child's environment (default ``child_env()``; a test with a
+        database of its own passes ``PrivatePostgres.env()``)."""
         log = open(self.log_dir / f"{name}.log", "wb")
-        proc = subprocess.Popen(args, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(args, cwd=ROOT, env=env or child_env(), stdout=log, stderr=subprocess.STDOUT,
                                 preexec_fn=die_with_parent)
         self.procs.append((name, proc))
         return proc

@@ -100,6 +100,29 @@ def _secrets_keys():
 
 
 SECRETS_KEYS = _secrets_keys()
+
+
+AUDIT_KEYS_FILE = Path(os.environ.get("HEPORTAL_AUDIT_KEYS_FILE") or DATA_DIR / "audit.keys")
+
+
+def _audit_keys(path):
+    """HMAC keys for the audit chain (upgrades.audit): the first signs new events,
+    all verify (each event names its key). One a line in HEPORTAL_AUDIT_KEYS_FILE,
+    else DATA_DIR/audit.keys, generated once with mode 0600. Never in the database:
+    whoever can write the database but not read this file cannot forge the chain."""
+    if not path.exists():
+        private_file(path).write_text(secrets.token_hex(32) + "\n")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+AUDIT_KEYS = _audit_keys(AUDIT_KEYS_FILE)
+# Every new head of the audit chain (seq, hash, time) is appended to this file, outside
+# the database, and `manage.py audit_verify` checks the database against it ("" = none).
+# Make it append-only for the portal's user (chattr +a) or ship it off the machine.
+AUDIT_ANCHOR_FILE = os.environ.get("HEPORTAL_AUDIT_ANCHOR_FILE", str(DATA_DIR / "audit.anchor"))
+AUDIT_ANCHOR_FSYNC = env_bool("HEPORTAL_AUDIT_ANCHOR_FSYNC", False)
+AUDIT_ANCHOR_SYSLOG = env_bool("HEPORTAL_AUDIT_ANCHOR_SYSLOG", False)
+
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -299,6 +322,10 @@ ENGINE_BACKUP_MIN_FREE_MB = env_int("ENGINE_BACKUP_MIN_FREE_MB", 1024)
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))
 OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 1000)
 OUTPUT_MIN_INTERVAL = float(os.environ.get("OUTPUT_MIN_INTERVAL", "0.02"))
+
+# The largest request body the web process takes (heportal.body_limit); anything bigger
+# is refused with 413 before it is read. No view takes uploads: forms are small.
+MAX_REQUEST_BODY_BYTES = env_int("MAX_REQUEST_BODY_BYTES", 4 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

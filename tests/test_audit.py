@@ -35,9 +35,22 @@ def raw(sql, *params):
         cursor.execute(sql.replace("TABLE", AuditEvent._meta.db_table), params)
 
 
+@pytest.fixture(autouse=True)
+def anchor_file(settings, tmp_path):
+    """Each test's own anchor file (the test database starts empty, the default file does not)."""
+    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit.anchor")
+    return tmp_path / "audit.anchor"
+
+
 @pytest.fixture
-def chain(client, make_user):
-    """Ten or so events of every kind: logins, a failed one, run records with odd details."""
+def chain(client, make_user, django_capture_on_commit_callbacks):
+    """Ten or so events of every kind: logins, a failed one, run records with odd details
+    (committed, so anchored: the test's transaction runs the commit hooks)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        return _chain(client, make_user)
+
+
+def _chain(client, make_user):
     operator = make_user("operator")
     client.login(username="operator", password="correct horse battery staple")
     client.login(username="operator", password="wrong")
@@ -55,7 +68,7 @@ def test_an_intact_chain_verifies(chain):
     assert len(chain) >= 6
     assert [e.seq for e in chain] == list(range(1, len(chain) + 1))
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(chain, chain[1:]))
-    assert verify() == f"Audit chain intact: {len(chain)} event(s).\n"
+    assert verify().startswith(f"Audit chain intact: {len(chain)} event(s).\n")
 
 
 def test_the_application_never_changes_or_removes_an_event(chain):
@@ -79,12 +92,16 @@ def test_a_row_edited_in_the_database_is_found(chain):
         verify()
 
 
-def test_edited_details_are_found_even_with_the_hash_recomputed_locally(chain):
-    """Recomputing the edited row's hash breaks the next link instead."""
+def test_edited_details_are_found_even_with_the_hash_recomputed_locally(chain, settings):
+    """Recomputing the edited row's hash (even with the key) breaks the next link, and
+    differs from the anchor."""
     target = chain[3]
     target.details = {**target.details, "params": {"host": "elsewhere"}}
-    forged = audit.event_hash(target, target.prev_hash)
+    forged = audit.event_hash(target, target.prev_hash, audit.signing_key()[1])
     raw("UPDATE TABLE SET details = %s, hash = %s WHERE seq = %s", json.dumps(target.details), forged, target.seq)
+    with pytest.raises(CommandError, match=rf"audit event #{target.seq} differs from the anchor file's record"):
+        verify()
+    settings.AUDIT_ANCHOR_FILE = ""
     with pytest.raises(CommandError, match=rf"audit event #{target.seq + 1} does not link to event #{target.seq}"):
         verify()
 
@@ -104,7 +121,7 @@ def test_the_last_rows_deleted_in_the_database_are_found(chain):
 
 def test_a_row_added_in_the_database_is_found(chain):
     raw("INSERT INTO TABLE (actor_name, action, target_type, target_id, target_repr, created_at, details, prev_hash,"
-        " hash) VALUES ('mallory', 'run.start', '', '', '', %s, '{}', '', '')", timezone.now())
+        " hash, key_id) VALUES ('mallory', 'run.start', '', '', '', %s, '{}', '', '', '')", timezone.now())
     with pytest.raises(CommandError, match=r"has no place in the chain"):
         verify()
 

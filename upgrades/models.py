@@ -414,10 +414,12 @@ class AuditEvent(models.Model):
     # the record outlives what it names).
     cluster_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
     run_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
-    # The chain (upgrades.audit): number, the previous event's hash, this one's.
+    # The chain (upgrades.audit): number, the previous event's hash, this one's
+    # (an HMAC under the audit key named by key_id, kept outside the database).
     seq = models.PositiveBigIntegerField(unique=True, null=True)
     prev_hash = models.CharField(max_length=64, blank=True)
     hash = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(max_length=16, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

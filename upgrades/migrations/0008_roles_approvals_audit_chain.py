@@ -8,7 +8,7 @@ from django.db import migrations, models
 def chain_existing(apps, schema_editor):
     """The auditor group; the events recorded so far, numbered and chained
     in the order they were written, with their cluster and run for filters."""
-    from upgrades.audit import event_hash
+    from upgrades.audit import legacy_hash as event_hash
 
     apps.get_model("auth", "Group").objects.get_or_create(name="auditor")
     AuditEvent = apps.get_model("upgrades", "AuditEvent")

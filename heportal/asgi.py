@@ -13,11 +13,13 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from heportal.body_limit import BodyLimit, bound_daphne  # noqa: E402
 from heportal.websocket_gate import WebsocketGate  # noqa: E402
 from upgrades.routing import websocket_urlpatterns  # noqa: E402
 
+bound_daphne()  # request bodies over MAX_REQUEST_BODY_BYTES refused before they are kept
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": BodyLimit(django_asgi_app),
     "websocket": WebsocketGate(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 

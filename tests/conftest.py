@@ -103,6 +103,9 @@ def _configure_worker_services():
     # Pending updates read every 15 s (not 30 min); engine backups kept in this process's folder.
     os.environ.update(PACKAGES_POLL_SECONDS="15", ENGINE_BACKUP_DIR=str(folder / "backups"))
     settings.PACKAGES_POLL_SECONDS, settings.ENGINE_BACKUP_DIR = 15.0, folder / "backups"
+    # The audit chain's anchor belongs to its database: the test databases' heads go here, not
+    # into data/audit.anchor beside the demo's database (a test that verifies uses its own file).
+    os.environ["HEPORTAL_AUDIT_ANCHOR_FILE"] = settings.AUDIT_ANCHOR_FILE = str(folder / "audit.anchor")
     # Pages render without a collectstatic manifest; daphne children use the real one.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -15,9 +15,12 @@ application's queue at once. So the bound is in two places:
   too large, and a streamed one stopped where it passes the limit.
 """
 import io
+import logging
 import sys
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 LINGER_SECONDS = 5
 MESSAGE = b"Request body too large.\n"
@@ -115,6 +118,9 @@ def bound_daphne():
         def refuse(self):
             """413 now; what more comes is dropped; closed when the body ends or after LINGER_SECONDS."""
             self.refused = True
+            path = getattr(self.channel, "_path", b"")[:200].decode(errors="replace")  # before requestReceived
+            logger.warning("413: request body to %s from %s over %d bytes refused", path,
+                           getattr(self.getClientAddress(), "host", "?"), limit())
             if getattr(self, "content", None) is not None:
                 self.content.close()
             self.content = io.BytesIO()

@@ -120,27 +120,35 @@ def test_a_body_just_under_the_limit_still_reaches_django(daphne):
 
 # The ASGI middleware, for servers other than daphne ------------------------------
 
-def run_middleware(headers, bodies, settings):
-    """Call BodyLimit around an app that reads the whole body; (statuses sent, app reached, bodies read)."""
+def run_middleware(headers, bodies, settings, app=None):
+    """Call BodyLimit around an app that reads the whole body (default: a stub that answers
+    200); (statuses sent, app reached, bodies read)."""
     settings.MAX_REQUEST_BODY_BYTES = 1000
     sent, reached, queue = [], [], [{"type": "http.request", "body": b, "more_body": i < len(bodies) - 1}
                                     for i, b in enumerate(bodies)]
 
     async def receive():
+        if not queue:  # the client waits for the answer (Django listens for a disconnect)
+            await asyncio.Event().wait()
         return queue.pop(0)
 
     async def send(message):
         if message["type"] == "http.response.start":
             sent.append(message["status"])
 
-    async def app(scope, receive, send):
-        reached.append(True)
+    async def stub(scope, receive, send):
         while (await receive()).get("more_body"):
             pass
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    asyncio.run(BodyLimit(app)({"type": "http", "headers": headers}, receive, send))
+    async def watched(scope, receive, send):
+        reached.append(True)
+        await (app or stub)(scope, receive, send)
+
+    scope = {"type": "http", "method": "POST", "path": "/login/", "query_string": b"", "headers": headers,
+             "client": ["127.0.0.1", 5000], "server": ["127.0.0.1", 8000]}
+    asyncio.run(BodyLimit(watched)(scope, receive, send))
     return sent, bool(reached), len(bodies) - len(queue)
 
 
@@ -154,3 +162,12 @@ def test_middleware_stops_a_streamed_body_where_it_passes_the_limit(settings):
 
 def test_middleware_lets_a_body_within_the_limit_through(settings):
     assert run_middleware([(b"content-length", b"800")], [b"x" * 400] * 2, settings) == ([200], True, 2)
+
+
+def test_middleware_stops_a_streamed_body_before_django_answers(settings):
+    """Django's own handler reads the body first: the middleware's 413 replaces its answer."""
+    from django.core.asgi import get_asgi_application
+
+    django_app = get_asgi_application()
+    assert run_middleware([], [b"x" * 400] * 10, settings, django_app) == ([413], True, 3)
+    assert run_middleware([], [b"x" * 400] * 2, settings, django_app) == ([403], True, 2)  # no CSRF token

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from . import backups, checks, events, packages, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
-from .output import OutputRecorder, insert_rows, last_seq
+from .output import OutputNotStored, OutputRecorder, insert_rows, last_seq
 from .remote.base import CommandStopped, EngineError, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshTarget
@@ -164,7 +164,9 @@ def start_preflight(run, pool, engine_client):
 
 
 def execute_step(step, run, *, beat, pool, engine_client):
-    """Run one step; the step's record says how it ended."""
+    """Run one step; the step's record says how it ended. A database that is away when the
+    command ends is waited for: its output is stored, then its end with the real exit
+    status (``OutputRecorder.close``, ``services.finish_step``)."""
     if step.action in (StepKind.MANUAL, StepKind.APPROVAL):
         services.wait_for_person(step)
         return Outcome.APPROVAL if step.action == StepKind.APPROVAL else Outcome.WAITING
@@ -198,6 +200,9 @@ def execute_step(step, run, *, beat, pool, engine_client):
             if not error:
                 status = StepStatus.SUCCEEDED
         lines = out.last_seq
+    except OutputNotStored as exc:  # the command's exit status is kept; its output is not all there
+        log.error("step %s: %s", step.pk, exc)
+        status, error = StepStatus.FAILED, str(exc)
     except Exception:
         log.exception("step %s crashed", step.pk)
         status, error = StepStatus.FAILED, "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]

@@ -322,6 +322,12 @@ ENGINE_BACKUP_MIN_FREE_MB = env_int("ENGINE_BACKUP_MIN_FREE_MB", 1024)
 OUTPUT_BATCH_SECONDS = float(os.environ.get("OUTPUT_BATCH_SECONDS", "0.005"))
 OUTPUT_BATCH_LINES = env_int("OUTPUT_BATCH_LINES", 1000)
 OUTPUT_MIN_INTERVAL = float(os.environ.get("OUTPUT_MIN_INTERVAL", "0.02"))
+# Lines the database refused (restarting, locked) are kept to store again: this many
+# characters in memory, the rest in a temporary file.
+OUTPUT_UNSTORED_CHARS = env_int("OUTPUT_UNSTORED_CHARS", 16_000_000)
+# How long a worker waits for the database to take a step's output, its end and the
+# run's release before it gives up (the step is then interrupted, never left running).
+DB_WAIT_SECONDS = float(os.environ.get("DB_WAIT_SECONDS", "900"))
 
 # The largest request body the web process takes (heportal.body_limit); anything bigger
 # is refused with 413 before it is read. No view takes uploads: forms are small.

@@ -13,11 +13,12 @@ import collections
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from .events import OutputEvent, run_group, send_now
 from .models import StepOutput
@@ -71,6 +72,75 @@ def last_seq(step_id):
         return cursor.fetchone()[0] or 0
 
 
+def append_note(step_id, text):
+    """A system line after the step's last (why a clean-up step runs, or goes back to
+    pending), written once the database takes it; a try whose commit was stored before
+    the connection died is not written twice."""
+    from .dbwait import until_written
+
+    def write():
+        stored = StepOutput.objects.filter(step_id=step_id).order_by("-seq").values_list("seq", "text").first()
+        if stored is None or stored[1] != text:
+            insert_rows([(step_id, (stored[0] if stored else 0) + 1, "system", text)])
+
+    until_written(f"a note of step {step_id}", write)
+
+
+class OutputNotStored(RuntimeError):
+    """The database refused a step's lines for longer than the worker waits (DB_WAIT_SECONDS)."""
+
+
+class _Unstored:
+    """Numbered rows not stored yet, oldest first: up to ``limit`` characters in memory, the
+    rest in a temporary file (a long outage under a chatty command must not exhaust memory).
+    Lines still come to the recorder's queue during one try of the database: a refused try
+    ends at once on PostgreSQL down, after SQLite's 30 s busy timeout when locked."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.rows, self.chars = [], 0
+        self._file, self._read_at, self._spilled = None, 0, 0
+
+    def __len__(self):
+        return len(self.rows) + self._spilled
+
+    def add(self, rows):
+        chars = sum(len(r[3]) for r in rows)
+        if self._file is None and self.chars + chars <= self.limit:
+            self.rows.extend(rows)
+            self.chars += chars
+            return
+        if self._file is None:
+            log.warning("output not stored past %d characters is kept in a temporary file", self.limit)
+            self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
+        self._file.seek(0, os.SEEK_END)
+        self._file.writelines(json.dumps(row) + "\n" for row in rows)
+        self._spilled += len(rows)
+
+    def head(self):
+        """The oldest rows, read back from the file once those in memory are stored."""
+        if not self.rows and self._spilled:
+            self._file.seek(self._read_at)
+            while self._spilled and self.chars <= self.limit:
+                row = tuple(json.loads(self._file.readline()))
+                self.rows.append(row)
+                self.chars += len(row[3])
+                self._spilled -= 1
+            self._read_at = self._file.tell()
+            if not self._spilled:
+                self._file.close()
+                self._file, self._read_at = None, 0
+        return self.rows
+
+    def drop(self, count):
+        """The first ``count`` rows of head() are stored."""
+        if count >= len(self.rows):
+            self.rows, self.chars = [], 0
+        else:
+            self.chars -= sum(len(r[3]) for r in self.rows[:count])
+            del self.rows[:count]
+
+
 class OutputRecorder:
     """Collects lines of one step; use as a context manager around the command.
 
@@ -78,7 +148,13 @@ class OutputRecorder:
     hands them to the process's sender (``events.send_now``), which never
     blocks: storing never waits for Redis, and while Redis is away viewers
     fill the gap from the database.
+
+    A line gets its number when it is taken for a batch, once: a batch the
+    database refuses (restarting, locked by another process) is kept with its
+    numbers and stored again, before newer lines, until the database takes it.
     """
+
+    RETRY_SECONDS = (0.2, 5.0)  # first and longest pause between two tries of a refused batch
 
     def __init__(self, step, *, batch_seconds=None, batch_lines=None):
         self.step_id = step.pk
@@ -89,11 +165,14 @@ class OutputRecorder:
         self.next_seq = last_seq(step.pk) + 1
         # deque.append/popleft are atomic: the reader never takes a lock.
         self._queue = collections.deque()
+        self._unstored = _Unstored(settings.OUTPUT_UNSTORED_CHARS)
         self._first = None  # when the oldest line not yet stored came (None: none waits)
         self._last_flush = 0.0
         self._closed = False
         self._done = threading.Event()
-        self._error = None
+        self._error = None  # the database's last refusal, until it takes the lines
+        self._retry_at, self._pause = None, self.RETRY_SECONDS[0]
+        self._maybe_stored = False  # the connection died during a commit: it may have been stored
 
     def __enter__(self):
         _FLUSHER.add(self)
@@ -113,19 +192,24 @@ class OutputRecorder:
             _FLUSHER.wake()
 
     def close(self):
-        """Store what is left and stop; re-raises a failure to store."""
+        """Store what is left and stop. While the database refuses the lines this waits for
+        it, up to DB_WAIT_SECONDS; then raises OutputNotStored (the flusher keeps trying
+        while the process lives)."""
         self._closed = True
         _FLUSHER.wake()
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
+        if not self._done.wait(settings.DB_WAIT_SECONDS):
+            raise OutputNotStored(f"{len(self._unstored) + len(self._queue)} lines of output not stored: "
+                                  f"the database refused them ({self._error})")
 
     def _due(self):
         """When the flusher should store this recorder's lines (None: nothing waits).
         A few ms after the first line, and at least min_interval after the previous
         batch: under sustained output each viewer gets at most 1/min_interval messages
         a second, which is what the web process can push to many viewers
-        (docs/benchmarks.md). A closing recorder is due at once."""
+        (docs/benchmarks.md). A closing recorder is due at once; a refused batch
+        when its pause is over."""
+        if self._retry_at is not None:
+            return self._retry_at
         if self._closed:
             return 0.0
         if self._first is None:
@@ -133,21 +217,67 @@ class OutputRecorder:
         return max(self._first + self.batch_seconds, self._last_flush + self.min_interval)
 
     def _store_pending(self):
+        """Number the waiting lines, then store every unstored row in order. A refusal
+        keeps them for the next try (raised to the flusher, which logs it)."""
         self._first = None
         batch = [self._queue.popleft() for _ in range(len(self._queue))]
         if batch:
-            self._flush(batch)
-            self._last_flush = time.monotonic()
+            first, self.next_seq = self.next_seq, self.next_seq + len(batch)
+            self._unstored.add([(self.step_id, seq, stream, text)
+                                for seq, (stream, text) in enumerate(batch, start=first)])
+        try:
+            while rows := self._unstored.head():
+                self._flush(rows)
+        except IntegrityError:
+            # Someone else wrote lines of this step meanwhile (the numbers were taken):
+            # ours follow theirs, none dropped.
+            self._renumber(last_seq(self.step_id) + 1)
+            raise
+        except DatabaseError:
+            self._maybe_stored = True
+            raise
+        self._last_flush = time.monotonic()
 
-    def _flush(self, batch):
+    def _flush(self, rows):
         """Save, then publish: the page must be rebuildable from the database."""
-        first = self.next_seq
-        rows = [(self.step_id, seq, stream, text) for seq, (stream, text) in enumerate(batch, start=first)]
+        if self._maybe_stored:
+            # A commit the connection died in may have been stored: keep only what is not.
+            stored = last_seq(self.step_id)
+            if stored >= rows[0][1]:
+                self._unstored.drop(min(len(rows), stored - rows[0][1] + 1))
+                rows = self._unstored.head()
+            self._maybe_stored = False
+            if not rows:
+                return
         insert_rows(rows)
-        self.next_seq += len(batch)
+        self._unstored.drop(len(rows))  # a new list: ``rows`` stays as stored
         for start in range(0, len(rows), self.batch_lines):
             chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
             send_now(self.group, output_event(self.step_id, chunk))
+
+    def _renumber(self, first):
+        rows = list(self._unstored.head())
+        self._unstored.drop(len(rows))
+        rest = []
+        while more := self._unstored.head():
+            rest.extend(more)
+            self._unstored.drop(len(more))
+        self._unstored.add([(step, seq, stream, text) for seq, (step, _, stream, text)
+                            in enumerate(rows + rest, start=first)])
+        self.next_seq = first + len(rows) + len(rest)
+
+    def _refused(self, exc):
+        """The flusher's note of a refusal: try again after a pause that grows to 5 s."""
+        if self._error is None:
+            log.warning("step %s: output not stored, kept to store again: %s", self.step_id, exc)
+        self._error = exc
+        self._retry_at = time.monotonic() + self._pause
+        self._pause = min(self._pause * 2, self.RETRY_SECONDS[1])
+
+    def _stored(self):
+        if self._error is not None:
+            log.warning("step %s: output stored again, the database is back", self.step_id)
+        self._error, self._retry_at, self._pause = None, None, self.RETRY_SECONDS[0]
 
 
 class _Flusher:
@@ -182,7 +312,7 @@ class _Flusher:
         self._wake.set()
 
     def _run(self):
-        """Never ends: a recorder's failure to store is its own (close() raises it);
+        """Never ends: a recorder's refused lines are its own (kept and tried again);
         anything else is logged and the loop goes on, or every later step would hang."""
         self._holds_connection, self._idle_since = False, None
         while True:
@@ -216,10 +346,12 @@ class _Flusher:
             self._holds_connection = True
             try:
                 recorder._store_pending()
-            except BaseException as exc:  # surfaced by close() in the job's thread
-                recorder._error = exc
+            except Exception as exc:  # kept and tried again; close() waits for it
+                recorder._refused(exc)
                 connection.close()  # a broken connection is opened afresh next time
-            if recorder._closed and (recorder._error is not None or not recorder._queue):
+            else:
+                recorder._stored()
+            if recorder._closed and recorder._error is None and not recorder._queue:
                 with self._lock:
                     self._recorders.remove(recorder)
                 recorder._done.set()

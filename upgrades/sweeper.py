@@ -12,6 +12,9 @@ RQ's job records:
    clean-up (``services.runs._end_through_worker``). Claiming is a
    conditional update, so a job queued twice is harmless.
 3. An approval request past its expiry is closed (upgrades/services/approvals.py).
+4. A step left running in a run no worker executes (its end could not be
+   recorded: the database was away longer than the worker waited) is marked
+   interrupted, so retry, skip and resume apply to it.
 """
 import logging
 from datetime import timedelta
@@ -24,7 +27,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
 from . import services
-from .models import RUN_ADVANCING, RunStatus, UpgradeRun
+from .models import RUN_ADVANCING, RunStatus, RunStep, StepStatus, UpgradeRun
 from .timefmt import format_time
 
 log = logging.getLogger(__name__)
@@ -42,7 +45,9 @@ def sweep(now=None):
     """One pass; returns (runs interrupted, runs queued again)."""
     now = now or timezone.now()
     services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
-    return mark_lost_workers(now), requeue_stranded_runs(now)
+    result = mark_lost_workers(now), requeue_stranded_runs(now)
+    repair_cut_off_steps()
+    return result
 
 
 def mark_lost_workers(now):
@@ -53,6 +58,17 @@ def mark_lost_workers(now):
                   f"{format_time(run.heartbeat_at)}")
         if services.interrupt_run(run, executor=run.executor, reason=reason):
             log.warning("run %s interrupted: %s", run.pk, reason)
+            count += 1
+    return count
+
+
+def repair_cut_off_steps():
+    """Steps running in a run without an executor: no worker will record their end."""
+    runs = RunStep.objects.filter(status=StepStatus.RUNNING, run__executor="").values_list("run_id", flat=True)
+    count = 0
+    for run_id in sorted(set(runs)):
+        if services.repair_cut_off_steps(run_id, "its end was never recorded: no worker executes the run"):
+            log.warning("run %s: a step left running without a worker is marked interrupted", run_id)
             count += 1
     return count
 

@@ -19,7 +19,7 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .. import audit, checks, events, ha, plan as planning, state as cluster_state
+from .. import audit, checks, dbwait, events, ha, plan as planning, state as cluster_state
 from ..models import (RUN_ACTIVE, RUN_ADVANCING, RUN_TERMINAL, STEP_DONE, Approval, ApprovalDecision, Runbook,
                       RunStatus, RunStep, StepKind, StepStatus, UpgradeRun)
 from ..output import insert_rows
@@ -259,22 +259,57 @@ def record_packages_before(run, data):
 
 
 def release_run(run, token, status, *, error=""):
-    """The executing worker ends its turn with ``status``; False if the run was no longer its own."""
-    now = timezone.now()
-    finished = now if status in RUN_TERMINAL else None
+    """The executing worker ends its turn with ``status``; False if the run was no longer its own.
+    A database that is away is waited for (``dbwait``). A step still running (its end
+    could not be recorded) is interrupted: a stopped run never shows a running step."""
+    def write():
+        now = timezone.now()
+        finished = now if status in RUN_TERMINAL else None
+        with transaction.atomic():
+            if not UpgradeRun.objects.filter(pk=run.pk, executor=token).update(
+                    status=status, finished_at=finished, executor="", heartbeat_at=None, error=error,
+                    pause_requested=False, cancel_requested=False):
+                return False
+            if status == RunStatus.CANCELLED:
+                _cancel_open_steps(run)
+            steps = interrupt_cut_off_steps(run, "its end could not be recorded" + (f": {error}" if error else ""))
+            run.refresh_from_db()
+            audit.record(None, f"run.{status}", run, **({"error": error} if error else {}),
+                         **({"interrupted": [f"{s.order}. {s.title}" for s in steps]} if steps else {}))
+            events.publish(events.run_group(run.pk), events.run_event(run))
+            if status in RUN_TERMINAL or run.hold_reason:  # the cluster page says why it paused
+                _cluster_changed(run)
+        return True
+
+    return dbwait.until_written(f"run {run.pk}'s release", write)
+
+
+def interrupt_cut_off_steps(run, reason):
+    """Steps left running in a run no worker executes (its worker was lost, or their end
+    could not be recorded) become interrupted, with ``reason``: retry, skip, mark done and
+    resume apply to them. Call inside a transaction; returns them."""
+    steps = list(run.steps.filter(status=StepStatus.RUNNING))
+    for step in steps:
+        step.status, step.error, step.finished_at = StepStatus.INTERRUPTED, reason, timezone.now()
+        step.save(update_fields=["status", "error", "finished_at"])
+        events.publish(events.run_group(run.pk), events.step_event(step))
+    return steps
+
+
+def repair_cut_off_steps(run_id, reason="its end was never recorded"):
+    """A run found with a step running and no executor (left so by a worker that could not
+    record the step's end): the step is interrupted and audited. False if the run is
+    executed again meanwhile, or has no such step."""
     with transaction.atomic():
-        if not UpgradeRun.objects.filter(pk=run.pk, executor=token).update(
-                status=status, finished_at=finished, executor="", heartbeat_at=None, error=error,
-                pause_requested=False, cancel_requested=False):
-            return False
-        if status == RunStatus.CANCELLED:
-            _cancel_open_steps(run)
-        run.refresh_from_db()
-        audit.record(None, f"run.{status}", run, **({"error": error} if error else {}))
-        events.publish(events.run_group(run.pk), events.run_event(run))
-        if status in RUN_TERMINAL or run.hold_reason:  # the cluster page says why it paused
-            _cluster_changed(run)
-    return True
+        run = UpgradeRun.objects.select_for_update().get(pk=run_id)
+        return not run.executor and bool(_repair_in(run, reason))
+
+
+def _repair_in(run, reason="its end was never recorded"):
+    steps = interrupt_cut_off_steps(run, reason)
+    for step in steps:
+        audit.record(None, "step.interrupted", step, run=run.pk, reason=reason)
+    return steps
 
 
 def _cluster_changed(run):
@@ -291,11 +326,7 @@ def interrupt_run(run, *, executor, reason):
                 status=RunStatus.INTERRUPTED, finished_at=timezone.now(), executor="", heartbeat_at=None,
                 error=reason):
             return False
-        steps = list(run.steps.filter(status=StepStatus.RUNNING))
-        for step in steps:
-            step.status, step.error, step.finished_at = StepStatus.INTERRUPTED, reason, timezone.now()
-            step.save(update_fields=["status", "error", "finished_at"])
-            events.publish(events.run_group(run.pk), events.step_event(step))
+        steps = interrupt_cut_off_steps(run, reason)
         run.refresh_from_db()
         audit.record(None, "run.interrupted", run, reason=reason, executor=executor,
                      steps=[f"{s.order}. {s.title}" for s in steps])
@@ -319,12 +350,21 @@ def start_step(step):
 
 
 def finish_step(step, *, status, exit_code=None, error="", lines=None):
-    """Record how the step ended; ``lines`` is its last output line (for viewers to check)."""
+    """Record how the step ended; ``lines`` is its last output line (for viewers to check).
+    A database that is away is waited for (``dbwait``): the step never stays running."""
     step.status, step.exit_code, step.error, step.finished_at = status, exit_code, error, timezone.now()
-    with transaction.atomic():
-        RunStep.objects.filter(pk=step.pk).update(status=status, exit_code=exit_code, error=error,
-                                                  finished_at=step.finished_at)
-        audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code, error=error)
+
+    def write():
+        with transaction.atomic():
+            # A try whose commit was stored before the connection died: done, not twice.
+            if RunStep.objects.filter(pk=step.pk, status=status, finished_at=step.finished_at).exists():
+                return
+            RunStep.objects.filter(pk=step.pk).update(status=status, exit_code=exit_code, error=error,
+                                                      finished_at=step.finished_at)
+            audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code,
+                         error=error)
+
+    dbwait.until_written(f"step {step.pk}'s end", write)
     events.publish(events.run_group(step.run_id), events.step_event(step, lines=lines))
     return status == StepStatus.SUCCEEDED
 
@@ -349,8 +389,11 @@ def _operator(user, run, what):
 
 
 def _step_locked(step):
-    """The step and its run, locked for this transaction."""
+    """The step and its run, locked for this transaction. A step left running in a run no
+    worker executes is interrupted first (``interrupt_cut_off_steps``)."""
     run = UpgradeRun.objects.select_for_update().get(pk=step.run_id)
+    if not run.executor:
+        _repair_in(run)
     return RunStep.objects.select_for_update().get(pk=step.pk), run
 
 
@@ -684,6 +727,8 @@ def resume_run(*, run, user, acknowledge=False):
         if run.hold_reason and not acknowledge:
             raise Refused(f"Run #{run.pk} was paused by an emergency action: {run.hold_reason} — "
                           "acknowledge it to go on.")
+        if not run.executor:
+            _repair_in(run)
         blocking = next((s for s in run.steps.order_by("order") if s.status not in STEP_DONE), None)
         if blocking is not None and blocking.status == StepStatus.REJECTED:
             raise Refused(f"Step {blocking.order} was rejected: start a new run.")

@@ -8,6 +8,7 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from . import engine, events, services
 from .models import RunStatus, UpgradeRun
+from .outage import UNAVAILABLE
 from .remote.ssh import SshPool
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,10 @@ def execute_claimed(run, token, *, interrupt_reason="the process executing it wa
             status, error = engine.advance(run, beat=beat, pool=pool)
     except KeyboardInterrupt:
         status = None
-        services.interrupt_run(run, executor=token, reason=interrupt_reason)
+        try:
+            services.interrupt_run(run, executor=token, reason=interrupt_reason)
+        except UNAVAILABLE as exc:  # the interrupt still goes up; the sweeper marks the run
+            log.warning("run %s not marked interrupted (database unavailable: %s)", run.pk, exc)
         raise
     except Exception:
         log.exception("run %s crashed", run.pk)

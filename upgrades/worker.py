@@ -97,6 +97,8 @@ def interrupt_runs_of_horse(pid, status):
                 log.warning("run %s interrupted: %s", run.pk, reason)
     except UNAVAILABLE as exc:
         log.warning("work horse %s %s; its run is left to the sweeper (database unavailable: %s)", pid, how, exc)
+    except Exception:  # never the reason the parent quits: the sweeper is still there
+        log.exception("work horse %s %s; marking its run interrupted failed", pid, how)
     finally:
         drop_connections()  # the next horse is forked from here: it must not share a connection
     events.flush()

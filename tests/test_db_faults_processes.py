@@ -72,6 +72,9 @@ from upgrades.services import enqueue_run
 spec = json.loads(os.environ["TEST_RUN"])
 host = Cluster.objects.get(name="Lab").hosts.order_by("he_host_id", "name").first()
 run = make_run(User.objects.get(username="operator"), host, spec["commands"])
+if spec.get("emergency"):  # the emergency lane: its own queue and worker
+    UpgradeRun.objects.filter(pk=run.pk).update(emergency=True)
+    run.emergency = True
 if spec.get("expired_approval"):
     UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.AWAITING_APPROVAL,
                                                 approval_expires_at=timezone.now() - timedelta(seconds=1))
@@ -165,10 +168,11 @@ def test_a_ten_second_database_outage_is_ridden_out_by_poller_sweeper_workers_an
         wait_until(lambda: (polled_at() or back_at) > back_at, 60, "an HA poll after the outage")
         assert poller.poll() is None
         assert wait_until(lambda: get(portal + "/", ids["session"])[0] == 200, 60, "pages again after the outage")
-        # A worker executes a new run.
-        done = new_run(["echo after the outage"])
-        wait_until(lambda: run_row(done).status in ("succeeded", "failed"), 60, "the new run to end")
-        assert run_row(done).status == RunStatus.SUCCEEDED
+        # Both workers execute a new run.
+        done = [new_run(["echo after the outage"]), new_run(["echo emergency lane"], emergency=True)]
+        for pk in done:
+            wait_until(lambda: run_row(pk).status in ("succeeded", "failed"), 60, "the new run to end")
+            assert run_row(pk).status == RunStatus.SUCCEEDED, run_row(pk).error
         # The sweeper closes an approval request past its expiry ...
         expired = new_run(["echo never"], expired_approval=True)
         wait_until(lambda: run_row(expired).status != RunStatus.AWAITING_APPROVAL, 60, "the request to expire")
@@ -190,6 +194,9 @@ def test_a_ten_second_database_outage_is_ridden_out_by_poller_sweeper_workers_an
     for name, text in logs.items():
         assert text.count("database unavailable") == 1, (name, text[-3000:])
         assert "database back after" in text, (name, text[-3000:])
+    for name in ("rqworker", "rqworker-emergency"):
+        text = (tmp_path / f"{name}.log").read_text()
+        assert "unhandled exception, quitting" not in text, (name, text[-3000:])
     for error in ("OperationalError", "InterfaceError"):
         assert error not in logs["ha_poller"], logs["ha_poller"][-3000:]
     assert "Internal Server Error" not in logs["daphne"], logs["daphne"][-3000:]

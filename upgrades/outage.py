@@ -1,10 +1,13 @@
 """A database outage in a long-lived process: said once when it starts and once
 when it ends, however many passes of a loop meet it in between.
 
-The HA poller (its polls, its sweeper) and the worker's parent process go on
-through an outage of any length: each pass that needs the database runs in
+The HA poller (its polls, its sweeper, its package reads) goes on through an
+outage of any length: each pass that needs the database runs in
 ``riding_out``, which logs the first failure, drops the broken connection so
-the next pass connects afresh, and says when a pass succeeds again.
+the next pass connects afresh, and says when a pass succeeds again. The web
+process answers 503 meanwhile (``upgrades.errors.DatabaseUnavailable``); the
+workers' parents need the database only when a work horse dies
+(``upgrades.worker``).
 """
 import contextlib
 import logging

@@ -251,3 +251,5 @@ def test_the_worker_rides_out_redis_stopping_as_a_job_ends(rq_worker, lab_cluste
     enqueue_run(again)
     wait_for_status(again, [RunStatus.SUCCEEDED, RunStatus.FAILED], 90)
     assert again.status == RunStatus.SUCCEEDED, again.error
+    log = (rq_worker.log_dir / "rqworker.log").read_text()
+    assert "Redis is back" in log, log[-3000:]

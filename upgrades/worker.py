@@ -4,8 +4,8 @@ RQ's parent process quits on a Redis error while it watches a job (its
 heartbeats to Redis fail) or records the job's end, which during a Redis
 restart would leave the job running without a parent and the worker gone.
 Runs do not need RQ's bookkeeping to be true — the run row and its heartbeat
-are — so the parent skips what Redis refused and keeps working; RQ
-reconnects on the next call.
+are — so the parent skips what Redis refused and keeps working (said once
+an outage, and when Redis is back); RQ reconnects on the next call.
 
 The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
@@ -30,36 +30,47 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 class Worker(RqWorker):
     _horse_exit = None  # (pid, wait status) of the last work horse reaped
+    _redis_down = False
+
+    def _skip(self, what, exc):
+        """Redis refused ``what``: said once an outage; the next heartbeat that passes says it is back."""
+        if not self._redis_down:
+            log.warning("worker %s: Redis unavailable (%s not written: %s); carrying on", self.name, what, exc)
+        self._redis_down = True
 
     def heartbeat(self, *args, **kwargs):
         try:
-            return super().heartbeat(*args, **kwargs)
+            result = super().heartbeat(*args, **kwargs)
         except REDIS_DOWN as exc:
-            log.warning("worker %s: heartbeat to Redis failed (%s); carrying on", self.name, exc)
+            return self._skip("heartbeat", exc)
+        if self._redis_down and kwargs.get("pipeline", args[1] if len(args) > 1 else None) is None:
+            self._redis_down = False
+            log.warning("worker %s: Redis is back", self.name)
+        return result
 
     def maintain_heartbeats(self, *args, **kwargs):
         try:
             return super().maintain_heartbeats(*args, **kwargs)
         except REDIS_DOWN as exc:
-            log.warning("worker %s: job heartbeat to Redis failed (%s); carrying on", self.name, exc)
+            self._skip("job heartbeat", exc)
 
     def set_state(self, *args, **kwargs):
         try:
             return super().set_state(*args, **kwargs)
         except REDIS_DOWN as exc:
-            log.warning("worker %s: state not written to Redis (%s); carrying on", self.name, exc)
+            self._skip("state", exc)
 
     def check_for_suspension(self, *args, **kwargs):
         try:
             return super().check_for_suspension(*args, **kwargs)
         except REDIS_DOWN as exc:  # not known to be suspended; listening retries Redis with a back-off
-            log.warning("worker %s: suspension not checked in Redis (%s); carrying on", self.name, exc)
+            self._skip("suspension check", exc)
 
     def run_maintenance_tasks(self, *args, **kwargs):
         try:
             return super().run_maintenance_tasks(*args, **kwargs)
         except REDIS_DOWN as exc:
-            log.warning("worker %s: registries not cleaned in Redis (%s); carrying on", self.name, exc)
+            self._skip("registry clean-up", exc)
 
     def wait_for_horse(self):
         pid, status, rusage = super().wait_for_horse()
@@ -72,8 +83,7 @@ class Worker(RqWorker):
         try:
             super().monitor_work_horse(job, queue, execution)
         except REDIS_DOWN as exc:
-            log.warning("worker %s: the end of job %s not recorded in Redis (%s); carrying on",
-                        self.name, job.id, exc)
+            self._skip(f"the end of job {job.id}", exc)
         finally:
             if self._horse_exit is not None and self._horse_exit[1] != os.EX_OK:
                 interrupt_runs_of_horse(*self._horse_exit)

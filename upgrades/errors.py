@@ -5,11 +5,20 @@ message of the ``Http404`` a view raised ("There is no run #4."), never the
 resolver's internals. Django has no handler for 405: ``require_POST`` and
 class-based views answer with an empty body, which the middleware here
 turns into a page.
+
+A database that is away (stopped, restarting, locked) is not a bug of the
+page: it answers 503 "database unavailable" with Retry-After, and the outage
+is logged once (``upgrades.outage``), not a traceback per request.
 """
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.db import connection
+from django.http import HttpResponse
 from django.shortcuts import render
+from django.template import loader
 from django.urls import Resolver404
 from django.utils.decorators import sync_and_async_middleware
+
+from .outage import DATABASE, UNAVAILABLE, drop_connections
 
 
 def page_not_found(request, exception):
@@ -47,3 +56,26 @@ def method_not_allowed_page(get_response):
             response = get_response(request)
             return _page_405(request, response) if _bare_405(response) else response
     return middleware
+
+
+class DatabaseUnavailable:
+    """503 "database unavailable" for a view that met an outage; says when it is back.
+
+    Sync only, so it runs in the thread of the views and sees their connection."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if DATABASE.since is not None and connection.connection is not None and response.status_code != 503:
+            DATABASE.up()  # this request used a working connection
+        return response
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, UNAVAILABLE):
+            return None
+        DATABASE.down(exception, "serving a page")
+        drop_connections()
+        # No request context: the page must not query the database (request.user) itself.
+        return HttpResponse(loader.get_template("503.html").render(), status=503, headers={"Retry-After": "10"})

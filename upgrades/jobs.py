@@ -4,10 +4,11 @@ import threading
 import time
 import traceback
 
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 
 from . import engine, events, services
 from .models import RunStatus, UpgradeRun
+from .outage import UNAVAILABLE
 from .remote.ssh import SshPool
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self):
-        last_beat = time.monotonic()
+        last_beat, failing = time.monotonic(), False
         try:
             while not self._done.wait(FLAG_SECONDS):
                 try:
@@ -55,16 +56,26 @@ class Heartbeat:
                             return
                     if services.cancel_requested(self.run_id):
                         self.stop.set()
-                except DatabaseError as exc:  # a locked or restarting database: try again
-                    log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
+                except (DatabaseError, InterfaceError) as exc:  # a locked or restarting database: try again
+                    if not failing:  # once an outage, not every second
+                        log.warning("run %s: heartbeat not written: %s", self.run_id, exc)
+                    failing = True
                     close_old_connections()
+                else:
+                    if failing:
+                        log.warning("run %s: the database answers again", self.run_id)
+                    failing = False
         finally:
             connection.close()
 
 
 def advance_run(run_id):
     """Claim the run and execute its next steps until it ends or waits for a person."""
-    token = services.claim_run(run_id)
+    try:
+        token = services.claim_run(run_id)
+    except UNAVAILABLE as exc:  # no traceback per job: the sweeper queues the run again once it is back
+        log.warning("run %s: not claimed, database unavailable: %s", run_id, exc)
+        return
     if token is None:
         log.info("run %s: nothing to advance (another worker has it, or it is not runnable)", run_id)
         return
@@ -83,7 +94,10 @@ def execute_claimed(run, token, *, interrupt_reason="the process executing it wa
             status, error = engine.advance(run, beat=beat, pool=pool)
     except KeyboardInterrupt:
         status = None
-        services.interrupt_run(run, executor=token, reason=interrupt_reason)
+        try:
+            services.interrupt_run(run, executor=token, reason=interrupt_reason)
+        except UNAVAILABLE as exc:  # the interrupt still goes up; the sweeper marks the run
+            log.warning("run %s not marked interrupted (database unavailable: %s)", run.pk, exc)
         raise
     except Exception:
         log.exception("run %s crashed", run.pk)

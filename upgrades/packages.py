@@ -15,10 +15,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from .models import Cluster
+from .outage import riding_out
 from .remote.base import EngineError, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshPool, SshTarget, build_command
@@ -133,12 +133,12 @@ class PackagePolls:
 
 
 def _poll_safely(cluster_id):
-    close_old_connections()
     try:
-        cluster = Cluster.objects.filter(pk=cluster_id).first()
-        if cluster is not None:
-            with SshPool() as pool:
-                poll_packages(cluster, pool)
+        with riding_out("reading pending updates"):
+            cluster = Cluster.objects.filter(pk=cluster_id).first()
+            if cluster is not None:
+                with SshPool() as pool:
+                    poll_packages(cluster, pool)
     except Exception:
         log.exception("reading the pending updates of cluster %s failed", cluster_id)
 

@@ -16,6 +16,7 @@ from django.db.models.functions import Mod
 
 from . import engine_view, ha, packages, sweeper
 from .models import Cluster
+from .outage import riding_out
 from .remote.base import RemoteError
 from .remote.engine_api import health_page
 from .remote.ssh import SshSession, SshTarget
@@ -149,7 +150,9 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
     """Poll every cluster of this shard at its own interval until ``stop`` is set.
 
     The loop also runs the run sweeper (``upgrades.sweeper``) every few
-    seconds: this process lives whether or not any RQ worker does.
+    seconds: this process lives whether or not any RQ worker does. A database
+    outage stops nothing: each pass rides it out (``upgrades.outage``), and the
+    clusters last read are polled on.
     """
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
@@ -164,12 +167,12 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                 sweep_due = now + sweeper.SWEEP_SECONDS
                 sweeping = pool.submit(_sweep_safely)
             if now - refreshed >= CLUSTER_REFRESH_SECONDS:
-                close_old_connections()
-                clusters = dict(Cluster.objects.annotate(shard=Mod("id", shards)).filter(shard=shard)
-                                .values_list("id", "poll_interval"))
-                for gone in set(pollers) - set(clusters):
-                    pollers.pop(gone).close()
                 refreshed = now
+                with riding_out("reading the clusters to poll"):
+                    clusters = dict(Cluster.objects.annotate(shard=Mod("id", shards)).filter(shard=shard)
+                                    .values_list("id", "poll_interval"))
+                    for gone in set(pollers) - set(clusters):
+                        pollers.pop(gone).close()
             package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
             for cluster_id, interval in clusters.items():
                 # The engine's view, less often and in its own task: an engine that does not
@@ -185,31 +188,33 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
                     due[cluster_id] = now + max(interval, 0.2)
                     busy[cluster_id] = pool.submit(_poll_safely, poller)
             stop.wait(0.05)
-        for poller in pollers.values():
-            poller.close()
-        package_polls.close()
+    # After the pool has waited for the polls under way: a session is never closed under a poll.
+    for poller in pollers.values():
+        poller.close()
+    package_polls.close()
 
 
 def _sweep_safely():
-    close_old_connections()
     try:
-        sweeper.sweep()
+        with riding_out("sweeping runs"):
+            sweeper.sweep()
     except Exception:
         log.exception("sweeping runs failed")
 
 
 def _poll_engine_safely(cluster_id):
-    close_old_connections()
     try:
-        cluster = Cluster.objects.filter(pk=cluster_id).first()
-        if cluster is not None:
-            engine_view.poll_engine_view(cluster)
+        with riding_out("reading the engine's view"):
+            cluster = Cluster.objects.filter(pk=cluster_id).first()
+            if cluster is not None:
+                engine_view.poll_engine_view(cluster)
     except Exception:
         log.exception("reading the engine's view of cluster %s failed", cluster_id)
 
 
 def _poll_safely(poller):
     try:
-        poller.poll()
+        with riding_out("polling HA state"):
+            poller.poll()
     except Exception:
         log.exception("polling cluster %s failed", poller.cluster_id)

@@ -1,28 +1,114 @@
 """The RQ worker class the portal runs (settings.RQ["WORKER_CLASS"]).
 
 RQ's parent process quits on a Redis error while it watches a job (its
-heartbeats to Redis fail), which during a Redis restart would leave the job
-running without a parent and the worker gone. Runs do not need RQ's
-bookkeeping to be true — the run row and its heartbeat are — so the parent
-skips a failed heartbeat and keeps watching; RQ reconnects on the next call.
+heartbeats to Redis fail) or records the job's end, which during a Redis
+restart would leave the job running without a parent and the worker gone.
+Runs do not need RQ's bookkeeping to be true — the run row and its heartbeat
+are — so the parent skips what Redis refused and keeps working (said once
+an outage, and when Redis is back); RQ reconnects on the next call.
+
+The parent also knows at once when its work horse (the forked child that
+executes a run) is gone: killed by a signal, or exited without ending its job.
+It marks the run that horse executed interrupted there and then, instead of
+leaving it to the sweeper's missed heartbeats (``upgrades.sweeper``).
 """
 import logging
+import os
+import signal
+import socket
 
 import redis
 from rq.worker import Worker as RqWorker
 
+from . import events, services
+from .models import RunStatus, UpgradeRun
+from .outage import UNAVAILABLE, drop_connections
+
 log = logging.getLogger(__name__)
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 
 
 class Worker(RqWorker):
+    _horse_exit = None  # (pid, wait status) of the last work horse reaped
+    _redis_down = False
+
+    def _skip(self, what, exc):
+        """Redis refused ``what``: said once an outage; the next heartbeat that passes says it is back."""
+        if not self._redis_down:
+            log.warning("worker %s: Redis unavailable (%s not written: %s); carrying on", self.name, what, exc)
+        self._redis_down = True
+
     def heartbeat(self, *args, **kwargs):
         try:
-            return super().heartbeat(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("worker %s: heartbeat to Redis failed (%s); carrying on", self.name, exc)
+            result = super().heartbeat(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            return self._skip("heartbeat", exc)
+        if self._redis_down and kwargs.get("pipeline", args[1] if len(args) > 1 else None) is None:
+            self._redis_down = False
+            log.warning("worker %s: Redis is back", self.name)
+        return result
 
     def maintain_heartbeats(self, *args, **kwargs):
         try:
             return super().maintain_heartbeats(*args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("worker %s: job heartbeat to Redis failed (%s); carrying on", self.name, exc)
+        except REDIS_DOWN as exc:
+            self._skip("job heartbeat", exc)
+
+    def set_state(self, *args, **kwargs):
+        try:
+            return super().set_state(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            self._skip("state", exc)
+
+    def check_for_suspension(self, *args, **kwargs):
+        try:
+            return super().check_for_suspension(*args, **kwargs)
+        except REDIS_DOWN as exc:  # not known to be suspended; listening retries Redis with a back-off
+            self._skip("suspension check", exc)
+
+    def run_maintenance_tasks(self, *args, **kwargs):
+        try:
+            return super().run_maintenance_tasks(*args, **kwargs)
+        except REDIS_DOWN as exc:
+            self._skip("registry clean-up", exc)
+
+    def wait_for_horse(self):
+        pid, status, rusage = super().wait_for_horse()
+        if pid:
+            self._horse_exit = (pid, status)
+        return pid, status, rusage
+
+    def monitor_work_horse(self, job, queue, execution):
+        self._horse_exit = None
+        try:
+            super().monitor_work_horse(job, queue, execution)
+        except REDIS_DOWN as exc:
+            self._skip(f"the end of job {job.id}", exc)
+        finally:
+            if self._horse_exit is not None and self._horse_exit[1] != os.EX_OK:
+                interrupt_runs_of_horse(*self._horse_exit)
+
+
+def interrupt_runs_of_horse(pid, status):
+    """The horse ``pid`` is gone: the run it was executing (its executor token is
+    ``host:pid:…``, see services.claim_run) is interrupted now, naming the signal.
+    Conditional on that executor, like the sweeper; with the database away the
+    sweeper does it later."""
+    if os.WIFSIGNALED(status):
+        how = f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    else:
+        how = f"exited with status {os.waitstatus_to_exitcode(status)}"
+    try:
+        runs = UpgradeRun.objects.filter(status=RunStatus.RUNNING,
+                                         executor__startswith=f"{socket.gethostname()}:{pid}:")
+        for run in runs:
+            reason = f"the process executing this run ({run.executor}) {how}"
+            if services.interrupt_run(run, executor=run.executor, reason=reason):
+                log.warning("run %s interrupted: %s", run.pk, reason)
+    except UNAVAILABLE as exc:
+        log.warning("work horse %s %s; its run is left to the sweeper (database unavailable: %s)", pid, how, exc)
+    except Exception:  # never the reason the parent quits: the sweeper is still there
+        log.exception("work horse %s %s; marking its run interrupted failed", pid, how)
+    finally:
+        drop_connections()  # the next horse is forked from here: it must not share a connection
+    events.flush()

@@ -1,0 +1,230 @@
+"""Redis restarted under long-lived processes: the real `manage.py ha_poller`
+(publisher and sweeper) and daphne, with pages' websockets open.
+
+The Redis here listens on TCP, as in production: over a unix socket redis-py
+notices a pooled connection Redis closed before using it; over TCP
+(maintenance notifications "auto") it does not, and the first command after
+the restart failed (a message dropped, a websocket handshake answered 500).
+"""
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import aiohttp
+import pytest
+from django.utils import timezone
+
+from tests.conftest import ROOT, Processes, RedisServer, child_env, die_with_parent, free_port, wait_until
+from tests.factories import make_run
+from tests.test_engine import wait_for_polled
+from tests.viewers import session_cookie
+from upgrades.models import Host, RunStatus, UpgradeRun
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# How often a page asks whether what it shows is current: static/js/fragments.js.
+CHECK_SECONDS = int(re.search(r"CHECK_MS = (\d+);", (ROOT / "static/js/fragments.js").read_text())[1]) / 1000
+MARGIN = 10.0  # a loaded machine: the check's answer is a couple of queries and one message
+
+
+class TcpRedis(RedisServer):
+    """A Redis of the test's own on a TCP port, to restart for real."""
+
+    def __init__(self, folder):
+        super().__init__(folder)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent)
+        wait_until(lambda: self._answers(), 10, "redis-server listening")
+        return self
+
+    def _answers(self):
+        assert self.proc.poll() is None, f"redis-server exited with {self.proc.returncode}"
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+
+class Stack:
+    """daphne and the HA poller, both on ``redis``; ``url`` is daphne's."""
+
+    def __init__(self, redis, procs, url):
+        self.redis, self.procs, self.url = redis, procs, url
+
+    def log(self, name):
+        return (self.procs.log_dir / f"{name}.log").read_text()
+
+
+@pytest.fixture
+def stack(lab, tmp_path):
+    redis = TcpRedis(tmp_path).start()
+    procs = Processes(tmp_path)
+    env = {**child_env(), "REDIS_URL": redis.url}
+    port = free_port()
+    procs.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                           "heportal.asgi:application"], env=env)
+    procs.start("ha_poller", [sys.executable, "manage.py", "ha_poller"], env=env)
+
+    def listening():
+        procs.check_alive()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, 30, "daphne listening")
+    yield Stack(redis, procs, f"http://127.0.0.1:{port}")
+    procs.stop()
+    redis.stop()
+
+
+class PageSocket:
+    """A page's websocket, in a thread of its own, as static/js does it: it reconnects
+    0.5 s after a close, sends {"type": "check"} every CHECK_SECONDS, and keeps every
+    message (``messages``) and every failed handshake (``refused``)."""
+
+    def __init__(self, base_url, path, user):
+        self.url = base_url.replace("http://", "ws://") + path
+        self.headers = {"Cookie": f"sessionid={session_cookie(user)}", "Origin": base_url}
+        self.messages, self.refused, self.connects = [], [], 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+
+    async def _run(self):
+        async with aiohttp.ClientSession() as session:
+            while not self.stopping.is_set():
+                try:
+                    async with session.ws_connect(self.url, headers=self.headers, heartbeat=None) as ws:
+                        self.connects += 1
+                        checking = asyncio.ensure_future(self._check(ws))
+                        try:
+                            async for msg in ws:
+                                self.messages.append(json.loads(msg.data))
+                        finally:
+                            checking.cancel()
+                except aiohttp.WSServerHandshakeError as exc:
+                    self.refused.append(exc.status)
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.5)
+
+    async def _check(self, ws):
+        while not self.stopping.is_set():
+            await asyncio.sleep(CHECK_SECONDS)
+            await ws.send_json({"type": "check"})
+        await ws.close()
+
+    def last(self, kind):
+        return next((m for m in reversed(self.messages) if m["type"] == kind), None)
+
+    def close(self):
+        self.stopping.set()
+        self.thread.join(CHECK_SECONDS + 5)
+
+
+def he2_local(event):
+    return event and next(h["local_maintenance"] for h in event["hosts"] if h["name"] == "he2.lab.local")
+
+
+def set_he2_local(lab, cluster, on):
+    """he2 to local maintenance (or out of it) through hosted-engine on the host; returns
+    once the poller has stored it."""
+    client = lab.connect("he2.lab.local")
+    try:
+        mode = "local" if on else "none"
+        assert client.exec_command(f"hosted-engine --set-maintenance --mode={mode}")[1].channel.recv_exit_status() == 0
+    finally:
+        client.close()
+    wait_until(lambda: Host.objects.get(cluster=cluster, name="he2.lab.local").local_maintenance == on, 60,
+               f"the poller stored he2's local maintenance {on}")
+
+
+def test_ha_changes_reach_an_open_cluster_page_after_each_redis_restart(stack, lab, lab_cluster, make_user):
+    wait_for_polled(lab_cluster)
+    set_he2_local(lab, lab_cluster, False)  # the shared lab may come from a test that left it on
+    page = PageSocket(stack.url, f"/ws/clusters/{lab_cluster.pk}/", make_user("viewer"))
+    try:
+        wait_until(lambda: he2_local(page.last("ha.update")) is False, 30, "the page's first HA state")
+        for restart, on in enumerate([True, False, True], start=1):
+            stack.redis.restart(down_seconds=1.0)
+            time.sleep(3)  # the page is open (again) and current before the change
+            set_he2_local(lab, lab_cluster, on)
+            wait_until(lambda: he2_local(page.last("ha.update")) is on, CHECK_SECONDS + MARGIN,
+                       f"restart {restart}: he2's local maintenance {on} on the open page; it got "
+                       f"{[he2_local(m) for m in page.messages if m['type'] == 'ha.update']}, "
+                       f"handshakes refused {page.refused}")
+    finally:
+        page.close()
+        set_he2_local(lab, lab_cluster, False)
+    assert "Traceback" not in stack.log("ha_poller")
+
+
+def test_websocket_handshakes_right_after_a_redis_restart_all_succeed(stack, lab_cluster, make_user):
+    n = 8
+    headers = {"Cookie": f"sessionid={session_cookie(make_user('viewer'))}", "Origin": stack.url}
+    url = stack.url.replace("http://", "ws://") + f"/ws/clusters/{lab_cluster.pk}/"
+
+    async def open_one(session):
+        """The handshake's status (101 when accepted) and the first message's type."""
+        try:
+            ws = await session.ws_connect(url, headers=headers, heartbeat=None)
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status, None
+        msg = await ws.receive(timeout=30)
+        return 101, json.loads(msg.data)["type"] if msg.type == aiohttp.WSMsgType.TEXT else msg.type, ws
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            # N handshakes at once: daphne's pool holds N connections, all of them closed by the restart.
+            before = await asyncio.gather(*(open_one(session) for _ in range(n)))
+            await asyncio.to_thread(stack.redis.restart, 1.0)
+            after = await asyncio.gather(*(open_one(session) for _ in range(n)))
+            for result in before + after:
+                if len(result) == 3:
+                    await result[2].close()
+            return [r[:2] for r in before], [r[:2] for r in after]
+
+    before, after = asyncio.run(scenario())
+    assert before == [(101, "ha.update")] * n
+    assert after == [(101, "ha.update")] * n
+
+
+def test_a_run_page_misses_no_sweeper_interrupted_after_a_redis_restart(stack, lab_cluster, make_user):
+    """A worker gone without a word: the sweeper (in the poller) marks its run interrupted."""
+    user = make_user("operator")
+    wait_for_polled(lab_cluster)  # the poller has published: its connection exists before the restart
+    run = make_run(user, lab_cluster.hosts.order_by("he_host_id").first(), ["sleep 600"])
+    now = timezone.now()
+    run.steps.update(status="running", started_at=now)
+    UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, executor="gone:1:token", heartbeat_at=now,
+                                                started_at=now)
+    page = PageSocket(stack.url, f"/ws/runs/{run.pk}/", user)
+    try:
+        wait_until(lambda: (page.last("run.status") or {}).get("status") == "running", 30, "the page's run status")
+        stack.redis.restart(down_seconds=1.0)
+        time.sleep(3)  # the page is open (again) and current before the change
+        UpgradeRun.objects.filter(pk=run.pk).update(heartbeat_at=now - timedelta(minutes=5))
+        wait_until(lambda: UpgradeRun.objects.get(pk=run.pk).status == RunStatus.INTERRUPTED, 30,
+                   "the sweeper marks the run interrupted")
+        wait_until(lambda: (page.last("run.status") or {}).get("status") == "interrupted", CHECK_SECONDS + MARGIN,
+                   f"the run's interruption on the open page; it got {[m['type'] for m in page.messages]}")
+        step = run.steps.get()
+        assert (page.last("step.status") or {}).get("status") == "interrupted"
+        assert page.last("step.status")["step"] == step.pk
+    finally:
+        page.close()

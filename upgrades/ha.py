@@ -38,9 +38,12 @@ def cluster_payload(cluster) -> HaEvent:
 def ha_version(cluster, hosts):
     """A digest of everything whose change is published to the cluster's group (not
     the times every poll moves): equal versions, nothing missed (consumers.ClusterConsumer)."""
+    from .engine_view import _without_times
+
     seen = [cluster.maintenance_mode, cluster.poll_error, cluster.detected_release, cluster.engine_health,
-            cluster.engine_health_ok, [[h.pk, h.name, *(getattr(h, f) for f in HOST_FIELDS)] for h in hosts]]
-    return hashlib.sha1(json.dumps(seen).encode()).hexdigest()[:16]
+            cluster.engine_health_ok, _without_times(cluster.engine_view), cluster.engine_view_error,
+            [[h.pk, h.name, *(getattr(h, f) for f in HOST_FIELDS)] for h in hosts]]
+    return hashlib.sha1(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def pair_blocks(hosts, blocks):

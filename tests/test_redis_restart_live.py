@@ -234,3 +234,57 @@ def test_a_run_page_misses_no_sweeper_interrupted_after_a_redis_restart(stack, l
         assert page.last("step.status")["step"] == step.pk
     finally:
         page.close()
+
+
+PUBLISHER = """
+import sys
+from upgrades import events
+for line in sys.stdin:  # one message per line, sent by this process's one sender
+    events.send_now("restart-test", {"type": "test.message", "n": int(line)})
+"""
+
+
+def test_messages_published_while_redis_is_down_arrive_in_order_when_it_is_back(redis_server, tmp_path):
+    """A long-lived publisher process; the listener joins while the publisher is frozen
+    (SIGSTOP), so that nothing it holds can be sent before anyone listens."""
+    import os
+    import signal
+
+    from channels.layers import get_channel_layer
+
+    log = tmp_path / "publisher.log"
+    with open(log, "wb") as out:
+        publisher = subprocess.Popen([sys.executable, "manage.py", "shell", "-c", PUBLISHER], cwd=ROOT,
+                                     env=child_env(), stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)
+    try:
+        redis_server.stop()
+        publisher.stdin.write(b"1\n2\n")
+        publisher.stdin.flush()
+        wait_until(lambda: "Redis unreachable" in log.read_text() or "not published" in log.read_text(), 30,
+                   f"the publisher tried and failed: {log.read_text()[-2000:]}")
+        time.sleep(1.5)  # a retry or two meanwhile
+        publisher.send_signal(signal.SIGSTOP)
+        redis_server.start()
+
+        async def listen():
+            layer = get_channel_layer()
+            channel = await layer.new_channel()
+            await layer.group_add("restart-test", channel)
+            os.kill(publisher.pid, signal.SIGCONT)
+            got = [await layer.receive(channel), await layer.receive(channel)]
+            await asyncio.to_thread(lambda: (publisher.stdin.write(b"3\n"), publisher.stdin.flush()))
+            got.append(await layer.receive(channel))
+            return [m["n"] for m in got]
+
+        try:
+            assert asyncio.run(asyncio.wait_for(listen(), 30)) == [1, 2, 3]
+        except TimeoutError:
+            pytest.fail(f"messages lost; the publisher said: {log.read_text()[-2000:]}")
+        text = log.read_text()
+        assert text.count("Redis unreachable") == 1, text  # once for the outage, not once per retry
+        assert text.count("Redis answers again") == 1, text
+    finally:
+        os.kill(publisher.pid, signal.SIGCONT)
+        publisher.kill()
+        publisher.wait(10)

@@ -8,11 +8,11 @@ batch that starts beyond the next line (batches not published while Redis
 was away) is preceded by the missing lines, read from the database, and so
 is a step's final status.
 
-Missed messages: every page sends ``{"type": "check"}`` every few seconds
-(``keepChecking`` in static/js/fragments.js). The consumer joins its group again (a Redis restart
-forgets every group, while the socket may outlive it) and, where what it last
-sent differs from the database, sends the current state: nothing stays
-missed longer than one check, whatever happened to a message.
+Missed messages: every page sends ``{"type": "check"}`` every 5 s
+(``keepChecking`` in static/js/fragments.js). The consumer joins its group
+again (a Redis restart forgets every group, while the socket may outlive it)
+and, where what it last sent differs from the database, sends the current
+state: nothing stays missed longer than one check, whatever befell a message.
 """
 import asyncio
 import json
@@ -49,6 +49,11 @@ def parse_cursors(query_string):
     return cursors
 
 
+def is_check(content):
+    """The page's ``{"type": "check"}``; anything else a client sends is ignored."""
+    return isinstance(content, dict) and content.get("type") == "check"
+
+
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """Async, so that forwarding a batch costs no thread hop: at 50 viewers
     and hundreds of batches a second that hop was the bottleneck."""
@@ -79,7 +84,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         """A check: join again, then send each step and run status that is not what
         was last sent (a running step's new lines first, any missed)."""
-        if content.get("type") != "check":
+        if not is_check(content):
             return
         await self.channel_layer.group_add(self.group, self.channel_name)
         run, steps = await database_sync_to_async(self._load_run)()
@@ -197,7 +202,7 @@ class ClusterConsumer(JsonWebsocketConsumer):
 
     def receive_json(self, content, **kwargs):
         """A check: join again, and send the HA state if its version is not the one last sent."""
-        if content.get("type") != "check":
+        if not is_check(content):
             return
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         cluster = Cluster.objects.filter(pk=self.cluster_id).first()
@@ -232,7 +237,7 @@ class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content, **kwargs):
         """A check: join again, and count again (one query)."""
-        if content.get("type") == "check":
+        if is_check(content):
             await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
             await self.send_count()
 
@@ -280,7 +285,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         """A check: join again, and have the page fetch each card (and the recent runs)
         that changed since the last check, in case its message was missed."""
-        if content.get("type") != "check":
+        if not is_check(content):
             return
         await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
         (cards, runs), (old_cards, old_runs) = await database_sync_to_async(home_versions)(self.visible), self.versions

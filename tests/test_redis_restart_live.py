@@ -288,3 +288,106 @@ def test_messages_published_while_redis_is_down_arrive_in_order_when_it_is_back(
         os.kill(publisher.pid, signal.SIGCONT)
         publisher.kill()
         publisher.wait(10)
+
+
+# The check itself, in process (the channel layer on this test process's Redis): a change
+# saved and never published reaches the page at its next check; a current page gets nothing.
+
+def communicator_for(path, user):
+    """A page's socket to the ASGI application in this process (call it outside the event loop)."""
+    from channels.testing import WebsocketCommunicator
+
+    from heportal.asgi import application
+    from tests.test_live_output import session_headers
+
+    return WebsocketCommunicator(application, path, headers=session_headers(user))
+
+
+async def check(communicator):
+    await communicator.send_json_to({"type": "check"})
+
+
+def test_a_check_sends_the_cluster_state_only_when_it_differs(make_user):
+    from tests.factories import make_polled_cluster
+
+    cluster = make_polled_cluster()
+    user = make_user("viewer")
+
+    page = communicator_for(f"/ws/clusters/{cluster.pk}/", user)
+
+    async def scenario():
+        assert (await page.connect())[0]
+        first = await page.receive_json_from(timeout=10)
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await page.send_json_to(["not", "a", "check"])  # ignored
+        await asyncio.to_thread(lambda: Host.objects.filter(cluster=cluster, name="he2.lab.local").update(
+            local_maintenance=True, ha_state="LocalMaintenance", ha_score=0))
+        await check(page)
+        second = await page.receive_json_from(timeout=10)
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await page.disconnect()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert (he2_local(first), he2_local(second)) == (False, True)
+    assert first["version"] != second["version"]
+
+
+def test_a_check_sends_a_run_page_the_statuses_and_lines_it_missed(make_user, lab_cluster):
+    from upgrades.models import StepOutput
+
+    user = make_user("operator")
+    run = make_run(user, lab_cluster.hosts.order_by("he_host_id").first(), ["echo one"])
+    step = run.steps.get()
+
+    def progress():  # saved, never published: as if every message were lost
+        StepOutput.objects.create(step=step, seq=1, text="one")
+        run.steps.update(status="running")
+        UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+
+    page = communicator_for(f"/ws/runs/{run.pk}/", user)
+
+    async def scenario():
+        assert (await page.connect())[0]
+        backlog = [await page.receive_json_from(timeout=10) for _ in range(2)]
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await asyncio.to_thread(progress)
+        await check(page)
+        missed = [await page.receive_json_from(timeout=10) for _ in range(3)]
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await page.disconnect()
+        return backlog, missed
+
+    backlog, missed = asyncio.run(scenario())
+    assert [(m["type"], m["status"]) for m in backlog] == [("step.status", "pending"), ("run.status", "pending")]
+    assert missed[0] == {"type": "output.lines", "step": step.pk, "lines": [[1, "stdout", "one"]]}
+    assert [(m["type"], m["status"]) for m in missed[1:]] == [("step.status", "running"), ("run.status", "running")]
+
+
+def test_a_check_names_the_home_card_that_changed(make_user):
+    from tests.factories import make_polled_cluster
+
+    cluster, other = make_polled_cluster(), make_polled_cluster(name="Other")
+    user = make_user("viewer")
+
+    page = communicator_for("/ws/home/", user)
+
+    async def scenario():
+        assert (await page.connect())[0]
+        assert (await page.receive_json_from(timeout=10))["type"] == "home.ready"
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await asyncio.to_thread(lambda: Host.objects.filter(cluster=other).update(ha_score=1800))
+        await check(page)
+        changed = await page.receive_json_from(timeout=10)
+        await check(page)
+        assert await page.receive_nothing(timeout=1)
+        await page.disconnect()
+        return changed
+
+    assert asyncio.run(scenario()) == {"type": "home.changed", "cluster": other.pk, "run": None, "runs": False}
+    assert cluster.pk != other.pk

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from django.utils import timezone
 
+from tests.test_browser import browser  # noqa: F401  (the fixture: Chromium, once per module)
 from tests.conftest import ROOT, Processes, RedisServer, child_env, die_with_parent, free_port, wait_until
 from tests.factories import make_run
 from tests.test_engine import wait_for_polled
@@ -73,6 +74,7 @@ def stack(lab, tmp_path):
     redis = TcpRedis(tmp_path).start()
     procs = Processes(tmp_path)
     env = {**child_env(), "REDIS_URL": redis.url}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     port = free_port()
     procs.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                            "heportal.asgi:application"], env=env)
@@ -180,6 +182,23 @@ def test_ha_changes_reach_an_open_cluster_page_after_each_redis_restart(stack, l
     assert "Traceback" not in stack.log("ha_poller")
 
 
+def stale_run(user, cluster):
+    """A run whose worker is gone without a word: running, its heartbeat still fresh; the
+    sweeper (in the poller) marks it interrupted once ``lose_worker`` ages the heartbeat."""
+    run = make_run(user, cluster.hosts.order_by("he_host_id").first(), ["sleep 600"])
+    now = timezone.now()
+    run.steps.update(status="running", started_at=now)
+    UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, executor="gone:1:token", heartbeat_at=now,
+                                                started_at=now)
+    return run
+
+
+def lose_worker(run):
+    UpgradeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    wait_until(lambda: UpgradeRun.objects.get(pk=run.pk).status == RunStatus.INTERRUPTED, 30,
+               "the sweeper marks the run interrupted")
+
+
 def test_websocket_handshakes_right_after_a_redis_restart_all_succeed(stack, lab_cluster, make_user):
     n = 8
     headers = {"Cookie": f"sessionid={session_cookie(make_user('viewer'))}", "Origin": stack.url}
@@ -211,22 +230,15 @@ def test_websocket_handshakes_right_after_a_redis_restart_all_succeed(stack, lab
 
 
 def test_a_run_page_misses_no_sweeper_interrupted_after_a_redis_restart(stack, lab_cluster, make_user):
-    """A worker gone without a word: the sweeper (in the poller) marks its run interrupted."""
     user = make_user("operator")
     wait_for_polled(lab_cluster)  # the poller has published: its connection exists before the restart
-    run = make_run(user, lab_cluster.hosts.order_by("he_host_id").first(), ["sleep 600"])
-    now = timezone.now()
-    run.steps.update(status="running", started_at=now)
-    UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, executor="gone:1:token", heartbeat_at=now,
-                                                started_at=now)
+    run = stale_run(user, lab_cluster)
     page = PageSocket(stack.url, f"/ws/runs/{run.pk}/", user)
     try:
         wait_until(lambda: (page.last("run.status") or {}).get("status") == "running", 30, "the page's run status")
         stack.redis.restart(down_seconds=1.0)
         time.sleep(3)  # the page is open (again) and current before the change
-        UpgradeRun.objects.filter(pk=run.pk).update(heartbeat_at=now - timedelta(minutes=5))
-        wait_until(lambda: UpgradeRun.objects.get(pk=run.pk).status == RunStatus.INTERRUPTED, 30,
-                   "the sweeper marks the run interrupted")
+        lose_worker(run)
         wait_until(lambda: (page.last("run.status") or {}).get("status") == "interrupted", CHECK_SECONDS + MARGIN,
                    f"the run's interruption on the open page; it got {[m['type'] for m in page.messages]}")
         step = run.steps.get()
@@ -391,3 +403,36 @@ def test_a_check_names_the_home_card_that_changed(make_user):
 
     assert asyncio.run(scenario()) == {"type": "home.changed", "cluster": other.pk, "run": None, "runs": False}
     assert cluster.pk != other.pk
+
+
+# Last in the module: Playwright keeps an event loop running in this thread from here on.
+def test_open_cluster_and_run_pages_in_a_browser_follow_after_a_redis_restart(stack, lab, lab_cluster, browser,
+                                                                              make_user):
+    """The pages' own code (static/js): Chromium, its sockets outliving the restart."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import log_in
+
+    wait_for_polled(lab_cluster)
+    set_he2_local(lab, lab_cluster, False)
+    run = stale_run(make_user("operator"), lab_cluster)
+    context = browser.new_context()
+    try:
+        cluster_page = context.new_page()
+        log_in(cluster_page, stack.url, "operator")
+        cluster_page.goto(f"{stack.url}/clusters/{lab_cluster.pk}/")
+        he2 = cluster_page.locator("#ha-hosts tbody tr", has_text="he2.lab.local").locator(".ha-local")
+        expect(he2).to_have_text("no", timeout=30_000)
+        run_page = context.new_page()
+        run_page.goto(f"{stack.url}/runs/{run.pk}/")
+        expect(run_page.locator("#run-status")).to_have_text("running", timeout=30_000)
+        stack.redis.restart(down_seconds=1.0)
+        time.sleep(3)  # the pages are open (again) and current before the changes
+        set_he2_local(lab, lab_cluster, True)
+        lose_worker(run)
+        timeout = (CHECK_SECONDS + MARGIN) * 1000
+        expect(run_page.locator("#run-status")).to_have_text("interrupted", timeout=timeout)
+        expect(he2).to_have_text("yes", timeout=timeout)
+    finally:
+        context.close()
+        set_he2_local(lab, lab_cluster, False)

@@ -406,16 +406,21 @@ def test_a_check_names_the_home_card_that_changed(make_user):
 
 
 # Last in the module: Playwright keeps an event loop running in this thread from here on.
-def test_open_cluster_and_run_pages_in_a_browser_follow_after_a_redis_restart(stack, lab, lab_cluster, browser,
-                                                                              make_user):
-    """The pages' own code (static/js): Chromium, its sockets outliving the restart."""
+def test_open_pages_in_a_browser_follow_after_a_redis_restart_and_after_losing_their_group(
+        stack, lab, lab_cluster, browser, make_user, settings):
+    """The pages' own code (static/js) in Chromium: the cluster and run pages after a
+    restart; then a run page whose group Redis forgot while its socket stayed open (what a
+    restart does to a socket that outlives it), which only the page's check repairs."""
+    import redis
     from playwright.sync_api import expect
 
     from tests.test_browser import log_in
 
     wait_for_polled(lab_cluster)
     set_he2_local(lab, lab_cluster, False)
-    run = stale_run(make_user("operator"), lab_cluster)
+    operator = make_user("operator")
+    run = stale_run(operator, lab_cluster)
+    timeout = (CHECK_SECONDS + MARGIN) * 1000
     context = browser.new_context()
     try:
         cluster_page = context.new_page()
@@ -430,9 +435,16 @@ def test_open_cluster_and_run_pages_in_a_browser_follow_after_a_redis_restart(st
         time.sleep(3)  # the pages are open (again) and current before the changes
         set_he2_local(lab, lab_cluster, True)
         lose_worker(run)
-        timeout = (CHECK_SECONDS + MARGIN) * 1000
         expect(run_page.locator("#run-status")).to_have_text("interrupted", timeout=timeout)
         expect(he2).to_have_text("yes", timeout=timeout)
+
+        second = stale_run(operator, lab_cluster)
+        run_page.goto(f"{stack.url}/runs/{second.pk}/")
+        expect(run_page.locator("#run-status")).to_have_text("running", timeout=30_000)
+        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+        assert redis.Redis.from_url(stack.redis.url).delete(f"{prefix}:group:run-{second.pk}") == 1
+        lose_worker(second)
+        expect(run_page.locator("#run-status"), "the check joins again").to_have_text("interrupted", timeout=timeout)
     finally:
         context.close()
         set_he2_local(lab, lab_cluster, False)

@@ -440,9 +440,10 @@ def test_open_pages_in_a_browser_follow_after_a_redis_restart_and_after_losing_t
 
         second = stale_run(operator, lab_cluster)
         run_page.goto(f"{stack.url}/runs/{second.pk}/")
-        expect(run_page.locator("#run-status")).to_have_text("running", timeout=30_000)
-        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-        assert redis.Redis.from_url(stack.redis.url).delete(f"{prefix}:group:run-{second.pk}") == 1
+        group = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:run-{second.pk}"
+        client = redis.Redis.from_url(stack.redis.url)
+        wait_until(lambda: client.exists(group), 30, "the run page's socket joined its group")
+        assert client.delete(group) == 1
         lose_worker(second)
         expect(run_page.locator("#run-status"), "the check joins again").to_have_text("interrupted", timeout=timeout)
     finally:

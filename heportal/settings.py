@@ -9,6 +9,9 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -202,12 +205,20 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # default 5 s socket timeout would end that wait with a TimeoutError and close
 # every idle websocket. The read timeout must outlast the blocking call.
 REDIS_SOCKET_TIMEOUT = 15
+# A pooled connection Redis closed (a restart) is tried once more on a fresh one.
+# channels-redis 4.3 builds its pools itself (ConnectionPool.from_url), so they get
+# no retry (redis-py's client-level default applies only to pools it builds), and
+# redis-py 8 skips its check for a closed pooled connection on TCP (maintenance
+# notifications "auto"): the first command after a restart failed, in the
+# publishers (message dropped) and in daphne (a websocket handshake answered 500).
+# Only a connection error is retried: a command that timed out may have run.
+CHANNEL_RETRY = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "socket_timeout": REDIS_SOCKET_TIMEOUT,
-                       "socket_connect_timeout": 5}],
+                       "socket_connect_timeout": 5, "retry": CHANNEL_RETRY}],
             "prefix": os.environ.get("CHANNELS_PREFIX", "heportal"),
             "capacity": 5000,
             "expiry": 60,

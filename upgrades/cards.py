@@ -4,6 +4,8 @@ of queries however many clusters there are (the home page shows them all).
 A card holds nothing that depends on who looks at it, so a changed card is
 rendered once and sent to every open home page (``consumers.HomeConsumer``).
 """
+import hashlib
+import json
 from dataclasses import dataclass
 
 from django.template.loader import render_to_string
@@ -124,3 +126,27 @@ def render_card(clusters):
     if not cards:
         return None
     return cards[0].cluster.pk, render_to_string("upgrades/partials/cluster_card.html", {"card": cards[0]})
+
+
+def home_versions(cluster_ids):
+    """({cluster id: digest of what its card shows}, digest of the recent runs), in four
+    queries: the home page's check (consumers.HomeConsumer) fetches a card whose digest moved."""
+    from .ha import HOST_FIELDS
+    from .models import Cluster
+
+    parts = {pk: [list(row)] for pk, *row in Cluster.objects.filter(pk__in=cluster_ids).values_list(
+        "pk", "maintenance_mode", "poll_error", "detected_release", "engine_health", "engine_health_ok")}
+    for cluster_id, *row in Host.objects.filter(cluster__in=cluster_ids).order_by("pk").values_list(
+            "cluster_id", "pk", *HOST_FIELDS):
+        parts[cluster_id].append(row)
+    for cluster_id, *row in RunStep.objects.filter(run__cluster__in=cluster_ids, run__status__in=RUN_ACTIVE).order_by(
+            "run_id", "order").values_list("run__cluster_id", "run_id", "run__status", "status"):
+        parts[cluster_id].append(row)
+    recent = list(UpgradeRun.objects.filter(cluster__in=cluster_ids).values_list("cluster_id", "pk", "status")[:20])
+    for cluster_id, *row in recent:
+        parts[cluster_id].append(row)
+    return {pk: _digest(rows) for pk, rows in parts.items()}, _digest(recent)
+
+
+def _digest(value):
+    return hashlib.sha1(json.dumps(value, default=str).encode()).hexdigest()[:16]

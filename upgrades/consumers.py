@@ -7,6 +7,12 @@ arrives live afterwards; ``self.sent`` drops the ones that are both. A live
 batch that starts beyond the next line (batches not published while Redis
 was away) is preceded by the missing lines, read from the database, and so
 is a step's final status.
+
+Missed messages: every page sends ``{"type": "check"}`` every 5 s
+(``keepChecking`` in static/js/fragments.js). The consumer joins its group
+again (a Redis restart forgets every group, while the socket may outlive it)
+and, where what it last sent differs from the database, sends the current
+state: nothing stays missed longer than one check, whatever befell a message.
 """
 import asyncio
 import json
@@ -18,7 +24,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
 
-from .cards import render_card
+from .cards import home_versions, render_card
 from .converters import parse_id
 from .events import APPROVALS_GROUP, HOME_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
@@ -43,6 +49,11 @@ def parse_cursors(query_string):
     return cursors
 
 
+def is_check(content):
+    """The page's ``{"type": "check"}``; anything else a client sends is ignored."""
+    return isinstance(content, dict) and content.get("type") == "check"
+
+
 class RunConsumer(AsyncJsonWebsocketConsumer):
     """Async, so that forwarding a batch costs no thread hop: at 50 viewers
     and hundreds of batches a second that hop was the bottleneck."""
@@ -65,9 +76,37 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         # latin-1 decodes any bytes; a valid query string is ASCII anyway.
         self.sent = parse_cursors(self.scope.get("query_string", b"").decode("latin-1"))
         self.group = run_group(self.run_id)
+        self.shown = {}  # ("step", id) or ("run", id) -> the status event last sent, without "lines"
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_backlog()
+
+    async def receive_json(self, content, **kwargs):
+        """A check: join again, then send each step and run status that is not what
+        was last sent (a running step's new lines first, any missed)."""
+        if not is_check(content):
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        run, steps = await database_sync_to_async(self._load_run)()
+        for step in steps:
+            event = step_event(step, lines=0)
+            if step.status in ("running", "waiting") or self._changed(event):
+                await self._catch_up(step.pk)
+            if self._changed(event):
+                await self.send_status(event)
+        event = run_event(run)
+        if self._changed(event):
+            await self.send_status(event)
+
+    def _key(self, event):
+        return ("run", event["run"]) if event["type"] == "run.status" else ("step", event["step"])
+
+    def _changed(self, event):
+        return self.shown.get(self._key(event)) != {k: v for k, v in event.items() if k != "lines"}
+
+    async def send_status(self, event):
+        self.shown[self._key(event)] = {k: v for k, v in event.items() if k != "lines"}
+        await self.send_json(event)
 
     async def disconnect(self, code):
         if getattr(self, "group", None):
@@ -77,9 +116,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         """Every step's status and the lines after the client's cursors, then the run's status."""
         run, steps = await database_sync_to_async(self._load_run)()
         for step in steps:
-            await self.send_json(step_event(step, lines=0))
+            await self.send_status(step_event(step, lines=0))
             await self._catch_up(step.pk)
-        await self.send_json(run_event(run))
+        await self.send_status(run_event(run))
 
     async def _catch_up(self, step_id, upto=None):
         """Send the stored lines after what this viewer has, up to ``upto``."""
@@ -124,10 +163,10 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def step_status(self, event):
         if event.get("lines", 0) > self.sent.get(event["step"], 0):
             await self._catch_up(event["step"], upto=event["lines"])
-        await self.send_json(event)
+        await self.send_status(event)
 
     async def run_status(self, event):
-        await self.send_json(event)
+        await self.send_status(event)
 
 
 class NotFoundConsumer(AsyncJsonWebsocketConsumer):
@@ -152,16 +191,30 @@ class ClusterConsumer(JsonWebsocketConsumer):
         if not can(user, VIEW, cluster):
             self.close(code=4403)
             return
-        self.group = cluster_group(cluster.pk)
+        self.cluster_id, self.group = cluster.pk, cluster_group(cluster.pk)
         async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
         self.accept()
-        self.send_json(cluster_payload(cluster))
+        self.ha_update(cluster_payload(cluster))
 
     def disconnect(self, code):
         if getattr(self, "group", None):
             async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
 
+    def receive_json(self, content, **kwargs):
+        """A check: join again, and send the HA state if its version is not the one last sent."""
+        if not is_check(content):
+            return
+        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
+        cluster = Cluster.objects.filter(pk=self.cluster_id).first()
+        if cluster is None:
+            self.close(code=4404)
+            return
+        payload = cluster_payload(cluster)
+        if payload["version"] != self.version:
+            self.ha_update(payload)
+
     def ha_update(self, event):
+        self.version = event.get("version")
         self.send_json(event)
 
 
@@ -181,6 +234,12 @@ class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
         await self.accept()
         await self.send_count()
+
+    async def receive_json(self, content, **kwargs):
+        """A check: join again, and count again (one query)."""
+        if is_check(content):
+            await self.channel_layer.group_add(APPROVALS_GROUP, self.channel_name)
+            await self.send_count()
 
     async def disconnect(self, code):
         if getattr(self, "joined", False):
@@ -217,9 +276,25 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
         await self.accept()
+        # What the page fetches on "home.ready" is at least this: the base of its checks.
+        self.versions = await database_sync_to_async(home_versions)(self.visible)
         # Joined: from here on no change is missed; a page that reconnects
         # fetches every card again on this.
         await self.send_json({"type": "home.ready"})
+
+    async def receive_json(self, content, **kwargs):
+        """A check: join again, and have the page fetch each card (and the recent runs)
+        that changed since the last check, in case its message was missed."""
+        if not is_check(content):
+            return
+        await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
+        (cards, runs), (old_cards, old_runs) = await database_sync_to_async(home_versions)(self.visible), self.versions
+        self.versions = cards, runs
+        for cluster_id, version in cards.items():
+            if old_cards.get(cluster_id) != version:
+                await self.send_json({"type": "home.changed", "cluster": cluster_id, "run": None, "runs": False})
+        if runs != old_runs:
+            await self.send_json({"type": "home.changed", "cluster": None, "run": None, "runs": True})
 
     async def disconnect(self, code):
         if getattr(self, "joined", False):

@@ -4,8 +4,9 @@ Groups: ``run-<pk>`` for a run's steps and output, ``cluster-<pk>`` for HA
 state, ``home`` for a short "this card changed" to every home page,
 ``approvals`` for "count your pending approvals again" to every approver's header.
 Payloads are saved to the database before they are published, so a page
-can always be rebuilt from the database; publishing is best effort (Redis
-may be restarting) and a viewer catches up from the database.
+can always be rebuilt from the database. A message waits while Redis is
+away (``_Sender``), and a page that may have missed one asks whether what it
+shows is current (``{"type": "check"}`` on its websocket, upgrades.consumers).
 """
 import asyncio
 import logging
@@ -15,6 +16,7 @@ import time
 import uuid
 from typing import TypedDict
 
+import redis
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -72,6 +74,7 @@ class HaEvent(TypedDict):
     polled_at: str | None
     poll_error: str
     hosts: list[HostHa]
+    version: str  # ha.ha_version: changes with anything published, not with the poll's times
 
 
 def run_group(run_id):
@@ -144,14 +147,19 @@ class _Sender:
 
     One loop means one set of Redis connections for the process's whole life
     (``async_to_sync`` per message built a loop and a connection each time,
-    a third of a runbook step's own cost). The change behind a message is
-    saved already: while Redis is away messages are dropped, with a warning
-    now and then, and viewers catch up from the database.
+    a third of a runbook step's own cost). A connection Redis closed is
+    retried once on a fresh one (``CHANNEL_RETRY`` in the settings). While
+    Redis is away the message waits and is tried again every RETRY_SECONDS,
+    with those behind it (at most MAX_WAITING; beyond that the oldest go:
+    every page catches up from the database); the outage is logged once, and
+    its end.
     """
 
     MAX_WAITING = 2000
     SEND_TIMEOUT = 10.0
     RETRY_SECONDS = 1.0
+    # Redis away or slow; anything else (a payload it cannot encode) is a bug: logged, not retried.
+    TRANSIENT = (redis.RedisError, OSError, asyncio.TimeoutError)
 
     def __init__(self):
         self._reset()
@@ -176,18 +184,22 @@ class _Sender:
 
     def _start(self):
         self._pid = os.getpid()
+        self._down_since = None  # monotonic time of the first failed send of an outage
+        self._dropping = False
         self._loop = asyncio.new_event_loop()
         self._queue = asyncio.Queue(self.MAX_WAITING)
         threading.Thread(target=self._loop.run_forever, name="publisher", daemon=True).start()
         asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
 
     def _put(self, group, payload):
-        try:
-            self._queue.put_nowait((group, payload))
-        except asyncio.QueueFull:
-            log.warning("not published to %s: %d messages wait already (viewers catch up from the database)",
-                        group, self.MAX_WAITING)
+        if self._queue.full():
+            self._queue.get_nowait()
             self._sent()
+            if not self._dropping:
+                self._dropping = True
+                log.warning("%d messages wait for Redis: the oldest are dropped (pages catch up from the database)",
+                            self.MAX_WAITING)
+        self._queue.put_nowait((group, payload))
 
     def _sent(self):
         with self._idle:
@@ -197,19 +209,30 @@ class _Sender:
 
     async def _drain(self):
         layer = get_channel_layer()
-        retry_at = warned_at = 0.0
         while True:
             group, payload = await self._queue.get()
             try:
-                if time.monotonic() >= retry_at:
-                    await asyncio.wait_for(layer.group_send(group, payload), self.SEND_TIMEOUT)
-            except Exception as exc:  # redis errors, OSError, ChannelFull, a timeout
-                retry_at = time.monotonic() + self.RETRY_SECONDS
-                if time.monotonic() - warned_at > 10:
-                    warned_at = time.monotonic()
-                    log.warning("not published to %s (viewers catch up from the database): %s", group, exc)
+                await self._send(layer, group, payload)
             finally:
                 self._sent()
+
+    async def _send(self, layer, group, payload):
+        while True:
+            try:
+                await asyncio.wait_for(layer.group_send(group, payload), self.SEND_TIMEOUT)
+            except self.TRANSIENT as exc:
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("Redis unreachable, messages wait until it answers: %s", exc)
+                await asyncio.sleep(self.RETRY_SECONDS)
+                continue
+            except Exception:
+                log.exception("not published to %s", group)
+            if self._down_since is not None:
+                log.warning("Redis answers again after %.0f s: waiting messages sent",
+                            time.monotonic() - self._down_since)
+                self._down_since, self._dropping = None, False
+            return
 
 
 _SENDER = _Sender()

@@ -4,6 +4,8 @@ Samples are downsampled for history: one is stored when a host's state,
 score, liveness or maintenance changes, and otherwise at most once per
 SAMPLE_EVERY. Changes are published to the cluster's group after saving.
 """
+import hashlib
+import json
 from datetime import timedelta
 
 from django.db import transaction
@@ -26,10 +28,22 @@ def host_payload(host) -> HostHa:
 
 
 def cluster_payload(cluster) -> HaEvent:
+    hosts = list(cluster.hosts.order_by("he_host_id", "name"))
     return {"type": "ha.update", "cluster": cluster.pk, "maintenance_mode": cluster.maintenance_mode,
             "polled_at": cluster.polled_at.isoformat() if cluster.polled_at else None,
             "poll_error": cluster.poll_error,
-            "hosts": [host_payload(h) for h in cluster.hosts.order_by("he_host_id", "name")]}
+            "hosts": [host_payload(h) for h in hosts], "version": ha_version(cluster, hosts)}
+
+
+def ha_version(cluster, hosts):
+    """A digest of everything whose change is published to the cluster's group (not
+    the times every poll moves): equal versions, nothing missed (consumers.ClusterConsumer)."""
+    from .engine_view import _without_times
+
+    seen = [cluster.maintenance_mode, cluster.poll_error, cluster.detected_release, cluster.engine_health,
+            cluster.engine_health_ok, _without_times(cluster.engine_view), cluster.engine_view_error,
+            [[h.pk, h.name, *(getattr(h, f) for f in HOST_FIELDS)] for h in hosts]]
+    return hashlib.sha1(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def pair_blocks(hosts, blocks):

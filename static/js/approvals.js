@@ -11,6 +11,10 @@
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(proto + location.host + "/ws/approvals/");
     ws.onopen = function () { retry = 500; };
+    // Now and then: join again (a Redis restart forgets the group) and count again.
+    var check = setInterval(function () {
+      if (ws.readyState === WebSocket.OPEN && !document.hidden) { ws.send('{"type": "check"}'); }
+    }, 30000);
     ws.onmessage = function (msg) {
       var data = JSON.parse(msg.data);
       if (data.type === "approvals.count") {
@@ -19,6 +23,7 @@
       }
     };
     ws.onclose = function (ev) {
+      clearInterval(check);
       delete badge.dataset.live;
       if (ev.code >= 4400 && ev.code < 4500) return;  // not an approver (any more), or logged out
       setTimeout(connect, retry);

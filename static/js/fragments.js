@@ -66,5 +66,22 @@
     };
   }
 
-  window.heportalFragments = { replace: replace, refresher: refresher };
+  // Every CHECK_MS an open websocket asks whether what the page shows is current
+  // ({"type": "check"}): the server joins the socket's group again (a Redis restart
+  // forgets every group while the socket may outlive it) and sends what the page
+  // missed, if anything (upgrades/consumers.py). A hidden page checks when shown.
+  var CHECK_MS = 5000;
+  function keepChecking(ws) {
+    function check() {
+      if (ws.readyState === WebSocket.OPEN && !document.hidden) { ws.send(JSON.stringify({ type: "check" })); }
+    }
+    var timer = setInterval(check, CHECK_MS);
+    document.addEventListener("visibilitychange", check);
+    ws.addEventListener("close", function () {
+      clearInterval(timer);
+      document.removeEventListener("visibilitychange", check);
+    });
+  }
+
+  window.heportalFragments = { replace: replace, refresher: refresher, keepChecking: keepChecking };
 })();

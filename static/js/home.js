@@ -24,6 +24,7 @@
   function connect() {
     var proto = location.protocol === "https:" ? "wss://" : "ws://";
     var ws = new WebSocket(proto + location.host + root.dataset.wsPath);
+    window.heportalFragments.keepChecking(ws);
     ws.onopen = function () { banner.hidden = true; retry = 500; };
     ws.onmessage = function (msg) {
       var ev = JSON.parse(msg.data);

@@ -10,6 +10,7 @@ has the effect it has on a real one.
 
 import functools
 import os
+import re
 
 from . import catalog
 
@@ -49,6 +50,90 @@ HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.loca
 BASE_REPO = ("[base]\nname=CentOS-$releasever - Base\n"
              "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n"
              "gpgcheck=1\n")
+
+# What a minimal EL install plus the oVirt host packages put on PATH, by package (CentOS
+# 6/7 @core and Stream 8/9 @minimal): the machine's own build of each is linked in. Not
+# there, as on a real host: jq (EPEL, or an AppStream package no oVirt host pulls in),
+# perl, rsync, wget, nc, lsof, strace, bc, sqlite3, pip... Coreutils' newer programs
+# (base32, basenc, b2sum) are left out too: EL7's coreutils 8.22 has none of them.
+EL_PROGRAMS = frozenset("""
+    [ arch base64 basename cat chcon chgrp chmod chown chroot cksum comm cp csplit cut dd df
+    dir dircolors dirname du echo env expand expr factor false fmt fold groups head hostid id
+    install join link ln logname ls md5sum mkdir mkfifo mknod mktemp mv nice nl nohup nproc
+    numfmt od paste pathchk pinky pr printenv printf ptx pwd readlink realpath rm rmdir runcon
+    seq sha1sum sha224sum sha256sum sha384sum sha512sum shred shuf sort split stat stdbuf stty
+    sum sync tac tail tee test timeout touch tr true truncate tsort tty unexpand uniq unlink
+    users vdir wc who whoami yes
+    bash sh grep egrep fgrep sed awk gawk find xargs which diff diff3 cmp sdiff
+    tar gzip gunzip zcat zgrep zless zmore zdiff bzip2 bunzip2 bzcat xz unxz xzcat cpio
+    less more file vi
+    ps pgrep pkill pidof top free vmstat w watch sysctl pmap pwdx kill killall pstree fuser
+    flock getopt logger lsblk findmnt mount umount mountpoint setsid script column rev
+    whereis su runuser ionice taskset renice nsenter unshare lscpu dmesg namei look col colrm wall
+    mesg last lastb blkid losetup wipefs fallocate chrt prlimit lslocks partx hwclock
+    hostname domainname dnsdomainname ip ss bridge tc
+    ssh scp sftp ssh-keygen ssh-keyscan ssh-add ssh-agent curl openssl
+    clear tput reset infocmp tset getent locale iconv ldd ldconfig
+    useradd userdel usermod groupadd groupdel passwd chage nologin
+""".split())
+SYSTEMD_PROGRAMS = frozenset("journalctl hostnamectl localectl loginctl timedatectl busctl".split())
+EL6_PROGRAMS = frozenset("ifconfig netstat route arp".split())  # net-tools: in EL6's base only
+
+# Each release's Python, as the real host has it (ovirt-releases.md, "Hosts and storage
+# leases"): EL6/EL7 Python 2 as `python` and no python3; EL8 Python 3.6 as platform-python
+# and python3; EL9 Python 3.9 as python3 (RHEL 9 has no platform-python). The interpreter
+# is pyenv's build of that series when this machine has one (PYENV_ROOT, ~/.pyenv): 2.7 for
+# EL7's 2.7.5 and for EL6's 2.6.6 too (no 2.6 here: 2.7's syntax passes where 2.6 fails),
+# 3.6 and 3.9. Without it the machine's own python3 stands in, which runs what Python 2
+# refuses (see docs/lab.md, "The hosts' userland").
+PYTHONS = {
+    "el6": ("2.7", ("/usr/bin/python", "/usr/bin/python2", "/usr/bin/python2.6")),
+    "el7": ("2.7", ("/usr/bin/python", "/usr/bin/python2", "/usr/bin/python2.7")),
+    "el8": ("3.6", ("/usr/libexec/platform-python", "/usr/libexec/platform-python3.6",
+                    "/usr/bin/python3", "/usr/bin/python3.6")),
+    "el9": ("3.9", ("/usr/bin/python3", "/usr/bin/python3.9")),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def python_home(series):
+    """The prefix of this machine's newest pyenv build of `series` (e.g. 2.7), or None."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions = os.path.join(root, "versions")
+    try:
+        names = [n for n in os.listdir(versions) if re.fullmatch(re.escape(series) + r"\.\d+", n)]
+    except OSError:
+        return None
+    for name in sorted(names, key=lambda n: int(n.rsplit(".", 1)[1]), reverse=True):
+        home = os.path.join(versions, name)
+        if os.access(os.path.join(home, "bin", "python" + series), os.X_OK):
+            return home
+    return None
+
+
+def python_binary(series):
+    """Where a host's python links to: the release's interpreter under /.lab/python (see
+    lab/sandbox.py), or the machine's python3 when there is none."""
+    if python_home(series) is None:
+        return LAB + "/usr/bin/python3"
+    return f"{LAB}/python/{series}/bin/python{series}"
+
+
+def relocated_python(series):
+    """The interpreter's binary, its library path ($ORIGIN/../lib instead of pyenv's
+    absolute RUNPATH) rewritten so that it runs from /.lab/python/SERIES/bin with pyenv's
+    lib bound at /.lab/python/SERIES/lib. Bytes, or None without an interpreter."""
+    home = python_home(series)
+    if home is None:
+        return None
+    with open(os.path.join(home, "bin", "python" + series), "rb") as f:
+        data = f.read()
+    old = os.fsencode(os.path.join(home, "lib")) + b"\0"
+    new = b"$ORIGIN/../lib"
+    if old in data and len(new) < len(old):
+        data = data.replace(old, new.ljust(len(old), b"\0"))
+    return data
+
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIDlab{tag}Q2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIElab{tag}UHJpdmF0ZSBrZXk=\n-----END PRIVATE KEY-----\n"
@@ -118,7 +203,7 @@ def install_os(machine):
     fs.makedirs("root", mode=0o550)
     for name, target in MERGED_USR.items():
         fs.symlink(target, name)
-    link_machine_usr(fs)
+    link_machine_usr(fs, machine.os)
     files = {
         "/etc/redhat-release": catalog.OS_RELEASE[machine.os] + "\n",
         "/etc/hostname": machine.name + "\n",
@@ -141,25 +226,33 @@ def install_os(machine):
     sync_tools(machine)
 
 
-def link_machine_usr(fs):
-    """/usr: bin and sbin are the machine's own directories of links (the lab's tools
-    go next to them), everything else links to the machine's read-only /usr."""
+def link_machine_usr(fs, os_name):
+    """/usr: bin and sbin are the machine's own directories of links to the programs an EL
+    host of that release has (EL_PROGRAMS, its Python: PYTHONS), taken from the lab
+    machine's read-only /usr; the lab's tools go next to them. Anything else is "command
+    not found", as on the real host. The rest of /usr links to the machine's /usr."""
     tools = set(tool_paths())
+    wanted = EL_PROGRAMS | (EL6_PROGRAMS if os_name == "el6" else SYSTEMD_PROGRAMS)
     for entry in sorted(os.listdir("/usr")):
-        if entry in ("bin", "sbin"):
+        if entry in ("bin", "sbin", "libexec"):
             fs.makedirs("/usr/" + entry)
             links = {}
             for name in os.listdir("/usr/" + entry):
+                if entry != "libexec" and (name not in wanted or name in tools):
+                    continue
                 # Links through /etc/alternatives (awk, which, ...) resolved: the
                 # machine's /etc is not there in the sandbox.
                 real = os.path.realpath(f"/usr/{entry}/{name}")
-                if name not in tools and real.startswith("/usr/") and os.path.exists(real):
+                if real.startswith("/usr/") and os.path.exists(real):
                     links[name] = LAB + real
             if entry == "bin":  # EL's sh is bash (POSIX mode), not dash
                 links.update(sh=f"{LAB}/usr/bin/bash")
             fs.symlinks("/usr/" + entry, links)
         elif entry != "local":
             fs.symlink(f"{LAB}/usr/{entry}", "/usr/" + entry)
+    series, paths = PYTHONS[os_name]
+    for path in paths:
+        fs.symlink(python_binary(series), path)
 
 
 def write_package_files(machine, name):

@@ -1,0 +1,87 @@
+"""What a host of each release has and does at the OS level: its interpreters and nothing
+the real install lacks, prompting tools that read a piped script as the real ones do, the
+sanlock leases and vdsm's capabilities.
+
+Sources: ovirt-releases.md ("Hosts and storage leases"); CPython 2.7/3.6/3.9 reading a
+prompt's answer from a pipe (measured, see lab/tools.py STDIN_READ); sanlock, vdsm and
+ovirt-hosted-engine-ha at the tags cited per test and in docs/lab.md.
+"""
+
+import pytest
+
+from conftest import module_shell, release_lab
+
+lab_el6 = release_lab(hosts=1, engine_version="3.5", os="el6")
+lab_el7 = release_lab(hosts=1, engine_version="4.3", os="el7")
+lab_el8 = release_lab(hosts=1, engine_version="4.5", os="el8")
+lab_el9 = release_lab(hosts=1, engine_version="4.5", os="el9")
+ssh_el6 = module_shell("lab_el6")
+ssh_el7 = module_shell("lab_el7")
+ssh_el8 = module_shell("lab_el8")
+ssh_el9 = module_shell("lab_el9")
+
+NOT_FOUND = "bash: {}: command not found\n"
+
+
+@pytest.mark.parametrize("shell", ["ssh_el6", "ssh_el7"])
+def test_el6_and_el7_hosts_have_python_2_and_no_python3_or_jq(request, shell):
+    """EL6/EL7: Python 2 as `python`, no python3, no jq (ovirt-releases.md, "Hosts and
+    storage leases"). A print statement runs only under Python 2."""
+    ssh = request.getfixturevalue(shell)
+    result = ssh("he1", "python -c 'import sys; print sys.version_info[0]'")
+    assert (result.rc, result.out) == (0, "2\n")
+    assert ssh("he1", "python2 -c 'print 2'").out == "2\n"
+    for missing in ("python3", "jq", "perl"):
+        result = ssh("he1", f"{missing} --version")
+        assert (result.rc, result.err) == (127, NOT_FOUND.format(missing))
+    assert ssh("he1", "test -e /usr/libexec/platform-python").rc == 1
+
+
+def test_el8_hosts_have_python_3_6_as_python3_and_platform_python(ssh_el8):
+    """EL8: /usr/libexec/platform-python and python3 are Python 3.6; no `python`. An
+    f-string with `=` (Python 3.8) is a syntax error there."""
+    for python in ("python3", "/usr/libexec/platform-python"):
+        result = ssh_el8("he1", f"{python} -c 'import sys; print(sys.version_info[:2])'")
+        assert (result.rc, result.out) == (0, "(3, 6)\n")
+    assert ssh_el8("he1", "python3 -c 'x = 1; print(f\"{x=}\")'").rc == 1
+    for missing in ("python", "python2", "jq"):
+        result = ssh_el8("he1", f"{missing} --version")
+        assert (result.rc, result.err) == (127, NOT_FOUND.format(missing))
+
+
+def test_el9_hosts_have_python_3_9_and_no_platform_python(ssh_el9):
+    """EL9: python3 is Python 3.9; RHEL 9 dropped platform-python; no `python`."""
+    result = ssh_el9("he1", "python3 -c 'import sys; print(sys.version_info[:2])'")
+    assert (result.rc, result.out) == (0, "(3, 9)\n")
+    assert ssh_el9("he1", "test -e /usr/libexec/platform-python").rc == 1
+    for missing in ("python", "jq"):
+        result = ssh_el9("he1", f"{missing} --version")
+        assert (result.rc, result.err) == (127, NOT_FOUND.format(missing))
+
+
+def test_base_tools_are_there(ssh_el7):
+    """What scripts on a real host rely on: coreutils, grep, sed, awk, find, which, ..."""
+    result = ssh_el7("he1", "for t in grep sed awk find xargs which tar gzip ps ip ss curl "
+                            "sha256sum df timeout flock logger; do command -v $t >/dev/null "
+                            "|| echo missing $t; done; echo done")
+    assert result.out == "done\n"
+
+
+@pytest.mark.parametrize("shell", ["ssh_el7", "ssh_el9"])
+def test_a_prompt_swallows_the_rest_of_a_piped_script(request, shell):
+    """yum (Python 2's raw_input, EL7) and dnf (Python 3's input(), EL9) without -y read
+    their answer a buffer at a time: the lines after the answer are gone, so bash -s
+    never runs them (ovirt-releases.md, "Hosts and storage leases")."""
+    ssh = request.getfixturevalue(shell)
+    result = ssh("he1", "bash -s", stdin="echo before\nyum remove vdsm\nN\necho after\n")
+    assert "before\n" in result.out and "Is this ok [y/N]: " in result.out
+    assert "after" not in result.out
+    assert result.rc == 1  # the last command bash ran was yum, which said No
+
+
+def test_el7_yum_reads_4096_bytes_and_dnf_8192(ssh_el7, ssh_el9):
+    """Python 2's stdio buffer on a pipe is 4096 bytes, Python 3's TextIOWrapper reads
+    8192: a line more than 4096 bytes after the prompt survives on EL7 only."""
+    script = "yum remove vdsm\nN\n#" + "x" * 5000 + "\necho survived\n"
+    assert "survived" in ssh_el7("he1", "bash -s", stdin=script).out
+    assert "survived" not in ssh_el9("he1", "bash -s", stdin=script).out

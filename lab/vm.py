@@ -12,7 +12,7 @@ HEALTHY_AFTER = 180       # engine health page answers "DB Up!" this long after 
 SHUTDOWN_SECS = 30        # guest shutdown (the real timeout is 120 s)
 MIGRATE_SECS = 15
 FORGET_AFTER = 30         # vdsm drops a Down VM record after this long
-LEASE_EXPIRY = 80         # a dead host's lease expires (facts §7, unconfirmed upstream)
+LEASE_EXPIRY = 140           # host_dead_seconds: a dead host's lease frees (sanlock src/timeouts.h)
 
 LOCKED = "Storage of VM is locked. Is another host already starting the VM?"
 NOT_HERE = "vm not running on this host"

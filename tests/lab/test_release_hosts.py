@@ -85,3 +85,41 @@ def test_el7_yum_reads_4096_bytes_and_dnf_8192(ssh_el7, ssh_el9):
     script = "yum remove vdsm\nN\n#" + "x" * 5000 + "\necho survived\n"
     assert "survived" in ssh_el7("he1", "bash -s", stdin=script).out
     assert "survived" not in ssh_el9("he1", "bash -s", stdin=script).out
+
+
+def engine_up_elsewhere(state, dead):
+    return any(n != dead and h["agent_state"] == "EngineUp" and h["engine_status"]["health"] == "good"
+               for n, h in state["hosts"].items()) and state
+
+
+@pytest.mark.parametrize("version", ["3.5", "4.3"])
+def test_a_dead_hosts_lease_holds_140_s_and_the_agents_retry(tmp_path, version):
+    """sanlock frees a dead host's lease after host_dead_seconds = id_renewal_fail_seconds
+    (80) + watchdog_fire_timeout (60) = 140 s (sanlock src/timeouts.h). Until then another
+    host's start fails with -243 in vdsm.log (the howto's FAQ) and its agent, HA 1.2 as 2.3,
+    powers off and tries again; the start that wins comes after 140 s and the engine is up
+    about 5-6 minutes after the host died (FAQ: EngineStarting ~2 min, EngineUp ~5 min)."""
+    from conftest import SPEED, Shell
+    from lab.launcher import start_lab
+
+    dead = "he1.lab.local"
+    with start_lab(tmp_path / "lab", hosts=3, speed=SPEED, engine_version=version) as lab:
+        ssh = Shell(lab)
+        lab.fault("kill-host", host=dead)
+        start = lab.state()["now"]
+        state = lab.wait_for(
+            lambda s: any("EngineStarting-EngineForceStop" in h["transitions"]
+                          for n, h in s["hosts"].items() if n != dead) and s, sim_seconds=200)
+        assert state["now"] - start < 140
+        assert state["engine_vm"]["lease"] == dead
+        loser = next(n for n, h in state["hosts"].items()
+                     if n != dead and "EngineStarting-EngineForceStop" in h["transitions"])
+        failures = ssh(loser.split(".")[0], "grep -c 'Failed to acquire lock: error -243' "
+                                            "/var/log/vdsm/vdsm.log")
+        assert int(failures.out) >= 1
+        state = lab.wait_for(lambda s: s["engine_vm"]["lease"] not in (dead, None) and s,
+                             sim_seconds=400)
+        assert state["now"] - start >= 140
+        state = lab.wait_for(lambda s: engine_up_elsewhere(s, dead), sim_seconds=600)
+        assert 140 + 180 <= state["now"] - start <= 400
+        ssh.close()

@@ -23,6 +23,13 @@ HE_ANSWERS = "/etc/ovirt-hosted-engine/answers.conf"
 VM_CONF = "/run/ovirt-hosted-engine-ha/vm.conf"  # /var/run/...: a tmpfs, empty after a boot
 CONF_VOLUME = "conf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
 CONF_IMAGE = "conf_image_UUID=b3c5d7e9-0000-4000-8000-000000000002\n"
+# The HE storage domain's volumes, as setup writes them (templates/hosted-engine.conf.in
+# at 1.2.6.1 and 2.3.13): the whiteboard and the sanlock lockspace of the HA agents.
+VOLUMES = ("metadata_volume_UUID=c4d6e8fa-0000-4000-8000-000000000003\n"
+           "metadata_image_UUID=d5e7f90b-0000-4000-8000-000000000004\n"
+           "lockspace_volume_UUID=e6f80a1c-0000-4000-8000-000000000005\n"
+           "lockspace_image_UUID=f7091b2d-0000-4000-8000-000000000006\n")
+VM_DISK_VOLUME = "7e3b6f2d-2c2d-4a1f-8c64-3b5d3c9e2e22"  # vm_disk_vol_id: setup 1.3 on
 BLANK_POOL = "spUUID=00000000-0000-0000-0000-000000000000\n"
 OLD_POOL = "spUUID=5849b030-626e-47cb-ad90-3ce782d831b3\n"
 ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
@@ -310,7 +317,7 @@ def conf_tail(machine):
     it lives on the shared storage (its volume) and the pool is blank."""
     if catalog.setup_key(machine) < catalog.version_key("1.3"):
         return OLD_POOL
-    return CONF_VOLUME + CONF_IMAGE + BLANK_POOL
+    return f"vm_disk_vol_id={VM_DISK_VOLUME}\n" + CONF_VOLUME + CONF_IMAGE + BLANK_POOL
 
 
 def conf_uptodate(machine):
@@ -336,7 +343,7 @@ def deploy_files(machine, host_id, storage, stamp):
         f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
         "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
         f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
-        "network_test=ping\n" + conf_tail(machine)))
+        "network_test=ping\n" + VOLUMES + conf_tail(machine)))
     for path, tag in (("/etc/pki/vdsm/certs/cacert.pem", "ca"),
                       ("/etc/pki/vdsm/certs/vdsmcert.pem", "vdsm"),
                       ("/etc/pki/vdsm/libvirt-spice/ca-cert.pem", "ca"),

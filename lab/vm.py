@@ -71,6 +71,7 @@ def apply_event(cluster, host, action, when):
     if action == "lock":
         if lease_free(cluster, host, when):
             cluster.lease = host.name
+            cluster.lease_version += 1
             host.died_here = False
             host.vm = new_record("Powering up", when, started=rec["started"])
             # ovirt-engine is enabled at boot, once engine-setup has configured it
@@ -85,6 +86,7 @@ def apply_event(cluster, host, action, when):
         dest.vm = new_record("Up", when, started=rec["started"])
         dest.died_here = False
         cluster.lease = dest.name
+        cluster.lease_version += 1
         host.vm = new_record("Down", when, reason="migrated")
     elif action == "forget":
         if rec["status"] == "Powering down":

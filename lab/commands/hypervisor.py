@@ -1,9 +1,13 @@
 """A hypervisor's own tools: vdsm's clients, sanlock's, and reboot."""
 
 import json
+import uuid
 
-from .. import catalog, vm
+from .. import catalog, distro, vm
 from . import command
+
+QEMU_PID = 12345  # the engine VM's qemu process, as vm_stats and sanlock show it
+VM_DISK_VOLUME = distro.VM_DISK_VOLUME
 
 
 def vdsm_version(machine):
@@ -16,7 +20,7 @@ def vm_stats(ctx):
     if rec is None:
         return None
     return {"vmId": vm.VM_ID, "vmName": "HostedEngine", "status": rec["status"],
-            "pid": "12345" if vm.running_status(ctx.host) else "0"}
+            "pid": str(QEMU_PID) if vm.running_status(ctx.host) else "0"}
 
 
 def vdsm_refuses(ctx, message):
@@ -73,25 +77,63 @@ async def vds_client(ctx, args):
     return 0
 
 
+def he_conf(host):
+    """hosted-engine.conf as key -> value (the file on the host's disk)."""
+    text = host.fs.read(distro.HE_CONF) or ""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def domain_dir(conf):
+    """Where vdsm mounts the HE storage domain: /rhev/data-center/mnt/SERVER:_PATH/SD
+    (vdsm fileUtils.transformPath: `_` doubled, `/` made `_`)."""
+    server, _, path = conf.get("storage", "").partition(":")
+    mount = server + ":" + path.replace("_", "__").replace("/", "_")
+    return f"/rhev/data-center/mnt/{mount}/{conf.get('sdUUID', '')}"
+
+
+def vdsm_run_dir(host):
+    """vdsm's run directory: /var/run/vdsm up to 4.30, /run/vdsm from 4.40 (configure.ac
+    `vdsmrundir` at v4.30.46 and v4.50.3.4)."""
+    return "/run/vdsm" if vdsm_version(host) >= catalog.version_key("4.40") else "/var/run/vdsm"
+
+
 @command("sanlock", path="/usr/sbin", machines=("host",), package="vdsm")
 async def sanlock(ctx, args):
-    """sanlock client status: the HE lockspace, and the VM's lease where it is held."""
-    if args[:2] != ["client", "status"]:
+    """sanlock client status, in the format of sanlock's client_cmd.c (3.6.0): `daemon`, a
+    `p` line per client, an `s NAME:HOST_ID:PATH:OFFSET` line per lockspace and an
+    `r LOCKSPACE:RESOURCE:PATH:OFFSET:LVER p PID` line per lease held.
+
+    Lockspaces: the HE storage domain's `ids` (vdsm's domain monitor, started by the HA
+    agent: storage_broker.start_domain_monitor at v2.3.6; kept over a vdsm stop,
+    monitor.py at v4.30.46) and `hosted-engine`, joined by the agent (1.2.10, 1.3.5.8
+    agent/hosted_engine.py _initialize_sanlock) or the broker for its agent (2.3.6, 2.5.1
+    broker/status_broker.py) on the lockspace volume vdsm prepared under its run
+    directory (hsm.prepareImage, fileSD.createImageLinks). The lease: the engine VM disk's
+    volume lease, `VOLUME.lease` at offset 0 (fileSD getVolumeLease), held by qemu."""
+    if [a for a in args if a != "-D"] != ["client", "status"]:
         ctx.error("sanlock: the lab answers `sanlock client status`")
         return 1
     host, cluster = ctx.host, ctx.cluster
-    ctx.print("daemon 5c4b8a3e-lab0-4d1b-9f00-" + f"{host.index:012d}." + host.short_name)
+    daemon = uuid.uuid5(uuid.NAMESPACE_DNS, "sanlock." + host.name)
+    ctx.print(f"daemon {f'{daemon}.{host.name}'[:47]}")  # uuid.nodename, NAME_ID_SIZE 48
     ctx.print("p -1 helper\np -1 listener")
     holder = cluster.lease == host.name and vm.running_status(host)
     if holder:
-        ctx.print("p 12345 HostedEngine")
+        ctx.print(f"p {QEMU_PID} HostedEngine")
     ctx.print("p -1 status")
-    if host.host_id is not None and host.services["ovirt-ha-agent"]:
-        ctx.print(f"s hosted-engine:{host.host_id}:/var/run/vdsm/storage/"
-                  "8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01/ha_agent/hosted-engine.lockspace:0")
+    conf = he_conf(host)
+    if host.host_id is None or "sdUUID" not in conf:
+        return 0
+    sd, domain = conf["sdUUID"], domain_dir(conf)
+    ctx.print(f"s {sd}:{host.host_id}:{domain}/dom_md/ids:0")
+    agent = cluster.agents.get(host.name)
+    if agent is not None and not agent.stuck and not cluster.lockspace_corrupt:
+        ctx.print(f"s hosted-engine:{host.host_id}:{vdsm_run_dir(host)}/storage/{sd}/"
+                  f"{conf.get('lockspace_image_UUID', '')}/{conf.get('lockspace_volume_UUID', '')}:0")
     if holder:
-        ctx.print("r 8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01:6d2a5e1c-1b1c-4f0e-9b53-5a7c2b8f1d11:"
-                  "/rhev/data-center/mnt/leases:0:1 p 12345")
+        volume = conf.get("vm_disk_vol_id", VM_DISK_VOLUME)
+        ctx.print(f"r {sd}:{volume}:{domain}/images/{conf.get('vm_disk_id', '')}/{volume}.lease:0:"
+                  f"{cluster.lease_version} p {QEMU_PID}")
     return 0
 
 

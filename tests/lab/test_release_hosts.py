@@ -12,7 +12,7 @@ import pytest
 from conftest import module_shell, release_lab
 
 lab_el6 = release_lab(hosts=1, engine_version="3.5", os="el6")
-lab_el7 = release_lab(hosts=1, engine_version="4.3", os="el7")
+lab_el7 = release_lab(hosts=2, engine_version="4.3", os="el7")
 lab_el8 = release_lab(hosts=1, engine_version="4.5", os="el8")
 lab_el9 = release_lab(hosts=1, engine_version="4.5", os="el9")
 ssh_el6 = module_shell("lab_el6")
@@ -123,3 +123,39 @@ def test_a_dead_hosts_lease_holds_140_s_and_the_agents_retry(tmp_path, version):
         state = lab.wait_for(lambda s: engine_up_elsewhere(s, dead), sim_seconds=600)
         assert 140 + 180 <= state["now"] - start <= 400
         ssh.close()
+
+
+SD = "8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01"
+DOMAIN = f"/rhev/data-center/mnt/nfs.lab.local:_exports_hosted-engine/{SD}"
+
+
+@pytest.mark.parametrize("shell,run_dir", [("ssh_el6", "/var/run/vdsm"), ("ssh_el7", "/var/run/vdsm"),
+                                           ("ssh_el9", "/run/vdsm")])
+def test_sanlock_client_status_on_the_vm_host(request, shell, run_dir):
+    """sanlock client_cmd.c (3.6.0) lines: the storage domain's `ids` lockspace (vdsm's
+    domain monitor), the agents' `hosted-engine` lockspace on the lockspace volume vdsm
+    links under its run directory (/var/run/vdsm to vdsm 4.30, /run/vdsm in 4.50:
+    configure.ac), and the engine VM disk's volume lease held by qemu (`r`)."""
+    ssh = request.getfixturevalue(shell)
+    conf = dict(line.split("=", 1) for line in
+                ssh("he1", "cat /etc/ovirt-hosted-engine/hosted-engine.conf").out.splitlines()
+                if "=" in line)
+    lines = ssh("he1", "sanlock client status").out.splitlines()
+    assert lines[0].startswith("daemon ") and len(lines[0]) == len("daemon ") + 47
+    assert lines[1:3] == ["p -1 helper", "p -1 listener"]
+    assert "p 12345 HostedEngine" in lines
+    assert f"s {SD}:1:{DOMAIN}/dom_md/ids:0" in lines
+    assert (f"s hosted-engine:1:{run_dir}/storage/{SD}/{conf['lockspace_image_UUID']}/"
+            f"{conf['lockspace_volume_UUID']}:0") in lines
+    lease = [line for line in lines if line.startswith("r ")]
+    assert len(lease) == 1
+    assert lease[0].startswith(f"r {SD}:") and lease[0].endswith(" p 12345")
+    assert f":{DOMAIN}/images/{conf['vm_disk_id']}/" in lease[0] and ".lease:0:" in lease[0]
+
+
+def test_sanlock_client_status_elsewhere_has_no_vm_lease(ssh_el7):
+    """A host not running the VM: its lockspaces with its own host id, no `r` line."""
+    lines = ssh_el7("he2", "sanlock client status").out.splitlines()
+    assert f"s {SD}:2:{DOMAIN}/dom_md/ids:0" in lines
+    assert any(line.startswith("s hosted-engine:2:/var/run/vdsm/storage/") for line in lines)
+    assert not [line for line in lines if line.startswith("r ") or "HostedEngine" in line]

@@ -159,3 +159,59 @@ def test_sanlock_client_status_elsewhere_has_no_vm_lease(ssh_el7):
     assert f"s {SD}:2:{DOMAIN}/dom_md/ids:0" in lines
     assert any(line.startswith("s hosted-engine:2:/var/run/vdsm/storage/") for line in lines)
     assert not [line for line in lines if line.startswith("r ") or "HostedEngine" in line]
+
+
+# VdsmCapabilities' properties in lib/vdsm/api/vdsm-api.yml (vdsm v4.30.46; v4.50.3.4 adds
+# the second list).
+CAPS_430 = set("""bondings autoNumaBalancing netConfigDirty nics emulatedMachines cpuFlags
+    reservedMem onlineCpus cpuSpeed software_version vmTypes hostdevPassthrough rngSources
+    version_name numaNodes memSize supportedENGINEs cpuModel selinux networks kvmEnabled
+    liveMerge ISCSIInitiatorName cpuThreads software_revision liveSnapshot bridges
+    guestOverhead HBAInventory clusterLevels cpuCores cpuSockets lastClientIface uuid
+    operatingSystem vlans supportsIPv6 nameservers numaNodeDistance kdumpStatus packages2 hooks
+    additionalFeatures kernelArgs realtimeKernel nestedVirtualization hostedEngineDeployed
+    hugepages vncEncrypted connector_info backupEnabled domain_versions
+    supported_block_size""".split())
+CAPS_450 = CAPS_430 | set("""cpuTopology vdsmToCpusAffinity fipsEnabled tscFrequency tscScaling
+    boot_uuid ovnConfigured zerocopy_migrations""".split())
+
+
+@pytest.mark.parametrize("shell,fields,levels,engines", [
+    ("ssh_el7", CAPS_430, ["4.1", "4.2", "4.3"], ["4.1", "4.2", "4.3"]),
+    ("ssh_el9", CAPS_450, ["4.2", "4.3", "4.4", "4.5", "4.6", "4.7"], ["4.2", "4.3", "4.4", "4.5"]),
+])
+def test_vdsm_client_get_capabilities(request, shell, fields, levels, engines):
+    """`vdsm-client Host getCapabilities` (vdsm >= 4.19): the JSON of VdsmCapabilities
+    (vdsm-api.yml), with the levels of dsaversion.py.in and the installed vdsm in
+    software_version and packages2; el7's vdsm-client (Python 2) indents with ', '."""
+    ssh = request.getfixturevalue(shell)
+    result = ssh("he1", "vdsm-client Host getCapabilities")
+    assert result.rc == 0
+    caps = result.json
+    assert fields <= set(caps)  # caps.get() adds a few more (kernelFeatures, ...)
+    assert (caps["clusterLevels"], caps["supportedENGINEs"]) == (levels, engines)
+    installed = ssh("he1", "rpm -q vdsm").out.strip()  # vdsm-4.30.46-1.el7.x86_64
+    version, release = installed.removeprefix("vdsm-").rsplit(".", 2)[0].rsplit("-", 1)
+    assert (caps["software_version"], caps["software_revision"]) == (version, release.split(".")[0])
+    assert caps["packages2"]["vdsm"]["version"] == version
+    assert caps["hostedEngineDeployed"] is True
+    assert caps["memSize"].isdigit() and caps["cpuCores"].isdigit()
+    assert ('", \n' in result.out) == (shell == "ssh_el7")
+
+
+def test_vds_client_get_vds_caps_on_3_5(ssh_el6):
+    """`vdsClient -s 0 getVdsCaps` (vdsm 4.16, client/vdsClient.py printDict): one
+    `\\tKEY = VALUE` per field, sorted, values pprint'ed; an el6 vdsm offers cluster levels
+    3.0 to 3.5 (dsaversion.py.in at v4.16.30)."""
+    result = ssh_el6("he1", "vdsClient -s 0 getVdsCaps")
+    assert result.rc == 0
+    fields = {line[1:].split(" = ", 1)[0]: line.split(" = ", 1)[1]
+              for line in result.out.splitlines() if line.startswith("\t") and " = " in line
+              and not line.startswith("\t ")}
+    assert list(fields) == sorted(fields)
+    assert fields["clusterLevels"] == "['3.0', '3.1', '3.2', '3.3', '3.4', '3.5']"
+    assert fields["software_version"] == "'4.16.30'"
+    assert fields["supportedProtocols"] == "['2.2', '2.3']"
+    assert "hostedEngineDeployed" not in fields  # no such field before vdsm 4.18
+    assert "\t             'vdsm': {'buildtime': " in result.out  # packages2, pprint'ed
+    assert ssh_el6("he1", "vdsm-client Host getCapabilities").rc == 127  # vdsm 4.19 on

@@ -199,7 +199,17 @@ async def vdsm_client(ctx, args):
         caps = capabilities(ctx.host)
         ctx.print(py2_json(caps) if ctx.host.os == "el7" else json.dumps(caps, indent=4))
     elif call == ("Host", "getVMList"):
-        ctx.print(json.dumps([stats["vmId"]] if stats else [], indent=4))
+        # API.getVMList and Vm.status(fullStatus=False) at v4.30.46: a ShortStatus per
+        # VM, or only the UUIDs with onlyUUID=true (for engine 3.5).
+        listed = []
+        if stats and "onlyUUID=true" in args[2:]:
+            listed = [stats["vmId"]]
+        elif stats and "fullStatus=true" in args[2:]:
+            listed = [dict(stats, statusTime=str(int(ctx.now() * 1000)))]
+        elif stats:
+            listed = [{"vmId": stats["vmId"], "status": stats["status"],
+                       "statusTime": str(int(ctx.now() * 1000))}]
+        ctx.print(py2_json(listed) if ctx.host.os == "el7" else json.dumps(listed, indent=4))
     elif call == ("VM", "getStats"):
         if stats is None or f"vmID={vm.VM_ID}" not in args:
             ctx.error('vdsm-client: Command VM.getStats with args {} failed:\n'

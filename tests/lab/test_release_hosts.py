@@ -215,3 +215,15 @@ def test_vds_client_get_vds_caps_on_3_5(ssh_el6):
     assert "hostedEngineDeployed" not in fields  # no such field before vdsm 4.18
     assert "\t             'vdsm': {'buildtime': " in result.out  # packages2, pprint'ed
     assert ssh_el6("he1", "vdsm-client Host getCapabilities").rc == 127  # vdsm 4.19 on
+
+
+def test_vdsm_client_get_vm_list_answers_short_statuses(ssh_el7, ssh_el9):
+    """Host.getVMList (vdsm lib/vdsm/API.py at v4.30.46): a ShortStatus dict per VM by
+    default, bare UUIDs only with onlyUUID=true; a host without the VM: []."""
+    vm_id = "3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70"
+    for ssh in (ssh_el7, ssh_el9):
+        listed = ssh("he1", "vdsm-client Host getVMList").json
+        assert [(v["vmId"], v["status"]) for v in listed] == [(vm_id, "Up")]
+        assert listed[0]["statusTime"].isdigit()
+        assert ssh("he1", "vdsm-client Host getVMList onlyUUID=true").json == [vm_id]
+    assert ssh_el7("he2", "vdsm-client Host getVMList").json == []

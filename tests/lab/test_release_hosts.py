@@ -227,3 +227,14 @@ def test_vdsm_client_get_vm_list_answers_short_statuses(ssh_el7, ssh_el9):
         assert listed[0]["statusTime"].isdigit()
         assert ssh("he1", "vdsm-client Host getVMList onlyUUID=true").json == [vm_id]
     assert ssh_el7("he2", "vdsm-client Host getVMList").json == []
+
+
+def test_el6_hosts_restart_the_ha_daemons_with_service_not_systemctl(ssh_el6):
+    """EL6 has upstart and SysV scripts, no systemctl: he-upgrade restarts the HA broker and
+    agent with `service` on oVirt 3.5 (upgrades/runbooks/he_upgrade.py)."""
+    result = ssh_el6("he1", "systemctl restart ovirt-ha-broker")
+    assert (result.rc, result.err) == (127, NOT_FOUND.format("systemctl"))
+    from upgrades.runbooks.lockspace import service
+    restart = " && ".join(service(type("Ctx", (), {"release": (3, 5)}), "restart", unit)
+                          for unit in ("ovirt-ha-broker", "ovirt-ha-agent"))
+    assert ssh_el6("he1", restart).rc == 0

@@ -20,6 +20,7 @@ from .distro import LAB, PYTHONS, python_home, read_inside, relocated_python
 from .errors import LabError
 
 log = logging.getLogger(__name__)
+_MISSING_PYTHONS = set()
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/root/bin"  # EL7 root's PATH
 # Root in the sandbox keeps what file administration needs; without CAP_SYS_ADMIN it
@@ -69,8 +70,10 @@ class Sandbox:
             os.chmod(tmp, 0o755)
             os.replace(tmp, os.path.join(bin_dir, "python" + series))
         for series in sorted({series for series, _ in PYTHONS.values()} - set(self.pythons)):
-            log.warning("no Python %s here (pyenv): %s's python%s runs this machine's python3",
-                        series, self.machine.name, "" if series < "3" else "3")
+            if series not in _MISSING_PYTHONS:  # said once per lab, not per machine
+                _MISSING_PYTHONS.add(series)
+                log.warning("no Python %s here (pyenv): hosts whose release has it run this "
+                            "machine's python3 instead", series)
         self.write_clock()
 
     def write_clock(self):

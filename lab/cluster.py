@@ -83,6 +83,7 @@ class Cluster:
         # first-host deployment has created the VM there but not finished.
         self.he_storage = STORAGE
         self.deploying = None
+        self.lease_version = 0  # sanlock's lver of the VM's lease: +1 at each acquisition
         if undeployed:
             self.he_storage = None
             self.lease = None
@@ -93,6 +94,7 @@ class Cluster:
         first = self.hosts["he1.lab.local"]
         first.vm = vm.new_record("Up", now, started=now - 100_000)
         self.lease = first.name
+        self.lease_version = 1
         # Agents resume as if they had been running for a long time (steady state).
         for host in self.hosts.values():
             agent_state = "EngineUp" if host is first else "EngineDown"
@@ -104,6 +106,7 @@ class Cluster:
         self.lockspace_corrupt = data["lockspace_corrupt"]
         self.segments = data["segments"]
         self.lease = data["lease"]
+        self.lease_version = data.get("lease_version", 1)
         self.he_storage = data.get("he_storage", STORAGE)
         self.deploying = data.get("deploying")
         self.hosts = {}
@@ -173,7 +176,7 @@ class Cluster:
         return {"clock_now": now, "wall_start": self.clock.wall() - now,
                 "global_maintenance": self.global_maintenance,
                 "lockspace_corrupt": self.lockspace_corrupt, "segments": self.segments,
-                "lease": self.lease, "he_storage": self.he_storage, "deploying": self.deploying,
+                "lease": self.lease, "lease_version": self.lease_version, "he_storage": self.he_storage, "deploying": self.deploying,
                 "hosts": hosts, "engine_vm": self.engine_vm.to_dict()}
 
     def save(self):

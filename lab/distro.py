@@ -10,6 +10,7 @@ has the effect it has on a real one.
 
 import functools
 import os
+import re
 
 from . import catalog
 
@@ -22,6 +23,13 @@ HE_ANSWERS = "/etc/ovirt-hosted-engine/answers.conf"
 VM_CONF = "/run/ovirt-hosted-engine-ha/vm.conf"  # /var/run/...: a tmpfs, empty after a boot
 CONF_VOLUME = "conf_volume_UUID=a2b4c6d8-0000-4000-8000-000000000001\n"
 CONF_IMAGE = "conf_image_UUID=b3c5d7e9-0000-4000-8000-000000000002\n"
+# The HE storage domain's volumes, as setup writes them (templates/hosted-engine.conf.in
+# at 1.2.6.1 and 2.3.13): the whiteboard and the sanlock lockspace of the HA agents.
+VOLUMES = ("metadata_volume_UUID=c4d6e8fa-0000-4000-8000-000000000003\n"
+           "metadata_image_UUID=d5e7f90b-0000-4000-8000-000000000004\n"
+           "lockspace_volume_UUID=e6f80a1c-0000-4000-8000-000000000005\n"
+           "lockspace_image_UUID=f7091b2d-0000-4000-8000-000000000006\n")
+VM_DISK_VOLUME = "7e3b6f2d-2c2d-4a1f-8c64-3b5d3c9e2e22"  # vm_disk_vol_id: setup 1.3 on
 BLANK_POOL = "spUUID=00000000-0000-0000-0000-000000000000\n"
 OLD_POOL = "spUUID=5849b030-626e-47cb-ad90-3ce782d831b3\n"
 ANSWERS_DIR = "/var/lib/ovirt-hosted-engine-setup/answers"
@@ -49,6 +57,90 @@ HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.loca
 BASE_REPO = ("[base]\nname=CentOS-$releasever - Base\n"
              "mirrorlist=http://mirrorlist.centos.org/?release=$releasever&arch=$basearch&repo=os\n"
              "gpgcheck=1\n")
+
+# What a minimal EL install plus the oVirt host packages put on PATH, by package (CentOS
+# 6/7 @core and Stream 8/9 @minimal): the machine's own build of each is linked in. Not
+# there, as on a real host: jq (EPEL, or an AppStream package no oVirt host pulls in),
+# perl, rsync, wget, nc, lsof, strace, bc, sqlite3, pip... Coreutils' newer programs
+# (base32, basenc, b2sum) are left out too: EL7's coreutils 8.22 has none of them.
+EL_PROGRAMS = frozenset("""
+    [ arch base64 basename cat chcon chgrp chmod chown chroot cksum comm cp csplit cut dd df
+    dir dircolors dirname du echo env expand expr factor false fmt fold groups head hostid id
+    install join link ln logname ls md5sum mkdir mkfifo mknod mktemp mv nice nl nohup nproc
+    numfmt od paste pathchk pinky pr printenv printf ptx pwd readlink realpath rm rmdir runcon
+    seq sha1sum sha224sum sha256sum sha384sum sha512sum shred shuf sort split stat stdbuf stty
+    sum sync tac tail tee test timeout touch tr true truncate tsort tty unexpand uniq unlink
+    users vdir wc who whoami yes
+    bash sh grep egrep fgrep sed awk gawk find xargs which diff diff3 cmp sdiff
+    tar gzip gunzip zcat zgrep zless zmore zdiff bzip2 bunzip2 bzcat xz unxz xzcat cpio
+    less more file vi
+    ps pgrep pkill pidof top free vmstat w watch sysctl pmap pwdx kill killall pstree fuser
+    flock getopt logger lsblk findmnt mount umount mountpoint setsid script column rev
+    whereis su runuser ionice taskset renice nsenter unshare lscpu dmesg namei look col colrm wall
+    mesg last lastb blkid losetup wipefs fallocate chrt prlimit lslocks partx hwclock
+    hostname domainname dnsdomainname ip ss bridge tc
+    ssh scp sftp ssh-keygen ssh-keyscan ssh-add ssh-agent curl openssl
+    clear tput reset infocmp tset getent locale iconv ldd ldconfig
+    useradd userdel usermod groupadd groupdel passwd chage nologin
+""".split())
+SYSTEMD_PROGRAMS = frozenset("journalctl hostnamectl localectl loginctl timedatectl busctl".split())
+EL6_PROGRAMS = frozenset("ifconfig netstat route arp".split())  # net-tools: in EL6's base only
+
+# Each release's Python, as the real host has it (ovirt-releases.md, "Hosts and storage
+# leases"): EL6/EL7 Python 2 as `python` and no python3; EL8 Python 3.6 as platform-python
+# and python3; EL9 Python 3.9 as python3 (RHEL 9 has no platform-python). The interpreter
+# is pyenv's build of that series when this machine has one (PYENV_ROOT, ~/.pyenv): 2.7 for
+# EL7's 2.7.5 and for EL6's 2.6.6 too (no 2.6 here: 2.7's syntax passes where 2.6 fails),
+# 3.6 and 3.9. Without it the machine's own python3 stands in, which runs what Python 2
+# refuses (see docs/lab.md, "The hosts' userland").
+PYTHONS = {
+    "el6": ("2.7", ("/usr/bin/python", "/usr/bin/python2", "/usr/bin/python2.6")),
+    "el7": ("2.7", ("/usr/bin/python", "/usr/bin/python2", "/usr/bin/python2.7")),
+    "el8": ("3.6", ("/usr/libexec/platform-python", "/usr/libexec/platform-python3.6",
+                    "/usr/bin/python3", "/usr/bin/python3.6")),
+    "el9": ("3.9", ("/usr/bin/python3", "/usr/bin/python3.9")),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def python_home(series):
+    """The prefix of this machine's newest pyenv build of `series` (e.g. 2.7), or None."""
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    versions = os.path.join(root, "versions")
+    try:
+        names = [n for n in os.listdir(versions) if re.fullmatch(re.escape(series) + r"\.\d+", n)]
+    except OSError:
+        return None
+    for name in sorted(names, key=lambda n: int(n.rsplit(".", 1)[1]), reverse=True):
+        home = os.path.join(versions, name)
+        if os.access(os.path.join(home, "bin", "python" + series), os.X_OK):
+            return home
+    return None
+
+
+def python_binary(series):
+    """Where a host's python links to: the release's interpreter under /.lab/python (see
+    lab/sandbox.py), or the machine's python3 when there is none."""
+    if python_home(series) is None:
+        return LAB + "/usr/bin/python3"
+    return f"{LAB}/python/{series}/bin/python{series}"
+
+
+def relocated_python(series):
+    """The interpreter's binary, its library path ($ORIGIN/../lib instead of pyenv's
+    absolute RUNPATH) rewritten so that it runs from /.lab/python/SERIES/bin with pyenv's
+    lib bound at /.lab/python/SERIES/lib. Bytes, or None without an interpreter."""
+    home = python_home(series)
+    if home is None:
+        return None
+    with open(os.path.join(home, "bin", "python" + series), "rb") as f:
+        data = f.read()
+    old = os.fsencode(os.path.join(home, "lib")) + b"\0"
+    new = b"$ORIGIN/../lib"
+    if old in data and len(new) < len(old):
+        data = data.replace(old, new.ljust(len(old), b"\0"))
+    return data
+
 
 CERT = "-----BEGIN CERTIFICATE-----\nMIIDlab{tag}Q2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"
 KEY = "-----BEGIN PRIVATE KEY-----\nMIIElab{tag}UHJpdmF0ZSBrZXk=\n-----END PRIVATE KEY-----\n"
@@ -118,7 +210,7 @@ def install_os(machine):
     fs.makedirs("root", mode=0o550)
     for name, target in MERGED_USR.items():
         fs.symlink(target, name)
-    link_machine_usr(fs)
+    link_machine_usr(fs, machine.os)
     files = {
         "/etc/redhat-release": catalog.OS_RELEASE[machine.os] + "\n",
         "/etc/hostname": machine.name + "\n",
@@ -141,25 +233,33 @@ def install_os(machine):
     sync_tools(machine)
 
 
-def link_machine_usr(fs):
-    """/usr: bin and sbin are the machine's own directories of links (the lab's tools
-    go next to them), everything else links to the machine's read-only /usr."""
+def link_machine_usr(fs, os_name):
+    """/usr: bin and sbin are the machine's own directories of links to the programs an EL
+    host of that release has (EL_PROGRAMS, its Python: PYTHONS), taken from the lab
+    machine's read-only /usr; the lab's tools go next to them. Anything else is "command
+    not found", as on the real host. The rest of /usr links to the machine's /usr."""
     tools = set(tool_paths())
+    wanted = EL_PROGRAMS | (EL6_PROGRAMS if os_name == "el6" else SYSTEMD_PROGRAMS)
     for entry in sorted(os.listdir("/usr")):
-        if entry in ("bin", "sbin"):
+        if entry in ("bin", "sbin", "libexec"):
             fs.makedirs("/usr/" + entry)
             links = {}
             for name in os.listdir("/usr/" + entry):
+                if entry != "libexec" and (name not in wanted or name in tools):
+                    continue
                 # Links through /etc/alternatives (awk, which, ...) resolved: the
                 # machine's /etc is not there in the sandbox.
                 real = os.path.realpath(f"/usr/{entry}/{name}")
-                if name not in tools and real.startswith("/usr/") and os.path.exists(real):
+                if real.startswith("/usr/") and os.path.exists(real):
                     links[name] = LAB + real
             if entry == "bin":  # EL's sh is bash (POSIX mode), not dash
                 links.update(sh=f"{LAB}/usr/bin/bash")
             fs.symlinks("/usr/" + entry, links)
         elif entry != "local":
             fs.symlink(f"{LAB}/usr/{entry}", "/usr/" + entry)
+    series, paths = PYTHONS[os_name]
+    for path in paths:
+        fs.symlink(python_binary(series), path)
 
 
 def write_package_files(machine, name):
@@ -217,7 +317,7 @@ def conf_tail(machine):
     it lives on the shared storage (its volume) and the pool is blank."""
     if catalog.setup_key(machine) < catalog.version_key("1.3"):
         return OLD_POOL
-    return CONF_VOLUME + CONF_IMAGE + BLANK_POOL
+    return f"vm_disk_vol_id={VM_DISK_VOLUME}\n" + CONF_VOLUME + CONF_IMAGE + BLANK_POOL
 
 
 def conf_uptodate(machine):
@@ -243,7 +343,7 @@ def deploy_files(machine, host_id, storage, stamp):
         f"storage={storage}\nconnectionUUID=e29cf818-5ee5-46e1-85c1-8aeefa33e95d\n"
         "domainType=nfs3\nsdUUID=8a3bcd42-1b2c-4d3e-9f4a-5b6c7d8e9f01\n"
         f"host_id={host_id}\ngateway=192.168.122.1\nbridge=ovirtmgmt\n"
-        "network_test=ping\n" + conf_tail(machine)))
+        "network_test=ping\n" + VOLUMES + conf_tail(machine)))
     for path, tag in (("/etc/pki/vdsm/certs/cacert.pem", "ca"),
                       ("/etc/pki/vdsm/certs/vdsmcert.pem", "vdsm"),
                       ("/etc/pki/vdsm/libvirt-spice/ca-cert.pem", "ca"),

@@ -11,12 +11,16 @@ Nothing runs outside a sandbox: if bwrap is missing or fails, the lab does not s
 """
 
 import asyncio
+import logging
 import os
 import shutil
 import time
 
-from .distro import LAB, read_inside
+from .distro import LAB, PYTHONS, python_home, read_inside, relocated_python
 from .errors import LabError
+
+log = logging.getLogger(__name__)
+_MISSING_PYTHONS = set()
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/root/bin"  # EL7 root's PATH
 # Root in the sandbox keeps what file administration needs; without CAP_SYS_ADMIN it
@@ -44,6 +48,9 @@ class Sandbox:
         self.dir = os.path.join(state_dir, "sim", machine.short_name)
         self.socket_path = os.path.join(self.dir, "sock")
         self._clock_line = None
+        # Each release's Python (lab/distro.py PYTHONS): its binary here, its lib bound in.
+        self.pythons = {series: python_home(series) for series, _ in PYTHONS.values()
+                        if python_home(series)}
 
     def prepare(self):
         """The /.lab directory: clock, bashenv.sh, a FIFO to wait on, the /usr mount point."""
@@ -53,6 +60,20 @@ class Sandbox:
         tick = os.path.join(self.dir, "tick")
         if not os.path.exists(tick):
             os.mkfifo(tick)
+        for series in self.pythons:
+            bin_dir = os.path.join(self.dir, "python", series, "bin")
+            os.makedirs(bin_dir, exist_ok=True)
+            os.makedirs(os.path.join(self.dir, "python", series, "lib"), exist_ok=True)
+            tmp = os.path.join(bin_dir, ".python.tmp")
+            with open(tmp, "wb") as f:
+                f.write(relocated_python(series))
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, os.path.join(bin_dir, "python" + series))
+        for series in sorted({series for series, _ in PYTHONS.values()} - set(self.pythons)):
+            if series not in _MISSING_PYTHONS:  # said once per lab, not per machine
+                _MISSING_PYTHONS.add(series)
+                log.warning("no Python %s here (pyenv): hosts whose release has it run this "
+                            "machine's python3 instead", series)
         self.write_clock()
 
     def write_clock(self):
@@ -79,7 +100,9 @@ class Sandbox:
     def _isolation(self):
         """/.lab, /proc, /dev, the namespaces and the capabilities of every sandbox."""
         caps = [arg for cap in CAPS for arg in ("--cap-add", cap)]
-        return ["--ro-bind", self.dir, LAB, "--ro-bind", "/usr", LAB + "/usr",
+        pythons = [arg for series, home in self.pythons.items()
+                   for arg in ("--ro-bind", os.path.join(home, "lib"), f"{LAB}/python/{series}/lib")]
+        return ["--ro-bind", self.dir, LAB, "--ro-bind", "/usr", LAB + "/usr", *pythons,
                 "--proc", "/proc", "--dev", "/dev",
                 "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
                 "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",

@@ -9,7 +9,8 @@ cancelled, as a killed process would be.
 
 Frames, both ways: one letter, a 4-byte big-endian length, the data.
   tool -> lab: C cwd\\0argv0\\0args...   D stdin data (empty: end of input)
-  lab -> tool: O stdout   E stderr   L send a line of stdin   A send all stdin   X status
+  lab -> tool: O stdout   E stderr   L send a line of stdin (data: the size of each read,
+               as the real tool reads; empty: byte by byte)   A send all stdin   X status
 """
 
 import asyncio
@@ -22,6 +23,11 @@ from .commands import commands_for
 
 log = logging.getLogger(__name__)
 INJECTED = "error: injected failure (lab fault fail-next-command)"
+# How much a prompting tool reads from a pipe for one answer: EL6/EL7's tools are Python 2
+# (raw_input on a C stdio stream: a 4096-byte read, the pipe's st_blksize), EL8/EL9's are
+# Python 3 (input() through TextIOWrapper: one 8192-byte read). Measured with CPython 2.7.18,
+# 3.6.15 and 3.9.18 reading `y\n` and 20 kB more from a pipe (PYTHONUNBUFFERED unset).
+STDIN_READ = {"el6": 4096, "el7": 4096, "el8": 8192, "el9": 8192}
 
 
 def take_injected_failure(machine, text):
@@ -90,15 +96,18 @@ class _Output:
 
 
 class _Input:
-    """The tool's stdin, read on demand: what a command does not read stays there for the
-    next reader, as with a real process."""
+    """The tool's stdin, read on demand as the real tool reads it: a prompt reads a buffer
+    (STDIN_READ), so on a pipe what follows the answer is gone with the tool, as with yum
+    on a script piped to `bash -s`; what a command never asks for stays for the next
+    reader."""
 
-    def __init__(self, writer, answers):
+    def __init__(self, writer, answers, size=0):
         self.writer = writer
         self.answers = answers
+        self.size = size
 
     async def _ask(self, kind):
-        self.writer.write(frame(kind, b""))
+        self.writer.write(frame(kind, str(self.size).encode() if kind == b"L" else b""))
         data = await self.answers.get()
         if data is None:
             raise ConnectionResetError("the tool went away")
@@ -144,7 +153,8 @@ class ToolServer:
             return
         cwd, *argv = [os.fsdecode(part) for part in data.split(b"\0")]
         answers = asyncio.Queue()
-        ctx = Ctx(self.cluster, self.machine, _Input(writer, answers), _Output(writer, b"O"),
+        stdin = _Input(writer, answers, STDIN_READ.get(self.machine.os, 0))
+        ctx = Ctx(self.cluster, self.machine, stdin, _Output(writer, b"O"),
                   _Output(writer, b"E"), cwd)
         command = asyncio.ensure_future(self.run(ctx, argv))
         listening = asyncio.ensure_future(self._listen(reader, answers, command))

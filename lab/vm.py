@@ -12,7 +12,7 @@ HEALTHY_AFTER = 180       # engine health page answers "DB Up!" this long after 
 SHUTDOWN_SECS = 30        # guest shutdown (the real timeout is 120 s)
 MIGRATE_SECS = 15
 FORGET_AFTER = 30         # vdsm drops a Down VM record after this long
-LEASE_EXPIRY = 80         # a dead host's lease expires (facts §7, unconfirmed upstream)
+LEASE_EXPIRY = 140           # host_dead_seconds: a dead host's lease frees (sanlock src/timeouts.h)
 
 LOCKED = "Storage of VM is locked. Is another host already starting the VM?"
 NOT_HERE = "vm not running on this host"
@@ -71,6 +71,7 @@ def apply_event(cluster, host, action, when):
     if action == "lock":
         if lease_free(cluster, host, when):
             cluster.lease = host.name
+            cluster.lease_version += 1
             host.died_here = False
             host.vm = new_record("Powering up", when, started=rec["started"])
             # ovirt-engine is enabled at boot, once engine-setup has configured it
@@ -85,6 +86,7 @@ def apply_event(cluster, host, action, when):
         dest.vm = new_record("Up", when, started=rec["started"])
         dest.died_here = False
         cluster.lease = dest.name
+        cluster.lease_version += 1
         host.vm = new_record("Down", when, reason="migrated")
     elif action == "forget":
         if rec["status"] == "Powering down":

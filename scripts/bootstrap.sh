@@ -32,3 +32,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -c "import django, ovirtsdk4, channels, rq, paramiko, asyncssh, aiohttp, playwright"
   echo "$want" > "$stamp"
 fi
+
+# The lab's hosts run their release's Python (docs/lab.md, "The hosts' userland"): el6/el7
+# Python 2.7, el8 3.6, el9 3.9, pyenv's builds that this machine's image ships. Without
+# one, that OS's python is this machine's python3 and the userland tests fail.
+for series in 2.7 3.6 3.9; do
+  ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$series".* >/dev/null 2>&1 ||
+    echo "bootstrap: warning: no pyenv Python $series for the lab's hosts" >&2
+done

@@ -3,8 +3,8 @@
 
 The simulator runs the command: this asks it over the machine's socket (/.lab/sock),
 copies what it prints to stdout and stderr as it comes, reads stdin only when the tool
-asks (one line, or everything), and exits with the tool's status. The other end is
-lab/tools.py. Frames are one letter, a 4-byte length and the data.
+asks (a line, read a buffer at a time as the real tool reads it, or everything), and exits
+with the tool's status. The other end is lab/tools.py. Frames are one letter, a 4-byte length and the data.
 """
 import _signal
 import _socket
@@ -30,17 +30,28 @@ def receive(sock, size):
     return data
 
 
-def read_stdin(line):
-    """One line byte by byte (what follows stays for the next reader), or all of it."""
-    data = b""
+PENDING = bytearray()  # read from stdin but not used yet: gone when the tool exits
+
+
+def read_stdin(request):
+    """The simulator asks for a line (L, with the read size of the real tool's stdio) or
+    everything (A). A line is read as the real program reads it: a whole buffer at a time
+    (on a pipe, as much as is there up to that size), so what it read past the line is
+    lost to the next reader, as it is when yum on a piped script exits; without a size,
+    byte by byte."""
+    kind, size = request
     try:
-        while not (line and data.endswith(b"\n")):
-            chunk = os.read(0, 1 if line else 65536)
+        while kind == b"A" or b"\n" not in PENDING:
+            chunk = os.read(0, size or (1 if kind == b"L" else 65536))
             if not chunk:
                 break
-            data += chunk
+            PENDING.extend(chunk)
     except OSError:  # no stdin at all: end of input
         pass
+    end = PENDING.find(b"\n") + 1 if kind == b"L" else 0
+    end = end or len(PENDING)
+    data = bytes(PENDING[:end])
+    del PENDING[:end]
     return data
 
 
@@ -66,7 +77,7 @@ def main():
         elif kind == b"E":
             write(2, data)
         elif kind in (b"L", b"A"):
-            send(sock, b"D", read_stdin(line=kind == b"L"))
+            send(sock, b"D", read_stdin((kind, int(data or b"0"))))
         elif kind == b"X":
             sys.exit(int(data))
 

@@ -148,7 +148,9 @@ def test_vm_start_shutdown_and_poweroff(fresh_lab, fresh_ssh):
 
 
 def test_vdsm_and_sanlock_clients_show_the_vm_where_it_runs(ssh):
-    assert json.loads(ssh("he1", "vdsm-client Host getVMList").out) == \
+    listed = json.loads(ssh("he1", "vdsm-client Host getVMList").out)  # ShortStatus dicts
+    assert [(v["vmId"], v["status"]) for v in listed] == [("3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70", "Up")]
+    assert json.loads(ssh("he1", "vdsm-client Host getVMList onlyUUID=true").out) == \
         ["3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70"]
     assert json.loads(ssh("he2", "vdsm-client Host getVMList").out) == []
     stats = json.loads(ssh("he1", "vdsm-client VM getStats "

@@ -67,7 +67,8 @@ def test_a_host_sees_only_its_own_files(lab, ssh):
     assert ssh("engine", "cat /etc/hostname").out == "engine.lab.local\n"
     assert ssh("engine", "hostname").out == "engine.lab.local\n"
     # the simulator's side of the sandbox holds only this host's socket and clock
-    assert ssh("he1", "ls /.lab").out.split() == ["bashenv.sh", "clock", "sock", "tick", "usr"]
+    # and the release's Python (lab/distro.py PYTHONS)
+    assert ssh("he1", "ls /.lab").out.split() == ["bashenv.sh", "clock", "python", "sock", "tick", "usr"]
 
 
 def test_a_host_has_no_network_and_cannot_reach_the_lab(lab, ssh):

@@ -24,6 +24,7 @@ upgraded host as the howto wants.
 import datetime
 
 from .base import Check, Engine, Fetch, Manual, Param, Runbook, Ssh, Wait
+from .lockspace import service  # el6 hosts (oVirt 3.5) have no systemctl
 
 RELEASE_RPM = "http://resources.ovirt.org/pub/yum-repo/ovirt-release{}{}.rpm"
 BACKUP_DIR = "/var/lib/ovirt-engine-backup"
@@ -128,7 +129,9 @@ def steps(ctx):
             continue
         upgraded.append(host)
         plan += _host_steps(host, list(upgraded), api=api, new_release=new_release,
-                            min_score=_score_after(ctx.state.host(host), current, target))
+                            min_score=_score_after(ctx.state.host(host), current, target),
+                            restart_ha=" && ".join(service(ctx, "restart", unit)
+                                                   for unit in ("ovirt-ha-broker", "ovirt-ha-agent")))
 
     level = CLUSTER_LEVEL[target]
     if new_release and api:
@@ -211,7 +214,7 @@ def _versions_steps(ctx, hosts):
     return out
 
 
-def _host_steps(host, upgraded, *, api, new_release, min_score):
+def _host_steps(host, upgraded, *, api, new_release, min_score, restart_ha):
     """The howto's steps 3-8 on one host; ``upgraded``: the hosts done so far, this one too."""
     key = f"hosts.{host}."
     out = []
@@ -236,7 +239,7 @@ def _host_steps(host, upgraded, *, api, new_release, min_score):
         Ssh(key + "vdsmd", f"{host}: restart vdsmd", "service vdsmd restart", on=host,
             changes=True),
         Ssh(key + "ha", f"{host}: restart the HA broker and agent",
-            "systemctl restart ovirt-ha-broker && systemctl restart ovirt-ha-agent", on=host,
+            restart_ha, on=host,
             changes=True),
     ]
     if api:

@@ -28,6 +28,7 @@ PRINTED = [f"line {i}" for i in range(1, LINES + 1)] + ["done"]
 START = """
 import json, os
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from upgrades import services
 from upgrades.models import Cluster
 from tests.factories import make_run
@@ -36,6 +37,7 @@ cluster = Cluster.objects.filter(name="Lab").first() or services.import_cluster(
     name="Lab", engine=m["engine"], password_file=os.environ["LAB_PASSWORD_FILE"], engine_vm=m.get("engine_vm"),
     hosts=m["hosts"], poll_interval=1)
 user, _ = get_user_model().objects.get_or_create(username="operator")
+user.groups.add(Group.objects.get_or_create(name="operator")[0])
 host = cluster.hosts.order_by("he_host_id").first()
 run = make_run(user, host, json.loads(os.environ["COMMANDS"]))
 services.enqueue_run(run)
@@ -185,3 +187,76 @@ def test_sqlite_locked_by_another_process_for_40_s_loses_no_line_and_the_step_an
         assert_every_line_once(portal.stored_lines(run_id), PRINTED)
     finally:
         portal.close()
+
+
+def test_a_step_end_the_database_refused_longer_than_the_worker_waits_is_interrupted_and_retried(lab, folder):
+    """SQLite locked from just before the command ends, past DB_WAIT_SECONDS (2 s here)
+    and SQLite's own 30 s wait: the worker gives up on the step's end, then releases the
+    run once the lock is gone. The step is not left running in the stopped run: it is
+    interrupted, saying why, and a retry runs it to success."""
+    path = folder / "portal.sqlite3"
+    portal = Portal(folder, lab, f"sqlite:///{path}", DB_WAIT_SECONDS="2").migrate().start_worker()
+    try:
+        # 200 lines, then 10 s (the lab's sleep is scaled) before the command ends.
+        run_id = portal.start_run("for i in $(seq 1 200); do echo line $i; done; sleep 600; echo done")
+        wait_until(lambda: printed_so_far(portal, run_id, 200), 120, "the step printing")
+        with SqliteLock(path, 55) as lock:
+            lock.wait()
+        state = wait_until(lambda: ended(portal, run_id), 240, "the run's end")
+        step = state["steps"][0]
+        assert state["status"] == "failed" and state["executor"] == "", state
+        assert step["status"] == "interrupted", step
+        assert step["error"].startswith("its end could not be recorded"), step
+        lines = portal.stored_lines(run_id)
+        assert [seq for seq, _ in lines] == list(range(1, len(lines) + 1))
+        assert [text for _, text in lines] == PRINTED_SHORT[:len(lines)] and len(lines) >= 200
+
+        portal.act("retry_step", step["pk"])
+        state = wait_until(lambda: ended(portal, run_id), 240, "the retried run's end")
+        step = state["steps"][0]
+        assert state["status"] == "succeeded", state
+        assert (step["status"], step["exit_code"]) == ("succeeded", 0), step
+        lines = portal.stored_lines(run_id)
+        assert [seq for seq, _ in lines] == list(range(1, len(lines) + 1))
+        texts = [text for _, text in lines]
+        assert texts[-len(PRINTED_SHORT) - 1:] == ["--- retried by operator ---"] + PRINTED_SHORT
+    finally:
+        portal.close()
+
+
+PRINTED_SHORT = [f"line {i}" for i in range(1, 201)] + ["done"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["retry_step", "skip_step", "mark_step_done", "resume_run", "sweep"])
+def test_a_step_left_running_in_a_stopped_run_by_an_earlier_version_is_repaired(make_user, action):
+    """The state the issue found (run failed, its step running for ever, 409 on every
+    action): the sweeper marks the step interrupted, and so does any action on it."""
+    from tests.factories import make_host, make_run
+    from upgrades import services, sweeper
+    from upgrades.models import RunStatus, RunStep, StepStatus, UpgradeRun
+
+    user = make_user("operator")
+    run = make_run(user, make_host(), ["echo one", "echo two"])
+    UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, executor="", error=(
+        "internal error: django.db.utils.OperationalError: terminating connection due to administrator command"))
+    RunStep.objects.filter(run=run, order=1).update(status=StepStatus.SUCCEEDED)
+    step = RunStep.objects.get(run=run, order=2)
+    RunStep.objects.filter(pk=step.pk).update(status=StepStatus.RUNNING)
+    run.refresh_from_db()
+    if action == "sweep":
+        sweeper.sweep()
+    elif action == "resume_run":
+        services.resume_run(run=run, user=user)
+    elif action == "retry_step":
+        services.retry_step(step=step, user=user)
+    else:
+        getattr(services, action)(step=step, user=user, reason="checked on the host")
+    step.refresh_from_db()
+    assert step.status == {"sweep": StepStatus.INTERRUPTED, "retry_step": StepStatus.PENDING,
+                           "resume_run": StepStatus.PENDING, "skip_step": StepStatus.SKIPPED,
+                           "mark_step_done": StepStatus.SUCCEEDED}[action]
+    if action == "sweep":
+        assert step.error == "its end was never recorded: no worker executes the run"
+        services.retry_step(step=step, user=user)  # and the operator goes on from there
+        assert RunStep.objects.get(pk=step.pk).status == StepStatus.PENDING

@@ -171,10 +171,10 @@ def test_postgresql_stopped_while_a_step_prints_loses_no_line_and_the_step_and_r
 
 
 def test_sqlite_locked_by_another_process_for_40_s_loses_no_line_and_the_step_and_run_succeed(lab, folder):
-    """The command ends while the database is locked: its end waits for it. Past 20,000
+    """The command ends while the database is locked: its end waits for it. Past 2,000
     characters the kept lines go to a file (OUTPUT_UNSTORED_CHARS), read back in order."""
     path = folder / "portal.sqlite3"
-    portal = Portal(folder, lab, f"sqlite:///{path}", OUTPUT_UNSTORED_CHARS="20000").migrate().start_worker()
+    portal = Portal(folder, lab, f"sqlite:///{path}", OUTPUT_UNSTORED_CHARS="2000").migrate().start_worker()
     try:
         run_id = portal.start_run(PRINTS)
         wait_until(lambda: printed_so_far(portal, run_id, 300), 120, "the step printing")
@@ -185,8 +185,24 @@ def test_sqlite_locked_by_another_process_for_40_s_loses_no_line_and_the_step_an
         assert (state["status"], state["error"]) == ("succeeded", ""), state
         assert (step["status"], step["exit_code"], step["error"]) == ("succeeded", 0, ""), step
         assert_every_line_once(portal.stored_lines(run_id), PRINTED)
+        assert "kept in a temporary file" in (folder / "rqworker.log").read_text()
     finally:
         portal.close()
+
+
+def test_lines_kept_past_the_memory_bound_come_back_from_the_file_in_order():
+    from upgrades.output import _Unstored
+
+    kept = _Unstored(limit=100)
+    rows = [(7, seq, "stdout", f"line {seq}") for seq in range(1, 201)]
+    for start in range(0, 200, 30):
+        kept.add(rows[start:start + 30])
+    assert len(kept) == 200 and kept.chars <= 100 and kept._file is not None
+    back = []
+    while head := kept.head():
+        back.extend(head[:7])
+        kept.drop(7)  # stored a few at a time, as the flusher does when a try fails half-way
+    assert back == rows and len(kept) == 0 and kept._file is None
 
 
 def test_a_step_end_the_database_refused_longer_than_the_worker_waits_is_interrupted_and_retried(lab, folder):

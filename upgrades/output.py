@@ -78,7 +78,9 @@ class OutputNotStored(RuntimeError):
 
 class _Unstored:
     """Numbered rows not stored yet, oldest first: up to ``limit`` characters in memory, the
-    rest in a temporary file (a long outage under a chatty command must not exhaust memory)."""
+    rest in a temporary file (a long outage under a chatty command must not exhaust memory).
+    Lines still come to the recorder's queue during one try of the database: a refused try
+    ends at once on PostgreSQL down, after SQLite's 30 s busy timeout when locked."""
 
     def __init__(self, limit):
         self.limit = limit
@@ -95,6 +97,7 @@ class _Unstored:
             self.chars += chars
             return
         if self._file is None:
+            log.warning("output not stored past %d characters is kept in a temporary file", self.limit)
             self._file = tempfile.TemporaryFile("w+", encoding="utf-8")
         self._file.seek(0, os.SEEK_END)
         self._file.writelines(json.dumps(row) + "\n" for row in rows)

@@ -24,6 +24,7 @@ LINES = 3000
 # Numbered lines, a short pause every 10 (the lab's sleep is scaled: `sleep 3` is 0.05 s).
 PRINTS = f"for i in $(seq 1 {LINES}); do echo line $i; [ $((i % 10)) = 0 ] && sleep 3; done; echo done"
 PRINTED = [f"line {i}" for i in range(1, LINES + 1)] + ["done"]
+PRINTED_SHORT = PRINTED[:200] + ["done"]
 
 START = """
 import json, os
@@ -206,17 +207,20 @@ def test_lines_kept_past_the_memory_bound_come_back_from_the_file_in_order():
 
 
 def test_a_step_end_the_database_refused_longer_than_the_worker_waits_is_interrupted_and_retried(lab, folder):
-    """SQLite locked from just before the command ends, past DB_WAIT_SECONDS (2 s here)
-    and SQLite's own 30 s wait: the worker gives up on the step's end, then releases the
+    """SQLite locked from before the command ends, past DB_WAIT_SECONDS (2 s here) and
+    SQLite's own 30 s wait: the worker gives up on the step's end, then releases the
     run once the lock is gone. The step is not left running in the stopped run: it is
     interrupted, saying why, and a retry runs it to success."""
     path = folder / "portal.sqlite3"
     portal = Portal(folder, lab, f"sqlite:///{path}", DB_WAIT_SECONDS="2").migrate().start_worker()
     try:
-        # 200 lines, then 10 s (the lab's sleep is scaled) before the command ends.
-        run_id = portal.start_run("for i in $(seq 1 200); do echo line $i; done; sleep 600; echo done")
+        # 200 lines, then 20 s (the lab's sleep is scaled) before the command ends. Locked
+        # from then on for 70 s: the step's end (2 s, then one try of SQLite's 30 s) is
+        # refused, the run's release (its next 30 s) is not, however late this lock comes
+        # within 12 s.
+        run_id = portal.start_run("for i in $(seq 1 200); do echo line $i; done; sleep 1200; echo done")
         wait_until(lambda: printed_so_far(portal, run_id, 200), 120, "the step printing")
-        with SqliteLock(path, 55) as lock:
+        with SqliteLock(path, 70) as lock:
             lock.wait()
         state = wait_until(lambda: ended(portal, run_id), 240, "the run's end")
         step = state["steps"][0]
@@ -226,6 +230,7 @@ def test_a_step_end_the_database_refused_longer_than_the_worker_waits_is_interru
         lines = portal.stored_lines(run_id)
         assert [seq for seq, _ in lines] == list(range(1, len(lines) + 1))
         assert [text for _, text in lines] == PRINTED_SHORT[:len(lines)] and len(lines) >= 200
+        assert "not written: the database refused it for 2 s" in (folder / "rqworker.log").read_text()
 
         portal.act("retry_step", step["pk"])
         state = wait_until(lambda: ended(portal, run_id), 240, "the retried run's end")
@@ -238,9 +243,6 @@ def test_a_step_end_the_database_refused_longer_than_the_worker_waits_is_interru
         assert texts[-len(PRINTED_SHORT) - 1:] == ["--- retried by operator ---"] + PRINTED_SHORT
     finally:
         portal.close()
-
-
-PRINTED_SHORT = [f"line {i}" for i in range(1, 201)] + ["done"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -177,13 +177,13 @@ class OutputRecorder:
             self._first = time.monotonic()
             _FLUSHER.wake()
 
-    def close(self, wait=None):
+    def close(self):
         """Store what is left and stop. While the database refuses the lines this waits for
         it, up to DB_WAIT_SECONDS; then raises OutputNotStored (the flusher keeps trying
         while the process lives)."""
         self._closed = True
         _FLUSHER.wake()
-        if not self._done.wait(settings.DB_WAIT_SECONDS if wait is None else wait):
+        if not self._done.wait(settings.DB_WAIT_SECONDS):
             raise OutputNotStored(f"{len(self._unstored) + len(self._queue)} lines of output not stored: "
                                   f"the database refused them ({self._error})")
 
@@ -236,11 +236,10 @@ class OutputRecorder:
             if not rows:
                 return
         insert_rows(rows)
-        count = len(rows)
-        for start in range(0, count, self.batch_lines):
+        self._unstored.drop(len(rows))  # a new list: ``rows`` stays as stored
+        for start in range(0, len(rows), self.batch_lines):
             chunk = [[seq, stream, text] for _, seq, stream, text in rows[start:start + self.batch_lines]]
             send_now(self.group, output_event(self.step_id, chunk))
-        self._unstored.drop(count)
 
     def _renumber(self, first):
         rows = list(self._unstored.head())

@@ -8,5 +8,6 @@ from .runs import (Blocked, Refused, RunConflict, active_run_message, approve_ru
                    cancel_run, claim_run, confirm_step, create_run, enqueue_run, finish_step, heartbeat,
                    expire_approvals, interrupt_run, mark_step_done, pause_run, plan_run, record_packages_before,
                    record_start_preflight, reject_run, reject_step, ABANDONABLE, abandon_run, cleanup_steps,
-                   release_run, repair_cut_off_steps, resume_run, retry_step, skip_step, start_run, start_step, wait_for_person)
+                   release_run, repair_cut_off_steps, resume_run, retry_step, skip_step, start_run, start_step,
+                   wait_for_person)
 from .runs import record_snapshot  # noqa: F401,E402

@@ -13,9 +13,9 @@ import time
 import traceback
 from types import SimpleNamespace
 
-from . import backups, checks, events, packages, services, state
+from . import backups, checks, dbwait, events, packages, services, state
 from .models import STEP_DONE, RunStatus, RunStep, StepKind, StepStatus, UpgradeRun
-from .output import OutputNotStored, OutputRecorder, insert_rows, last_seq
+from .output import OutputNotStored, OutputRecorder, append_note
 from .remote.base import CommandStopped, EngineError, RemoteError
 from .remote.engine_api import EngineClient
 from .remote.ssh import SshTarget
@@ -124,13 +124,13 @@ def run_always_steps(run, why, *, beat, pool, engine_client, cancelled=False):
     for step in run.steps.select_related("host").filter(status=StepStatus.PENDING).order_by("order"):
         if not step.spec.get("always") or beat.lost.is_set():
             continue
-        insert_rows([(step.pk, last_seq(step.pk) + 1, "system", f"--- runs now because {why} ---")])
+        append_note(step.pk, f"--- runs now because {why} ---")
         execute_step(step, run, beat=cleanup, pool=pool, engine_client=engine_client)
         if cancelled:
             continue
-        insert_rows([(step.pk, last_seq(step.pk) + 1, "system",
-                      "--- back to pending: runs again at its place if the run goes on ---")])
-        RunStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING)
+        append_note(step.pk, "--- back to pending: runs again at its place if the run goes on ---")
+        dbwait.until_written(f"step {step.pk} back to pending",
+                             lambda: RunStep.objects.filter(pk=step.pk).update(status=StepStatus.PENDING))
         step.status = StepStatus.PENDING
         events.publish(events.run_group(run.pk), events.step_event(step))
 

@@ -72,6 +72,20 @@ def last_seq(step_id):
         return cursor.fetchone()[0] or 0
 
 
+def append_note(step_id, text):
+    """A system line after the step's last (why a clean-up step runs, or goes back to
+    pending), written once the database takes it; a try whose commit was stored before
+    the connection died is not written twice."""
+    from .dbwait import until_written
+
+    def write():
+        stored = StepOutput.objects.filter(step_id=step_id).order_by("-seq").values_list("seq", "text").first()
+        if stored is None or stored[1] != text:
+            insert_rows([(step_id, (stored[0] if stored else 0) + 1, "system", text)])
+
+    until_written(f"a note of step {step_id}", write)
+
+
 class OutputNotStored(RuntimeError):
     """The database refused a step's lines for longer than the worker waits (DB_WAIT_SECONDS)."""
 

@@ -150,7 +150,8 @@ def printed_so_far(portal, run_id, count):
 def assert_every_line_once(lines, expected):
     seqs, texts = [seq for seq, _ in lines], [text for _, text in lines]
     assert seqs == list(range(1, len(lines) + 1)), "sequence numbers with gaps or reused"
-    missing = [t for t in expected if t not in set(texts)]
+    stored = set(texts)
+    missing = [t for t in expected if t not in stored]
     assert texts == expected, f"{len(missing)} lines missing (first: {missing[:3]}), {len(texts)} stored"
 
 

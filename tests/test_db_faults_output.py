@@ -150,7 +150,8 @@ def printed_so_far(portal, run_id, count):
 def assert_every_line_once(lines, expected):
     seqs, texts = [seq for seq, _ in lines], [text for _, text in lines]
     assert seqs == list(range(1, len(lines) + 1)), "sequence numbers with gaps or reused"
-    missing = [t for t in expected if t not in set(texts)]
+    stored = set(texts)
+    missing = [t for t in expected if t not in stored]
     assert texts == expected, f"{len(missing)} lines missing (first: {missing[:3]}), {len(texts)} stored"
 
 
@@ -173,11 +174,14 @@ def test_postgresql_stopped_while_a_step_prints_loses_no_line_and_the_step_and_r
 
 def test_sqlite_locked_by_another_process_for_40_s_loses_no_line_and_the_step_and_run_succeed(lab, folder):
     """The command ends while the database is locked: its end waits for it. Past 2,000
-    characters the kept lines go to a file (OUTPUT_UNSTORED_CHARS), read back in order."""
+    characters the kept lines go to a file (OUTPUT_UNSTORED_CHARS), read back in order.
+    The HA poller's sweeper runs meanwhile: the heartbeats the lock held back are not
+    taken for a lost worker."""
     path = folder / "portal.sqlite3"
     portal = Portal(folder, lab, f"sqlite:///{path}", OUTPUT_UNSTORED_CHARS="2000").migrate().start_worker()
     try:
         run_id = portal.start_run(PRINTS)
+        portal.start_poller()  # its sweeper must not take the heartbeat the lock refused for a lost worker
         wait_until(lambda: printed_so_far(portal, run_id, 300), 120, "the step printing")
         with SqliteLock(path, 40) as lock:
             lock.wait()
@@ -187,6 +191,7 @@ def test_sqlite_locked_by_another_process_for_40_s_loses_no_line_and_the_step_an
         assert (step["status"], step["exit_code"], step["error"]) == ("succeeded", 0, ""), step
         assert_every_line_once(portal.stored_lines(run_id), PRINTED)
         assert "kept in a temporary file" in (folder / "rqworker.log").read_text()
+        portal.procs.check_alive()  # the poller swept all along
     finally:
         portal.close()
 

@@ -6,6 +6,8 @@ RQ's job records:
 
 1. A run whose executing worker stopped its heartbeat for LOST_AFTER
    (killed, machine gone) is marked interrupted, with the step it was running.
+   Time the database refused or held writes (restarting, locked) does not
+   count: the workers' heartbeats were refused too.
 2. A run that should advance but has no worker and no live job (Redis was
    unreachable when it was queued, or restarted and lost its queue) is queued
    again; so is a cancelled or abandoned run handed to a worker for its
@@ -17,10 +19,12 @@ RQ's job records:
    interrupted, so retry, skip and resume apply to it.
 """
 import logging
+import time
 from datetime import timedelta
 
 import django_rq
 import redis
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
@@ -44,19 +48,52 @@ LIVE_JOB = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.S
 def sweep(now=None):
     """One pass; returns (runs interrupted, runs queued again)."""
     now = now or timezone.now()
-    services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
-    result = mark_lost_workers(now), requeue_stranded_runs(now)
-    repair_cut_off_steps()
+    try:
+        services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
+        result = mark_lost_workers(now), requeue_stranded_runs(now)
+        repair_cut_off_steps()
+    except DatabaseError:
+        _database_away()
+        raise
     return result
 
 
+# A heartbeat the database refused (restarting) or held (locked by another process) is
+# not a lost worker: after such a time heartbeats count again from its end.
+_heartbeats_count_from = None  # time.monotonic(); None: since this process started
+HELD_WRITE_SECONDS = 2.0  # a write held this long waited for a lock: the heartbeats did too
+
+
+class _HeldBack(Exception):
+    pass
+
+
+def _database_away():
+    global _heartbeats_count_from
+    _heartbeats_count_from = time.monotonic()
+
+
 def mark_lost_workers(now):
+    if _heartbeats_count_from is not None and \
+            time.monotonic() - _heartbeats_count_from < LOST_AFTER.total_seconds():
+        return 0
     lost = UpgradeRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - LOST_AFTER).exclude(executor="")
     count = 0
     for run in lost:
         reason = (f"the worker executing this run ({run.executor}) stopped: no heartbeat since "
                   f"{format_time(run.heartbeat_at)}")
-        if services.interrupt_run(run, executor=run.executor, reason=reason):
+        started = time.monotonic()
+        try:
+            with transaction.atomic():
+                interrupted = services.interrupt_run(run, executor=run.executor, reason=reason)
+                if interrupted and time.monotonic() - started > HELD_WRITE_SECONDS:
+                    raise _HeldBack
+        except _HeldBack:
+            log.warning("the database held writes for %.0f s: heartbeats count again from now",
+                        time.monotonic() - started)
+            _database_away()
+            return count
+        if interrupted:
             log.warning("run %s interrupted: %s", run.pk, reason)
             count += 1
     return count

@@ -7,6 +7,9 @@ from .. import catalog, distro, vm
 from ..vmstatus import render_json, render_plain
 from . import command
 from .deploy import deploy
+from .hosted_engine_help import HELP
+
+PROG = "/usr/sbin/hosted-engine"
 
 BROKER_DOWN = ("An error occured while retrieving vm status, please make sure the HA daemon "
                "is ready and reachable.")
@@ -19,34 +22,21 @@ NO_VM_CONF = {"1.3": "Unable to read vm.conf, please check ovirt-ha-agent logs",
               "2.2": "The hosted engine configuration has not been retrieved from shared storage. "
                      "Please ensure that ovirt-ha-agent is running and the storage server is "
                      "reachable."}
-# The first setup version that has each command (1.2 has the rest).
-SINCE = {"--reinitialize-lockspace": "1.3", "--clean-metadata": "1.3", "--check-deployed": "2.0"}
-USAGE = """Usage: /usr/sbin/hosted-engine [--help] <command> [<command-args>]
-    --help
-        show this help message.
 
-    The available commands are:
-        --deploy [options]
-            run ovirt-hosted-engine deployment
-        --vm-start
-            start VM on this host
-        --vm-shutdown
-            gracefully shutdown the VM on this host
-        --vm-poweroff
-            forcefully poweroff the VM on this host
-        --vm-status [--json]
-            VM status according to the HA agent.
-        --check-liveliness
-            Checks liveliness page of engine
-        --check-deployed
-            Checks whether the hosted engine has been deployed already
-        --set-maintenance --mode=<mode>
-            Set maintenance status to the specified mode (global/local/none)
-        --reinitialize-lockspace [--force]
-            Reinitialize the sanlock lockspace file. This wipes all locks.
-        --clean-metadata [--force-cleanup] [--host-id=<id>]
-            Remove host's metadata from the global status database.
-"""
+
+def series(ctx):
+    """The setup series whose command line this host's build has (hosted_engine_help): the
+    lab's builds are 1.2.6.1, 1.3.7.4, 2.3.12/13 and 2.7.0/1; a build in between gets the
+    nearest older text (2.0-2.2 lack some 2.3 commands: not modelled, no lab release has them)."""
+    key = catalog.setup_key(ctx.host)
+    for floor in ("2.4", "2.0", "1.3"):
+        if key >= catalog.version_key(floor):
+            return {"2.4": "2.7", "2.0": "2.3", "1.3": "1.3"}[floor]
+    return "1.2"
+
+
+def help_text(ctx, name=""):
+    return HELP[series(ctx)][name].replace("{prog}", PROG)
 
 
 def option(args, name):
@@ -62,38 +52,69 @@ def setup_at_least(ctx, floor):
 
 
 def usage(ctx):
-    """The help text of this setup version: without the commands it does not have."""
-    lines = USAGE.splitlines(keepends=True)
-    text = []
-    skip = False
-    for line in lines:
-        word = line.strip().split(" ")[0]
-        if line.startswith("        --"):
-            skip = word in SINCE and not setup_at_least(ctx, SINCE[word])
-        if not skip:
-            text.append(line if setup_at_least(ctx, "2.0") else line.replace(" [--json]", ""))
-    return "".join(text)
+    return help_text(ctx)
+
+
+# Commands that run without a deployed host (src/bin/hosted-engine.in: they do not test
+# ${vmid}/${conf}); 1.2's --connect-storage and --start-pool do not either.
+NO_DEPLOY_CHECK = {"--check-liveliness", "--check-deployed", "--console", "--connect-storage",
+                   "--start-pool"}
+# Commands that call check_vm_conf first (1.3 and later).
+VM_CONF_CHECK = {"--vm-start", "--vm-start-paused", "--vm-status", "--clean-metadata"}
 
 
 @command("hosted-engine", path="/usr/sbin", machines=("host",),
          package="ovirt-hosted-engine-setup")
 async def hosted_engine(ctx, args):
-    if not args or args[0] in ("--help", "-h"):
+    """cli_broker of src/bin/hosted-engine.in: unknown commands get "Invalid option" on
+    stderr and the usage, exit 1; `--help CMD` (1.3+) and `CMD --help` the command's help."""
+    commands = HELP[series(ctx)]
+    if not args:
         ctx.out.write(usage(ctx))
-        return 0 if args else 1
-    verb = args[0]
-    if verb == "--deploy":
-        return await deploy(ctx, args[1:])
-    if verb not in HANDLERS or (verb in SINCE and not setup_at_least(ctx, SINCE[verb])):
+        return 1
+    verb, rest = args[0], args[1:]
+    if verb == "--help":
+        if rest and series(ctx) != "1.2":  # usage "$@": cli_broker CMD --help
+            if rest[0] not in commands or not rest[0].startswith("--"):
+                ctx.error(f"Invalid option '{rest[0]}'")
+                ctx.out.write(usage(ctx))
+                return 1
+            ctx.out.write(help_text(ctx, rest[0]))
+            return 0
+        ctx.out.write(usage(ctx))
+        return 0
+    if verb not in commands or not verb.startswith("--"):
         ctx.error(f"Invalid option '{verb}'")
         ctx.out.write(usage(ctx))
         return 1
-    if verb == "--check-deployed":
-        return await check_deployed(ctx, args[1:])
-    if not ctx.host.configured:
+    if rest[:1] == ["--help"]:
+        ctx.out.write(help_text(ctx, verb))
+        return 0
+    if verb == "--deploy":
+        return await deploy(ctx, rest)
+    if verb not in NO_DEPLOY_CHECK and not ctx.host.configured:
+        if verb == "--set-maintenance":
+            return await set_maintenance(ctx, rest)  # the mode is checked first
         ctx.print("You must run deploy first")  # echo, on stdout; 1.2 then exits 0
         return 1 if setup_at_least(ctx, "1.3") else 0
-    return await HANDLERS[verb](ctx, args[1:])
+    if verb in VM_CONF_CHECK and setup_at_least(ctx, "1.3") and not vm_conf_ready(ctx):
+        return 1
+    return await HANDLERS[verb](ctx, rest)
+
+
+def vm_conf_ready(ctx):
+    """check_vm_conf: the agent has not fetched vm.conf since the boot (its text per
+    release: 1.3, 2.2.0 and 2.5.4, commit bb3f623)."""
+    if ctx.host.fs.exists(distro.VM_CONF):
+        return True
+    if setup_at_least(ctx, "2.5.4"):
+        ctx.print("The hosted engine configuration has not been retrieved from shared storage yet,")
+        ctx.print("please ensure that ovirt-ha-agent service is running." if not
+                  ctx.host.services["ovirt-ha-agent"] else "for more details please check sanlock status.")
+        ctx.print()
+    else:
+        ctx.print(NO_VM_CONF["2.2" if setup_at_least(ctx, "2.2") else "1.3"])
+    return False
 
 
 def broker_up(ctx):
@@ -102,10 +123,6 @@ def broker_up(ctx):
 
 async def vm_status(ctx, args):
     await ctx.sleep(1)
-    if setup_at_least(ctx, "1.3") and not ctx.host.fs.exists(distro.VM_CONF):
-        # check_vm_conf: the agent has not fetched vm.conf since the boot
-        ctx.print(NO_VM_CONF["2.2" if setup_at_least(ctx, "2.2") else "1.3"])
-        return 1
     if not broker_up(ctx):
         if setup_at_least(ctx, "2.2"):
             ctx.error(BROKER_DOWN)
@@ -161,7 +178,11 @@ async def _vm_stop(ctx, stop, verb):
 
 
 async def check_liveliness(ctx, args):
+    """check_liveliness.py: reads fqdn from hosted-engine.conf (exit 2 without it)."""
     await ctx.sleep(1)
+    if not ctx.host.fs.exists(distro.HE_CONF):
+        ctx.error("Error reading the configuration file")
+        return 2
     if ctx.cluster.engine_healthy():
         ctx.print("Hosted Engine is up!")
         return 0
@@ -171,6 +192,8 @@ async def check_liveliness(ctx, args):
 
 async def check_deployed(ctx, args):
     if ctx.host.configured:
+        if setup_at_least(ctx, "2.4.9"):  # commit f27d727
+            ctx.print("The hosted engine has been deployed")
         return 0
     ctx.print("The hosted engine has not been deployed")
     return 1
@@ -200,6 +223,9 @@ async def set_maintenance(ctx, args):
     if mode not in ("global", "local", "none"):
         ctx.print(f"Invalid value '{mode}' for --mode")
         return 1
+    if not ctx.host.configured:
+        ctx.print("You must run deploy first")
+        return 1 if setup_at_least(ctx, "1.3") else 0
     await ctx.sleep(1)
     host, cluster = ctx.host, ctx.cluster
     refusal = local_refusal(ctx) if mode == "local" else None
@@ -261,6 +287,201 @@ async def clean_metadata(ctx, args):
     return 0
 
 
+def vdsm_error(ctx, verb, message):
+    """A vdsm ServerError as vdsm_helper prints it (str(e), exit 1)."""
+    ctx.error(f"Command {verb} with args {{'vmID': '{vm.VM_ID}'}} failed:\n(code=1, message={message})")
+    return 1
+
+
+async def vm_start_paused(ctx, args):
+    """cmd_vm_start_paused: vm.conf plus launchPaused=true, created through vdsm; qemu stays
+    paused (vdsm status Paused) until someone resumes or powers it off."""
+    await ctx.sleep(2)
+    if not vdsm_check(ctx):
+        return 1
+    rec = ctx.host.vm
+    if rec is not None and rec["status"] not in ("Down",):
+        ctx.print(f"VM exists and its status is {rec['status']}")
+        return 1
+    ok, message = vm.vm_start(ctx.cluster, ctx.host, ctx.now(), paused=True)
+    (ctx.print if ok else ctx.error)(message)
+    return 0 if ok else 1
+
+
+async def add_console_password(ctx, args):
+    """cmd_add_console_password: --password=, else a line read from stdin (readpassword;
+    without a terminal its `die` is not defined, so it only complains and reads on), then
+    setVmTicket on the VM here. 2.x's vdsm_helper says where VNC listens; 1.x's vdsClient
+    prints nothing the sources show (the lab prints nothing)."""
+    password = option(args[:1], "--password")
+    if password is None:
+        line = f"{PROG}: line 1: die: command not found"
+        ctx.error(line)
+        ctx.error("stty: 'standard input': Inappropriate ioctl for device")
+        ctx.error(line)
+        ctx.err.write("Enter password: ")
+        password = (await ctx.stdin.readline()).rstrip("\n")
+        ctx.error("")
+    await ctx.sleep(1)
+    if not vdsm_check(ctx):
+        return 1
+    if vm.running_status(ctx.host) is None:
+        return vdsm_error(ctx, "VM.updateDevice", "Virtual machine does not exist")
+    if setup_at_least(ctx, "2.0"):
+        ctx.print(f"You can now connect the hosted-engine VM with VNC at {ctx.host.address}:5900")
+    return 0
+
+
+async def console(ctx, args):
+    """cmd_console: 2.3+ opens the serial console with virsh (which needs a terminal);
+    1.x execs remote-viewer, which a host has not got."""
+    await ctx.sleep(1)
+    if not setup_at_least(ctx, "2.3"):
+        ctx.print("Use the password you've set using --add-console-password for logging in")
+        ctx.error(f"{PROG}: line 1: /usr/bin/remote-viewer: No such file or directory")
+        return 127
+    if not ctx.host.configured:  # checkVmStatus without a vm id: argparse refuses
+        ctx.error("usage: vdsm_helper.py checkVmStatus [-h] vmid")
+        ctx.error("vdsm_helper.py checkVmStatus: error: " + (
+            "the following arguments are required: vmid" if series(ctx) == "2.7" else "too few arguments"))
+        ctx.print("The engine VM is not on this host")
+        return 0
+    status = ctx.host.vm["status"] if ctx.host.vm and vdsm_check(ctx) else None
+    if status is None:
+        vdsm_error(ctx, "VM.getStats", "Virtual machine does not exist")
+        ctx.print("The engine VM is not on this host")
+        return 0
+    if status == "Up":
+        ctx.print("The engine VM is running on this host")
+    elif series(ctx) == "2.3":
+        ctx.print(f"The engine VM is on this host but its status is {status}")
+        return 1
+    else:
+        ctx.print(f"The engine VM is on this host but its status is {status}")
+        ctx.print("Trying anyway to connect to its console:")
+        ctx.print()
+    ctx.print("Escape character is ^]")
+    ctx.error("error: Cannot run interactive console without a controlling TTY")
+    return 1
+
+
+async def connect_storage(ctx, args):
+    """1.2: the script's own vdsClient connectStorageServer; 1.3+: the HA client's
+    connect_storage_server (silent on success)."""
+    await ctx.sleep(1)
+    if not setup_at_least(ctx, "1.3"):
+        text = ctx.host.fs.read(distro.HE_CONF) or ""
+        kind = next((line.split("=", 1)[1] for line in text.splitlines()
+                     if line.startswith("domainType=")), "")
+        if kind not in ("nfs3", "nfs4", "glusterfs", "iscsi"):
+            ctx.print(f"Storage type not supported: {kind}")
+            return 1
+        ctx.print("Connecting Storage Server")
+    return 0 if vdsm_check(ctx) else 1
+
+
+async def disconnect_storage(ctx, args):
+    await ctx.sleep(1)
+    return 0 if vdsm_check(ctx) else 1
+
+
+async def start_pool(ctx, args):
+    """1.2 only: connectStoragePool, spmStart, activateStorageDomain through vdsClient."""
+    for line in ("Connecting Storage Pool", "Starting SPM", "Activating Storage Domain"):
+        ctx.print(line)
+        await ctx.sleep(1)
+    return 0
+
+
+# --get/--set-shared-config: the HA client's Config (env/config.py at HA 2.3.6 and 2.5.1):
+# he_local (the host's hosted-engine.conf), he_shared (the copy on the shared storage; the
+# lab keeps it next to vm.conf), ha (ha.conf), broker (broker.conf), vm (read-only).
+SHARED_COPY = "/run/ovirt-hosted-engine-ha/hosted-engine.conf"
+CONFIG_FILES = (("he_local", distro.HE_CONF), ("broker", "/var/lib/ovirt-hosted-engine-ha/broker.conf"),
+                ("he_shared", SHARED_COPY), ("ha", "/var/lib/ovirt-hosted-engine-ha/ha.conf"),
+                ("vm", distro.VM_CONF))
+
+
+def read_config(ctx, path):
+    if path == SHARED_COPY and not ctx.host.fs.exists(path):
+        path = distro.HE_CONF
+    values = {}
+    for line in (ctx.host.fs.read(path) or "").splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def config_file(ctx, key, wanted):
+    """(type, path) holding key, or the refusal text; KeyError when no file has it."""
+    found = [(kind, path) for kind, path in CONFIG_FILES
+             if key in read_config(ctx, path) and (not wanted or kind == wanted)]
+    if not found:
+        raise KeyError(key)
+    if len(found) > 1:
+        return None, ("Duplicate key {0}, please specify the key type. Available types are: [{1}]"
+                      .format(key, ", ".join(f"'{kind}'" for kind, _ in found)))
+    if found[0][0] == "vm":
+        return None, ("Invalid configuration type {0}, supported types are: [{1}]"
+                      .format(wanted or None, ", ".join(f"'{kind}'" for kind, _ in CONFIG_FILES)))
+    return found[0], None
+
+
+def invalid_key(ctx, key, wanted):
+    ctx.error(f"Invalid configuration key {key}.")
+    ctx.error("Available keys are:")
+    for kind, path in CONFIG_FILES:
+        if kind != "vm" and (not wanted or kind == wanted):
+            ctx.error(f"{kind} : {sorted(read_config(ctx, path))}")
+    return 1
+
+
+async def get_shared_config(ctx, args):
+    key = args[0] if args else ""
+    wanted = option(args[1:2], "--type") or ""
+    if not key:
+        ctx.print("You must specify a key to get")
+        return 1
+    await ctx.sleep(1)
+    try:
+        found, refusal = config_file(ctx, key, wanted)
+    except KeyError:
+        return invalid_key(ctx, key, wanted)
+    if refusal:
+        ctx.error(refusal)
+        return 1
+    kind, path = found
+    ctx.print(f"\n{key} : {read_config(ctx, path)[key]}, type : {kind}\n")
+    return 0
+
+
+async def set_shared_config(ctx, args):
+    key = args[0] if args else ""
+    value = args[1] if len(args) > 1 else ""
+    wanted = option(args[2:3], "--type") or ""
+    if not key:
+        ctx.print("You must specify a key to set")
+        return 1
+    if not value:
+        ctx.print("You must specify a new value to set")
+        return 1
+    await ctx.sleep(1)
+    try:
+        found, refusal = config_file(ctx, key, wanted)
+    except KeyError:
+        return invalid_key(ctx, key, wanted)
+    if refusal:
+        ctx.error(refusal)
+        return 1
+    kind, path = found
+    source = distro.HE_CONF if path == SHARED_COPY and not ctx.host.fs.exists(path) else path
+    lines = (ctx.host.fs.read(source) or "").splitlines()
+    lines = [f"{key}={value}" if line.split("=", 1)[0].strip() == key else line for line in lines]
+    ctx.host.fs.write(path, "\n".join(lines) + "\n")
+    return 0
+
+
 HANDLERS = {
     "--vm-status": vm_status,
     "--vm-start": vm_start,
@@ -271,4 +492,12 @@ HANDLERS = {
     "--set-maintenance": set_maintenance,
     "--reinitialize-lockspace": reinitialize_lockspace,
     "--clean-metadata": clean_metadata,
+    "--vm-start-paused": vm_start_paused,
+    "--add-console-password": add_console_password,
+    "--console": console,
+    "--connect-storage": connect_storage,
+    "--disconnect-storage": disconnect_storage,
+    "--start-pool": start_pool,
+    "--get-shared-config": get_shared_config,
+    "--set-shared-config": set_shared_config,
 }

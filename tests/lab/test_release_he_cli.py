@@ -1,0 +1,162 @@
+"""`hosted-engine`'s command line per release, as src/bin/hosted-engine.in and the Python
+modules it runs have it at each ovirt-hosted-engine-setup tag (1.2.6.1, 1.3.7.3, 2.3.13,
+2.7.1), and the HA agent's parts the commands reach (ovirt-hosted-engine-ha 1.2.10, 1.3.5.6,
+2.3.6, 2.5.1). One lab per release, shared by the module."""
+
+import pytest
+
+from conftest import module_shell, release_lab
+
+lab35 = release_lab(hosts=2, engine_version="3.5", os="el6")
+ssh35 = module_shell("lab35")
+lab36 = release_lab(hosts=2, engine_version="3.6")
+ssh36 = module_shell("lab36")
+lab43 = release_lab(hosts=2, engine_version="4.3")
+ssh43 = module_shell("lab43")
+lab45 = release_lab(hosts=2, engine_version="4.x")
+ssh45 = module_shell("lab45")
+
+ALL_2X = ["--deploy", "--vm-start", "--vm-start-paused", "--vm-shutdown", "--vm-poweroff",
+          "--vm-status", "--add-console-password", "--check-deployed", "--check-liveliness",
+          "--connect-storage", "--disconnect-storage", "--console", "--set-maintenance",
+          "--set-shared-config", "--get-shared-config", "--reinitialize-lockspace",
+          "--clean-metadata"]
+
+
+def listed(usage):
+    """The commands a usage text lists."""
+    return [line.split()[0] for line in usage.splitlines() if line.startswith("        --")]
+
+
+def test_setup_1_2_lists_and_knows_its_own_commands(ssh35):
+    """hosted-engine.in@ovirt-hosted-engine-setup-1.2.6.1: --start-pool, no lockspace,
+    metadata, shared-config or storage-disconnect commands; --help exits 0, no command 1."""
+    result = ssh35("he2", "hosted-engine --help")
+    assert result.rc == 0
+    assert listed(result.out) == ["--deploy", "--vm-start", "--vm-start-paused", "--vm-shutdown",
+                                  "--vm-poweroff", "--vm-status", "--add-console-password",
+                                  "--check-liveliness", "--connect-storage", "--start-pool",
+                                  "--console", "--set-maintenance"]
+    assert "            Open the configured console using remote-viewer on localhost\n" in result.out
+    assert result.out.endswith("    For additional information about a specific command try:\n"
+                               "         <command> --help\n\n")
+    assert ssh35("he2", "hosted-engine").rc == 1
+    for option in ("--get-shared-config", "--disconnect-storage", "--check-deployed"):
+        refused = ssh35("he2", f"hosted-engine {option} fqdn")
+        assert (refused.rc, refused.err) == (1, f"Invalid option '{option}'\n")
+        assert refused.out == result.out
+    pool = ssh35("he2", "hosted-engine --start-pool")
+    assert (pool.rc, pool.out) == (0, "Connecting Storage Pool\nStarting SPM\nActivating Storage Domain\n")
+    storage = ssh35("he2", "hosted-engine --connect-storage")
+    assert (storage.rc, storage.out) == (0, "Connecting Storage Server\n")
+    # 1.2's `--help CMD` is the plain usage; `CMD --help` the command's own, without "--"
+    assert ssh35("he2", "hosted-engine --help --vm-status").out == result.out
+    assert ssh35("he2", "hosted-engine --vm-status --help").out.startswith(
+        "Usage: /usr/sbin/hosted-engine vm-status\n")
+
+
+def test_setup_1_3_drops_start_pool_and_adds_lockspace_and_metadata(ssh36):
+    """hosted-engine.in@ovirt-hosted-engine-setup-1.3.7.3: cli_broker; `--help CMD` shows
+    the command's help (exit 0)."""
+    result = ssh36("he2", "hosted-engine --help")
+    assert listed(result.out) == ["--deploy", "--vm-start", "--vm-start-paused", "--vm-shutdown",
+                                  "--vm-poweroff", "--vm-status", "--add-console-password",
+                                  "--check-liveliness", "--connect-storage", "--console",
+                                  "--set-maintenance", "--reinitialize-lockspace", "--clean-metadata"]
+    for option in ("--start-pool", "--set-shared-config", "--check-deployed", "--disconnect-storage"):
+        assert ssh36("he2", f"hosted-engine {option}").err == f"Invalid option '{option}'\n"
+    cmd_help = ssh36("he2", "hosted-engine --help --clean-metadata")
+    assert cmd_help.rc == 0
+    assert cmd_help.out.startswith("Usage: /usr/sbin/hosted-engine --clean_metadata [--force-cleanup] "
+                                   "[--host-id=<id>]\n")
+    # the HA client's connect_storage_server, silent on success
+    connect = ssh36("he2", "hosted-engine --connect-storage")
+    assert (connect.rc, connect.out, connect.err) == (0, "", "")
+
+
+def test_setup_2_3_and_2_7_list_the_full_surface(ssh43, ssh45):
+    """hosted-engine.in@ovirt-hosted-engine-setup-2.3.13 and -2.7.1: the same commands;
+    2.4.1 (commit 43c2a03) ended the descriptions with a period and dropped the
+    "For additional information" lines."""
+    old, new = ssh43("he2", "hosted-engine --help").out, ssh45("he2", "hosted-engine --help").out
+    assert listed(old) == ["--deploy", "--vm-start", "--vm-start-paused", "--vm-shutdown",
+                           "--vm-poweroff", "--vm-status", "--add-console-password",
+                           "--config-append=file", "--check-deployed", "--check-liveliness",
+                           "--connect-storage", "--disconnect-storage", "--console", "--set-maintenance",
+                           "--set-shared-config", "--get-shared-config", "--reinitialize-lockspace",
+                           "--clean-metadata"]
+    assert "For additional information" in old and "For additional information" not in new
+    assert "            Open the configured serial console.\n" in new
+    for option in ALL_2X:
+        assert option in listed(new) or option + "." in listed(new)
+    refused = ssh45("he2", "hosted-engine --start-pool")
+    assert (refused.rc, refused.err) == (1, "Invalid option '--start-pool'\n")
+
+
+def test_check_deployed_says_so_from_2_4_9(ssh43, ssh45):
+    """cmd_check_deployed: silent at 2.3.13, "The hosted engine has been deployed" from
+    2.4.9 (commit f27d727)."""
+    old, new = ssh43("he2", "hosted-engine --check-deployed"), ssh45("he2", "hosted-engine --check-deployed")
+    assert (old.rc, old.out) == (0, "")
+    assert (new.rc, new.out) == (0, "The hosted engine has been deployed\n")
+
+
+def test_get_and_set_shared_config(ssh43):
+    """get_shared_config.py/set_shared_config.py@2.3.13 over env/config.py@ovirt-hosted-engine-ha
+    v2.3.6: a key in both hosted-engine.conf copies needs --type; the answer's layout; an
+    unknown key lists the keys per type on stderr."""
+    dup = ssh43("he2", "hosted-engine --get-shared-config gateway")
+    assert (dup.rc, dup.err) == (1, "Duplicate key gateway, please specify the key type. Available "
+                                    "types are: ['he_local', 'he_shared']\n")
+    got = ssh43("he2", "hosted-engine --get-shared-config gateway --type=he_shared")
+    assert (got.rc, got.out) == (0, "\ngateway : 192.168.122.1, type : he_shared\n\n")
+    assert ssh43("he2", "hosted-engine --set-shared-config gateway 192.168.122.254 --type=he_shared").rc == 0
+    got = ssh43("he2", "hosted-engine --get-shared-config gateway --type=he_shared")
+    assert got.out == "\ngateway : 192.168.122.254, type : he_shared\n\n"
+    local = ssh43("he2", "hosted-engine --get-shared-config gateway --type=he_local")
+    assert local.out == "\ngateway : 192.168.122.1, type : he_local\n\n"
+    unknown = ssh43("he2", "hosted-engine --get-shared-config no_such_key")
+    assert unknown.rc == 1
+    assert unknown.err.startswith("Invalid configuration key no_such_key.\nAvailable keys are:\nhe_local : [")
+    missing = ssh43("he2", "hosted-engine --set-shared-config gateway")
+    assert (missing.rc, missing.out) == (1, "You must specify a new value to set\n")
+    assert ssh43("he2", "hosted-engine --set-shared-config gateway 192.168.122.1 --type=he_shared").rc == 0
+
+
+def test_console_and_console_password(ssh43, ssh45, lab45):
+    """cmd_console@2.3.13 and @2.7.1 (virsh console needs a terminal), vdsm_helper.py
+    setVmTicket (the VNC address), on the engine VM's host and elsewhere."""
+    vm_host = lab45.wait_for(lambda s: s["engine_vm"]["status"] == "up" and s["engine_vm"]["host"],
+                             sim_seconds=600).split(".")[0]
+    other = "he2" if vm_host == "he1" else "he1"
+    here = ssh45(vm_host, "hosted-engine --console")
+    assert here.rc == 1
+    assert here.out == "The engine VM is running on this host\nEscape character is ^]\n"
+    elsewhere = ssh45(other, "hosted-engine --console")
+    assert (elsewhere.rc, elsewhere.out) == (0, "The engine VM is not on this host\n")
+    password = ssh45(vm_host, "hosted-engine --add-console-password --password=secret")
+    assert password.rc == 0
+    assert password.out.startswith("You can now connect the hosted-engine VM with VNC at ")
+    refused = ssh45(other, "hosted-engine --add-console-password", stdin="secret\n")
+    assert refused.rc == 1
+    assert "Enter password: " in refused.err
+    assert "message=Virtual machine does not exist" in refused.err
+
+
+def test_vm_start_paused_leaves_qemu_paused(ssh36, lab36):
+    """cmd_vm_start_paused@1.3.7.3: vm.conf plus launchPaused=true; vdsm then reports the VM
+    Paused, which the broker reads as up with bad health ("bad vm status")."""
+    vm_host = lab36.wait_for(lambda s: s["engine_vm"]["status"] == "up" and s["engine_vm"]["host"],
+                             sim_seconds=600).split(".")[0]
+    other = "he2" if vm_host == "he1" else "he1"
+    busy = ssh36(vm_host, "hosted-engine --vm-start-paused")
+    assert (busy.rc, busy.out) == (1, "VM exists and its status is Up\n")
+    assert ssh36("he1", "hosted-engine --set-maintenance --mode=global").rc == 0
+    assert ssh36(vm_host, "hosted-engine --vm-poweroff").rc == 0
+    started = ssh36(other, "hosted-engine --vm-start-paused")
+    assert (started.rc, started.out) == (0, "VM in WaitForLaunch\n")
+    state = lab36.wait_for(lambda s: s["hosts"][f"{other}.lab.local"]["vm"] == "Paused" and s, sim_seconds=60)
+    assert state["hosts"][f"{other}.lab.local"]["engine_status"] == {
+        "reason": "bad vm status", "health": "bad", "vm": "up", "detail": "Paused"}
+    assert ssh36(other, "hosted-engine --vm-poweroff").rc == 0
+    assert ssh36("he1", "hosted-engine --set-maintenance --mode=none").rc == 0

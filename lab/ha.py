@@ -318,7 +318,7 @@ class Agent:
         self.transitions = collections.deque(maxlen=30)
         self.logged = None  # (state, score) last written to agent.log
         self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
-                 f"ovirt-hosted-engine-ha agent {self.version} started")
+                 f"ovirt-hosted-engine-ha agent {self.version.rsplit('-', 1)[0]} started")
         self.conf_uptodate = self.upgrade_conf()
         # vm.conf, fetched from the shared storage at start, into a tmpfs (/run)
         if self.host_id is not None and host.fs.exists("/run"):
@@ -424,7 +424,7 @@ class Agent:
         self.stuck = False
         self.started_at = self.entered = now
         self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
-                 f"ovirt-hosted-engine-ha agent {self.version} started")
+                 f"ovirt-hosted-engine-ha agent {self.version.rsplit('-', 1)[0]} started")
         return True
 
     def transition(self, nxt, now):
@@ -473,7 +473,10 @@ class Agent:
         self.state = "AgentStopped"
         self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
                  "Agent shutting down")
-        # A stuck agent never reached its monitoring loop, whose end publishes AgentStopped.
-        if not self.silent and not self.stuck and self.host_id is not None:
+        # A stuck agent never reached its monitoring loop, whose end publishes AgentStopped;
+        # nor does one that keeps dying at start-up on a corrupted lockspace or without a
+        # broker (so --reinitialize-lockspace needs --force then, ovirt-releases.md).
+        if not self.silent and not self.stuck and self.host_id is not None \
+                and not self.cluster.lockspace_corrupt and self.host.services["ovirt-ha-broker"]:
             now = self.cluster.clock.now()
             self.publish(View(self, self.cluster, now), stopped=True)

@@ -239,52 +239,177 @@ async def set_maintenance(ctx, args):
     return 0
 
 
+# `raise Exception(...)` lines of reset_lockspace in client/client.py per HA build (global
+# maintenance, active agent): v1.3.5.8, v2.3.5, v2.3.6 and v2.5.0/v2.5.1.
+RESET_RAISES = {"1.3": (312, 316), "2.3.5": (298, 302)}
+# CPython's runpy frames for `python -m` (el7: 2.7, el8: 3.6, el9: 3.9).
+RUNPY = {"el7": (("/usr/lib64/python2.7/runpy.py", 162, "in _run_module_as_main",
+                  '"__main__", fname, loader, pkg_name)'),
+                 ("/usr/lib64/python2.7/runpy.py", 72, "in _run_code", "exec code in run_globals")),
+         "el8": (("/usr/lib64/python3.6/runpy.py", 193, "in _run_module_as_main", '"__main__", mod_spec)'),
+                 ("/usr/lib64/python3.6/runpy.py", 85, "in _run_code", "exec(code, run_globals)")),
+         "el9": (("/usr/lib64/python3.9/runpy.py", 197, "in _run_module_as_main",
+                  "return _run_code(code, main_globals, None,"),
+                 ("/usr/lib64/python3.9/runpy.py", 87, "in _run_code", "exec(code, run_globals)"))}
+
+
+def reset_traceback(ctx, last, message):
+    """The uncaught exception of `python -m ovirt_hosted_engine_setup.reinitialize_lockspace`
+    (reinitialize_lockspace.py line 30 at 1.3.7.3 to 2.7.1 calls reset_lockspace bare)."""
+    ha = ctx.host.packages.get("ovirt-hosted-engine-ha", "0")
+    lines = RESET_RAISES.get(".".join(ha.split("-")[0].split(".")[:3]),
+                             RESET_RAISES.get(ha[:3], (301, 305)))
+    frames = [(path, line, where, code) for path, line, where, code in RUNPY.get(ctx.host.os, RUNPY["el7"])]
+    site = site_packages(ctx)
+    frames.append((f"{site}/ovirt_hosted_engine_setup/reinitialize_lockspace.py", 30, "in <module>",
+                   "ha_cli.reset_lockspace(force)"))
+    if last == "maintenance":
+        frames.append((f"{site}/ovirt_hosted_engine_ha/client/client.py", lines[0], "in reset_lockspace",
+                       'raise Exception("Lockfile reset can be performed in"'))
+    elif last == "agent":
+        frames.append((f"{site}/ovirt_hosted_engine_ha/client/client.py", lines[1], "in reset_lockspace",
+                       'raise Exception("Lockfile reset cannot be performed with"'))
+    ctx.error("Traceback (most recent call last):")
+    for path, line, where, code in frames:
+        ctx.error(f'  File "{path}", line {line}, {where}\n    {code}')
+    ctx.error(message)
+    return 1
+
+
 async def reinitialize_lockspace(ctx, args):
+    """reset_lockspace of the HA client (client/client.py at 1.3.5.8, v2.3.6, v2.5.1): without
+    --force (only as the first word: reinitialize_lockspace.py reads sys.argv[1]) the global
+    block must say maintenance and every host block `stopped`; a refusal is an uncaught
+    Exception, so a traceback and exit 1 on every release that has the command."""
     cluster = ctx.cluster
     await ctx.sleep(2)
-    if not broker_up(ctx):
-        ctx.error(BROKER_DOWN)
-        return 1
-    if "--force" not in args:
+    if not broker_up(ctx):  # BrokerLink's socket is missing
+        error = "FileNotFoundError" if ctx.host.os in ("el8", "el9") else "socket.error"
+        return reset_traceback(ctx, "broker", f"{error}: [Errno 2] No such file or directory")
+    if args[:1] != ["--force"]:
         if not cluster.global_maintenance:
-            ctx.error("Lockfile reset can be performed in global maintenance mode only.")
-            return 1
+            return reset_traceback(ctx, "maintenance", "Exception: Lockfile reset can be performed in "
+                                                       "global maintenance mode only.")
         if any(not seg["stopped"] for seg in cluster.segments.values()):
-            ctx.error("Lockfile reset cannot be performed with an active agent.")
-            return 1
+            return reset_traceback(ctx, "agent", "Exception: Lockfile reset cannot be performed with "
+                                                 "an active agent.")
     cluster.lockspace_corrupt = False
     return 0
 
 
+# ovirt-ha-agent's options (agent/agent.py, optparse): 1.3.5.6 has --no-daemon too.
+AGENT_OPTIONS = {"--pdb": False, "--cleanup": False, "--force-cleanup": False, "--host-id": True,
+                 "--version": False, "--help": False}
+
+
+def agent_options(ctx, args):
+    """optparse's reading of ovirt-ha-agent --cleanup ARGS: `--opt value` and `--opt=value`,
+    any unique prefix of a long option (`--force` is --force-cleanup), an int for --host-id.
+    Returns (options, None) or (None, error message)."""
+    known = dict(AGENT_OPTIONS)
+    if not catalog.at_least(ctx.host.packages.get("ovirt-hosted-engine-ha", "0"), "2.0"):
+        known["--no-daemon"] = False
+    options, rest = {}, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            break
+        if not arg.startswith("--"):
+            continue  # positional arguments are left to the program, which ignores them
+        name, eq, value = arg.partition("=")
+        matches = [opt for opt in known if opt == name] or [opt for opt in known if opt.startswith(name)]
+        if not matches:
+            return None, f"no such option: {name}"
+        if len(matches) > 1:
+            return None, f"ambiguous option: {name} ({', '.join(sorted(matches))}?)"
+        name = matches[0]
+        if known[name]:
+            if not eq:
+                if not rest:
+                    return None, f"{name} option requires an argument"
+                value = rest.pop(0)
+            try:
+                options[name] = int(value)
+            except ValueError:
+                return None, f"option {name}: invalid integer value: '{value}'"
+        elif eq:
+            return None, f"{name} option does not take a value"
+        else:
+            options[name] = True
+    return options, None
+
+
 async def clean_metadata(ctx, args):
+    """`hosted-engine --clean-metadata` execs `ovirt-ha-agent --cleanup "$@"`
+    (hosted-engine.in@1.3.7.3, @2.3.13): the agent's optparse, then HostedEngine.clean()
+    (agent/hosted_engine.py at 1.3.5.6, v2.3.6, v2.5.1). Its log goes to stderr; exit codes:
+    0 whatever clean() decided about the block, 2 for a parse error, 254 (-2) when vdsm is
+    down, 157 (-99) when an exception ends it (the broker unreachable; sanlock refusing the
+    host id without --force-cleanup, as on a corrupted lockspace)."""
     cluster = ctx.cluster
-    raw_id = option(args, "--host-id")
-    try:
-        host_id = int(raw_id) if raw_id is not None else ctx.host.host_id
-    except ValueError:
-        ctx.error(f"Invalid value '{raw_id}' for --host-id")
-        return 1
-    # It runs the agent with --cleanup: its log lines go to stderr, and it exits 0
-    # even when it refuses (ovirt-releases.md).
+    options, problem = agent_options(ctx, args)
+    if problem:
+        ctx.error("Usage: ovirt-ha-agent [options]\n\novirt-ha-agent: error: " + problem)
+        return 2
     version = ctx.host.packages.get("ovirt-hosted-engine-ha", "")
-    prefix = "INFO:ovirt_hosted_engine_ha.agent.agent.Agent:"
-    ctx.error(f"{prefix}ovirt-hosted-engine-ha agent {version} started")
+    if options.get("--help"):
+        ctx.print("Usage: ovirt-ha-agent [options]")
+        return 0
+    if options.get("--version"):
+        ctx.print(f"ovirt-hosted-engine-ha agent {version.rsplit('-', 1)[0]}")
+        return 0
+    host_id = options.get("--host-id", ctx.host.host_id)
+    force = options.get("--force-cleanup", False)
+    agent = "ovirt_hosted_engine_ha.agent.agent.Agent:"
+    he = "ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
+    ctx.error(f"INFO:{agent}ovirt-hosted-engine-ha agent {version.rsplit('-', 1)[0]} started")
     await ctx.sleep(3)
+    if not ctx.cluster.vdsm_up(ctx.host, ctx.now()):
+        ctx.error(f"ERROR:{he}Required service vdsmd is not up.")
+        ctx.error(f"INFO:{agent}Agent shutting down")
+        return 254
+    failure = None
+    if not broker_up(ctx):
+        failure = "error: [Errno 2] No such file or directory"
+    elif cluster.lockspace_corrupt:
+        if force:
+            ctx.error(f"WARNING:{he}Force requested, overriding sanlock failure.")
+        else:
+            failure = ("SanlockException: (-223, 'Sanlock lockspace add failure', "
+                       "'Sanlock lockspace add failure')")
+    if failure:
+        if catalog.at_least(version, "2.0"):
+            ctx.error(f"ERROR:{agent}Traceback (most recent call last):\n"
+                      f'  File "{site_packages(ctx)}/ovirt_hosted_engine_ha/agent/agent.py", '
+                      "in _run_agent\n    return action(he)\n" + failure)
+            ctx.error(f"ERROR:{agent}Trying to restart agent")
+        else:  # 1.3: ten tries 5 s apart (AGENT_START_RETRIES, AGENT_START_RETRY_WAIT)
+            for attempt in range(10):
+                ctx.error(f"ERROR:{agent}Error: '{failure.split(': ', 1)[1]}' - trying to restart agent")
+                await ctx.sleep(5)
+                ctx.error(f"WARNING:{agent}Restarting agent, attempt '{attempt}'")
+            ctx.error(f"ERROR:{agent}Too many errors occurred, giving up. Please review the log and "
+                      "consider filing a bug.")
+        ctx.error(f"INFO:{agent}Agent shutting down")
+        return 157
     seg = cluster.segments.get(str(host_id))
     if seg is None:
         # clean(): the broker returns no blank blocks, so the id is missing from the stats
-        ctx.error("ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
-                  "Metadata for current host missing.")
-    elif seg["stopped"] or "--force-cleanup" in args:
-        ctx.error("INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
-                  "Cleaning the metadata block!")
+        ctx.error(f"ERROR:{he}Metadata for current host missing.")
+    elif seg["stopped"] or force:
+        ctx.error(f"INFO:{he}Cleaning the metadata block!")
         del cluster.segments[str(host_id)]
         cluster.changed()
     else:
-        ctx.error("ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:"
-                  "Cannot clean unclean metadata block. Consider --force-clean.")
-    ctx.error(f"{prefix}Agent shutting down")
+        ctx.error(f"ERROR:{he}Cannot clean unclean metadata block. Consider --force-clean.")
+    ctx.error(f"INFO:{agent}Agent shutting down")
     return 0
+
+
+def site_packages(ctx):
+    """Where the host's Python keeps the oVirt modules (for tracebacks)."""
+    return {"el6": "/usr/lib/python2.6/site-packages", "el7": "/usr/lib/python2.7/site-packages",
+            "el8": "/usr/lib/python3.6/site-packages"}.get(ctx.host.os, "/usr/lib/python3.9/site-packages")
 
 
 def vdsm_error(ctx, verb, message):

@@ -160,3 +160,80 @@ def test_vm_start_paused_leaves_qemu_paused(ssh36, lab36):
         "reason": "bad vm status", "health": "bad", "vm": "up", "detail": "Paused"}
     assert ssh36(other, "hosted-engine --vm-poweroff").rc == 0
     assert ssh36("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+
+
+def test_clean_metadata_parses_as_the_agents_optparse(ssh43):
+    """hosted-engine.in@2.3.13 execs `ovirt-ha-agent --cleanup "$@"`; agent/agent.py@v2.3.6
+    parses with optparse: `--host-id 3` takes the next word, a unique prefix names an option
+    (`--force` is --force-cleanup), errors are optparse's, exit 2; clean() in
+    agent/hosted_engine.py@v2.3.6 exits 0 whatever it decides about the block."""
+    unclean = ssh43("he1", "hosted-engine --clean-metadata --host-id 2")
+    assert unclean.rc == 0
+    assert "ERROR:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:Cannot clean unclean metadata " \
+           "block. Consider --force-clean.\n" in unclean.err
+    missing = ssh43("he1", "hosted-engine --clean-metadata --host-id 7 --force")
+    assert missing.rc == 0
+    assert "Metadata for current host missing." in missing.err
+    usage = "Usage: ovirt-ha-agent [options]\n\novirt-ha-agent: error: "
+    for args, problem in (("--host-id=two", "option --host-id: invalid integer value: 'two'"),
+                          ("--host-id", "--host-id option requires an argument"),
+                          ("--h 2", "ambiguous option: --h (--help, --host-id?)"),
+                          ("--no-daemon", "no such option: --no-daemon"),
+                          ("--pdb=yes", "--pdb option does not take a value")):
+        result = ssh43("he1", f"hosted-engine --clean-metadata {args}")
+        assert (result.rc, result.out, result.err) == (2, "", usage + problem + "\n"), args
+
+
+def test_clean_metadata_force_prefix_cleans_a_live_block(ssh36, lab36):
+    """agent/agent.py@ovirt-hosted-engine-ha-1.3.5.6 (optparse, with --no-daemon): `--force`
+    is --force-cleanup, so even a running agent's block is wiped; its agent writes it again."""
+    result = ssh36("he1", "hosted-engine --clean-metadata --no-daemon --host-id 2 --force")
+    assert result.rc == 0
+    assert "INFO:ovirt_hosted_engine_ha.agent.hosted_engine.HostedEngine:Cleaning the metadata block!\n" \
+        in result.err
+    assert result.err.startswith("INFO:ovirt_hosted_engine_ha.agent.agent.Agent:ovirt-hosted-engine-ha "
+                                 "agent 1.3.5.8 started\n")
+    lab36.wait_for(lambda s: s["hosts"]["he2.lab.local"]["score"] > 0, sim_seconds=120)
+
+
+@pytest.mark.parametrize("shell, lines", [("ssh36", (312, 316)), ("ssh43", (301, 305)), ("ssh45", (301, 305))])
+def test_reinitialize_lockspace_refuses_with_a_traceback(request, shell, lines):
+    """reinitialize_lockspace.py (line 30 at setup 1.3.7.3, 2.3.13, 2.7.1) calls the HA
+    client's reset_lockspace bare, which raises Exception (client/client.py at v1.3.5.8 and
+    v2.3.6/v2.5.1, lines `lines`): a traceback and exit 1; --force only as the first word."""
+    ssh = request.getfixturevalue(shell)
+    result = ssh("he2", "hosted-engine --reinitialize-lockspace")
+    assert result.rc == 1
+    err = result.err.splitlines()
+    assert err[0] == "Traceback (most recent call last):"
+    assert err[-1] == "Exception: Lockfile reset can be performed in global maintenance mode only."
+    assert err[-3].endswith(f'/ovirt_hosted_engine_ha/client/client.py", line {lines[0]}, in reset_lockspace')
+    assert err[-5].endswith('/ovirt_hosted_engine_setup/reinitialize_lockspace.py", line 30, in <module>')
+    late = ssh("he2", "hosted-engine --reinitialize-lockspace --verbose --force")
+    assert late.rc == 1 and late.err.endswith("global maintenance mode only.\n")
+    assert ssh("he2", "hosted-engine --set-maintenance --mode=global").rc == 0
+    try:
+        result = ssh("he2", "hosted-engine --reinitialize-lockspace")
+        assert result.rc == 1
+        assert result.err.splitlines()[-1] == "Exception: Lockfile reset cannot be performed with an active agent."
+        assert f'client.py", line {lines[1]}, in reset_lockspace' in result.err
+    finally:
+        assert ssh("he2", "hosted-engine --set-maintenance --mode=none").rc == 0
+
+
+def test_agents_on_a_corrupted_lockspace_never_say_stopped(lab36, ssh36):
+    """HA 1.3.5.6: the agent publishes "stopped" only when its monitoring loop ends cleanly;
+    on a corrupted lockspace it dies at start-up, so after `service ovirt-ha-agent stop`
+    --reinitialize-lockspace still refuses and --force is needed (ovirt-releases.md)."""
+    lab36.fault("corrupt-lockspace")
+    lab36.wait_for(lambda s: not any(h["live"] for h in s["hosts"].values()), sim_seconds=120)
+    assert ssh36("he1", "hosted-engine --set-maintenance --mode=global").rc == 0
+    for host in ("he1", "he2"):
+        assert ssh36(host, "systemctl stop ovirt-ha-agent").rc == 0
+    refused = ssh36("he1", "hosted-engine --reinitialize-lockspace")
+    assert refused.err.splitlines()[-1] == "Exception: Lockfile reset cannot be performed with an active agent."
+    assert ssh36("he1", "hosted-engine --reinitialize-lockspace --force").rc == 0
+    for host in ("he1", "he2"):
+        assert ssh36(host, "systemctl start ovirt-ha-agent").rc == 0
+    assert ssh36("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+    lab36.wait_for(lambda s: all(h["live"] and h["score"] > 0 for h in s["hosts"].values()), sim_seconds=300)

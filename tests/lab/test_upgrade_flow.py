@@ -64,7 +64,7 @@ def test_the_engine_vm_moves_to_the_upgraded_host(tmp_path):
         assert ssh("he2", "yum update -y").rc == 0
         assert ssh("he2", "rpm -q ovirt-hosted-engine-ha").out.startswith("ovirt-hosted-engine-ha-1.3")
         log = ssh("he2", "cat /var/log/ovirt-hosted-engine-ha/agent.log").out
-        assert "agent 1.3.5.8-1 started" in log
+        assert "agent 1.3.5.8 started" in log
         assert "Unable to upgrade while not in maintenance mode" in log
         lab.wait_for(lambda s: s["hosts"]["he2.lab.local"]["agent_version"] == "1.3.5.8-1"
                      and s["hosts"]["he2.lab.local"]["score"] == 2400, sim_seconds=60)

@@ -237,3 +237,85 @@ def test_agents_on_a_corrupted_lockspace_never_say_stopped(lab36, ssh36):
         assert ssh36(host, "systemctl start ovirt-ha-agent").rc == 0
     assert ssh36("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
     lab36.wait_for(lambda s: all(h["live"] and h["score"] > 0 for h in s["hosts"].values()), sim_seconds=300)
+
+
+def extra_lines(plain, host_id):
+    block = plain.split(f"--== Host {host_id} status ==--")[1].split("--== Host")[0]
+    extra = block.split("Extra metadata (valid at timestamp):\n")[1]
+    return [line[1:].split("=")[0] for line in extra.splitlines() if line.startswith("\t")]
+
+
+def test_ha_1_x_extra_blocks_hold_what_1_2_and_1_3_wrote(ssh35, ssh36):
+    """agent/hosted_engine.py `_generate_local_blocks` at 1.2.10 and 1.3.5.8: five header
+    lines and the state's metadata() sorted by key; 1.2.10's metadata() has no `stopped`, and
+    vm_conf_refresh_time/conf_on_shared_storage came with 2.0."""
+    header = ["metadata_parse_version", "metadata_feature_version", "timestamp", "host-id", "score"]
+    assert extra_lines(ssh35("he1", "hosted-engine --vm-status").out, 2) == header + ["maintenance", "state"]
+    assert extra_lines(ssh36("he1", "hosted-engine --vm-status").out, 2) == header + [
+        "maintenance", "state", "stopped"]
+
+
+def test_setup_1_x_prints_the_global_maintenance_banner_once(ssh36):
+    """vm_status.py@ovirt-hosted-engine-setup-1.3.7.3 prints the banner before the hosts only;
+    2.0.0 (commit 35dd496) prints it after them again."""
+    assert ssh36("he1", "hosted-engine --set-maintenance --mode=global").rc == 0
+    try:
+        out = ssh36("he1", "hosted-engine --vm-status").out
+        assert out.startswith("\n\n!! Cluster is in GLOBAL MAINTENANCE mode !!\n\n")
+        assert out.count("!! Cluster is in GLOBAL MAINTENANCE mode !!") == 1
+    finally:
+        assert ssh36("he1", "hosted-engine --set-maintenance --mode=none").rc == 0
+
+
+def test_ha_1_2_has_no_agent_stopped(lab35, ssh35):
+    """agent/states.py@ovirt-hosted-engine-ha-1.2.10 has no AgentStopped state and no
+    `stopped` in its metadata: a stopped 1.2 agent's block keeps its last state, then goes
+    stale."""
+    before = [line for line in ssh35("he1", "hosted-engine --vm-status").out.split("--== Host 2")[1]
+              .splitlines() if line.startswith("\tstate=")]
+    assert ssh35("he2", "service ovirt-ha-agent stop").rc == 0
+    try:
+        lab35.wait_for(lambda s: not s["hosts"]["he2.lab.local"]["live"], sim_seconds=180)
+        out = ssh35("he1", "hosted-engine --vm-status").out.split("--== Host 2")[1]
+        assert "AgentStopped" not in out
+        assert [line for line in out.splitlines() if line.startswith("\tstate=")] == before
+    finally:
+        assert ssh35("he2", "service ovirt-ha-agent start").rc == 0
+
+
+@pytest.mark.parametrize("state_fn", ["engine_start", "engine_stop", "engine_force_stop"])
+@pytest.mark.parametrize("version", ["1.2.10-1", "1.3.5.8-1", "2.3.6-1", "2.5.1-1"])
+def test_every_release_checks_maintenance_first_on_start_and_stop(state_fn, version):
+    """agent/states.py at 1.2.10, 1.3.5.6, v2.3.6 and v2.5.1: EngineStart, EngineStop and
+    EngineForceStop carry check_global_maintenance, check_local_maintenance and
+    check_local_vm_unknown, so under global maintenance they go to GlobalMaintenance before
+    touching the VM (the lab's state functions, called as the agent loop calls them)."""
+    from types import SimpleNamespace
+
+    from lab import ha
+
+    def untouched(*args):
+        raise AssertionError("the VM was touched under global maintenance")
+
+    agent = SimpleNamespace(version=version, v25=version.startswith("2.5"), legacy=version.startswith("1."),
+                            start_vm=untouched, shutdown_vm=untouched, poweroff_vm=untouched,
+                            timed_out=lambda now, seconds: False, stop_requested=False)
+    view = SimpleNamespace(global_maintenance=True, local_maintenance=False, now=0, vm="up",
+                           status={"vm": "up", "health": "good", "detail": "Up"})
+    assert getattr(ha, state_fn)(agent, view) == ("GlobalMaintenance", False)
+    view.global_maintenance, view.local_maintenance = False, True
+    assert getattr(ha, state_fn)(agent, view) == ("LocalMaintenance", False)
+
+
+def test_ha_1_2_publishes_timeout_on_the_monotonic_clock(lab35, ssh35):
+    """EngineUnexpectedlyDown.metadata() at 1.2.10: time.ctime(timeout_start_time + 600),
+    the start taken from monotonic.time() (state_machine.py `refresh`): an early date."""
+    lab35.wait_for(lambda s: s["engine_vm"]["healthy"], sim_seconds=600)
+    vm_host = lab35.state()["engine_vm"]["host"]
+    lab35.fault("kill-engine-vm")
+    lab35.wait_for(lambda s: s["hosts"][vm_host]["agent_state"] == "EngineUnexpectedlyDown", sim_seconds=120)
+    host_id = int(vm_host[2])
+    out = ssh35("he1", "hosted-engine --vm-status").out
+    block = out.split(f"--== Host {host_id} status ==--")[1].split("--== Host")[0]
+    timeouts = [line for line in block.splitlines() if line.startswith("\ttimeout=")]
+    assert len(timeouts) == 1 and timeouts[0].endswith(" 1970"), block

@@ -319,3 +319,24 @@ def test_ha_1_2_publishes_timeout_on_the_monotonic_clock(lab35, ssh35):
     block = out.split(f"--== Host {host_id} status ==--")[1].split("--== Host")[0]
     timeouts = [line for line in block.splitlines() if line.startswith("\ttimeout=")]
     assert len(timeouts) == 1 and timeouts[0].endswith(" 1970"), block
+
+
+lab43_outdated = release_lab(hosts=2, engine_version="4.3", outdated=True)
+ssh43_outdated = module_shell("lab43_outdated")
+
+
+def test_the_previous_4_3_build_refuses_local_maintenance_on_the_vm_host_too(lab43_outdated, ssh43_outdated):
+    """An --outdated 4.3 lab runs setup 2.3.12, which has commit 4a36099 (first in 2.3.11:
+    set_maintenance.py@ovirt-hosted-engine-setup-2.3.12 asks vdsm Host.getVMList()): the
+    refusal follows the installed build, whatever other host could take the VM."""
+    assert ssh43_outdated("he1", "rpm -q ovirt-hosted-engine-setup").out.startswith(
+        "ovirt-hosted-engine-setup-2.3.12")
+    vm_host = lab43_outdated.wait_for(lambda s: s["engine_vm"]["host"], sim_seconds=600).split(".")[0]
+    other = "he2" if vm_host == "he1" else "he1"
+    lab43_outdated.wait_for(lambda s: s["hosts"][f"{other}.lab.local"]["score"] > 0, sim_seconds=300)
+    refused = ssh43_outdated(vm_host, "hosted-engine --set-maintenance --mode=local")
+    assert (refused.rc, refused.out) == (1, "")
+    assert refused.err == ("Unable to enter local maintenance mode: the engine VM is running on the current "
+                           "host, please migrate it before entering local maintenance mode.\n")
+    assert ssh43_outdated(other, "hosted-engine --set-maintenance --mode=local").rc == 0
+    assert ssh43_outdated(other, "hosted-engine --set-maintenance --mode=none").rc == 0

@@ -147,11 +147,33 @@ def vdsm_check(ctx):
     return True
 
 
-async def vm_start(ctx, args):
+def existing_vm(ctx):
+    """cmd_vm_start's look at the VM vdsm has here, its lines echoed on stdout: a Down VM is
+    destroyed first (1.x "destroying it", 2.x "cleaning up and restarting"; a Paused one too
+    from 2.4.4, commit 42a2cf6); any other status ends it with exit 1. True to go on."""
+    rec = ctx.host.vm
+    if rec is None:
+        return True
+    status = rec["status"]
+    if status == "Down" or (status == "Paused" and setup_at_least(ctx, "2.4.4")):
+        if not setup_at_least(ctx, "2.0"):
+            ctx.print("VM exists and is down, destroying it")
+        else:
+            ctx.print(f"VM exists and is {status.lower() if status == 'Down' else status}, "
+                      "cleaning up and restarting")
+        vm.vm_poweroff(ctx.cluster, ctx.host, ctx.now())
+        return True
+    ctx.print(f"VM exists and its status is {status}")
+    return False
+
+
+async def vm_start(ctx, args, paused=False):
     await ctx.sleep(2)
     if not vdsm_check(ctx):
         return 1
-    ok, message = vm.vm_start(ctx.cluster, ctx.host, ctx.now())
+    if not existing_vm(ctx):
+        return 1
+    ok, message = vm.vm_start(ctx.cluster, ctx.host, ctx.now(), paused=paused)
     (ctx.print if ok else ctx.error)(message)
     return 0 if ok else 1
 
@@ -421,16 +443,7 @@ def vdsm_error(ctx, verb, message):
 async def vm_start_paused(ctx, args):
     """cmd_vm_start_paused: vm.conf plus launchPaused=true, created through vdsm; qemu stays
     paused (vdsm status Paused) until someone resumes or powers it off."""
-    await ctx.sleep(2)
-    if not vdsm_check(ctx):
-        return 1
-    rec = ctx.host.vm
-    if rec is not None and rec["status"] not in ("Down",):
-        ctx.print(f"VM exists and its status is {rec['status']}")
-        return 1
-    ok, message = vm.vm_start(ctx.cluster, ctx.host, ctx.now(), paused=True)
-    (ctx.print if ok else ctx.error)(message)
-    return 0 if ok else 1
+    return await vm_start(ctx, args, paused=True)
 
 
 async def add_console_password(ctx, args):

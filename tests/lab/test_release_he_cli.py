@@ -340,3 +340,26 @@ def test_the_previous_4_3_build_refuses_local_maintenance_on_the_vm_host_too(lab
                            "host, please migrate it before entering local maintenance mode.\n")
     assert ssh43_outdated(other, "hosted-engine --set-maintenance --mode=local").rc == 0
     assert ssh43_outdated(other, "hosted-engine --set-maintenance --mode=none").rc == 0
+
+
+def test_vm_start_cleans_up_a_paused_vm_from_2_4_4_only(ssh43, lab43, ssh45, lab45):
+    """cmd_vm_start: 2.3.13 refuses a Paused VM ("VM exists and its status is Paused", echoed,
+    exit 1); 2.4.4 (commit 42a2cf6, so 2.7.1) destroys it and starts again."""
+    for ssh, lab, release in ((ssh43, lab43, "4.3"), (ssh45, lab45, "4.5")):
+        vm_host = lab.wait_for(lambda s: s["engine_vm"]["host"], sim_seconds=600).split(".")[0]
+        assert ssh(vm_host, "hosted-engine --set-maintenance --mode=global").rc == 0
+        try:
+            assert ssh(vm_host, "hosted-engine --vm-poweroff").rc == 0
+            assert ssh(vm_host, "hosted-engine --vm-start-paused").rc == 0
+            lab.wait_for(lambda s: s["engine_vm"]["status"] == "paused", sim_seconds=60)
+            again = ssh(vm_host, "hosted-engine --vm-start")
+            if release == "4.3":
+                assert (again.rc, again.out, again.err) == (1, "VM exists and its status is Paused\n", "")
+                assert ssh(vm_host, "hosted-engine --vm-poweroff").rc == 0
+                assert ssh(vm_host, "hosted-engine --vm-start").rc == 0
+            else:
+                assert (again.rc, again.out) == (0, "VM exists and is Paused, cleaning up and restarting\n"
+                                                    "VM in WaitForLaunch\n")
+            lab.wait_for(lambda s: s["engine_vm"]["status"] in ("powering_up", "up"), sim_seconds=60)
+        finally:
+            assert ssh(vm_host, "hosted-engine --set-maintenance --mode=none").rc == 0

@@ -56,9 +56,8 @@ def usage(ctx):
 
 
 # Commands that run without a deployed host (src/bin/hosted-engine.in: they do not test
-# ${vmid}/${conf}); 1.2's --connect-storage and --start-pool do not either.
-NO_DEPLOY_CHECK = {"--check-liveliness", "--check-deployed", "--console", "--connect-storage",
-                   "--start-pool"}
+# ${vmid}/${conf}); 1.2's --connect-storage (1.3 tests ${vmid}) and --start-pool do not either.
+NO_DEPLOY_CHECK = {"--check-liveliness", "--check-deployed", "--console", "--start-pool"}
 # Commands that call check_vm_conf first (1.3 and later).
 VM_CONF_CHECK = {"--vm-start", "--vm-start-paused", "--vm-status", "--clean-metadata"}
 
@@ -92,7 +91,8 @@ async def hosted_engine(ctx, args):
         return 0
     if verb == "--deploy":
         return await deploy(ctx, rest)
-    if verb not in NO_DEPLOY_CHECK and not ctx.host.configured:
+    checked = verb not in NO_DEPLOY_CHECK and (verb != "--connect-storage" or series(ctx) != "1.2")
+    if checked and not ctx.host.configured:
         if verb == "--set-maintenance":
             return await set_maintenance(ctx, rest)  # the mode is checked first
         ctx.print("You must run deploy first")  # echo, on stdout; 1.2 then exits 0

@@ -87,7 +87,7 @@ def render_plain(segments, live, global_maintenance, setup_version):
         out.append("".join("\t" + line + "\n" for line in extra_text(seg).splitlines()).rstrip("\n"))
     if global_maintenance and banner_twice:
         out.append(BANNER)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" if out else ""
 
 
 def render_json(segments, live, global_maintenance):

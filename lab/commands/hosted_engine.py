@@ -137,6 +137,8 @@ async def vm_status(ctx, args):
         ctx.out.write(render_json(segments, live, cluster.global_maintenance))
     else:
         ctx.out.write(render_plain(segments, live, cluster.global_maintenance, version))
+        if not segments:  # print_status returns the (empty) stats: `sys.exit(1)` (vm_status.py)
+            return 1
     return 0
 
 

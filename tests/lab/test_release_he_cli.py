@@ -363,3 +363,21 @@ def test_vm_start_cleans_up_a_paused_vm_from_2_4_4_only(ssh43, lab43, ssh45, lab
             lab.wait_for(lambda s: s["engine_vm"]["status"] in ("powering_up", "up"), sim_seconds=60)
         finally:
             assert ssh(vm_host, "hosted-engine --set-maintenance --mode=none").rc == 0
+
+
+def test_vm_status_without_any_block_exits_1(lab36, ssh36):
+    """vm_status.py@1.3.7.3 (and 2.x): `if not status_checker.print_status(): sys.exit(1)`,
+    and print_status returns the host stats, empty when no block is on the whiteboard."""
+    lab36.wait_for(lambda s: all(h["live"] for h in s["hosts"].values()), sim_seconds=300)
+    assert ssh36("he1", "hosted-engine --vm-status").rc == 0
+    for host in ("he1", "he2"):
+        assert ssh36(host, "systemctl stop ovirt-ha-agent").rc == 0
+    try:
+        for host_id in (1, 2):
+            cleaned = ssh36("he1", f"hosted-engine --clean-metadata --host-id={host_id}")
+            assert "Cleaning the metadata block!" in cleaned.err
+        empty = ssh36("he1", "hosted-engine --vm-status")
+        assert (empty.rc, empty.out) == (1, "")
+    finally:
+        for host in ("he1", "he2"):
+            assert ssh36(host, "systemctl start ovirt-ha-agent").rc == 0

@@ -231,7 +231,8 @@ def local_refusal(ctx):
     whatever the other hosts (commit 4a36099, cherry-picked into 2.3.11; 4297b4f in 2.4.0)."""
     host, cluster = ctx.host, ctx.cluster
     if setup_at_least(ctx, "2.3.11"):
-        return LOCAL_REFUSED if vm.running_status(host) else None
+        # vdsm's Host.getVMList(): every VM vdsm knows here, a Down one not yet destroyed too
+        return LOCAL_REFUSED if host.vm is not None else None
     if setup_at_least(ctx, "2.1"):
         others = [seg for seg in cluster.live_segments(host.host_id, ctx.now())
                   if seg["host-id"] != host.host_id and seg["score"] > 0]
@@ -240,7 +241,11 @@ def local_refusal(ctx):
 
 
 async def set_maintenance(ctx, args):
-    mode = option(args, "--mode")
+    """cmd_set_maintenance reads only its first word (`--mode=*`), then set_maintenance.py:
+    LOCAL and GLOBAL written by every release, LOCAL_MANUAL too from 2.2.15 (commit 81ad7ca;
+    the engine's activation clears only LOCAL). 2.3.11+ ask vdsm first for local; with vdsm
+    down that fails after util.py's 60 tries, a second apart."""
+    mode = option(args[:1], "--mode")
     if mode is None:
         ctx.print("You must specify a maintenance mode with --mode")
         return 1
@@ -252,13 +257,22 @@ async def set_maintenance(ctx, args):
         return 1 if setup_at_least(ctx, "1.3") else 0
     await ctx.sleep(1)
     host, cluster = ctx.host, ctx.cluster
+    if mode == "local" and setup_at_least(ctx, "2.3.11") and not ctx.cluster.vdsm_up(host, ctx.now()):
+        await ctx.sleep(60)
+        ctx.error("Traceback (most recent call last):")
+        ctx.error(f'  File "{site_packages(ctx)}/ovirt_hosted_engine_ha/lib/util.py", in '
+                  "__vdsm_json_rpc_connect\n    timeout=VDSM_MAX_RETRY * VDSM_DELAY")
+        ctx.error("RuntimeError: Couldn't  connect to VDSM within 60 seconds")
+        return 1
     refusal = local_refusal(ctx) if mode == "local" else None
     if refusal:
         ctx.error(refusal)
         return 1
-    # facts §6: every mode writes all three flags.
+    # facts §6: every mode writes all the flags its release has.
     cluster.global_maintenance = mode == "global"
-    host.local_maintenance = host.local_maintenance_manual = mode == "local"
+    host.local_maintenance = mode == "local"
+    if setup_at_least(ctx, "2.2.15"):
+        host.local_maintenance_manual = mode == "local"
     cluster.changed()
     return 0
 

@@ -381,3 +381,25 @@ def test_vm_status_without_any_block_exits_1(lab36, ssh36):
     finally:
         for host in ("he1", "he2"):
             assert ssh36(host, "systemctl start ovirt-ha-agent").rc == 0
+
+
+def test_set_maintenance_reads_only_its_first_word(ssh43, ssh35):
+    """cmd_set_maintenance (hosted-engine.in@1.2.6.1 and @2.3.13) tests `$1` only: a
+    --mode=... after another word is not seen."""
+    for ssh in (ssh43, ssh35):
+        result = ssh("he2", "hosted-engine --set-maintenance --json --mode=global")
+        assert (result.rc, result.out) == (1, "You must specify a maintenance mode with --mode\n")
+
+
+def test_local_maintenance_on_a_host_whose_vdsm_is_down(lab43, ssh43):
+    """set_maintenance.py@2.3.13 asks vdsm Host.getVMList() first; lib/util.py@v2.3.6
+    retries the connection 60 times a second apart, then raises RuntimeError: a traceback,
+    exit 1, nothing written."""
+    assert ssh43("he2", "systemctl stop vdsmd").rc == 0
+    try:
+        result = ssh43("he2", "hosted-engine --set-maintenance --mode=local", timeout=120)
+        assert result.rc == 1
+        assert result.err.splitlines()[-1] == "RuntimeError: Couldn't  connect to VDSM within 60 seconds"
+        assert lab43.state()["hosts"]["he2.lab.local"]["local_maintenance"] is False
+    finally:
+        assert ssh43("he2", "systemctl start vdsmd").rc == 0

@@ -232,7 +232,10 @@ def local_refusal(ctx):
     host, cluster = ctx.host, ctx.cluster
     if setup_at_least(ctx, "2.3.11"):
         # vdsm's Host.getVMList(): every VM vdsm knows here, a Down one not yet destroyed too
-        return LOCAL_REFUSED if host.vm is not None else None
+        # (but not a migration's source: the engine destroys it once the migration is done)
+        rec = host.vm
+        gone = rec is not None and rec["status"] == "Down" and rec.get("reason") == "migrated"
+        return LOCAL_REFUSED if rec is not None and not gone else None
     if setup_at_least(ctx, "2.1"):
         others = [seg for seg in cluster.live_segments(host.host_id, ctx.now())
                   if seg["host-id"] != host.host_id and seg["score"] > 0]

@@ -528,7 +528,7 @@ class Cluster:
         if name is None:
             return "down"
         return {"WaitForLaunch": "wait_for_launch", "Powering up": "powering_up", "Up": "up",
-                "Powering down": "powering_down", "Migration Source": "migrating",
+                "Powering down": "powering_down", "Migration Source": "migrating", "Paused": "paused",
                 }[self.hosts[name].vm["status"]]
 
     def engine_healthy(self):

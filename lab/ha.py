@@ -70,10 +70,11 @@ def check_gul(agent, view, local=True):
 
 
 def gul_first(fn):
-    """Before HA 2.5, EngineStart, EngineStop and EngineForceStop ran the G/U/L checks
-    first too; 2.5 dropped them there (ovirt-releases.md, "HA agent")."""
+    """EngineStart, EngineStop and EngineForceStop run the G/U/L checks first in every
+    release: the check_global_maintenance, check_local_maintenance and
+    check_local_vm_unknown decorators of agent/states.py at 1.2.10, 1.3.5.6, v2.3.6, v2.5.1."""
     def state(agent, view):
-        if not agent.v25 and (nxt := check_gul(agent, view)):
+        if (nxt := check_gul(agent, view)):
             return nxt, False
         return fn(agent, view)
     return state
@@ -274,11 +275,13 @@ STATES = {
     "LocalMaintenanceMigrateVm": local_maintenance_migrate_vm,
     "EngineMigratingAway": engine_migrating_away,
 }
-# States whose metadata carries `timeout=`: before 2.5 a wall-clock ctime; 2.5 publishes
-# it for EngineStop and EngineUnexpectedlyDown too, as the ctime of a monotonic number.
+# States whose metadata carries `timeout=` (their metadata() in agent/states.py, the same
+# three at 1.2.10, 1.3.5.6, v2.3.6 and v2.5.1): time.ctime of the state's start plus the
+# limit, the start counted on the agent's monotonic clock (state_machine.py `refresh`:
+# collect_start = int(monotonic.time())), so every release shows an early date.
 TIMEOUTS = {"EngineUpBadHealth": ENGINE_BAD_HEALTH_TIMEOUT,
-            "EngineUnexpectedlyDown": VM_UNEXPECTED_SHUTDOWN_EXPIRATION}
-TIMEOUTS_25 = dict(TIMEOUTS, EngineStop=ENGINE_STOP_TIMEOUT)
+            "EngineUnexpectedlyDown": VM_UNEXPECTED_SHUTDOWN_EXPIRATION,
+            "EngineStop": ENGINE_STOP_TIMEOUT}
 # The states whose time is bounded (check_timeout in states.py): the agent logs
 # "Timeout set to ..." on entering one, what the howto's FAQ says to grep for.
 LOGGED_TIMEOUTS = {"EngineStarting": ENGINE_STARTING_TIMEOUT, "EngineStop": ENGINE_STOP_TIMEOUT,
@@ -298,6 +301,7 @@ class Agent:
         host.running_ha_version = self.version
         self.legacy = not catalog.at_least(self.version, "2.0")  # HA 1.x (oVirt 3.5/3.6)
         self.v25 = catalog.at_least(self.version, "2.5")
+        self.v13 = catalog.at_least(self.version, "1.3")
         self.unexpected_down_expiration = (LEGACY_UNEXPECTED_SHUTDOWN_EXPIRATION if self.legacy
                                            else VM_UNEXPECTED_SHUTDOWN_EXPIRATION)
         now = cluster.clock.now()
@@ -318,7 +322,7 @@ class Agent:
         self.transitions = collections.deque(maxlen=30)
         self.logged = None  # (state, score) last written to agent.log
         self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
-                 f"ovirt-hosted-engine-ha agent {self.version} started")
+                 f"ovirt-hosted-engine-ha agent {self.version.rsplit('-', 1)[0]} started")
         self.conf_uptodate = self.upgrade_conf()
         # vm.conf, fetched from the shared storage at start, into a tmpfs (/run)
         if self.host_id is not None and host.fs.exists("/run"):
@@ -424,7 +428,7 @@ class Agent:
         self.stuck = False
         self.started_at = self.entered = now
         self.log("agent::65::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
-                 f"ovirt-hosted-engine-ha agent {self.version} started")
+                 f"ovirt-hosted-engine-ha agent {self.version.rsplit('-', 1)[0]} started")
         return True
 
     def transition(self, nxt, now):
@@ -445,14 +449,15 @@ class Agent:
         self.stop_requested = False
 
     def publish(self, view, stopped=False):
-        extra = {}
-        timeouts = TIMEOUTS_25 if self.v25 else TIMEOUTS
-        if self.state in timeouts:
-            left = timeouts[self.state] - (view.now - self.entered)
-            if self.v25:  # a monotonic deadline printed with ctime: a 1970 date
-                extra["timeout"] = time.ctime(self.cluster.host_ts(self.host, view.now) + left)
-            else:
-                extra["timeout"] = time.ctime(self.cluster.clock.wall() + left)
+        # series: the extra block's shape (vmstatus.extra_text)
+        extra = {"series": "2" if not self.legacy else ("1.3" if self.v13 else "1.2")}
+        if self.state in TIMEOUTS:
+            limit = TIMEOUTS[self.state]
+            if self.state == "EngineUnexpectedlyDown":
+                limit = self.unexpected_down_expiration
+            left = limit - (view.now - self.entered)
+            # a monotonic deadline printed with ctime: a 1970 date
+            extra["timeout"] = time.ctime(self.cluster.host_ts(self.host, view.now) + left)
         self.cluster.publish(self.host, self.host_id, view.now, state=self.state,
                              score=self.score(view),
                              engine_status=view.status, stopped=stopped,
@@ -473,7 +478,11 @@ class Agent:
         self.state = "AgentStopped"
         self.log("agent::101::ovirt_hosted_engine_ha.agent.agent.Agent::(run)",
                  "Agent shutting down")
-        # A stuck agent never reached its monitoring loop, whose end publishes AgentStopped.
-        if not self.silent and not self.stuck and self.host_id is not None:
+        # A stuck agent never reached its monitoring loop, whose end publishes AgentStopped;
+        # nor does one that keeps dying at start-up on a corrupted lockspace or without a
+        # broker (so --reinitialize-lockspace needs --force then, ovirt-releases.md).
+        # HA 1.2 has no AgentStopped (agent/states.py at 1.2.10): its block keeps its last state.
+        if self.v13 and not self.silent and not self.stuck and self.host_id is not None \
+                and not self.cluster.lockspace_corrupt and self.host.services["ovirt-ha-broker"]:
             now = self.cluster.clock.now()
             self.publish(View(self, self.cluster, now), stopped=True)

@@ -18,7 +18,7 @@ LOCKED = "Storage of VM is locked. Is another host already starting the VM?"
 NOT_HERE = "vm not running on this host"
 
 VM_ID = "3f8a2a0e-8e0f-4b7c-8d64-2f4cfe0d6a70"
-RUNNING = ("WaitForLaunch", "Powering up", "Up", "Powering down", "Migration Source")
+RUNNING = ("WaitForLaunch", "Powering up", "Up", "Powering down", "Migration Source", "Paused")
 
 
 def new_record(status, now, started=None, reason=None):
@@ -73,7 +73,9 @@ def apply_event(cluster, host, action, when):
             cluster.lease = host.name
             cluster.lease_version += 1
             host.died_here = False
-            host.vm = new_record("Powering up", when, started=rec["started"])
+            # launchPaused (hosted-engine --vm-start-paused): qemu holds the lease, paused
+            host.vm = new_record("Paused" if rec.get("paused") else "Powering up", when,
+                                 started=rec["started"])
             # ovirt-engine is enabled at boot, once engine-setup has configured it
             cluster.engine_vm.engine_running = cluster.engine_vm.engine_configured
         else:
@@ -165,12 +167,14 @@ def _engine_status(cluster, host, now):
     return {"vm": "down_unexpected", "health": "bad", "detail": "Down", "reason": "bad vm status"}
 
 
-def vm_start(cluster, host, now):
-    """vdsm create. Returns (ok, message)."""
+def vm_start(cluster, host, now, paused=False):
+    """vdsm create (launchPaused=true with `paused`). Returns (ok, message)."""
     rec = host.vm
     if rec is not None and rec["status"] not in ("Down", "Paused"):
         return False, f"VM exists and its status is {rec['status']}"
     host.vm = new_record("WaitForLaunch", now)
+    if paused:
+        host.vm["paused"] = True
     cluster.changed()
     return True, "VM in WaitForLaunch"
 

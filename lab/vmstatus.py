@@ -17,21 +17,28 @@ STALE = "unknown stale-data"
 
 
 def extra_text(seg):
+    """The metadata's extra block as the publishing agent wrote it (agent/hosted_engine.py
+    `_generate_local_blocks`): five header lines, from HA 2.0 also vm_conf_refresh_time and
+    conf_on_shared_storage, then the state's metadata() sorted by key (agent/states.py):
+    maintenance, state, stopped (HA 1.3+; 1.2.10 has no `stopped`), timeout."""
     ts = seg["host-ts"]
+    extra = seg.get("extra", {})
+    series = extra.get("series", "2")
     lines = [
         "metadata_parse_version=1",
         "metadata_feature_version=1",
         f"timestamp={ts} ({seg['wall']})",
         f"host-id={seg['host-id']}",
         f"score={seg['score']}",
-        f"vm_conf_refresh_time={ts} ({seg['wall']})",
-        f"conf_on_shared_storage={seg['conf_on_shared_storage']}",
-        f"maintenance={seg['maintenance']}",
-        f"state={seg['state']}",
-        f"stopped={seg['stopped']}",
     ]
-    if "timeout" in seg.get("extra", {}):
-        lines.append(f"timeout={seg['extra']['timeout']}")
+    if series == "2":
+        lines += [f"vm_conf_refresh_time={ts} ({seg['wall']})",
+                  f"conf_on_shared_storage={seg['conf_on_shared_storage']}"]
+    lines += [f"maintenance={seg['maintenance']}", f"state={seg['state']}"]
+    if series != "1.2":
+        lines.append(f"stopped={seg['stopped']}")
+    if "timeout" in extra:
+        lines.append(f"timeout={extra['timeout']}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -62,6 +69,8 @@ def render_plain(segments, live, global_maintenance, setup_version):
     if global_maintenance:
         out.append(BANNER)
     old_header = version_key(setup_version) < version_key("2.3")
+    # 1.x prints the banner once; 2.0.0 prints it after the hosts again (commit 35dd496)
+    banner_twice = version_key(setup_version) >= version_key("2.0")
     for seg in segments:
         host_id = seg["host-id"]
         is_live = host_id in live
@@ -76,9 +85,9 @@ def render_plain(segments, live, global_maintenance, setup_version):
             out.append(f"{label:<35}: {value}")
         out.append("Extra metadata (valid at timestamp):")
         out.append("".join("\t" + line + "\n" for line in extra_text(seg).splitlines()).rstrip("\n"))
-    if global_maintenance:
+    if global_maintenance and banner_twice:
         out.append(BANNER)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" if out else ""
 
 
 def render_json(segments, live, global_maintenance):

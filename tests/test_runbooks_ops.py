@@ -77,7 +77,10 @@ def test_lockspace_recovery_plans_every_command_per_host_and_ignores_stale_ha_da
     assert all(step.rerun_safe for step in the_plan.steps)
     # What it repairs leaves every host stale: that must not block it.
     assert "ha-fresh" not in levels(the_plan) and not the_plan.inhibitors
-    assert the_plan.notes == ["oVirt 4.3: daemons with systemctl (el7 hosts and newer)."]
+    assert the_plan.notes[0] == "oVirt 4.3: daemons with systemctl (el7 hosts and newer)."
+    # Agents on a corrupted lockspace never publish "stopped": the plan says --force may be needed.
+    assert the_plan.notes[1].startswith("Without --force the re-initialisation needs every agent to have published")
+    assert len(the_plan.notes) == 2
 
 
 def test_lockspace_recovery_with_force_waits_for_an_approver_first():

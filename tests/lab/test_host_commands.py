@@ -130,7 +130,8 @@ def test_clean_metadata_needs_a_stopped_agent_or_force(fresh_lab, fresh_ssh):
 def test_vm_start_shutdown_and_poweroff(fresh_lab, fresh_ssh):
     assert fresh_ssh("he1", "hosted-engine --check-liveliness").out == "Hosted Engine is up!\n"
     result = fresh_ssh("he1", "hosted-engine --vm-start")
-    assert (result.rc, result.err) == (1, "VM exists and its status is Up\n")
+    # cmd_vm_start echoes it (hosted-engine.in@2.3.13): stdout
+    assert (result.rc, result.out, result.err) == (1, "VM exists and its status is Up\n", "")
     fresh_ssh("he1", "hosted-engine --set-maintenance --mode=global")
     assert fresh_ssh("he1", "hosted-engine --vm-shutdown").rc == 0
     fresh_lab.wait_for(lambda s: s["engine_vm"]["host"] is None, sim_seconds=60)

@@ -40,6 +40,11 @@ def steps(ctx):
     if force:
         ctx.note("--force: the lockspace is wiped even if an agent did not report a clean stop "
                  "(an approver signs it off first).")
+    else:
+        ctx.note("Without --force the re-initialisation needs every agent to have published \"stopped\" when "
+                 "it stopped; an agent that cannot join a corrupted lockspace never does, and the step then "
+                 "fails (a traceback ending in \"Lockfile reset cannot be performed with an active agent.\"): "
+                 "run it again with --force.")
     return (
         Ssh("global", "Set global maintenance (on {host})", SET_MODE + "global", on="{host}", changes=True),
         ForEachHost("stop-agent", (

@@ -29,6 +29,7 @@ class Outage:
     def __init__(self):
         self._lock = threading.Lock()
         self.since = None  # monotonic time of the first failure of the current outage
+        self.back_at = None  # monotonic time the last outage ended
 
     def down(self, exc, doing):
         with self._lock:
@@ -40,8 +41,14 @@ class Outage:
     def up(self):
         with self._lock:
             since, self.since = self.since, None
+            if since is not None:
+                self.back_at = time.monotonic()
         if since is not None:
             log.warning("database back after %.0f s", time.monotonic() - since)
+
+    def back_within(self, seconds):
+        """Down now, or back for less than ``seconds``: what others wrote meanwhile may be missing."""
+        return self.since is not None or (self.back_at is not None and time.monotonic() - self.back_at < seconds)
 
 
 DATABASE = Outage()

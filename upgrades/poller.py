@@ -16,7 +16,7 @@ from django.db.models.functions import Mod
 
 from . import engine_view, ha, packages, sweeper
 from .models import Cluster
-from .outage import riding_out
+from .outage import DATABASE, riding_out
 from .remote.base import RemoteError
 from .remote.engine_api import health_page
 from .remote.ssh import SshSession, SshTarget
@@ -197,7 +197,8 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
 def _sweep_safely():
     try:
         with riding_out("sweeping runs"):
-            sweeper.sweep()
+            # Heartbeats are stale after an outage: the workers get LOST_AFTER to write again.
+            sweeper.sweep(lost_workers=not DATABASE.back_within(sweeper.LOST_AFTER.total_seconds()))
     except Exception:
         log.exception("sweeping runs failed")
 

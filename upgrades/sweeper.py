@@ -38,11 +38,14 @@ REQUEUE_AFTER = timedelta(seconds=10)
 LIVE_JOB = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def sweep(now=None):
-    """One pass; returns (runs interrupted, runs queued again)."""
+def sweep(now=None, *, lost_workers=True):
+    """One pass; returns (runs interrupted, runs queued again).
+
+    ``lost_workers`` False right after a database outage: no worker could write
+    its heartbeat while the database was away, so a stale one proves nothing yet."""
     now = now or timezone.now()
     services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
-    return mark_lost_workers(now), requeue_stranded_runs(now)
+    return mark_lost_workers(now) if lost_workers else 0, requeue_stranded_runs(now)
 
 
 def mark_lost_workers(now):

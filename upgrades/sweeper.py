@@ -5,7 +5,8 @@ lives whether or not any RQ worker is alive, and uses only the database and
 RQ's job records:
 
 1. A run whose executing worker stopped its heartbeat for LOST_AFTER
-   (killed, machine gone) is marked interrupted, with the step it was running.
+   (killed, machine gone) is marked interrupted, with the step it was running;
+   not right after a database outage, when no worker could write one.
 2. A run that should advance but has no worker and no live job (Redis was
    unreachable when it was queued, or restarted and lost its queue) is queued
    again; so is a cancelled or abandoned run handed to a worker for its

@@ -133,7 +133,7 @@ def private_portal(lab, tmp_path, django_db_blocker):
     redis_server.start()
     pg = PrivatePostgres(folder / "pg").init().start().create_database().migrate()
     with django_db_blocker.unblock():
-        alias = pg.alias()
+        alias = pg.alias(f"private-{pg.port}")  # Django keeps a dropped alias's connection object
     try:
         yield PrivatePortal(pg, redis_server, alias, lab, tmp_path, django_db_blocker)
     finally:

@@ -112,6 +112,7 @@ class PrivatePostgres:
     def drop_alias(self, name="faulty"):
         if name in connections.settings:
             connections[name].close()
+            del connections[name]  # else a later alias of that name reuses this connection
             del connections.settings[name]
 
     def destroy(self):

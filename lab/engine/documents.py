@@ -123,6 +123,9 @@ def host(h: dict) -> ET.Element:
     version(os_el, {"major": h["os_major"]}, full=h["os_full"])
     sub(root, "port", 54321)
     sub(root, "protocol", "stomp")
+    spm = sub(root, "spm")
+    sub(spm, "priority", 5)
+    sub(spm, "status", "spm" if h.get("spm") else "none")
     sub(root, "status", h["status"])
     summary = sub(root, "summary")
     sub(summary, "active", h["vms_active"])
@@ -130,6 +133,10 @@ def host(h: dict) -> ET.Element:
     sub(summary, "total", h["vms_active"])
     sub(root, "type", "rhel")
     sub(root, "update_available", h["update_available"])
+    if h.get("vdsm_version"):
+        v = h["vdsm_version"]
+        version(root, {k: getattr(v, k) for k in ("build", "major", "minor", "revision")},
+                full=v.full_version)
     ref(root, "cluster", "clusters", h["cluster"])
     return root
 
@@ -162,7 +169,7 @@ def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
     base = f"{API}/datacenters/{d['id']}"
     root = ET.Element("data_center", href=base, id=d["id"])
     sub(root, "name", d["name"])
-    sub(root, "description", "The default Data Center")
+    sub(root, "description", d.get("description", "The default Data Center"))
     if clusters_href:
         sub(root, "link", href=f"{base}/clusters", rel="clusters")
     sub(root, "local", False)
@@ -180,6 +187,8 @@ def vm(v: dict) -> ET.Element:
     root = ET.Element("vm", href=base, id=v["id"])
     _actions(root, base, ["migrate", "shutdown", "start", "stop"])
     sub(root, "name", v["name"])
+    for rel in ("diskattachments", "nics", "statistics", "tags"):
+        sub(root, "link", href=f"{base}/{rel}", rel=rel)
     sub(root, "description", v["description"])
     sub(root, "memory", v["memory"])
     sub(root, "origin", v["origin"])
@@ -220,3 +229,45 @@ def collection(tag: str, items: list[ET.Element]) -> ET.Element:
     root = ET.Element(tag)
     root.extend(items)
     return root
+
+
+def sdk(obj, links: tuple[str, ...] = ()) -> ET.Element:
+    """An ovirtsdk4 type rendered by ovirtsdk4's own writer for it (shapes generated from the
+    API model), plus the `<link rel>`s to its sub-collections the SDK follows."""
+    import ovirtsdk4.writers as writers
+    from ovirtsdk4.xml import XmlWriter
+
+    writer_cls = getattr(writers, type(obj).__name__ + "Writer")
+    out = XmlWriter(None)
+    try:
+        writer_cls.write_one(obj, out)
+        root = ET.fromstring(out.string())
+    finally:
+        out.close()
+    for rel in links:
+        sub(root, "link", href=f"{obj.href}/{rel}", rel=rel)
+    return root
+
+
+def to_json(root: ET.Element):
+    """A document as the engine's JSON: a collection `<vms><vm/>..</vms>` is
+    `{"vm": [..]}`, attributes and leaves are strings, repeated children (and `link`) lists."""
+    def convert(el):
+        if len(el) == 0 and not el.attrib:
+            return el.text or ""
+        out: dict = dict(el.attrib)
+        for child in el:
+            value = convert(child)
+            if child.tag == "link" or child.tag in out and child.tag != "actions":
+                existing = out.get(child.tag)
+                out[child.tag] = (existing if isinstance(existing, list) else
+                                  [] if existing is None else [existing]) + [value]
+            else:
+                out[child.tag] = value
+        return out
+    if root.tag not in ("api", "action", "fault") and (
+            len(root) == 0 and not root.attrib or all(c.tag == root[0].tag for c in root)
+            and root.tag.endswith("s") and not root.attrib):
+        singular = root[0].tag if len(root) else root.tag[:-1]
+        return {singular: [convert(c) for c in root]} if len(root) else {}
+    return convert(root)

@@ -45,8 +45,17 @@ SCHEDULING_POLICIES = {
     "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
 }
 
-NO_HE_CANDIDATE = ("Cannot switch the Host(s) to Maintenance mode. None of the hosts capable of "
-                   "running the engine VM has score more than 0 and is in Up state.")
+def no_he_candidate_text(version: dict) -> str:
+    """VDS_CANNOT_MAINTENANCE_NO_ALTERNATE_HOST_FOR_HOSTED_ENGINE of AppErrors.properties
+    (frontend/webadmin/modules/frontend/src/main/resources/org/ovirt/engine/ui/frontend/):
+    @ovirt-engine-4.0.7 to @ovirt-engine-4.3.10.4 "There are no available hosts ...",
+    @ovirt-engine-4.4.10 and @ovirt-engine-4.5.6 "None of the hosts ... score ...". 3.x has
+    no such message (@ovirt-engine-3.6.9.2): its hosts are not refused."""
+    if (version["major"], version["minor"]) >= (4, 4):
+        tail = "None of the hosts capable of running the engine VM has score more than 0 and is in Up state."
+    else:
+        tail = "There are no available hosts capable of running the engine VM."
+    return f"Cannot switch the Host(s) to Maintenance mode.\n{tail}"
 
 
 # ovirtsdk4 types.VmAffinity: the web admin's "Migration mode" (Allow manual and automatic
@@ -241,8 +250,8 @@ class Engine:
             if status == "non_responsive":
                 raise _refused(f"Cannot switch Host to Maintenance mode. Host {host['name']} "
                                "is non responsive with running VMs.")
-            if not self.he_candidates(host):
-                raise _refused(NO_HE_CANDIDATE)
+            if not self.he_candidates(host) and not self.api_v3_only():
+                raise _refused(no_he_candidate_text(self.version()))
         guests = self.guests_on(host)
         blocking = {"pinned"}
         if internal or self.api_v3_only():
@@ -653,6 +662,10 @@ class Engine:
             # A failed migration leaves the host in preparing_for_maintenance,
             # as event 140 says; the admin retries or activates it.
             candidates = self.he_candidates(host)
+            if not candidates and self.api_v3_only():
+                # 3.x never refused: with nowhere to migrate the engine VM the host stays in
+                # preparing_for_maintenance (ovirt-releases.md, "Engine")
+                return False
             if not candidates:
                 return self._maintenance_failed(host)
             if not await self._migrate(host, candidates[0], user=False):

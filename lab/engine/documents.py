@@ -3,6 +3,7 @@
 Only elements the SDK knows are emitted; hrefs and `<link>`s follow the real
 API so clients that follow links or print objects see familiar values.
 """
+import copy
 import xml.etree.ElementTree as ET
 
 API = "/ovirt-engine/api"
@@ -102,11 +103,20 @@ def api_root_v3(engine_version: dict, full_version: str) -> ET.Element:
     return root
 
 
+def host_actions(api_v3: tuple[int, int] | None) -> list[str]:
+    """The host actions the lab has, per API: v4 and 4.x's v3 all four; 3.6's v3 no
+    `upgradecheck` (rsdl_metadata.yaml @ovirt-engine-3.6.9.2 lists only `upgrade`), 3.5's
+    neither."""
+    if api_v3 is None or api_v3 >= (4, 0):
+        return ["activate", "deactivate", "upgrade", "upgradecheck"]
+    return ["activate", "deactivate"] + (["upgrade"] if api_v3 >= (3, 6) else [])
+
+
 def host(h: dict) -> ET.Element:
     """`h` is the engine's view of a host (see Engine.host_view)."""
     base = f"{API}/hosts/{h['id']}"
     root = ET.Element("host", href=base, id=h["id"])
-    _actions(root, base, ["activate", "deactivate", "upgrade", "upgradecheck"])
+    _actions(root, base, host_actions(None))
     sub(root, "name", h["name"])
     sub(root, "comment", "")
     for rel in ("statistics", "nics", "tags"):
@@ -271,3 +281,23 @@ def to_json(root: ET.Element):
         singular = root[0].tag if len(root) else root.tag[:-1]
         return {singular: [convert(c) for c in root]} if len(root) else {}
     return convert(root)
+
+
+def to_v3(root: ET.Element, release: tuple[int, int]) -> ET.Element:
+    """A v4 document in API v3's shapes (api.xsd of the v3 model: @ovirt-engine-3.5.6.2,
+    @ovirt-engine-3.6.9.2, and v3/api.xsd @ovirt-engine-4.3.10.4): every `status` is a
+    `Status` (`<status><state>up</state></status>`); a host has `update_available` from 3.6
+    on (HostMapper.java @ovirt-engine-3.6.9.2), and only the actions its release has. Other
+    elements keep their v4 shape (the lab's simplification)."""
+    root = copy.deepcopy(root)
+    for parent in root.iter():
+        for child in list(parent):
+            if child.tag == "status" and len(child) == 0:
+                state, child.text = child.text, None
+                sub(child, "state", state)
+            if parent.tag == "host" and child.tag == "update_available" and release < (3, 6):
+                parent.remove(child)
+            if parent.tag == "actions" and "/hosts/" in child.get("href", ""):
+                if child.get("rel") not in host_actions(release):
+                    parent.remove(child)
+    return root

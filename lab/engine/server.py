@@ -19,6 +19,8 @@ from .engine import SCHEDULING_POLICIES, Engine
 from .store import now_iso
 
 USERNAME = "admin@internal"
+# The engine release whose API v3 answers this request, None for v4 (set by api_version).
+API_V3 = web.RequestKey("api_v3", object)
 TOKEN_LIFETIME_S = 10 * 3600
 
 JBOSS_404 = ("<html><head><title>Error</title></head><body>404 - Not Found</body></html>")
@@ -37,49 +39,56 @@ problems. Please try again later.</p>
 
 def build_app(engine: Engine) -> web.Application:
     api = _Api(engine)
-    app = web.Application(middlewares=[api.engine_down, api.faults, api.auth])
+    app = web.Application(middlewares=[api.engine_down, api.api_version, api.faults, api.auth])
     r = app.router
+
+    def add(method: str, path: str, handler) -> None:
+        """Each resource at API and at API/v3 (4.0-4.3's v3 path; api_version refuses it
+        elsewhere)."""
+        for prefix in (API, API + "/v3"):
+            r.add_route(method.upper(), prefix + path, handler)
+
     r.add_post("/ovirt-engine/sso/oauth/token", api.sso_token)
     r.add_post("/ovirt-engine/services/sso-logout", api.sso_logout)
     r.add_get("/ovirt-engine/services/health", api.health)
-    r.add_get(API, api.root)
-    r.add_get(API + "/", api.root)
-    r.add_get(API + "/hosts", api.list_hosts)
-    r.add_post(API + "/hosts", api.add_host)
-    r.add_get(API + "/hosts/{id}", api.get_host)
-    r.add_put(API + "/hosts/{id}", api.update_host)
-    r.add_delete(API + "/hosts/{id}", api.remove_host)
-    r.add_post(API + "/hosts/{id}/{action}", api.host_action)
-    r.add_get(API + "/clusters", api.list_clusters)
-    r.add_post(API + "/clusters", api.add_cluster)
-    r.add_get(API + "/clusters/{id}", api.get_cluster)
-    r.add_put(API + "/clusters/{id}", api.update_cluster)
-    r.add_delete(API + "/clusters/{id}", api.remove_cluster)
-    r.add_post(API + "/clusters/{id}/upgrade", api.cluster_upgrade)
-    r.add_get(API + "/datacenters", api.list_data_centers)
-    r.add_get(API + "/datacenters/{id}", api.get_data_center)
-    r.add_get(API + "/schedulingpolicies", api.list_scheduling_policies)
-    r.add_get(API + "/vms", api.list_vms)
-    r.add_get(API + "/vms/{id}", api.get_vm)
-    r.add_post(API + "/vms/{id}/migrate", api.migrate_vm)
-    r.add_put(API + "/datacenters/{id}", api.update_data_center)
-    r.add_get(API + "/datacenters/{id}/storagedomains", api.list_dc_storage_domains)
-    r.add_get(API + "/storagedomains", api.list_storage_domains)
-    r.add_get(API + "/storagedomains/{id}", api.get_storage_domain)
-    r.add_get(API + "/storagedomains/{id}/disks", api.list_domain_disks)
-    r.add_get(API + "/disks", api.list_disks)
-    r.add_get(API + "/disks/{id}", api.get_disk)
-    r.add_get(API + "/tags", api.list_tags)
-    r.add_post(API + "/tags", api.add_tag)
+    add("get", "", api.root)
+    add("get", "/", api.root)
+    add("get", "/hosts", api.list_hosts)
+    add("post", "/hosts", api.add_host)
+    add("get", "/hosts/{id}", api.get_host)
+    add("put", "/hosts/{id}", api.update_host)
+    add("delete", "/hosts/{id}", api.remove_host)
+    add("post", "/hosts/{id}/{action}", api.host_action)
+    add("get", "/clusters", api.list_clusters)
+    add("post", "/clusters", api.add_cluster)
+    add("get", "/clusters/{id}", api.get_cluster)
+    add("put", "/clusters/{id}", api.update_cluster)
+    add("delete", "/clusters/{id}", api.remove_cluster)
+    add("post", "/clusters/{id}/upgrade", api.cluster_upgrade)
+    add("get", "/datacenters", api.list_data_centers)
+    add("get", "/datacenters/{id}", api.get_data_center)
+    add("get", "/schedulingpolicies", api.list_scheduling_policies)
+    add("get", "/vms", api.list_vms)
+    add("get", "/vms/{id}", api.get_vm)
+    add("post", "/vms/{id}/migrate", api.migrate_vm)
+    add("put", "/datacenters/{id}", api.update_data_center)
+    add("get", "/datacenters/{id}/storagedomains", api.list_dc_storage_domains)
+    add("get", "/storagedomains", api.list_storage_domains)
+    add("get", "/storagedomains/{id}", api.get_storage_domain)
+    add("get", "/storagedomains/{id}/disks", api.list_domain_disks)
+    add("get", "/disks", api.list_disks)
+    add("get", "/disks/{id}", api.get_disk)
+    add("get", "/tags", api.list_tags)
+    add("post", "/tags", api.add_tag)
     for kind in ("hosts", "vms"):
-        r.add_get(API + "/" + kind + "/{id}/statistics", api.statistics)
-        r.add_get(API + "/" + kind + "/{id}/nics", api.nics)
-        r.add_get(API + "/" + kind + "/{id}/tags", api.owner_tags)
-        r.add_post(API + "/" + kind + "/{id}/tags", api.assign_tag)
-    r.add_get(API + "/vms/{id}/diskattachments", api.disk_attachments)
-    r.add_post(API + "/vms/{id}/{action:start|stop|shutdown}", api.vm_power)
-    r.add_get(API + "/events", api.list_events)
-    r.add_get(API + "/events/{id}", api.get_event)
+        add("get", "/" + kind + "/{id}/statistics", api.statistics)
+        add("get", "/" + kind + "/{id}/nics", api.nics)
+        add("get", "/" + kind + "/{id}/tags", api.owner_tags)
+        add("post", "/" + kind + "/{id}/tags", api.assign_tag)
+    add("get", "/vms/{id}/diskattachments", api.disk_attachments)
+    add("post", "/vms/{id}/{action:start|stop|shutdown}", api.vm_power)
+    add("get", "/events", api.list_events)
+    add("get", "/events/{id}", api.get_event)
     return app
 
 
@@ -88,6 +97,8 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def _respond(request: web.Request, element: ET.Element, status: int = 200) -> web.Response:
+    if request.get(API_V3):
+        element = doc.to_v3(element, request[API_V3])
     if _wants_json(request):
         return web.json_response(doc.to_json(element), status=status)
     return web.Response(body=doc.render(element), status=status, content_type=doc.XML_TYPE)
@@ -151,6 +162,30 @@ class _Api:
             # The engine process restarted: its in-memory SSO sessions are gone.
             self.down_seen = False
             self.store.drop_all_tokens()
+        return await handler(request)
+
+    @web.middleware
+    async def api_version(self, request, handler):
+        """Which API version answers (restapi's VersionFilter.java): 3.x engines have only
+        v3; 4.0-4.3 serve v3 under API/v3 or with a `Version: 3` header
+        (ENGINE_API_SUPPORTED_VERSIONS="3, 4" and org/ovirt/engine/api/v3 @ovirt-engine-4.3.10.4);
+        4.4+ no longer have the v3 server (none @ovirt-engine-4.5.6), so the lab answers 404
+        there (what the real 4.5 answers exactly is not decided by the sources: its filter
+        still lists 3 as supported and forwards to a /v3 path that has no servlet)."""
+        v = self.engine.version()
+        release = (v["major"], v["minor"])
+        asked = (request.path == API + "/v3" or request.path.startswith(API + "/v3/")
+                 or request.headers.get("Version", "").strip() == "3")
+        if release < (4, 0):
+            if request.path.startswith(API + "/v3"):
+                return _respond(request, doc.fault(
+                    "Not Found", f"HTTP 404 Not Found: {request.path}"), 404)
+            request[API_V3] = release
+        elif asked and release >= (4, 4):
+            return _respond(request, doc.fault(
+                "Not Found", f"HTTP 404 Not Found: {request.path}"), 404)
+        elif asked:
+            request[API_V3] = release
         return await handler(request)
 
     @web.middleware
@@ -280,7 +315,7 @@ class _Api:
                   "el7" if (v["major"], v["minor"]) <= (4, 3) else
                   "el8" if (v["major"], v["minor"]) == (4, 4) else "el9")
         full = f"{v['major']}.{v['minor']}.{v['build']}-1.{os_tag}"
-        if self.engine.api_v3_only():
+        if request.get(API_V3):
             return _respond(request, doc.api_root_v3(v, full))
         vm_up = self.backend.engine_vm_status() == "up"
         guests = self.store.guest_vms()
@@ -342,6 +377,8 @@ class _Api:
         host = self._host(request)
         action = request.match_info["action"]
         body = await _read_body(request)
+        if action not in doc.host_actions(request.get(API_V3)):
+            raise Fault(404, f"HTTP 404 Not Found: {request.path}", reason="Not Found")
         if action == "deactivate":
             self.engine.deactivate(host, reason=body.get("reason"))
         elif action == "activate":
@@ -548,7 +585,7 @@ class _Api:
 
     def _owner(self, request) -> tuple[str, dict]:
         """("hosts", host record) or ("vms", VM view) of a sub-collection's path."""
-        kind = request.path[len(API) + 1:].split("/")[0]
+        kind = request.path[len(API) + 1:].removeprefix("v3/").split("/")[0]
         return kind, (self._host(request) if kind == "hosts" else self._vm_or_404(request))
 
     async def statistics(self, request):

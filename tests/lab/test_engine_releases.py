@@ -11,6 +11,7 @@ from tests.lab.conftest import engine_request, release_lab
 lab35 = release_lab(hosts=3, engine_version="3.5")
 lab43 = release_lab(hosts=3, engine_version="4.3")
 lab45 = release_lab(hosts=3, engine_version="4.5")
+lab36 = release_lab(hosts=1, engine_version="3.6")
 
 OLD_TEXT = ("Cannot switch the Host(s) to Maintenance mode.\n"
             "There are no available hosts capable of running the engine VM.")
@@ -60,6 +61,75 @@ def test_a_3x_engine_does_not_refuse_and_the_host_hangs_preparing(lab35):
     time.sleep(2)  # 2 simulated minutes at the fixture's speed
     assert engine_status(lab35, vm_host) == "preparing_for_maintenance"
     assert lab35.state()["engine_vm"]["host"] == vm_host
+
+
+def v3_request(lab, path, version_header=False, method="GET"):
+    """A request with basic auth, `Version: 3` if asked; (status, text)."""
+    import base64
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    engine = lab.manifest["engine"]
+    token = base64.b64encode(f"{engine['username']}:{engine['password']}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}", "Content-Type": "application/xml"}
+    if version_header:
+        headers["Version"] = "3"
+    request = urllib.request.Request(engine["url"] + path, headers=headers, method=method,
+                                     data=b"<action/>" if method == "POST" else None)
+    context = ssl.create_default_context(cafile=engine["ca_file"])
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def host_id(text):
+    import re
+    return re.search(r'<host href="[^"]+" id="([^"]+)"', text).group(1)
+
+
+def test_a_3_5_engine_answers_api_v3_documents(lab35):
+    """API v3 @ovirt-engine-3.5.6.2 (restapi api.xsd): `Status` is `<status><state>`; no
+    `update_available` in Host; no `upgrade` or `upgradecheck` action (rsdl_metadata.yaml)."""
+    status, text = v3_request(lab35, "/hosts")
+    assert status == 200
+    import re
+    states = re.findall(r"<status>\s*<state>(\w+)</state>\s*</status>", text)
+    assert len(states) == 6 and "<status>up</status>" not in text  # host and spm status
+    assert "update_available" not in text and "upgrade" not in text
+    assert v3_request(lab35, f"/hosts/{host_id(text)}/upgradecheck", method="POST")[0] == 404
+    assert v3_request(lab35, f"/hosts/{host_id(text)}/upgrade", method="POST")[0] == 404
+    assert v3_request(lab35, "/v3/hosts")[0] == 404  # 3.x has no /v3 path: v3 is all it has
+    status, text = v3_request(lab35, "/vms?search=name%3DHostedEngine")
+    assert "<state>up</state>" in text
+
+
+def test_a_3_6_engine_has_update_available_and_only_upgrade(lab36):
+    """API v3 @ovirt-engine-3.6.9.2: Host has `update_available` (api.xsd, HostMapper.java)
+    and the `upgrade` action, no `upgradecheck` (rsdl_metadata.yaml)."""
+    status, text = v3_request(lab36, "/hosts")
+    assert status == 200 and "<state>up</state>" in text
+    assert "<update_available>false</update_available>" in text
+    assert 'rel="upgrade"' in text and "upgradecheck" not in text
+    assert v3_request(lab36, f"/hosts/{host_id(text)}/upgradecheck", method="POST")[0] == 404
+
+
+def test_4_3_serves_v3_when_asked_and_4_5_does_not(lab43, lab45):
+    """VersionFilter.java and ENGINE_API_SUPPORTED_VERSIONS="3, 4" (ovirt-engine.conf.in)
+    @ovirt-engine-4.3.10.4: `/ovirt-engine/api/v3/...` or `Version: 3` answers v3, the default
+    is v4; @ovirt-engine-4.5.6 has no v3 server (org/ovirt/engine/api/v3 is gone)."""
+    status, text = v3_request(lab43, "/hosts")
+    assert status == 200 and "<status>up</status>" in text
+    for path, header in (("/v3/hosts", False), ("/hosts", True)):
+        status, text = v3_request(lab43, path, version_header=header)
+        assert status == 200 and "<state>up</state>" in text and "<status>up</status>" not in text
+    status, text = v3_request(lab43, "/v3")
+    assert 'major="4" minor="3"' in text  # v3's entry point: the version as attributes
+    for path, header in (("/v3/hosts", False), ("/hosts", True)):
+        assert v3_request(lab45, path, version_header=header)[0] == 404
+    assert v3_request(lab45, "/hosts")[0] == 200
 
 
 def test_every_document_answers_json(lab43):

@@ -58,7 +58,7 @@ def build_app(engine: Engine) -> web.Application:
     add("get", "/hosts/{id}", api.get_host)
     add("put", "/hosts/{id}", api.update_host)
     add("delete", "/hosts/{id}", api.remove_host)
-    add("post", "/hosts/{id}/{action}", api.host_action)
+    add("post", "/hosts/{id}/{action:activate|deactivate|upgrade|upgradecheck}", api.host_action)
     add("get", "/clusters", api.list_clusters)
     add("post", "/clusters", api.add_cluster)
     add("get", "/clusters/{id}", api.get_cluster)

@@ -151,3 +151,11 @@ def test_migrate_the_engine_vm(lab):
     source = vm_host(lab)
     dest = next(h for h in HOSTS if h != source)
     assert run(lab, "migrate_vm.py", "HostedEngine", dest) == [f"vm: up on {dest}"]
+
+
+def test_tags_on_a_vm_and_a_host(lab):
+    """examples/assign_tag_to_vm.py, list_tags_of_vm.py: a tag created, assigned to the engine
+    VM by name and to a host by id, listed back; `root` is always there."""
+    out = run(lab, "assign_tag.py", "ha-cluster", "HostedEngine", "he2.lab.local")
+    assert out == ["tag: ha-cluster", "vm tag: ha-cluster", "host tag: ha-cluster",
+                   "all: root, ha-cluster"]

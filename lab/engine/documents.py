@@ -256,6 +256,9 @@ def sdk(obj, links: tuple[str, ...] = ()) -> ET.Element:
         out.close()
     for rel in links:
         sub(root, "link", href=f"{obj.href}/{rel}", rel=rel)
+    for datum in root.iter("datum"):  # the engine writes whole numbers without ".0"
+        if datum.text and datum.text.endswith(".0"):
+            datum.text = datum.text[:-2]
     return root
 
 

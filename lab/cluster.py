@@ -514,6 +514,7 @@ class Cluster:
                 "agent_version": host.running_ha_version or host.packages.get(
                     "ovirt-hosted-engine-ha", ""),
                 "cluster_level": catalog.cluster_level(host.packages.get("vdsm", "0")),
+                "vdsm_version": host.packages.get("vdsm", ""),
                 "packages_outdated": bool(host.outdated_packages())}
 
     def engine_vm_host(self):

@@ -3,6 +3,7 @@
 Only elements the SDK knows are emitted; hrefs and `<link>`s follow the real
 API so clients that follow links or print objects see familiar values.
 """
+import copy
 import xml.etree.ElementTree as ET
 
 API = "/ovirt-engine/api"
@@ -102,11 +103,20 @@ def api_root_v3(engine_version: dict, full_version: str) -> ET.Element:
     return root
 
 
+def host_actions(api_v3: tuple[int, int] | None) -> list[str]:
+    """The host actions the lab has, per API: v4 and 4.x's v3 all four; 3.6's v3 no
+    `upgradecheck` (rsdl_metadata.yaml @ovirt-engine-3.6.9.2 lists only `upgrade`), 3.5's
+    neither."""
+    if api_v3 is None or api_v3 >= (4, 0):
+        return ["activate", "deactivate", "upgrade", "upgradecheck"]
+    return ["activate", "deactivate"] + (["upgrade"] if api_v3 >= (3, 6) else [])
+
+
 def host(h: dict) -> ET.Element:
     """`h` is the engine's view of a host (see Engine.host_view)."""
     base = f"{API}/hosts/{h['id']}"
     root = ET.Element("host", href=base, id=h["id"])
-    _actions(root, base, ["activate", "deactivate", "upgrade", "upgradecheck"])
+    _actions(root, base, host_actions(None))
     sub(root, "name", h["name"])
     sub(root, "comment", "")
     for rel in ("statistics", "nics", "tags"):
@@ -123,6 +133,9 @@ def host(h: dict) -> ET.Element:
     version(os_el, {"major": h["os_major"]}, full=h["os_full"])
     sub(root, "port", 54321)
     sub(root, "protocol", "stomp")
+    spm = sub(root, "spm")
+    sub(spm, "priority", 5)
+    sub(spm, "status", "spm" if h.get("spm") else "none")
     sub(root, "status", h["status"])
     summary = sub(root, "summary")
     sub(summary, "active", h["vms_active"])
@@ -130,6 +143,10 @@ def host(h: dict) -> ET.Element:
     sub(summary, "total", h["vms_active"])
     sub(root, "type", "rhel")
     sub(root, "update_available", h["update_available"])
+    if h.get("vdsm_version"):
+        v = h["vdsm_version"]
+        version(root, {k: getattr(v, k) for k in ("build", "major", "minor", "revision")},
+                full=v.full_version)
     ref(root, "cluster", "clusters", h["cluster"])
     return root
 
@@ -162,7 +179,7 @@ def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
     base = f"{API}/datacenters/{d['id']}"
     root = ET.Element("data_center", href=base, id=d["id"])
     sub(root, "name", d["name"])
-    sub(root, "description", "The default Data Center")
+    sub(root, "description", d.get("description", "The default Data Center"))
     if clusters_href:
         sub(root, "link", href=f"{base}/clusters", rel="clusters")
     sub(root, "local", False)
@@ -180,6 +197,8 @@ def vm(v: dict) -> ET.Element:
     root = ET.Element("vm", href=base, id=v["id"])
     _actions(root, base, ["migrate", "shutdown", "start", "stop"])
     sub(root, "name", v["name"])
+    for rel in ("diskattachments", "nics", "statistics", "tags"):
+        sub(root, "link", href=f"{base}/{rel}", rel=rel)
     sub(root, "description", v["description"])
     sub(root, "memory", v["memory"])
     sub(root, "origin", v["origin"])
@@ -219,4 +238,69 @@ def event(e: dict) -> ET.Element:
 def collection(tag: str, items: list[ET.Element]) -> ET.Element:
     root = ET.Element(tag)
     root.extend(items)
+    return root
+
+
+def sdk(obj, links: tuple[str, ...] = ()) -> ET.Element:
+    """An ovirtsdk4 type rendered by ovirtsdk4's own writer for it (shapes generated from the
+    API model), plus the `<link rel>`s to its sub-collections the SDK follows."""
+    import ovirtsdk4.writers as writers
+    from ovirtsdk4.xml import XmlWriter
+
+    writer_cls = getattr(writers, type(obj).__name__ + "Writer")
+    out = XmlWriter(None)
+    try:
+        writer_cls.write_one(obj, out)
+        root = ET.fromstring(out.string())
+    finally:
+        out.close()
+    for rel in links:
+        sub(root, "link", href=f"{obj.href}/{rel}", rel=rel)
+    for datum in root.iter("datum"):  # the engine writes whole numbers without ".0"
+        if datum.text and datum.text.endswith(".0"):
+            datum.text = datum.text[:-2]
+    return root
+
+
+def to_json(root: ET.Element):
+    """A document as the engine's JSON: a collection `<vms><vm/>..</vms>` is
+    `{"vm": [..]}`, attributes and leaves are strings, repeated children (and `link`) lists."""
+    def convert(el):
+        if len(el) == 0 and not el.attrib:
+            return el.text or ""
+        out: dict = dict(el.attrib)
+        for child in el:
+            value = convert(child)
+            if child.tag == "link" or child.tag in out and child.tag != "actions":
+                existing = out.get(child.tag)
+                out[child.tag] = (existing if isinstance(existing, list) else
+                                  [] if existing is None else [existing]) + [value]
+            else:
+                out[child.tag] = value
+        return out
+    if root.tag not in ("api", "action", "fault") and (
+            len(root) == 0 and not root.attrib or all(c.tag == root[0].tag for c in root)
+            and root.tag.endswith("s") and not root.attrib):
+        singular = root[0].tag if len(root) else root.tag[:-1]
+        return {singular: [convert(c) for c in root]} if len(root) else {}
+    return convert(root)
+
+
+def to_v3(root: ET.Element, release: tuple[int, int]) -> ET.Element:
+    """A v4 document in API v3's shapes (api.xsd of the v3 model: @ovirt-engine-3.5.6.2,
+    @ovirt-engine-3.6.9.2, and v3/api.xsd @ovirt-engine-4.3.10.4): every `status` is a
+    `Status` (`<status><state>up</state></status>`); a host has `update_available` from 3.6
+    on (HostMapper.java @ovirt-engine-3.6.9.2), and only the actions its release has. Other
+    elements keep their v4 shape (the lab's simplification)."""
+    root = copy.deepcopy(root)
+    for parent in root.iter():
+        for child in list(parent):
+            if child.tag == "status" and len(child) == 0:
+                state, child.text = child.text, None
+                sub(child, "state", state)
+            if parent.tag == "host" and child.tag == "update_available" and release < (3, 6):
+                parent.remove(child)
+            if parent.tag == "actions" and "/hosts/" in child.get("href", ""):
+                if child.get("rel") not in host_actions(release):
+                    parent.remove(child)
     return root

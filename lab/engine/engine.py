@@ -12,6 +12,7 @@ import re
 
 from lab.errors import LabError
 
+from . import inventory
 from .documents import Fault
 from .store import EngineStore, max_cluster_level, parse_version
 
@@ -44,8 +45,17 @@ SCHEDULING_POLICIES = {
     "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
 }
 
-NO_HE_CANDIDATE = ("Cannot switch the Host(s) to Maintenance mode. None of the hosts capable of "
-                   "running the engine VM has score more than 0 and is in Up state.")
+def no_he_candidate_text(version: dict) -> str:
+    """VDS_CANNOT_MAINTENANCE_NO_ALTERNATE_HOST_FOR_HOSTED_ENGINE of AppErrors.properties
+    (frontend/webadmin/modules/frontend/src/main/resources/org/ovirt/engine/ui/frontend/):
+    @ovirt-engine-4.0.7 to @ovirt-engine-4.3.10.4 "There are no available hosts ...",
+    @ovirt-engine-4.4.10 and @ovirt-engine-4.5.6 "None of the hosts ... score ...". 3.x has
+    no such message (@ovirt-engine-3.6.9.2): its hosts are not refused."""
+    if (version["major"], version["minor"]) >= (4, 4):
+        tail = "None of the hosts capable of running the engine VM has score more than 0 and is in Up state."
+    else:
+        tail = "There are no available hosts capable of running the engine VM."
+    return f"Cannot switch the Host(s) to Maintenance mode.\n{tail}"
 
 
 # ovirtsdk4 types.VmAffinity: the web admin's "Migration mode" (Allow manual and automatic
@@ -126,7 +136,16 @@ class Engine:
             "hosted_engine": hosted_engine,
             "vms_active": (1 if here else 0) + len(self.guests_on(host)),
             "vms_migrating": 1 if here and self.backend.engine_vm_status() == "migrating" else 0,
+            "spm": (self.spm_host() or {}).get("id") == host["id"],
+            "vdsm_version": inventory.host_version(info["vdsm_version"], os_name)
+            if info.get("vdsm_version") else None,
         }
+
+    def spm_host(self) -> dict | None:
+        """The data center's SPM: the lab gives the role to the first Up host by name (the
+        engine elects one of the Up hosts; which one is not modelled)."""
+        up = [h for h in self.store.hosts() if self.host_status(h) == "up"]
+        return min(up, key=lambda h: h["name"]) if up else None
 
     def host_search_record(self, host: dict) -> dict:
         cluster = self.store.cluster(host["cluster"]) or {}
@@ -135,6 +154,7 @@ class Engine:
             "name": host["name"], "address": host["address"], "status": self.host_status(host),
             "cluster": cluster.get("name"), "datacenter": dc.get("name"),
             "update_available": "true" if host["update_available"] else "false",
+            "ha_score": (self.info(host) or {}).get("score", 0),
         }
 
     def vm_view(self) -> dict:
@@ -160,6 +180,7 @@ class Engine:
         the web admin sets "Start Running On: Specific Host" for it."""
         return {
             **vm, "description": "", "memory": 1073741824, "origin": "ovirt",
+            "host": vm["host"] if vm["status"] != "down" else None,
             "placement_hosts": [vm["host"]] if vm["affinity"] != "migratable" else [],
         }
 
@@ -174,11 +195,13 @@ class Engine:
         host = self.store.host(view["host"]) if view["host"] else None
         cluster = self.store.cluster(view["cluster"]) if view["cluster"] else None
         return {"name": view["name"], "status": view["status"],
-                "host": host["name"] if host else None,
+                "description": view["description"], "host": host["name"] if host else None,
                 "cluster": cluster["name"] if cluster else None}
 
     def guests_on(self, host: dict) -> list[dict]:
-        return [v for v in self.store.guest_vms() if v["host"] == host["id"]]
+        """The guest VMs running on `host` (a stopped VM keeps its last host as its record)."""
+        return [v for v in self.store.guest_vms()
+                if v["host"] == host["id"] and v["status"] != "down"]
 
     def guest_destinations(self, source: dict) -> list[dict]:
         """Up hosts of the source's cluster a guest VM can migrate to, least loaded first."""
@@ -227,8 +250,8 @@ class Engine:
             if status == "non_responsive":
                 raise _refused(f"Cannot switch Host to Maintenance mode. Host {host['name']} "
                                "is non responsive with running VMs.")
-            if not self.he_candidates(host):
-                raise _refused(NO_HE_CANDIDATE)
+            if not self.he_candidates(host) and not self.api_v3_only():
+                raise _refused(no_he_candidate_text(self.version()))
         guests = self.guests_on(host)
         blocking = {"pinned"}
         if internal or self.api_v3_only():
@@ -250,15 +273,20 @@ class Engine:
         self._check_idle(host, "switch Host to Maintenance mode")
         self._check_can_maintain(host)
         self._set_status(host, "preparing_for_maintenance")
+        # USER_VDS_MAINTENANCE (600) with a reason, USER_VDS_MAINTENANCE_WITHOUT_REASON (620)
+        # without (AuditLogType.java, AuditLogMessages.properties @ovirt-engine-4.3.10.4, 4.5.6)
         text = f"Host {host['name']} was switched to Maintenance mode by {USER}"
-        text += f" (Reason: {reason})." if reason else "."
-        self._start(host, self._maintenance(host, announce=text))
+        announce = (600, f"{text} (Reason: {reason}).") if reason else (620, f"{text}.")
+        self._start(host, self._maintenance(host, announce=announce))
 
     def activate(self, host: dict) -> None:
         self._check_idle(host, "activate Host")
         if self.host_status(host) == "up":
             raise _refused("Cannot activate Host. Host is already Up.")
         self._set_status(host, "unassigned")
+        # VDS_ACTIVATE (16) when the command ends, VDS_DETECTED (13) when monitoring sees it Up
+        self.store.add_event(16, f"Activation of host {host['name']} initiated by {USER}.",
+                             host=host)
         self._start(host, self._activate(host))
 
     def upgrade_check(self, host: dict) -> None:
@@ -310,6 +338,68 @@ class Engine:
         self._spawn(self._migrate(source, dest, user=True))
 
     # ---- guest VMs (the web admin's Virtual Machines tab) --------------
+
+    def vm_power(self, view: dict, action: str) -> None:
+        """start/stop/shutdown of a guest VM, events USER_STARTED_VM (153), USER_STOP_VM (33),
+        USER_INITIATED_SHUTDOWN_VM (73) then VM_DOWN (61) (AuditLogMessages.properties
+        @ovirt-engine-4.3.10.4). The engine VM belongs to the HA agents: the lab refuses."""
+        vm = self.store.guest_vm(view["id"])
+        if vm is None:
+            raise _refused(f"Cannot {action} VM. The lab's engine VM is started and stopped by "
+                           "the HA agents (hosted-engine --vm-start / --vm-shutdown).")
+        host = self.store.host(vm["host"]) or {"name": ""}
+        if action == "start":
+            if vm["status"] == "up":
+                raise _refused("Cannot run VM because the VM is in Up status.")
+            vm["status"] = "up"
+            self.store.save()
+            self.store.add_event(153, f"VM {vm['name']} was started by {USER} (Host: "
+                                      f"{host['name']}).", host=host, vm=vm["id"])
+            return
+        if vm["status"] == "down":
+            raise _refused(f"Cannot {action} VM. VM is not running.")
+        if action == "stop":
+            self.store.add_event(33, f"VM {vm['name']} powered off by {USER} (Host: "
+                                     f"{host['name']}).", host=host, vm=vm["id"])
+        else:
+            self.store.add_event(73, f"VM shutdown initiated by {USER} on VM {vm['name']} "
+                                     f"(Host: {host['name']}).", host=host, vm=vm["id"])
+        vm["status"] = "down"
+        self.store.save()
+        self.store.add_event(61, f"VM {vm['name']} is down. ", host=host, vm=vm["id"])
+
+    def add_tag(self, name: str) -> None:
+        tags = self.store.data.setdefault("tags", {"names": [], "assigned": {}})
+        if name in tags["names"] or name == "root":
+            raise _refused("Cannot add Tag. Tag name is in use.")
+        tags["names"].append(name)
+        self.store.save()
+        self.store.add_event(432, f"New Tag {name} was created by {USER}.")
+
+    def assign_tag(self, name: str, kind: str, owner: dict) -> None:
+        """USER_ATTACH_TAG_TO_VDS (442) / USER_ATTACH_TAG_TO_VM (440)."""
+        tags = self.store.data.setdefault("tags", {"names": [], "assigned": {}})
+        if name not in tags["names"]:
+            tags["names"].append(name)
+        assigned = tags["assigned"].setdefault(owner["id"], [])
+        if name not in assigned:
+            assigned.append(name)
+        self.store.save()
+        if kind == "hosts":
+            self.store.add_event(442, f"Tag {name} was attached to Host(s) {owner['name']} by "
+                                      f"{USER}.", host=owner)
+        else:
+            self.store.add_event(440, f"Tag {name} was attached to VM(s) {owner['name']} by "
+                                      f"{USER}.", vm=owner["id"])
+
+    def edit_data_center(self, dc: dict, *, name=None, description=None) -> None:
+        """USER_UPDATE_STORAGE_POOL (952)."""
+        if name:
+            dc["name"] = name
+        if description is not None:
+            dc["description"] = description
+        self.store.save()
+        self.store.add_event(952, f"Data Center {dc['name']} was updated by {USER}")
 
     def _check_affinity(self, affinity: str) -> None:
         if affinity not in AFFINITIES:
@@ -460,7 +550,7 @@ class Engine:
                                  severity="error", host=host)
             return
         self._set_status(host, "up")
-        self.store.add_event(13, f"Host {host['name']} was installed and is up.", host=host)
+        self.store.add_event(13, f"Status of host {host['name']} was set to Up.", host=host)
 
     def cluster_upgrade(self, cluster: dict, action: str, percent=None,
                         correlation_id=None) -> None:
@@ -509,20 +599,14 @@ class Engine:
 
     async def _migrate(self, source: dict, dest: dict, *, user: bool) -> bool:
         """Live-migrate the engine VM; events as the engine's migrate commands."""
-        if user:
-            self.store.add_event(
-                62, f"Starting migration of VM HostedEngine from Host {source['name']} to Host "
-                    f"{dest['name']} (User: {USER}.).", host=source, vm=True)
-        else:
-            self.store.add_event(
-                67, f"System has initiated migration of VM HostedEngine from Host "
-                    f"{source['name']} to Host {dest['name']}", host=source, vm=True)
+        self._migration_started(HOSTED_ENGINE, source, dest, True, user)
+        started = self.backend.clock.now()
         try:
             await self.backend.migrate_engine_vm(dest["name"])
         except LabError as exc:  # what vdsm would report back
             if user:
                 self.store.add_event(
-                    65, f"Migration failed due to an Error: {exc} (VM: HostedEngine, Source Host: "
+                    65, f"Migration failed due to an Error: {exc} (VM: HostedEngine, Source: "
                         f"{source['name']}).", severity="error", host=source, vm=True)
             else:
                 self.store.add_event(
@@ -532,12 +616,32 @@ class Engine:
                          f"running on it.(VM: HostedEngine, Source Host: {source['name']}).",
                     severity="error", host=source, vm=True)
             return False
-        self.store.add_event(
-            63, f"Migration complete (VM: HostedEngine, Source Host: {source['name']}).",
-            host=source, vm=True)
+        self._migration_done(HOSTED_ENGINE, source, dest, True,
+                             round(self.backend.clock.now() - started))
         return True
 
-    async def _maintenance(self, host: dict, announce: str | None) -> bool:
+    def _migration_started(self, name: str, source: dict, dest: dict, vm, user: bool) -> None:
+        """VM_MIGRATION_START (62, an admin's) or VM_MIGRATION_START_SYSTEM_INITIATED (67, a
+        host's maintenance), texts of AuditLogMessages.properties@ovirt-engine-4.3.10.4 and
+        @ovirt-engine-4.5.6 (the same)."""
+        if user:
+            self.store.add_event(
+                62, f"Migration started (VM: {name}, Source: {source['name']}, Destination: "
+                    f"{dest['name']}, User: {USER}). ", host=source, vm=vm)
+        else:
+            self.store.add_event(
+                67, f"Migration initiated by system (VM: {name}, Source: {source['name']}, "
+                    f"Destination: {dest['name']}, Reason: Host preparing for maintenance).",
+                host=source, vm=vm)
+
+    def _migration_done(self, name: str, source: dict, dest: dict, vm, seconds: int) -> None:
+        """VM_MIGRATION_DONE (63); the downtime is the lab's."""
+        self.store.add_event(
+            63, f"Migration completed (VM: {name}, Source: {source['name']}, Destination: "
+                f"{dest['name']}, Duration: {seconds} seconds, Total: {seconds} seconds, "
+                "Actual downtime: 100ms)", host=source, vm=vm)
+
+    async def _maintenance(self, host: dict, announce: tuple[int, str] | None) -> bool:
         """Move a host to maintenance as MaintenanceVdsCommand does.
 
         1. On an HE host, ask vdsm to set HA local maintenance; a failure
@@ -558,6 +662,10 @@ class Engine:
             # A failed migration leaves the host in preparing_for_maintenance,
             # as event 140 says; the admin retries or activates it.
             candidates = self.he_candidates(host)
+            if not candidates and self.api_v3_only():
+                # 3.x never refused: with nowhere to migrate the engine VM the host stays in
+                # preparing_for_maintenance (ovirt-releases.md, "Engine")
+                return False
             if not candidates:
                 return self._maintenance_failed(host)
             if not await self._migrate(host, candidates[0], user=False):
@@ -569,7 +677,7 @@ class Engine:
         self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.",
                              host=host)
         if announce:
-            self.store.add_event(600, announce, host=host)  # USER_VDS_MAINTENANCE
+            self.store.add_event(*announce, host=host)
         return True
 
     def _migrate_guests(self, host: dict) -> bool:
@@ -589,14 +697,10 @@ class Engine:
                          f"{host['name']}).", severity="error", host=host, vm=vm["id"])
                 return False
             dest = destinations[0]
-            self.store.add_event(
-                67, f"System has initiated migration of VM {vm['name']} from Host "
-                    f"{host['name']} to Host {dest['name']}", host=host, vm=vm["id"])
+            self._migration_started(vm["name"], host, dest, vm["id"], False)
             vm["host"] = dest["id"]
             self.store.save()
-            self.store.add_event(
-                63, f"Migration complete (VM: {vm['name']}, Source Host: {host['name']}).",
-                host=host, vm=vm["id"])
+            self._migration_done(vm["name"], host, dest, vm["id"], 0)
         return True
 
     def _maintenance_failed(self, host: dict) -> bool:
@@ -612,7 +716,7 @@ class Engine:
             self.backend.set_local_maintenance(host["name"], False)
         await self._sleep(ACTIVATE_DELAY)
         self._set_status(host, "up")
-        self.store.add_event(16, f"Host {host['name']} was activated by {USER}.", host=host)
+        self.store.add_event(13, f"Status of host {host['name']} was set to Up.", host=host)
 
     async def _upgrade_check(self, host: dict) -> None:
         await self._sleep(UPGRADE_CHECK_DELAY)

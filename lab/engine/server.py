@@ -12,12 +12,15 @@ import xml.etree.ElementTree as ET
 from aiohttp import web
 
 from . import documents as doc
+from . import inventory
 from . import search
 from .documents import API, Fault
 from .engine import SCHEDULING_POLICIES, Engine
 from .store import now_iso
 
 USERNAME = "admin@internal"
+# The engine release whose API v3 answers this request, None for v4 (set by api_version).
+API_V3 = web.RequestKey("api_v3", object)
 TOKEN_LIFETIME_S = 10 * 3600
 
 JBOSS_404 = ("<html><head><title>Error</title></head><body>404 - Not Found</body></html>")
@@ -36,33 +39,56 @@ problems. Please try again later.</p>
 
 def build_app(engine: Engine) -> web.Application:
     api = _Api(engine)
-    app = web.Application(middlewares=[api.engine_down, api.faults, api.auth])
+    app = web.Application(middlewares=[api.engine_down, api.api_version, api.faults, api.auth])
     r = app.router
+
+    def add(method: str, path: str, handler) -> None:
+        """Each resource at API and at API/v3 (4.0-4.3's v3 path; api_version refuses it
+        elsewhere)."""
+        for prefix in (API, API + "/v3"):
+            r.add_route(method.upper(), prefix + path, handler)
+
     r.add_post("/ovirt-engine/sso/oauth/token", api.sso_token)
     r.add_post("/ovirt-engine/services/sso-logout", api.sso_logout)
     r.add_get("/ovirt-engine/services/health", api.health)
-    r.add_get(API, api.root)
-    r.add_get(API + "/", api.root)
-    r.add_get(API + "/hosts", api.list_hosts)
-    r.add_post(API + "/hosts", api.add_host)
-    r.add_get(API + "/hosts/{id}", api.get_host)
-    r.add_put(API + "/hosts/{id}", api.update_host)
-    r.add_delete(API + "/hosts/{id}", api.remove_host)
-    r.add_post(API + "/hosts/{id}/{action}", api.host_action)
-    r.add_get(API + "/clusters", api.list_clusters)
-    r.add_post(API + "/clusters", api.add_cluster)
-    r.add_get(API + "/clusters/{id}", api.get_cluster)
-    r.add_put(API + "/clusters/{id}", api.update_cluster)
-    r.add_delete(API + "/clusters/{id}", api.remove_cluster)
-    r.add_post(API + "/clusters/{id}/upgrade", api.cluster_upgrade)
-    r.add_get(API + "/datacenters", api.list_data_centers)
-    r.add_get(API + "/datacenters/{id}", api.get_data_center)
-    r.add_get(API + "/schedulingpolicies", api.list_scheduling_policies)
-    r.add_get(API + "/vms", api.list_vms)
-    r.add_get(API + "/vms/{id}", api.get_vm)
-    r.add_post(API + "/vms/{id}/migrate", api.migrate_vm)
-    r.add_get(API + "/events", api.list_events)
-    r.add_get(API + "/events/{id}", api.get_event)
+    add("get", "", api.root)
+    add("get", "/", api.root)
+    add("get", "/hosts", api.list_hosts)
+    add("post", "/hosts", api.add_host)
+    add("get", "/hosts/{id}", api.get_host)
+    add("put", "/hosts/{id}", api.update_host)
+    add("delete", "/hosts/{id}", api.remove_host)
+    add("post", "/hosts/{id}/{action:activate|deactivate|upgrade|upgradecheck}", api.host_action)
+    add("get", "/clusters", api.list_clusters)
+    add("post", "/clusters", api.add_cluster)
+    add("get", "/clusters/{id}", api.get_cluster)
+    add("put", "/clusters/{id}", api.update_cluster)
+    add("delete", "/clusters/{id}", api.remove_cluster)
+    add("post", "/clusters/{id}/upgrade", api.cluster_upgrade)
+    add("get", "/datacenters", api.list_data_centers)
+    add("get", "/datacenters/{id}", api.get_data_center)
+    add("get", "/schedulingpolicies", api.list_scheduling_policies)
+    add("get", "/vms", api.list_vms)
+    add("get", "/vms/{id}", api.get_vm)
+    add("post", "/vms/{id}/migrate", api.migrate_vm)
+    add("put", "/datacenters/{id}", api.update_data_center)
+    add("get", "/datacenters/{id}/storagedomains", api.list_dc_storage_domains)
+    add("get", "/storagedomains", api.list_storage_domains)
+    add("get", "/storagedomains/{id}", api.get_storage_domain)
+    add("get", "/storagedomains/{id}/disks", api.list_domain_disks)
+    add("get", "/disks", api.list_disks)
+    add("get", "/disks/{id}", api.get_disk)
+    add("get", "/tags", api.list_tags)
+    add("post", "/tags", api.add_tag)
+    for kind in ("hosts", "vms"):
+        add("get", "/" + kind + "/{id}/statistics", api.statistics)
+        add("get", "/" + kind + "/{id}/nics", api.nics)
+        add("get", "/" + kind + "/{id}/tags", api.owner_tags)
+        add("post", "/" + kind + "/{id}/tags", api.assign_tag)
+    add("get", "/vms/{id}/diskattachments", api.disk_attachments)
+    add("post", "/vms/{id}/{action:start|stop|shutdown}", api.vm_power)
+    add("get", "/events", api.list_events)
+    add("get", "/events/{id}", api.get_event)
     return app
 
 
@@ -71,10 +97,10 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def _respond(request: web.Request, element: ET.Element, status: int = 200) -> web.Response:
-    if _wants_json(request) and element.tag in ("action", "fault"):
-        # JSON only for the documents the cluster_upgrade role reads.
-        payload = {child.tag: child.text for child in element}
-        return web.json_response(payload, status=status)
+    if request.get(API_V3):
+        element = doc.to_v3(element, request[API_V3])
+    if _wants_json(request):
+        return web.json_response(doc.to_json(element), status=status)
     return web.Response(body=doc.render(element), status=status, content_type=doc.XML_TYPE)
 
 
@@ -136,6 +162,30 @@ class _Api:
             # The engine process restarted: its in-memory SSO sessions are gone.
             self.down_seen = False
             self.store.drop_all_tokens()
+        return await handler(request)
+
+    @web.middleware
+    async def api_version(self, request, handler):
+        """Which API version answers (restapi's VersionFilter.java): 3.x engines have only
+        v3; 4.0-4.3 serve v3 under API/v3 or with a `Version: 3` header
+        (ENGINE_API_SUPPORTED_VERSIONS="3, 4" and org/ovirt/engine/api/v3 @ovirt-engine-4.3.10.4);
+        4.4+ no longer have the v3 server (none @ovirt-engine-4.5.6), so the lab answers 404
+        there (what the real 4.5 answers exactly is not decided by the sources: its filter
+        still lists 3 as supported and forwards to a /v3 path that has no servlet)."""
+        v = self.engine.version()
+        release = (v["major"], v["minor"])
+        asked = (request.path == API + "/v3" or request.path.startswith(API + "/v3/")
+                 or request.headers.get("Version", "").strip() == "3")
+        if release < (4, 0):
+            if request.path.startswith(API + "/v3"):
+                return _respond(request, doc.fault(
+                    "Not Found", f"HTTP 404 Not Found: {request.path}"), 404)
+            request[API_V3] = release
+        elif asked and release >= (4, 4):
+            return _respond(request, doc.fault(
+                "Not Found", f"HTTP 404 Not Found: {request.path}"), 404)
+        elif asked:
+            request[API_V3] = release
         return await handler(request)
 
     @web.middleware
@@ -228,24 +278,29 @@ class _Api:
         return found
 
     @staticmethod
-    def _search(request):
-        query = request.query.get("search")
-        if not query:
-            return None
-        try:
-            return search.parse(query)
-        except search.SearchError as exc:
-            raise Fault(400, str(exc), reason="Invalid search query") from exc
-
-    @staticmethod
-    def _matches(groups, record, request) -> bool:
-        if groups is None:
-            return True
+    def _select(request, items: list, record) -> list:
+        """`items` filtered by `search=`, sorted by its `sortby`, cut to its `page` of `max`
+        items (or to `max`); `record(item)` gives an item's searchable fields."""
+        query = request.query.get("search") or ""
+        size = _int(request.query.get("max"), 0) or None
         case_sensitive = _bool(request.query.get("case_sensitive"), default=True)
         try:
-            return search.matches(groups, record, case_sensitive=case_sensitive)
+            conditions, sort, descending, page = search.split(query)
+            groups = search.parse(conditions) if conditions.strip() else None
+            found = [(item, record(item)) for item in items]
+            if groups is not None:
+                found = [(i, r) for i, r in found
+                         if search.matches(groups, r, case_sensitive=case_sensitive)]
         except search.SearchError as exc:
             raise Fault(400, str(exc), reason="Invalid search query") from exc
+        if sort:
+            if found and sort not in found[0][1]:
+                raise Fault(400, f"Invalid sortby field '{sort}'", reason="Invalid search query")
+            found.sort(key=lambda pair: search.sort_key(pair[1].get(sort)), reverse=descending)
+        items = [item for item, _ in found]
+        if page and size:
+            return items[(page - 1) * size:page * size]
+        return items[:size] if size else items
 
     @staticmethod
     def _all_content(request) -> bool:
@@ -260,7 +315,7 @@ class _Api:
                   "el7" if (v["major"], v["minor"]) <= (4, 3) else
                   "el8" if (v["major"], v["minor"]) == (4, 4) else "el9")
         full = f"{v['major']}.{v['minor']}.{v['build']}-1.{os_tag}"
-        if self.engine.api_v3_only():
+        if request.get(API_V3):
             return _respond(request, doc.api_root_v3(v, full))
         vm_up = self.backend.engine_vm_status() == "up"
         guests = self.store.guest_vms()
@@ -289,11 +344,8 @@ class _Api:
         return response
 
     async def list_hosts(self, request):
-        groups = self._search(request)
         all_content = self._all_content(request)
-        found = [h for h in self.store.hosts()
-                 if self._matches(groups, self.engine.host_search_record(h), request)]
-        found = found[:_int(request.query.get("max"), len(found))]
+        found = self._select(request, self.store.hosts(), self.engine.host_search_record)
         items = [doc.host(self.engine.host_view(h, all_content)) for h in found]
         return _respond(request, doc.collection("hosts", items))
 
@@ -325,6 +377,8 @@ class _Api:
         host = self._host(request)
         action = request.match_info["action"]
         body = await _read_body(request)
+        if action not in doc.host_actions(request.get(API_V3)):
+            raise Fault(404, f"HTTP 404 Not Found: {request.path}", reason="Not Found")
         if action == "deactivate":
             self.engine.deactivate(host, reason=body.get("reason"))
         elif action == "activate":
@@ -346,14 +400,13 @@ class _Api:
         return doc.cluster({**cluster, "scheduling_policy_id": policy_id})
 
     async def list_clusters(self, request):
-        groups = self._search(request)
-        items = []
-        for cluster in sorted(self.store.data["clusters"].values(), key=lambda c: c["name"]):
+        def record(cluster):
             dc = self.store.data_center(cluster["data_center"]) or {}
-            if self._matches(groups, {"name": cluster["name"], "datacenter": dc.get("name")},
-                             request):
-                items.append(self._cluster_doc(cluster))
-        items = items[:_int(request.query.get("max"), len(items))]
+            return {"name": cluster["name"], "datacenter": dc.get("name"),
+                    "description": cluster.get("description", "")}
+
+        clusters = sorted(self.store.data["clusters"].values(), key=lambda c: c["name"])
+        items = [self._cluster_doc(c) for c in self._select(request, clusters, record)]
         return _respond(request, doc.collection("clusters", items))
 
     async def get_cluster(self, request):
@@ -414,9 +467,9 @@ class _Api:
         return _respond(request, doc.action())
 
     async def list_data_centers(self, request):
-        groups = self._search(request)
-        items = [doc.data_center(d) for d in self.store.data["data_centers"].values()
-                 if self._matches(groups, {"name": d["name"]}, request)]
+        dcs = list(self.store.data["data_centers"].values())
+        items = [doc.data_center(d) for d in self._select(
+            request, dcs, lambda d: {"name": d["name"], "description": d.get("description")})]
         return _respond(request, doc.collection("data_centers", items))
 
     async def get_data_center(self, request):
@@ -444,10 +497,8 @@ class _Api:
         return view
 
     async def list_vms(self, request):
-        groups = self._search(request)
-        items = [doc.vm(view) for view in self.engine.vm_views()
-                 if self._matches(groups, self.engine.vm_search_record(view), request)]
-        items = items[:_int(request.query.get("max"), len(items))]
+        items = [doc.vm(view) for view in self._select(request, self.engine.vm_views(),
+                                                        self.engine.vm_search_record)]
         return _respond(request, doc.collection("vms", items))
 
     async def get_vm(self, request):
@@ -468,16 +519,15 @@ class _Api:
         host = self.store.host(event["host"]) if event.get("host") else None
         cluster = self.store.cluster(event["cluster"]) if event.get("cluster") else None
         return {"type": event["code"], "severity": event["severity"],
+                "message": event["description"], "time": event["time"],
                 "host": host["name"] if host else None,
                 "cluster": cluster["name"] if cluster else None,
                 "correlation_id": event.get("correlation_id")}
 
     async def list_events(self, request):
-        groups = self._search(request)
         after = _int(request.query.get("from"), -1)
-        found = [e for e in reversed(self.store.data["events"])
-                 if e["id"] > after and self._matches(groups, self._event_record(e), request)]
-        found = found[:_int(request.query.get("max"), len(found))]
+        found = self._select(request, [e for e in reversed(self.store.data["events"])
+                                       if e["id"] > after], self._event_record)
         return _respond(request, doc.collection("events", [doc.event(e) for e in found]))
 
     async def get_event(self, request):
@@ -486,3 +536,123 @@ class _Api:
             if event["id"] == wanted:
                 return _respond(request, doc.event(event))
         raise Fault(404, f"Entity not found: {request.match_info['id']}")
+
+    # ---- storage, disks, NICs, statistics, tags (inventory.py) -----------
+
+    def _sdk_list(self, request, tag: str, objects: list, record=None, links=()) -> web.Response:
+        if record is not None:
+            objects = self._select(request, objects, record)
+        return _respond(request, doc.collection(tag, [doc.sdk(o, links) for o in objects]))
+
+    def _dc_id(self) -> str | None:
+        return next(iter(self.store.data["data_centers"]), None)
+
+    async def list_storage_domains(self, request):
+        return self._sdk_list(request, "storage_domains", inventory.storage_domains(self._dc_id()),
+                              lambda sd: {"name": sd.name, "type": sd.type.value,
+                                          "datacenter": "Default"}, links=("disks",))
+
+    async def list_dc_storage_domains(self, request):
+        """Below a data center a domain has its status there (active)."""
+        domains = inventory.storage_domains(request.match_info["id"])
+        for sd in domains:
+            sd.status = inventory.t.StorageDomainStatus.ACTIVE
+        return self._sdk_list(request, "storage_domains", domains)
+
+    async def get_storage_domain(self, request):
+        for sd in inventory.storage_domains(self._dc_id()):
+            if sd.id == request.match_info["id"]:
+                return _respond(request, doc.sdk(sd, ("disks",)))
+        raise Fault(404, f"Entity not found: {request.match_info['id']}")
+
+    def _disks(self) -> list:
+        return inventory.disks(self.store.guest_vms())
+
+    async def list_disks(self, request):
+        return self._sdk_list(request, "disks", self._disks(),
+                              lambda d: {"name": d.name, "alias": d.alias, "status": d.status.value})
+
+    async def list_domain_disks(self, request):
+        wanted = request.match_info["id"]
+        return self._sdk_list(request, "disks", [
+            d for d in self._disks() if d.storage_domains[0].id == wanted])
+
+    async def get_disk(self, request):
+        for disk in self._disks():
+            if disk.id == request.match_info["id"]:
+                return _respond(request, doc.sdk(disk))
+        raise Fault(404, f"Entity not found: {request.match_info['id']}")
+
+    def _owner(self, request) -> tuple[str, dict]:
+        """("hosts", host record) or ("vms", VM view) of a sub-collection's path."""
+        kind = request.path[len(API) + 1:].removeprefix("v3/").split("/")[0]
+        return kind, (self._host(request) if kind == "hosts" else self._vm_or_404(request))
+
+    async def statistics(self, request):
+        kind, owner = self._owner(request)
+        if kind == "hosts":
+            view = self.engine.host_view(owner, False)
+            stats = inventory.host_statistics(owner, view["vms_active"])
+        else:
+            stats = inventory.vm_statistics(owner["id"], owner["memory"], owner["status"] == "up")
+        return _respond(request, doc.collection("statistics", [doc.sdk(s) for s in stats]))
+
+    async def nics(self, request):
+        kind, owner = self._owner(request)
+        if kind == "hosts":
+            return _respond(request, doc.collection(
+                "host_nics", [doc.sdk(n) for n in inventory.host_nics(owner)]))
+        return _respond(request, doc.collection("nics", [
+            doc.sdk(n) for n in inventory.vm_nics(owner["id"], self.store.data["vm_id"])]))
+
+    async def disk_attachments(self, request):
+        vm = self._vm_or_404(request)
+        return _respond(request, doc.collection("disk_attachments", [
+            doc.sdk(a) for a in inventory.disk_attachments(vm["id"], self.store.data["vm_id"])]))
+
+    def _tags(self) -> dict:
+        return self.store.data.setdefault("tags", {"names": [], "assigned": {}})
+
+    async def list_tags(self, request):
+        return self._sdk_list(request, "tags", inventory.tags(["root"] + self._tags()["names"],
+                                                              "tags"),
+                              lambda tag: {"name": tag.name})
+
+    async def add_tag(self, request):
+        name = (await _read_body(request)).get("name")
+        if not name:
+            raise Fault(400, "Tag [name] required for add", reason="Incomplete parameters")
+        self.engine.add_tag(name)
+        return _respond(request, doc.sdk(inventory.tags([name], "tags")[0]), 201)
+
+    async def owner_tags(self, request):
+        kind, owner = self._owner(request)
+        names = self._tags()["assigned"].get(owner["id"], [])
+        return _respond(request, doc.collection("tags", [
+            doc.sdk(tag) for tag in inventory.tags(names, f"{kind}/{owner['id']}/tags")]))
+
+    async def assign_tag(self, request):
+        kind, owner = self._owner(request)
+        body = await _read_body(request)
+        name = body.get("name") or next(
+            (n for n in self._tags()["names"] if inventory.lab_id("tag", n) == body.get("id")),
+            None)
+        if not name:
+            raise Fault(404, f"Entity not found: tag: {body.get('id') or body.get('name')}")
+        self.engine.assign_tag(name, kind, owner)
+        return _respond(request, doc.sdk(inventory.tags([name], f"{kind}/{owner['id']}/tags")[0]),
+                        201)
+
+    async def vm_power(self, request):
+        vm = self._vm_or_404(request)
+        self.engine.vm_power(vm, request.match_info["action"])
+        return _respond(request, doc.action())
+
+    async def update_data_center(self, request):
+        dc = self.store.data_center(request.match_info["id"])
+        if dc is None:
+            raise Fault(404, f"Entity not found: {request.match_info['id']}")
+        body = await _read_body(request)
+        self.engine.edit_data_center(dc, name=body.get("name"),
+                                     description=body.get("description"))
+        return _respond(request, doc.data_center(dc))

@@ -527,7 +527,7 @@ def test_it_answers_unknown_things_with_fault_documents(engine, conn):
         conn.system_service().hosts_service().host_service("no-such-id").get()
     assert "Entity not found" in error.value.fault.detail
     with pytest.raises(sdk.NotFoundError) as error:
-        conn.system_service().storage_domains_service().list()
+        conn.system_service().templates_service().list()
     assert error.value.fault.reason == "Not Found"
     token = sso_token(engine.api)
     status, body, content_type = raw_request(engine.api, "DELETE", "/ovirt-engine/api/vms",

@@ -18,7 +18,7 @@ def engine_action(lab, host, action):
                                   "<action/>")
     assert status == 200, text
     wanted = "maintenance" if action == "deactivate" else "up"
-    lab.wait_for(lambda s: f"<status>{wanted}</status>" in engine_request(
+    lab.wait_for(lambda s: f"<state>{wanted}</state>" in engine_request(
         lab, "GET", f"/hosts/{engine_host_id(lab, host)}")[1], sim_seconds=120)
 
 

@@ -248,7 +248,12 @@ def test_the_worker_rides_out_redis_stopping_as_a_job_ends(rq_worker, lab_cluste
     try:
         # The job ends (the run row says so) while Redis is away; its worker must stay.
         wait_for_status(run, [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.INTERRUPTED], 60)
-        time.sleep(3)  # the parent records the job's end and goes back to listening
+        # Redis stays away until the parent has met it there (the horse may retry its own
+        # last writes for a while first): the old parent quit right then.
+        log_file = rq_worker.log_dir / "rqworker.log"
+        wait_until(lambda: "Redis unavailable" in log_file.read_text() or rq_worker.check_alive(), 60,
+                   "the worker's parent meeting Redis stopped")
+        time.sleep(2)
         rq_worker.check_alive()
     finally:
         redis_server.start()

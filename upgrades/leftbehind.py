@@ -154,18 +154,24 @@ def left_behind(run, *, now_snapshot=None):
                                           "engine": parse_datetime(now["engine"]["read_at"] or "")})
     _compare_ha(before["ha"], now["ha"], effects, found)
     _compare_engine(before["engine"], now["engine"], effects, found)
-    _compare_packages(before.get("packages") or {}, now["packages"], found)
+    last_step = max(filter(None, run.steps.values_list("started_at", flat=True)), default=None)
+    _compare_packages(before.get("packages") or {}, now["packages"], found, last_step=last_step)
     return found
 
 
-def _compare_packages(before, now, found):
-    """Installed versions that changed since the run started (packages are never downgraded)."""
+def _compare_packages(before, now, found, *, last_step=None):
+    """Installed versions that changed since the run started (packages are never downgraded).
+    A read older than the run's last step may have missed what that step installed: unknown."""
     if not before.get("read_at") or not now.get("read_at"):
         found.unknown.append(PACKAGES_UNKNOWN.format("when the run started" if not before.get("read_at")
                                                      else "since"))
         return
     if before["read_at"] == now["read_at"]:
         found.unknown.append(PACKAGES_UNKNOWN.format("again since the run started"))
+        return
+    read_at = parse_datetime(now["read_at"])
+    if last_step is not None and read_at is not None and read_at < last_step:
+        found.unknown.append(PACKAGES_UNKNOWN.format("again since the run's last step started"))
         return
     for machine, installed in now["machines"].items():
         then = before["machines"].get(machine) or {}

@@ -47,9 +47,13 @@ LIVE_JOB = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.S
 
 def sweep(now=None):
     """One pass; returns (runs interrupted, runs queued again)."""
+    global _away
     now = now or timezone.now()
     try:
         services.expire_approvals(now)  # a request past its expiry is closed: its run runs nothing
+        if _away:  # back: the workers get LOST_AFTER from now to write their heartbeats again
+            _database_away()
+            _away = False
         result = mark_lost_workers(now), requeue_stranded_runs(now)
         repair_cut_off_steps()
     except DatabaseError:
@@ -59,7 +63,8 @@ def sweep(now=None):
 
 
 # A heartbeat the database refused (restarting) or held (locked by another process) is
-# not a lost worker: after such a time heartbeats count again from its end.
+# not a lost worker: heartbeats count again from the first sweep the database answers
+# after refusing, or from a write it held.
 _heartbeats_count_from = None  # time.monotonic(); None: since this process started
 HELD_WRITE_SECONDS = 2.0  # a write held this long waited for a lock: the heartbeats did too
 
@@ -68,9 +73,12 @@ class _HeldBack(Exception):
     pass
 
 
+_away = False  # the last sweep met the database refusing
+
+
 def _database_away():
-    global _heartbeats_count_from
-    _heartbeats_count_from = time.monotonic()
+    global _heartbeats_count_from, _away
+    _heartbeats_count_from, _away = time.monotonic(), True
 
 
 def mark_lost_workers(now):

@@ -594,12 +594,8 @@ def invalid_key(ctx, key, wanted):
     return 1
 
 
-async def get_shared_config(ctx, args):
-    key = args[0] if args else ""
-    wanted = option(args[1:2], "--type") or ""
-    if not key:
-        ctx.print("You must specify a key to get")
-        return 1
+async def _shared_config(ctx, key, wanted):
+    """(kind, path) of the file holding ``key``, or the exit status after saying why not."""
     await ctx.sleep(1)
     try:
         found, refusal = config_file(ctx, key, wanted)
@@ -608,6 +604,18 @@ async def get_shared_config(ctx, args):
     if refusal:
         ctx.error(refusal)
         return 1
+    return found
+
+
+async def get_shared_config(ctx, args):
+    key = args[0] if args else ""
+    wanted = option(args[1:2], "--type") or ""
+    if not key:
+        ctx.print("You must specify a key to get")
+        return 1
+    found = await _shared_config(ctx, key, wanted)
+    if isinstance(found, int):
+        return found
     kind, path = found
     ctx.print(f"\n{key} : {read_config(ctx, path)[key]}, type : {kind}\n")
     return 0
@@ -623,14 +631,9 @@ async def set_shared_config(ctx, args):
     if not value:
         ctx.print("You must specify a new value to set")
         return 1
-    await ctx.sleep(1)
-    try:
-        found, refusal = config_file(ctx, key, wanted)
-    except KeyError:
-        return invalid_key(ctx, key, wanted)
-    if refusal:
-        ctx.error(refusal)
-        return 1
+    found = await _shared_config(ctx, key, wanted)
+    if isinstance(found, int):
+        return found
     kind, path = found
     source = distro.HE_CONF if path == SHARED_COPY and not ctx.host.fs.exists(path) else path
     lines = (ctx.host.fs.read(source) or "").splitlines()

@@ -28,7 +28,10 @@ VERIFY = ("status=$(hosted-engine --vm-status) || exit 1\n"
 
 # The same, for a host the portal does not know: refuse an id whose block is up to date.
 # Fields come in a different order per release, so each block is read whole.
-NOT_LIVE = ("status=$(hosted-engine --vm-status) || exit 1\n"
+# vm-status exits 1 for a while after an agent restarts (vm.conf not fetched yet, broker
+# starting): asked again for up to 30 s before the check fails, saying what it answered.
+NOT_LIVE = ("n=0; until status=$(hosted-engine --vm-status 2>&1); do n=$((n+1)); "
+            "if [ $n -ge 6 ]; then printf '%s\\n' \"$status\"; exit 1; fi; sleep 5; done\n"
             "printf '%s\\n' \"$status\" | awk -v id={host_id} '\n"
             "  /^--== Host / {{ if (hid == id) exit; hid = \"\"; up = \"\" }}\n"
             "  /^Host ID +:/ {{ hid = $NF }}\n"

@@ -175,6 +175,14 @@ def cluster(c: dict) -> ET.Element:
     return root
 
 
+def storage_format(level: dict) -> str:
+    """A data center's storage format for its level: v3 for 3.1-3.6 (VersionStorageFormatUtil.java
+    @ovirt-engine-3.6.9.2) and 4.0, v4 for 4.1 and 4.2, v5 from 4.3 (the same file
+    @ovirt-engine-4.3.10.4)."""
+    key = (int(level["major"]), int(level["minor"]))
+    return "v3" if key < (4, 1) else "v4" if key < (4, 3) else "v5"
+
+
 def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
     base = f"{API}/datacenters/{d['id']}"
     root = ET.Element("data_center", href=base, id=d["id"])
@@ -185,7 +193,7 @@ def data_center(d: dict, clusters_href: bool = True) -> ET.Element:
     sub(root, "local", False)
     sub(root, "quota_mode", "disabled")
     sub(root, "status", "up")
-    sub(root, "storage_format", "v5")
+    sub(root, "storage_format", storage_format(d["version"]))
     version(root, d["version"])
     return root
 
@@ -286,21 +294,212 @@ def to_json(root: ET.Element):
     return convert(root)
 
 
+# API v3's element order per type: ActionableResource and BaseResource first, then the type's
+# own sequence, from backend/manager/modules/restapi/interface/definition/src/main/resources/
+# api.xsd @ovirt-engine-3.5.6.2 and @ovirt-engine-3.6.9.2 (v3/api.xsd @ovirt-engine-4.3.10.4
+# has 3.6's sequences for these types). Elements a release's type lacks are left out.
+_V3_BASE = ("actions", "name", "description", "comment", "creation_status", "link")
+_V3_TYPES = {
+    (3, 5): {
+        "host": ("address", "certificate", "status", "cluster", "port", "type", "storage_manager",
+                 "spm", "version", "hardware_information", "power_management", "ksm",
+                 "transparent_hugepages", "iscsi", "ssh", "statistics", "cpu", "memory",
+                 "max_scheduling_memory", "summary", "override_iptables", "protocol", "os",
+                 "hooks", "libvirt_version", "display", "hosted_engine", "kdump_status",
+                 "selinux", "auto_numa_status", "numa_supported", "live_snapshot_support"),
+        "vm": ("type", "status", "stop_reason", "memory", "cpu", "cpu_shares", "bios", "os",
+               "high_availability", "display", "host", "cluster", "template", "instance_type",
+               "storage_domain", "start_time", "stop_time", "creation_time", "origin",
+               "stateless", "delete_protected", "sso", "rng_device", "console", "timezone",
+               "domain", "custom_properties", "payloads", "statistics", "disks",
+               "initialization", "nics", "tags", "snapshots", "placement_policy",
+               "memory_policy", "guest_info", "quota", "usb", "soundcard_enabled",
+               "tunnel_migration", "migration_downtime", "virtio_scsi", "permissions",
+               "cpu_profile", "vmpool", "cdroms", "floppies", "reported_devices", "watchdogs",
+               "use_latest_template_version", "serial_number", "next_run_configuration_exists",
+               "numa_tune_mode"),
+        "cluster": ("cpu", "data_center", "memory_policy", "scheduling_policy", "version",
+                    "supported_versions", "error_handling", "virt_service", "gluster_service",
+                    "threads_as_cores", "tunnel_migration", "trusted_service", "ha_reservation",
+                    "optional_reason", "ballooning_enabled", "display", "ksm", "serial_number",
+                    "required_rng_sources", "fencing_policy"),
+        "data_center": ("storage_type", "local", "storage_format", "version",
+                        "supported_versions", "status"),
+        "storage_domain": ("data_center", "type", "status", "master", "storage", "host",
+                           "format", "destroy", "available", "used", "committed",
+                           "storage_format", "import"),
+        "event": ("code", "severity", "time", "correlation_id", "user", "vm", "storage_domain",
+                  "host", "template", "cluster", "data_center", "origin", "custom_id",
+                  "flood_rate", "custom_data"),
+        "placement_policy": ("host", "affinity"),
+    },
+    (3, 6): {
+        "host": ("address", "certificate", "status", "external_status", "cluster", "port", "type",
+                 "storage_manager", "spm", "version", "hardware_information",
+                 "power_management", "ksm", "transparent_hugepages", "iscsi", "ssh",
+                 "statistics", "cpu", "memory", "max_scheduling_memory", "summary",
+                 "override_iptables", "protocol", "os", "hooks", "libvirt_version", "display",
+                 "hosted_engine", "kdump_status", "selinux", "auto_numa_status",
+                 "numa_supported", "live_snapshot_support", "katello_errata",
+                 "external_host_provider", "update_available", "device_passthrough",
+                 "storage_connection_extensions"),
+        # VmBase's sequence, then VM's own
+        "vm": ("type", "status", "memory", "cpu", "cpu_shares", "bios", "os", "cluster",
+               "storage_domain", "creation_time", "origin", "stateless", "delete_protected",
+               "high_availability", "display", "sso", "rng_device", "console", "timezone",
+               "domain", "usb", "soundcard_enabled", "tunnel_migration", "migration_downtime",
+               "virtio_scsi", "serial_number", "start_paused", "cpu_profile", "migration", "io",
+               "custom_properties", "custom_emulated_machine", "custom_cpu_model", "time_zone",
+               "small_icon", "large_icon", "memory_policy",
+               "stop_reason", "host", "template", "instance_type", "start_time", "stop_time",
+               "run_once", "payloads", "statistics", "disks", "initialization", "nics", "tags",
+               "snapshots", "placement_policy", "guest_info", "quota", "vmpool", "cdroms",
+               "floppies", "reported_devices", "watchdogs", "use_latest_template_version",
+               "next_run_configuration_exists", "numa_tune_mode", "permissions",
+               "external_host_provider", "katello_errata", "guest_time_zone",
+               "guest_operating_system"),
+        "cluster": ("cpu", "data_center", "memory_policy", "scheduling_policy", "version",
+                    "supported_versions", "error_handling", "virt_service", "gluster_service",
+                    "threads_as_cores", "tunnel_migration", "trusted_service", "ha_reservation",
+                    "optional_reason", "maintenance_reason_required", "ballooning_enabled",
+                    "display", "ksm", "serial_number", "required_rng_sources", "fencing_policy",
+                    "migration", "management_network"),
+        "data_center": ("storage_type", "local", "storage_format", "version",
+                        "supported_versions", "status", "mac_pool", "quota_mode"),
+        "storage_domain": ("data_center", "data_centers", "type", "status", "external_status",
+                           "master", "storage", "host", "format", "destroy", "available",
+                           "used", "committed", "storage_format", "wipe_after_delete", "import",
+                           "warning_low_space_indicator", "critical_space_action_blocker"),
+        "event": ("code", "severity", "time", "correlation_id", "user", "vm", "storage_domain",
+                  "host", "template", "cluster", "data_center", "origin", "custom_id",
+                  "flood_rate", "custom_data"),
+        "placement_policy": ("hosts", "host", "affinity"),
+    },
+}
+# Nested types' sequences (the same in both releases): HostedEngine; Storage is the groups
+# BaseStorageConnection then FileStorageConnection (NfsStorage).
+_V3_NESTED = {
+    "hosted_engine": ("configured", "active", "score", "global_maintenance", "local_maintenance"),
+    "storage": ("address", "type", "path", "mount_options", "vfs_type", "nfs_version",
+                "nfs_timeo", "nfs_retrans"),
+}
+# Actions per collection in v3 (rsdl_metadata.yaml @ovirt-engine-3.5.6.2, @ovirt-engine-3.6.9.2);
+# hosts: host_actions().
+_V3_CLUSTER_ACTIONS = {(3, 5): (), (3, 6): ("resetemulatedmachine",)}
+_VERSION_KEYS = ("major", "minor", "build", "revision", "full_version")
+
+
+def v3_types(release: tuple[int, int]) -> dict:
+    """The v3 type sequences a release serves (4.0-4.3's v3 is 3.6's model)."""
+    return _V3_TYPES[(3, 5) if release < (3, 6) else (3, 6)]
+
+
+def _v3_version(el: ET.Element) -> None:
+    """v4 `<version><major>4</major>..</version>` -> v3 `<version major="4" .../>` (api.xsd
+    `Version`: attributes only)."""
+    values = {c.tag: c.text for c in el if c.tag in _VERSION_KEYS and len(c) == 0}
+    if not values or len(values) != len(el):
+        return
+    for child in list(el):
+        el.remove(child)
+    el.text = None
+    for key in _VERSION_KEYS:
+        if values.get(key) is not None:
+            el.set(key, values[key])
+
+
+def _v3_entity(el: ET.Element, release: tuple[int, int]) -> None:
+    """One host/vm/cluster/... element in its v3 shape, children first."""
+    types = v3_types(release)
+    tag = el.tag
+    if tag == "host":
+        spm = el.find("spm")
+        if spm is not None:  # HostMapper: storage_manager = (spm status == SPM), with priority
+            manager = ET.Element("storage_manager", priority=spm.findtext("priority", "5"))
+            manager.text = "true" if spm.findtext("status/state") == "spm" else "false"
+            el.insert(list(el).index(spm), manager)
+        os_el = el.find("os")
+    else:
+        os_el = el.find("os") if tag == "vm" else None
+    if os_el is not None and os_el.find("type") is not None:  # OperatingSystem's type attribute
+        os_el.set("type", os_el.find("type").text or "")
+        os_el.remove(os_el.find("type"))
+    if tag == "cluster":
+        cpu = el.find("cpu")
+        if cpu is not None and cpu.find("type") is not None:  # ClusterMapper: cpu.setId(name)
+            cpu.set("id", cpu.find("type").text or "")
+            cpu.remove(cpu.find("type"))
+        actions = el.find("actions")
+        if actions is not None:
+            allowed = _V3_CLUSTER_ACTIONS[(3, 5) if release < (3, 6) else (3, 6)]
+            for link in list(actions):
+                if link.get("rel") not in allowed:
+                    actions.remove(link)
+            if len(actions) == 0:
+                el.remove(actions)
+    if tag == "storage_domain" and el.find("data_centers/data_center") is not None \
+            and el.find("data_center") is None:
+        # StorageDomainMapper: `data_center` (kept for compatibility), 3.6 also `data_centers`
+        el.append(copy.deepcopy(el.find("data_centers/data_center")))
+    if tag == "vm":  # disk attachments are v4's (v3 has `disks`, which the lab does not serve)
+        for link in el.findall("link[@rel='diskattachments']"):
+            el.remove(link)
+    if tag == "placement_policy":
+        _v3_order(el, types["placement_policy"], base=False)
+        return
+    for nested, sequence in _V3_NESTED.items():
+        for child in el.findall(nested):
+            _v3_order(child, sequence, base=False)
+    _v3_order(el, types[tag], base=True)
+
+
+def _v3_order(el: ET.Element, sequence: tuple, base: bool) -> None:
+    order = (_V3_BASE if base else ()) + sequence
+    rank = {name: i for i, name in enumerate(order)}
+    kept = [c for c in el if c.tag in rank]
+    kept.sort(key=lambda c: rank[c.tag])  # stable: repeated `link`s keep their order
+    for child in list(el):
+        el.remove(child)
+    el.extend(kept)
+
+
 def to_v3(root: ET.Element, release: tuple[int, int]) -> ET.Element:
     """A v4 document in API v3's shapes (api.xsd of the v3 model: @ovirt-engine-3.5.6.2,
     @ovirt-engine-3.6.9.2, and v3/api.xsd @ovirt-engine-4.3.10.4): every `status` is a
-    `Status` (`<status><state>up</state></status>`); a host has `update_available` from 3.6
-    on (HostMapper.java @ovirt-engine-3.6.9.2), and only the actions its release has. Other
-    elements keep their v4 shape (the lab's simplification)."""
+    `Status` (`<status><state>up</state></status>`, `external_status` too); a `Version` has
+    attributes, an `os` its `type` attribute, a cluster's `cpu` the type as its `id`
+    (ClusterMapper.java), a host `storage_manager` next to `spm` (HostMapper.java); hosts,
+    VMs, clusters, data centers, storage domains and events keep only the elements their
+    v3 type has, in its order (a host has `update_available` from 3.6 on), and only the
+    actions the release has. Statistics, NICs, disks and tags keep their v4 shape (the
+    lab's simplification)."""
     root = copy.deepcopy(root)
+    types = v3_types(release)
     for parent in root.iter():
         for child in list(parent):
-            if child.tag == "status" and len(child) == 0:
+            if child.tag in ("status", "external_status") and len(child) == 0:
                 state, child.text = child.text, None
                 sub(child, "state", state)
-            if parent.tag == "host" and child.tag == "update_available" and release < (3, 6):
-                parent.remove(child)
             if parent.tag == "actions" and "/hosts/" in child.get("href", ""):
                 if child.get("rel") not in host_actions(release):
                     parent.remove(child)
+    for el in list(root.iter()):
+        if el.tag in ("version", "libvirt_version") and len(el):
+            _v3_version(el)
+    entities = [el for el in root.iter() if el.tag in types and el.tag != "placement_policy"
+                and (el.get("href") or el is root) and len(el) > 0]
+    for el in root.iter("placement_policy"):
+        _v3_entity(el, release)
+    for el in reversed(entities):
+        _v3_entity(el, release)
+    return root
+
+
+def rebase(root: ET.Element, prefix: str) -> ET.Element:
+    """Every href under API moved under `prefix`: the legacy restapi war at /api (3.x) builds
+    its links from the request's base URI (LinkHelper.java, `uriInfo.getBaseUri()`)."""
+    for el in root.iter():
+        href = el.get("href")
+        if href and href.startswith(API):
+            el.set("href", prefix + href[len(API):])
     return root

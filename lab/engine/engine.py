@@ -45,6 +45,10 @@ SCHEDULING_POLICIES = {
     "7677771e-5eab-422e-83fa-dc04080d21b7": "cluster_maintenance",
 }
 
+# AuditLogDirector.UNKNOWN_REASON_VALUE @ovirt-engine-3.6.9.2 (its leading space included).
+UNKNOWN_REASON_VALUE = " No reason was returned for this operation failure. See logs for further details."
+
+
 def no_he_candidate_text(version: dict) -> str:
     """VDS_CANNOT_MAINTENANCE_NO_ALTERNATE_HOST_FOR_HOSTED_ENGINE of AppErrors.properties
     (frontend/webadmin/modules/frontend/src/main/resources/org/ovirt/engine/ui/frontend/):
@@ -85,6 +89,8 @@ class Engine:
         self.busy: dict[str, asyncio.Task] = {}  # host id -> its running operation
         self.tasks: set[asyncio.Task] = set()
         self.last_status: dict[str, str] = {}  # host id -> status the monitor last saw
+        # host ids whose 3.x maintenance waits for the engine VM to leave (activation ends it)
+        self.waiting: set[str] = set()
 
     # ---- reading state -------------------------------------------------
 
@@ -273,13 +279,25 @@ class Engine:
         self._check_idle(host, "switch Host to Maintenance mode")
         self._check_can_maintain(host)
         self._set_status(host, "preparing_for_maintenance")
-        # USER_VDS_MAINTENANCE (600) with a reason, USER_VDS_MAINTENANCE_WITHOUT_REASON (620)
-        # without (AuditLogType.java, AuditLogMessages.properties @ovirt-engine-4.3.10.4, 4.5.6)
+        self._start(host, self._maintenance(host, announce=self._maintenance_event(host, reason)))
+
+    def _maintenance_event(self, host: dict, reason: str | None) -> tuple[int, str]:
+        """USER_VDS_MAINTENANCE (600) with a reason, USER_VDS_MAINTENANCE_WITHOUT_REASON (620)
+        without (AuditLogType.java, AuditLogMessages.properties @ovirt-engine-4.3.10.4, 4.5.6).
+        3.x has no 620: 3.5's 600 has no reason (@ovirt-engine-3.5.6.2), 3.6's always names
+        one, AuditLogDirector's UNKNOWN_REASON_VALUE when there is none (@ovirt-engine-3.6.9.2)."""
         text = f"Host {host['name']} was switched to Maintenance mode by {USER}"
-        announce = (600, f"{text} (Reason: {reason}).") if reason else (620, f"{text}.")
-        self._start(host, self._maintenance(host, announce=announce))
+        v = self.version()
+        if (v["major"], v["minor"]) < (3, 6):
+            return 600, f"{text}."
+        if (v["major"], v["minor"]) < (4, 0):
+            return 600, f"{text} (Reason: {reason or UNKNOWN_REASON_VALUE})."
+        return (600, f"{text} (Reason: {reason}).") if reason else (620, f"{text}.")
 
     def activate(self, host: dict) -> None:
+        if host["id"] in self.waiting:  # a 3.x host PreparingForMaintenance can be activated
+            self.busy.pop(host["id"]).cancel()
+            self.waiting.discard(host["id"])
         self._check_idle(host, "activate Host")
         if self.host_status(host) == "up":
             raise _refused("Cannot activate Host. Host is already Up.")
@@ -587,7 +605,8 @@ class Engine:
     def _start(self, host: dict, coro) -> None:
         task = self._spawn(coro)
         self.busy[host["id"]] = task
-        task.add_done_callback(lambda _t, hid=host["id"]: self.busy.pop(hid, None))
+        task.add_done_callback(lambda t, hid=host["id"]: self.busy.get(hid) is t
+                               and self.busy.pop(hid))
 
     def _finished(self, task: asyncio.Task) -> None:
         self.tasks.discard(task)
@@ -658,18 +677,53 @@ class Engine:
                 log.warning("set local maintenance on %s failed: %s", host["name"], exc)
                 if vm_here:
                     return self._maintenance_failed(host)
+        if vm_here and self.backend.engine_vm_status() != "down" and self.api_v3_only():
+            return await self._maintenance_3x(host, announce)
         if vm_here and self.backend.engine_vm_status() != "down":
             # A failed migration leaves the host in preparing_for_maintenance,
             # as event 140 says; the admin retries or activates it.
             candidates = self.he_candidates(host)
-            if not candidates and self.api_v3_only():
-                # 3.x never refused: with nowhere to migrate the engine VM the host stays in
-                # preparing_for_maintenance (ovirt-releases.md, "Engine")
-                return False
             if not candidates:
                 return self._maintenance_failed(host)
             if not await self._migrate(host, candidates[0], user=False):
                 return False
+        if not self._migrate_guests(host):
+            return False
+        await self._sleep(MONITOR_DELAY)
+        self._set_status(host, "maintenance")
+        self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.",
+                             host=host)
+        if announce:
+            self.store.add_event(*announce, host=host)
+        return True
+
+    async def _maintenance_3x(self, host: dict, announce: tuple[int, str] | None) -> bool:
+        """A 3.x engine does not migrate the engine VM: MaintenanceVdsCommand.migrateAllVms
+        (@ovirt-engine-3.5.6.2, @ovirt-engine-3.6.9.2) skips it ("The Hosted Engine vm is
+        migrated by the HA agent", which the LOCAL maintenance just set makes do it:
+        LocalMaintenanceMigrateVm of HA 1.x) and only asks the scheduler whether another host
+        could run it; if none, the command fails with USER_VDS_MAINTENANCE_MIGRATION_FAILED
+        (602) and the host stays PreparingForMaintenance: HA 1.x's LocalMaintenanceMigrateVm
+        has no destination, goes EngineStop, whose local-maintenance check sends it to
+        LocalMaintenance with the VM still running (agent/states.py @v1.3.5.8). Either way
+        monitoring moves the host to Maintenance once the VM has left it."""
+        if not self.he_candidates(host):
+            if announce is not None:
+                self.store.add_event(
+                    602, f"Host {host['name']} cannot change into maintenance mode - not all Vms "
+                         "have been migrated successfully. Consider manual intervention: "
+                         f"stopping/migrating Vms: {HOSTED_ENGINE} (User: {USER}).",
+                    severity="warning", host=host)
+                announce = None
+        self.waiting.add(host["id"])
+        try:
+            while (self.vm_host() or {}).get("id") == host["id"] \
+                    and self.backend.engine_vm_status() != "down":
+                if host["status"] != "preparing_for_maintenance":
+                    return False
+                await self._sleep(MONITOR_DELAY)
+        finally:
+            self.waiting.discard(host["id"])
         if not self._migrate_guests(host):
             return False
         await self._sleep(MONITOR_DELAY)

@@ -44,9 +44,9 @@ HE_DISKS = {"he_virtio_disk": (51 * GIB, True), "he_sanlock": (GIB, False),
             "he_metadata": (128 * 1024 ** 2, False), "HostedEngineConfigurationImage": (GIB, False)}
 
 
-def storage_domains(dc_id: str | None) -> list[t.StorageDomain]:
+def storage_domains(dc_id: str | None, storage_format: str = "v5") -> list[t.StorageDomain]:
     """Both domains attached to the data center (no top-level `status`: the engine gives it
-    only for unattached domains; it is per data center)."""
+    only for unattached domains; it is per data center), in the data center's format."""
     out = []
     for name, (path, total, used) in DOMAINS.items():
         sd_id = lab_id("sd", name)
@@ -56,7 +56,7 @@ def storage_domains(dc_id: str | None) -> list[t.StorageDomain]:
             committed=used * GIB, backup=False, block_size=512, discard_after_delete=False,
             supports_discard=False, wipe_after_delete=False, warning_low_space_indicator=10,
             critical_space_action_blocker=5, external_status=t.ExternalStatus.OK,
-            storage_format=t.StorageFormat.V5,
+            storage_format=t.StorageFormat(storage_format),
             storage=t.HostStorage(type=t.StorageType.NFS, address="storage.lab.local",
                                   path=path),
             data_centers=[ref(t.DataCenter, "datacenters", dc_id)] if dc_id else None)

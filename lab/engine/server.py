@@ -6,6 +6,7 @@ rules live in engine.py.
 """
 import base64
 import binascii
+import copy
 import json
 import xml.etree.ElementTree as ET
 
@@ -21,9 +22,23 @@ from .store import now_iso
 USERNAME = "admin@internal"
 # The engine release whose API v3 answers this request, None for v4 (set by api_version).
 API_V3 = web.RequestKey("api_v3", object)
+# 3.x's second copy of the restapi war: its context root (Makefile @ovirt-engine-3.5.6.2 and
+# @ovirt-engine-3.6.9.2 copy restapi.war to legacy_restapi.war with `<context-root>/api`).
+LEGACY_API = "/api"
+LEGACY = web.RequestKey("legacy_api", bool)
 TOKEN_LIFETIME_S = 10 * 3600
 
 JBOSS_404 = ("<html><head><title>Error</title></head><body>404 - Not Found</body></html>")
+
+# Apache httpd's own 404 for a path it does not proxy (4.x proxies only ^/ovirt-engine).
+APACHE_404 = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
+<html><head>
+<title>404 Not Found</title>
+</head><body>
+<h1>Not Found</h1>
+<p>The requested URL {path} was not found on this server.</p>
+</body></html>
+"""
 
 # What Apache httpd in front of a stopped ovirt-engine answers (mod_proxy).
 APACHE_503 = """<!DOCTYPE HTML PUBLIC "-//IETF//DTD HTML 2.0//EN">
@@ -43,9 +58,9 @@ def build_app(engine: Engine) -> web.Application:
     r = app.router
 
     def add(method: str, path: str, handler) -> None:
-        """Each resource at API and at API/v3 (4.0-4.3's v3 path; api_version refuses it
-        elsewhere)."""
-        for prefix in (API, API + "/v3"):
+        """Each resource at API, at API/v3 (4.0-4.3's v3 path) and at /api (3.x's legacy
+        war); api_version refuses each where the release has no such path."""
+        for prefix in (API, API + "/v3", LEGACY_API):
             r.add_route(method.upper(), prefix + path, handler)
 
     r.add_post("/ovirt-engine/sso/oauth/token", api.sso_token)
@@ -92,6 +107,10 @@ def build_app(engine: Engine) -> web.Application:
     return app
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def _wants_json(request: web.Request) -> bool:
     return "application/json" in request.headers.get("Accept", "")
 
@@ -99,6 +118,8 @@ def _wants_json(request: web.Request) -> bool:
 def _respond(request: web.Request, element: ET.Element, status: int = 200) -> web.Response:
     if request.get(API_V3):
         element = doc.to_v3(element, request[API_V3])
+    if request.get(LEGACY):
+        element = doc.rebase(copy.deepcopy(element), LEGACY_API)
     if _wants_json(request):
         return web.json_response(doc.to_json(element), status=status)
     return web.Response(body=doc.render(element), status=status, content_type=doc.XML_TYPE)
@@ -176,6 +197,14 @@ class _Api:
         release = (v["major"], v["minor"])
         asked = (request.path == API + "/v3" or request.path.startswith(API + "/v3/")
                  or request.headers.get("Version", "").strip() == "3")
+        if _under(request.path, LEGACY_API):
+            # 3.x: Apache proxies ^/api($|/) too (packaging/conf/ovirt-engine-proxy.conf.v2.in
+            # @ovirt-engine-3.6.9.2) to the legacy war; 4.x proxies only ^/ovirt-engine($|/)
+            # (the same file @ovirt-engine-4.0.7, @4.3.10.4, @4.5.6) and has no legacy war.
+            if release >= (4, 0):
+                return web.Response(status=404, text=APACHE_404.format(path=request.path),
+                                    content_type="text/html", charset="iso-8859-1")
+            request[LEGACY] = True
         if release < (4, 0):
             if request.path.startswith(API + "/v3"):
                 return _respond(request, doc.fault(
@@ -203,9 +232,17 @@ class _Api:
 
     @web.middleware
     async def auth(self, request, handler):
-        if request.path.startswith(API) and not self._authorized(request):
-            # Empty body: the SDK turns a bodiless 401 into AuthError.
-            return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="RESTAPI"'})
+        if ((_under(request.path, API) or _under(request.path, LEGACY_API))
+                and not self._authorized(request)):
+            # Empty body: the SDK turns a bodiless 401 into AuthError. 3.x asks for basic auth,
+            # realm "RESTAPI", the legacy war "ENGINE" (web.xml `scheme.basic_auth` and the
+            # Makefile's sed @ovirt-engine-3.6.9.2).
+            if self.engine.api_v3_only():
+                realm = "ENGINE" if request.get(LEGACY) else "RESTAPI"
+                challenge = f'Basic realm="{realm}"'
+            else:
+                challenge = 'Bearer realm="RESTAPI"'
+            return web.Response(status=401, headers={"WWW-Authenticate": challenge})
         return await handler(request)
 
     def _authorized(self, request) -> bool:
@@ -304,7 +341,11 @@ class _Api:
 
     @staticmethod
     def _all_content(request) -> bool:
-        return _bool(request.query.get("all_content")) or _bool(request.headers.get("All-Content"))
+        """v3 gives `hosted_engine` whenever the host has HA configured
+        (BackendHostsResource.addHostedEngineIfConfigured @ovirt-engine-3.5.6.2, 3.6.9.2);
+        v4 only with all_content."""
+        return (bool(request.get(API_V3)) or _bool(request.query.get("all_content"))
+                or _bool(request.headers.get("All-Content")))
 
     # ---- root ----------------------------------------------------------
 
@@ -547,20 +588,25 @@ class _Api:
     def _dc_id(self) -> str | None:
         return next(iter(self.store.data["data_centers"]), None)
 
+    def _domains(self, dc_id: str | None) -> list:
+        dc = self.store.data_center(dc_id) if dc_id else None
+        return inventory.storage_domains(
+            dc_id, doc.storage_format(dc["version"]) if dc else "v5")
+
     async def list_storage_domains(self, request):
-        return self._sdk_list(request, "storage_domains", inventory.storage_domains(self._dc_id()),
+        return self._sdk_list(request, "storage_domains", self._domains(self._dc_id()),
                               lambda sd: {"name": sd.name, "type": sd.type.value,
                                           "datacenter": "Default"}, links=("disks",))
 
     async def list_dc_storage_domains(self, request):
         """Below a data center a domain has its status there (active)."""
-        domains = inventory.storage_domains(request.match_info["id"])
+        domains = self._domains(request.match_info["id"])
         for sd in domains:
             sd.status = inventory.t.StorageDomainStatus.ACTIVE
         return self._sdk_list(request, "storage_domains", domains)
 
     async def get_storage_domain(self, request):
-        for sd in inventory.storage_domains(self._dc_id()):
+        for sd in self._domains(self._dc_id()):
             if sd.id == request.match_info["id"]:
                 return _respond(request, doc.sdk(sd, ("disks",)))
         raise Fault(404, f"Entity not found: {request.match_info['id']}")
@@ -585,7 +631,8 @@ class _Api:
 
     def _owner(self, request) -> tuple[str, dict]:
         """("hosts", host record) or ("vms", VM view) of a sub-collection's path."""
-        kind = request.path[len(API) + 1:].removeprefix("v3/").split("/")[0]
+        prefix = LEGACY_API if request.get(LEGACY) else API
+        kind = request.path[len(prefix) + 1:].removeprefix("v3/").split("/")[0]
         return kind, (self._host(request) if kind == "hosts" else self._vm_or_404(request))
 
     async def statistics(self, request):

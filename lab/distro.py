@@ -85,6 +85,9 @@ EL_PROGRAMS = frozenset("""
 """.split())
 SYSTEMD_PROGRAMS = frozenset("journalctl hostnamectl localectl loginctl timedatectl busctl".split())
 EL6_PROGRAMS = frozenset("ifconfig netstat route arp".split())  # net-tools: in EL6's base only
+# Not in EL6's coreutils 8.4: realpath came in 8.15, numfmt in 8.21 (coreutils NEWS, tags v8.15
+# and v8.21 of coreutils/coreutils); EL7 has 8.22, EL8 8.30, EL9 8.32.
+EL6_MISSING = frozenset("realpath numfmt".split())
 
 # Each release's Python, as the real host has it (ovirt-releases.md, "Hosts and storage
 # leases"): EL6/EL7 Python 2 as `python` and no python3; EL8 Python 3.6 as platform-python
@@ -239,7 +242,8 @@ def link_machine_usr(fs, os_name):
     machine's read-only /usr; the lab's tools go next to them. Anything else is "command
     not found", as on the real host. The rest of /usr links to the machine's /usr."""
     tools = set(tool_paths())
-    wanted = EL_PROGRAMS | (EL6_PROGRAMS if os_name == "el6" else SYSTEMD_PROGRAMS)
+    wanted = ((EL_PROGRAMS - EL6_MISSING) | EL6_PROGRAMS if os_name == "el6"
+              else EL_PROGRAMS | SYSTEMD_PROGRAMS)
     for entry in sorted(os.listdir("/usr")):
         if entry in ("bin", "sbin", "libexec"):
             fs.makedirs("/usr/" + entry)

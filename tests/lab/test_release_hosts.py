@@ -238,3 +238,14 @@ def test_el6_hosts_restart_the_ha_daemons_with_service_not_systemctl(ssh_el6):
     restart = " && ".join(service(type("Ctx", (), {"release": (3, 5)}), "restart", unit)
                           for unit in ("ovirt-ha-broker", "ovirt-ha-agent"))
     assert ssh_el6("he1", restart).rc == 0
+
+
+def test_el6_coreutils_has_no_realpath_or_numfmt(ssh_el6, ssh_el7):
+    """EL6's coreutils is 8.4: realpath came in 8.15 and numfmt in 8.21 (NEWS of
+    coreutils/coreutils at v8.22); EL7's 8.22 has both. `readlink -f` is EL6's way."""
+    for missing in ("realpath", "numfmt"):
+        result = ssh_el6("he1", f"{missing} --version")
+        assert (result.rc, result.err) == (127, NOT_FOUND.format(missing))
+    assert ssh_el6("he1", "readlink -f /etc/../etc").out == "/etc\n"
+    assert ssh_el7("he1", "realpath /etc/../etc").out == "/etc\n"
+    assert ssh_el7("he1", "numfmt --to=iec 2048").out == "2.0K\n"

@@ -107,6 +107,11 @@ def build_app(engine: Engine) -> web.Application:
     return app
 
 
+def _base(request: web.Request) -> str:
+    """The API path this request came in on (3.x's legacy war answers under /api)."""
+    return LEGACY_API if request.get(LEGACY) else API
+
+
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
@@ -381,7 +386,7 @@ class _Api:
         host = self.engine.add_host(body["name"], body["address"], cluster,
                                     _bool(request.query.get("deploy_hosted_engine")))
         response = _respond(request, doc.host(self.engine.host_view(host, False)), 201)
-        response.headers["Location"] = f"{API}/hosts/{host['id']}"
+        response.headers["Location"] = f"{_base(request)}/hosts/{host['id']}"
         return response
 
     async def list_hosts(self, request):
@@ -479,7 +484,7 @@ class _Api:
         cluster = self.engine.create_cluster(body["name"], self._version(body), dc,
                                              body.get("description") or "", self._policy(body))
         response = _respond(request, self._cluster_doc(cluster), 201)
-        response.headers["Location"] = f"{API}/clusters/{cluster['id']}"
+        response.headers["Location"] = f"{_base(request)}/clusters/{cluster['id']}"
         return response
 
     async def update_cluster(self, request):
@@ -631,8 +636,7 @@ class _Api:
 
     def _owner(self, request) -> tuple[str, dict]:
         """("hosts", host record) or ("vms", VM view) of a sub-collection's path."""
-        prefix = LEGACY_API if request.get(LEGACY) else API
-        kind = request.path[len(prefix) + 1:].removeprefix("v3/").split("/")[0]
+        kind = request.path[len(_base(request)) + 1:].removeprefix("v3/").split("/")[0]
         return kind, (self._host(request) if kind == "hosts" else self._vm_or_404(request))
 
     async def statistics(self, request):

@@ -42,14 +42,20 @@ def fetch(lab, path, *, auth=True, v3_header=False, root=None):
         return error.code, error.headers, error.read().decode()
 
 
-def post(lab, path, body="<action/>"):
+def post(lab, path, body="<action/>", root=None, full=False):
+    """POST with basic auth; the status (with `full`: status, headers, text)."""
     engine = lab.manifest["engine"]
+    base = engine["url"]
+    if root is not None:
+        base = base[:base.index("/ovirt-engine/api")] + root
     token = base64.b64encode(f"{engine['username']}:{engine['password']}".encode()).decode()
-    request = urllib.request.Request(engine["url"] + path, data=body.encode(), method="POST",
+    request = urllib.request.Request(base + path, data=body.encode(), method="POST",
                                      headers={"Authorization": f"Basic {token}",
                                               "Content-Type": "application/xml"})
     context = ssl.create_default_context(cafile=engine["ca_file"])
     with urllib.request.urlopen(request, context=context, timeout=30) as response:
+        if full:
+            return response.status, response.headers, response.read().decode()
         return response.status
 
 
@@ -90,6 +96,12 @@ def test_3x_serves_the_api_at_ovirt_engine_api_and_at_api(request, lab_name):
     assert {link.get("href") for link in root.iter("link")} >= {"/api/hosts", "/api/vms"}
     host_id = legacy[0].get("id")
     assert v3(lab, f"/hosts/{host_id}/statistics", root="/api") is not None
+    status, headers, text = post(lab, "/clusters", root="/api", full=True, body=(
+        "<cluster><name>zz-legacy</name><data_center><name>Default</name></data_center>"
+        "</cluster>"))
+    created = ET.fromstring(text)
+    assert status == 201 and headers["Location"] == f"/api/clusters/{created.get('id')}"
+    assert created.get("href") == headers["Location"]
     status, headers, _ = fetch(lab, "/hosts", auth=False, root="/api")
     assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="ENGINE"'
     status, headers, _ = fetch(lab, "/hosts", auth=False)

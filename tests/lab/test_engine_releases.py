@@ -55,7 +55,8 @@ def test_no_host_can_run_the_engine_vm_is_refused_with_the_release_text(request,
 def test_a_3x_engine_does_not_refuse_and_the_host_hangs_preparing(lab35):
     """ovirt-engine @ovirt-engine-3.6.9.2 has no VDS_CANNOT_MAINTENANCE_NO_ALTERNATE_HOST_FOR_
     HOSTED_ENGINE: the deactivation is accepted and, with nowhere to migrate the engine VM,
-    the host stays in PreparingForMaintenance (ovirt-releases.md, "Engine")."""
+    the host stays in PreparingForMaintenance (MaintenanceVdsCommand.migrateAllVms
+    @ovirt-engine-3.5.6.2; event 602 and the agent's side: tests/lab/test_engine_v3.py)."""
     vm_host = others_to_maintenance(lab35)
     lab35.admin("host-maintenance", host=vm_host)
     time.sleep(2)  # 2 simulated minutes at the fixture's speed

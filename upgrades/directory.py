@@ -10,8 +10,8 @@
    them into ``DirectoryRole`` rows, replacing the previous ones: a group the
    directory took away takes its role away at the next login. Roles given by
    hand (groups, ``RoleGrant``) are other rows and never touched here.
-3. When the directory cannot be reached, the login page says so (``LoginForm``)
-   instead of "wrong password".
+3. When the directory cannot be reached or refuses the portal's own bind, the
+   login page says so (``LoginForm``) instead of "wrong password".
 """
 import logging
 
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 UNREACHABLE = ("The directory (LDAP) cannot be reached, so directory accounts cannot log in now. "
                "Try again later; local accounts still log in.")
+DIRECTORY_FAILED = ("The directory (LDAP) refused the portal's search for your account, so directory accounts "
+                    "cannot log in now (an administrator finds the reason in the portal's log); "
+                    "local accounts still log in.")
 
 
 def normalize_dn(dn):
@@ -118,6 +121,9 @@ class LoginForm(AuthenticationForm):
         try:
             return super().clean()
         except ValidationError:
-            if getattr(self.request, "directory_error", None) is not None:
+            error = getattr(self.request, "directory_error", None)
+            if isinstance(error, (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR)):
                 raise ValidationError(UNREACHABLE, code="directory_unreachable") from None
+            if error is not None:
+                raise ValidationError(DIRECTORY_FAILED, code="directory_failed") from None
             raise

@@ -334,6 +334,8 @@ if LDAP_SERVER_URI:
     _timeout = env_int("LDAP_TIMEOUT", 5)
     AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: _timeout, ldap.OPT_TIMEOUT: _timeout,
                                     ldap.OPT_REFERRALS: 0}
+    # The directory's certificate is always checked (whatever /etc/ldap/ldap.conf says).
+    AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND
     if os.environ.get("LDAP_CA_FILE"):
         AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_CACERTFILE] = os.environ["LDAP_CA_FILE"]
     # Applies the options above to this connection's TLS context (must come last).

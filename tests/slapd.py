@@ -4,11 +4,17 @@ Started by the test as a plain process on a free loopback port, with its own
 slapd.conf and mdb database in a temporary folder, and loaded with a small
 LDIF through ldapadd. A missing slapd or ldapadd is a failure, not a skip.
 """
+import datetime
+import ipaddress
 import shutil
 import subprocess
 import time
 
 import ldap
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.conftest import die_with_parent, free_port
 
@@ -26,6 +32,7 @@ PASSWORDS = {"alice": "alice directory password", "bob": "bob directory password
              "carol": "carol directory password", "dave": "dave directory password"}
 
 CONF = """\
+{tls}
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -76,23 +83,69 @@ LDIF = "\n".join([
 ])
 
 
+def make_ca(folder, name):
+    """A CA of the test's own: (its certificate's path, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = folder / f"{name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path, key, cert
+
+
+def make_server_cert(folder, ca_key, ca_cert):
+    """slapd's certificate for 127.0.0.1, signed by the CA: (certificate path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = folder / "server.pem", folder / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
 class Slapd:
-    def __init__(self, folder):
+    """``tls``: also ldaps:// (``ldaps_uri``) and StartTLS, with a certificate of ``ca_file``'s CA."""
+
+    def __init__(self, folder, tls=False):
         for tool in ("slapd", "ldapadd"):
             assert shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/bin"), \
                 f"{tool} is missing: run scripts/bootstrap.sh (Debian packages slapd, ldap-utils)"
         self.folder = folder
         self.port = free_port()
         self.uri = f"ldap://127.0.0.1:{self.port}/"
+        self.ldaps_uri = f"ldaps://127.0.0.1:{free_port()}/" if tls else None
         self.proc = None
         (folder / "db").mkdir()
+        tls_conf = ""
+        if tls:
+            self.ca_file, ca_key, ca_cert = make_ca(folder, "test-directory-ca")
+            cert, key = make_server_cert(folder, ca_key, ca_cert)
+            tls_conf = f"TLSCACertificateFile {self.ca_file}\nTLSCertificateFile {cert}\nTLSCertificateKeyFile {key}"
         (folder / "slapd.conf").write_text(CONF.format(folder=folder, suffix=SUFFIX, root_dn=ROOT_DN,
-                                                       root_password=ROOT_PASSWORD))
+                                                       root_password=ROOT_PASSWORD, tls=tls_conf))
 
     def start(self):
         slapd = shutil.which("slapd") or "/usr/sbin/slapd"
         # -d 0: in the foreground, so it is our child and stops with the test.
-        self.proc = subprocess.Popen([slapd, "-f", str(self.folder / "slapd.conf"), "-h", self.uri, "-d", "0"],
+        listen = " ".join(uri for uri in (self.uri, self.ldaps_uri) if uri)
+        self.proc = subprocess.Popen([slapd, "-f", str(self.folder / "slapd.conf"), "-h", listen, "-d", "0"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.folder / "slapd.log", "ab"),
                                      preexec_fn=die_with_parent)
         deadline = time.monotonic() + 10

@@ -220,3 +220,27 @@ def test_the_role_map_knows_the_portals_roles(monkeypatch, tmp_path):
 def test_a_bad_role_map_stops_the_portal_with_a_clear_message(monkeypatch, tmp_path, role_map, message):
     with pytest.raises(ImproperlyConfigured, match=message):
         read_settings(monkeypatch, tmp_path, {"LDAP_ROLE_MAP": role_map})
+
+
+@pytest.fixture
+def tls_slapd(tmp_path):
+    (tmp_path / "tls-slapd").mkdir()
+    server = directory_server.Slapd(tmp_path / "tls-slapd", tls=True)
+    server.start().load()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("transport", ["ldaps", "starttls"])
+def test_the_directorys_certificate_is_checked_against_the_configured_ca(
+        tls_slapd, settings, monkeypatch, tmp_path, transport):
+    make_cluster(name="Prod-A")
+    other_ca, _, _ = directory_server.make_ca(tmp_path, "another-ca")
+    tls = {"LDAP_SERVER_URI": tls_slapd.ldaps_uri} if transport == "ldaps" else {"LDAP_START_TLS": "true"}
+    for ca, works in ((other_ca, False), (tls_slapd.ca_file, True)):
+        env = tls_slapd.env(LDAP_ROLE_MAP=json.dumps(ROLE_MAP), LDAP_CA_FILE=str(ca), **tls)
+        use_settings(settings, read_settings(monkeypatch, tmp_path, env))
+        client, response = log_in("alice", directory_server.PASSWORDS["alice"])
+        assert logged_in(response) is works, (ca, response.content.decode()[-600:])
+        if not works:
+            assert escape(directory.UNREACHABLE).encode() in response.content  # said, not "wrong password"

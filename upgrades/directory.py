@@ -29,8 +29,9 @@ from .models import Cluster, DirectoryAccount, DirectoryRole
 
 logger = logging.getLogger(__name__)
 
-UNREACHABLE = ("The directory (LDAP) cannot be reached, so directory accounts cannot log in now. "
-               "Try again later; local accounts still log in.")
+# python-ldap says the same for a server that is down and for a certificate it does not trust.
+UNREACHABLE = ("The directory (LDAP) cannot be reached (it is down or unreachable, or its certificate is not "
+               "trusted), so directory accounts cannot log in now. Try again later; local accounts still log in.")
 DIRECTORY_FAILED = ("The directory (LDAP) refused the portal's search for your account, so directory accounts "
                     "cannot log in now (an administrator finds the reason in the portal's log); "
                     "local accounts still log in.")

@@ -7,6 +7,10 @@ test's directory, and its LDAP settings applied to this process.
 import json
 import logging
 import runpy
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -15,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import escape
 
 from tests import slapd as directory_server
-from tests.conftest import PASSWORD, ROOT
+from tests.conftest import PASSWORD, ROOT, Processes, child_env, free_port
 from tests.factories import grant, make_cluster
 from upgrades import directory, permissions
 from upgrades.models import AuditEvent, DirectoryAccount, DirectoryRole
@@ -244,3 +248,55 @@ def test_the_directorys_certificate_is_checked_against_the_configured_ca(
         assert logged_in(response) is works, (ca, response.content.decode()[-600:])
         if not works:
             assert escape(directory.UNREACHABLE).encode() in response.content  # said, not "wrong password"
+
+
+@pytest.mark.browser
+def test_in_a_browser_through_daphne_a_directory_login_works_and_its_address_is_recorded(slapd, tmp_path, monkeypatch):
+    """The whole way: daphne started with the LDAP_* environment an admin writes, Chromium on the
+    real login page, the audit page showing the address a trusted proxy forwarded."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    make_cluster(name="Prod-A")
+    env = {**child_env(), **slapd.env(LDAP_ROLE_MAP=json.dumps(ROLE_MAP)), "TRUSTED_PROXIES": "127.0.0.1"}
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    procs, port = Processes(tmp_path), free_port()
+    procs.start("daphne", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                           "heportal.asgi:application"], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            procs.check_alive()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "daphne did not start listening in 30 s"
+                time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread (test_browser.py)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            # As nginx on this machine would forward it: the browser's address appended last.
+            page = browser.new_context(extra_http_headers={"X-Forwarded-For": "203.0.113.50"}).new_page()
+            page.goto(base + "/login/")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", "not alice's password")
+            page.click("button[type=submit]")
+            expect(page.locator(".message.error")).to_contain_text("didn't match")
+            page.fill("input[name=username]", "alice")
+            page.fill("input[name=password]", directory_server.PASSWORDS["alice"])
+            page.click("button[type=submit]")
+            expect(page).to_have_url(base + "/")
+            expect(page.get_by_text("Prod-A").first).to_be_visible()  # a global admin sees every cluster
+            page.goto(base + "/audit/?action=auth.")
+            rows = page.locator("table.audit tbody tr")
+            expect(rows).to_have_count(2)
+            expect(rows.nth(0)).to_contain_text("auth.login")
+            for n in (0, 1):
+                expect(rows.nth(n).locator("td.client-address")).to_have_text("203.0.113.50")
+            browser.close()
+    finally:
+        procs.stop()
+    assert directory_server.BIND_PASSWORD not in (tmp_path / "daphne.log").read_text()

@@ -215,15 +215,22 @@ def test_the_role_map_knows_the_portals_roles(monkeypatch, tmp_path):
     assert values["DIRECTORY_ROLES"] == permissions.ROLES
 
 
-@pytest.mark.parametrize("role_map, message", [
-    ('{"cn=x,dc=example,dc=org": "root"}', "'root' is not a role"),
-    ('{"cn=x,dc=example,dc=org": {"cluster": "A"}}', "give a role, or"),
-    ('["admin"]', "must be an object"),
-    ("{not json", "is not JSON"),
+SERVER = {"LDAP_SERVER_URI": "ldap://127.0.0.1:1/", "LDAP_USER_SEARCH_BASE": directory_server.USERS,
+          "LDAP_GROUP_SEARCH_BASE": directory_server.GROUPS}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LDAP_ROLE_MAP": '{"cn=x,dc=example,dc=org": "root"}'}, "'root' is not a role"),
+    ({"LDAP_ROLE_MAP": '{"cn=x,dc=example,dc=org": {"cluster": "A"}}'}, "give a role, or"),
+    ({"LDAP_ROLE_MAP": '["admin"]'}, "must be an object"),
+    ({"LDAP_ROLE_MAP": "{not json"}, "is not JSON"),
+    ({**SERVER, "LDAP_GROUP_TYPE": "groupOfPeople"}, "LDAP_GROUP_TYPE='groupOfPeople': use one of groupOfNames"),
+    ({**SERVER, "LDAP_GROUP_SEARCH_BASE": ""}, "LDAP_GROUP_SEARCH_BASE is needed too"),
+    ({"TRUSTED_PROXIES": "127.0.0.1,nginx.example.org"}, "TRUSTED_PROXIES: 'nginx.example.org' is not an address"),
 ])
-def test_a_bad_role_map_stops_the_portal_with_a_clear_message(monkeypatch, tmp_path, role_map, message):
+def test_a_bad_setting_stops_the_portal_with_a_clear_message(monkeypatch, tmp_path, env, message):
     with pytest.raises(ImproperlyConfigured, match=message):
-        read_settings(monkeypatch, tmp_path, {"LDAP_ROLE_MAP": role_map})
+        read_settings(monkeypatch, tmp_path, env)
 
 
 @pytest.fixture
@@ -251,6 +258,7 @@ def test_the_directorys_certificate_is_checked_against_the_configured_ca(
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 def test_in_a_browser_through_daphne_a_directory_login_works_and_its_address_is_recorded(slapd, tmp_path, monkeypatch):
     """The whole way: daphne started with the LDAP_* environment an admin writes, Chromium on the
     real login page, the audit page showing the address a trusted proxy forwarded."""

@@ -75,8 +75,8 @@ def sync_roles(user, dn, group_dns):
         before = set(DirectoryRole.objects.filter(user=user).values_list("cluster_id", "role", "group_dn"))
         if before != rows:
             DirectoryRole.objects.filter(user=user).delete()
-            DirectoryRole.objects.bulk_create(
-                DirectoryRole(user=user, cluster_id=cluster, role=role, group_dn=group) for cluster, role, group in rows)
+            DirectoryRole.objects.bulk_create(DirectoryRole(user=user, cluster_id=cluster, role=role, group_dn=group)
+                                              for cluster, role, group in rows)
             cluster_names = dict(Cluster.objects.filter(
                 pk__in={c for c, _, _ in before | rows if c}).values_list("pk", "name"))
 

@@ -40,7 +40,7 @@ CACHE = "_heportal_roles"
 def _held(user):
     """(global roles, {cluster id: roles}), read once per user object: a request's
     user, a websocket's at connect, a job's. A page asks a dozen times (each button,
-    the header's links); two queries answer all. ``forget`` drops it when a role of
+    the header's links); three queries answer all. ``forget`` drops it when a role of
     this user changes (signals, see apps.py)."""
     cached = getattr(user, CACHE, None)
     if cached is None:

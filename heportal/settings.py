@@ -3,6 +3,7 @@
 One module for every deployment. Defaults run a fresh checkout: SQLite in
 ``data/`` and the Redis that ``make demo`` starts (or finds) on 127.0.0.1.
 """
+import json
 import os
 import secrets
 from pathlib import Path
@@ -145,6 +146,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "upgrades.client_address.ClientAddressMiddleware",  # for the audit: before anything that records
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -239,6 +241,107 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "upgrades.permissions.RoleBackend",  # a global admin may use the admin site (upgrades/permissions.py)
 ]
+
+
+# Where requests come from (upgrades/client_address.py, for the audit): X-Forwarded-For
+# is believed only from these proxies (addresses or networks, comma-separated); empty:
+# the connection's address is the client's, and the header is never read.
+def _networks(name):
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, []):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an address or network") from None
+        networks.append(item)
+    return networks
+
+
+TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
+
+# Directory logins (docs/directory.md). Without LDAP_SERVER_URI only local accounts log in.
+# A directory user's roles come from LDAP_ROLE_MAP (JSON, or the file LDAP_ROLE_MAP_FILE):
+# {"<group DN>": "<role>" | {"cluster": "<name>", "role": "<role>"} | [either, ...]}.
+# The roles of upgrades.permissions.ROLES (which settings cannot import; a test compares).
+DIRECTORY_ROLES = ("viewer", "operator", "approver", "auditor", "admin")
+
+
+def _role_map():
+    """LDAP_ROLE_MAP as [(group DN lower-cased, cluster name or None, role)]; bad ones refuse to start."""
+    path = os.environ.get("LDAP_ROLE_MAP_FILE")
+    raw = Path(path).read_text() if path else os.environ.get("LDAP_ROLE_MAP", "")
+    if not raw.strip():
+        return []
+    where = path or "LDAP_ROLE_MAP"
+    try:
+        parsed = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{where} is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{where} must be an object of group DN: role")
+    entries = []
+    for group, given in parsed.items():
+        for item in given if isinstance(given, list) else [given]:
+            if isinstance(item, str):
+                cluster, role = None, item
+            elif isinstance(item, dict) and set(item) == {"cluster", "role"} and isinstance(item["cluster"], str):
+                cluster, role = item["cluster"], item["role"]
+            else:
+                raise ImproperlyConfigured(
+                    f"{where}: {group!r} maps to {item!r}; give a role, or {{\"cluster\": name, \"role\": role}}")
+            if role not in DIRECTORY_ROLES:
+                raise ImproperlyConfigured(f"{where}: {group!r}: {role!r} is not a role ({', '.join(DIRECTORY_ROLES)})")
+            entries.append((group.strip().lower(), cluster, role))
+    return entries
+
+
+LDAP_SERVER_URI = os.environ.get("LDAP_SERVER_URI", "")
+LDAP_ROLE_MAP = _role_map()
+if LDAP_SERVER_URI:
+    import ldap
+    from django_auth_ldap import config as ldap_config
+
+    _GROUP_TYPES = {
+        "groupOfNames": ldap_config.GroupOfNamesType,
+        "groupOfUniqueNames": ldap_config.GroupOfUniqueNamesType,
+        "nestedGroupOfNames": ldap_config.NestedGroupOfNamesType,
+        "posixGroup": ldap_config.PosixGroupType,
+        "activeDirectory": ldap_config.NestedActiveDirectoryGroupType,
+    }
+    _group_type = os.environ.get("LDAP_GROUP_TYPE", "groupOfNames")
+    if _group_type not in _GROUP_TYPES:
+        raise ImproperlyConfigured(f"LDAP_GROUP_TYPE={_group_type!r}: use one of {', '.join(_GROUP_TYPES)}")
+    for _name in ("LDAP_USER_SEARCH_BASE", "LDAP_GROUP_SEARCH_BASE"):
+        if not os.environ.get(_name):
+            raise ImproperlyConfigured(f"LDAP_SERVER_URI is set: {_name} is needed too")
+    AUTH_LDAP_SERVER_URI = LDAP_SERVER_URI
+    AUTH_LDAP_BIND_DN = os.environ.get("LDAP_BIND_DN", "")
+    AUTH_LDAP_BIND_PASSWORD = env_secret("LDAP_BIND_PASSWORD") or ""
+    AUTH_LDAP_USER_SEARCH = ldap_config.LDAPSearch(
+        os.environ["LDAP_USER_SEARCH_BASE"], ldap.SCOPE_SUBTREE,
+        os.environ.get("LDAP_USER_FILTER", "(uid=%(user)s)"))
+    AUTH_LDAP_GROUP_SEARCH = ldap_config.LDAPSearch(
+        os.environ["LDAP_GROUP_SEARCH_BASE"], ldap.SCOPE_SUBTREE,
+        os.environ.get("LDAP_GROUP_FILTER", "(objectClass=*)"))
+    AUTH_LDAP_GROUP_TYPE = _GROUP_TYPES[_group_type]()
+    AUTH_LDAP_USER_ATTR_MAP = {"first_name": os.environ.get("LDAP_ATTR_FIRST_NAME", "givenName"),
+                               "last_name": os.environ.get("LDAP_ATTR_LAST_NAME", "sn"),
+                               "email": os.environ.get("LDAP_ATTR_EMAIL", "mail")}
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_START_TLS = env_bool("LDAP_START_TLS", False)
+    _timeout = env_int("LDAP_TIMEOUT", 5)
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_NETWORK_TIMEOUT: _timeout, ldap.OPT_TIMEOUT: _timeout,
+                                    ldap.OPT_REFERRALS: 0}
+    # The directory's certificate is always checked (whatever /etc/ldap/ldap.conf says).
+    AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_REQUIRE_CERT] = ldap.OPT_X_TLS_DEMAND
+    if os.environ.get("LDAP_CA_FILE"):
+        AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_CACERTFILE] = os.environ["LDAP_CA_FILE"]
+    # Applies the options above to this connection's TLS context (must come last).
+    AUTH_LDAP_CONNECTION_OPTIONS[ldap.OPT_X_TLS_NEWCTX] = 0
+    # After the local accounts: they never wait on the directory and work while it is down (break-glass).
+    AUTHENTICATION_BACKENDS.insert(1, "upgrades.directory.DirectoryBackend")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install everything HE Portal needs on a Debian machine, idempotently:
-# Debian packages (redis, chromium, headers for ovirtsdk4's C parts), a venv
+# Debian packages (redis, chromium, headers for ovirtsdk4's and python-ldap's C parts,
+# slapd for the directory login tests), a venv
 # in .venv with the pinned requirements. Safe to run again; fast when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(redis-server postgresql chromium libxml2-dev libcurl4-openssl-dev libssl-dev
-              gcc python3-dev python3-venv postgresql-client openssh-client bubblewrap)
+              gcc python3-dev python3-venv postgresql-client openssh-client bubblewrap
+              libldap2-dev libsasl2-dev slapd ldap-utils)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -29,7 +31,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python requirements"
   .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
   .venv/bin/pip install -q -r requirements.txt 2>&1 | grep -v "is ignored" || true
-  .venv/bin/python -c "import django, ovirtsdk4, channels, rq, paramiko, asyncssh, aiohttp, playwright"
+  .venv/bin/python -c "import django, ovirtsdk4, channels, rq, paramiko, asyncssh, aiohttp, playwright, ldap, django_auth_ldap"
   echo "$want" > "$stamp"
 fi
 

@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 
 from . import audit, permissions
 from .inventory import is_address
-from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, EngineBackup, HaSample, Host, RoleGrant, Runbook,
-                     RunStep, StepOutput, UpgradeRun)
+from .models import (Approval, ApprovalPolicy, AuditEvent, Cluster, DirectoryRole, EngineBackup, HaSample, Host,
+                     RoleGrant, Runbook, RunStep, StepOutput, UpgradeRun)
 
 # The admin site is for global admins (group "admin" or superusers): the same rule as everywhere.
 admin.site.has_permission = lambda request: request.user.is_active and permissions.is_global_admin(request.user)
@@ -192,6 +192,14 @@ class RoleGrantAdmin(AuditedAdmin):
     list_filter = ("role", "cluster")
 
 
+@admin.register(DirectoryRole)
+class DirectoryRoleAdmin(RecordAdmin):
+    """Roles the directory's groups give (LDAP_ROLE_MAP): changed in the directory, not here."""
+
+    list_display = ("user", "cluster", "role", "group_dn")
+    list_filter = ("role", "cluster")
+
+
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(AuditedAdmin):
     list_display = ("__str__", "before_start", "approvers", "expiry_hours")
@@ -213,7 +221,7 @@ class AuditedGroupAdmin(AuditedMixin, GroupAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(RecordAdmin):
-    list_display = ("seq", "created_at", "actor_name", "action", "target_repr")
+    list_display = ("seq", "created_at", "actor_name", "client_address", "action", "target_repr")
     list_filter = ("action",)
 
 

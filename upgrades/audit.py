@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import client_address as client_addresses
 from .models import AuditEvent, AuditHead
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,17 @@ def format_time(moment):
 def _body(event):
     """The canonical form of ``event`` (a row, or a historical model's row in a migration).
 
-    Not the actor's id: deleting a user sets it to NULL (the name stays, and is hashed)."""
-    return canonical_json({
+    Not the actor's id: deleting a user sets it to NULL (the name stays, and is hashed).
+    The client's address only when there is one: events recorded before it was
+    (migration 0012) and the system's own hash as they always did."""
+    body = {
         "seq": event.seq, "created_at": format_time(event.created_at),
         "actor_name": event.actor_name, "action": event.action, "target_type": event.target_type,
         "target_id": event.target_id, "target_repr": event.target_repr, "details": event.details,
-        "cluster": event.cluster_ref, "run": event.run_ref})
+        "cluster": event.cluster_ref, "run": event.run_ref}
+    if getattr(event, "client_address", ""):
+        body["client_address"] = event.client_address
+    return canonical_json(body)
 
 
 def key_id(key):
@@ -174,8 +180,11 @@ def _refs(target, details):
     return cluster, run
 
 
-def record(actor, action, target=None, **details):
-    """Append an audit event; ``actor`` is a user or None for the system."""
+def record(actor, action, target=None, *, client_address=None, **details):
+    """Append an audit event; ``actor`` is a user or None for the system. The
+    client's address is the current request's (upgrades.client_address), unless given."""
+    if client_address is None:
+        client_address = client_addresses.current.get()
     details = json.loads(canonical_json(_scrub(details)))
     cluster, run = _refs(target, details) if target is not None else (None, details.get("run"))
     # Inside a caller's transaction (the change it records) no savepoint: the two stand
@@ -194,7 +203,7 @@ def record(actor, action, target=None, **details):
             target_repr=str(target)[:300] if target is not None else "",
             created_at=timezone.now(), details=details,
             cluster_ref=cluster, run_ref=run if isinstance(run, int) else None,
-            seq=head.seq + 1, prev_hash=head.hash)
+            client_address=client_address or "", seq=head.seq + 1, prev_hash=head.hash)
         event.key_id, key = signing_key()
         event.hash = event_hash(event, head.hash, key)
         event.save()

@@ -336,6 +336,37 @@ class RoleGrant(models.Model):
         return f"{self.user} is {self.role} on {self.cluster}"
 
 
+class DirectoryAccount(models.Model):
+    """Marks a user made by the directory (LDAP) login: such an account has no
+    password of its own, and the directory never takes over one without this
+    mark (a local account stays local, for break-glass; upgrades.directory)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_account")
+    dn = models.CharField("directory DN", max_length=500)
+    synced_at = models.DateTimeField(help_text="The last login, when its groups and roles were read.")
+
+    def __str__(self):
+        return self.dn
+
+
+class DirectoryRole(models.Model):
+    """A role the directory gives: on every cluster (no cluster) or on one, because
+    of one directory group (LDAP_ROLE_MAP). Replaced at each login; kept apart from
+    groups and ``RoleGrant`` so that roles given by hand are never taken away by it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_roles")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, null=True, blank=True,
+                                related_name="directory_roles", help_text="Empty: every cluster.")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    group_dn = models.CharField("directory group", max_length=500)
+
+    class Meta:
+        ordering = ["user", "cluster", "role"]
+
+    def __str__(self):
+        return f"{self.user} is {self.role} on {self.cluster or 'every cluster'} (directory group {self.group_dn})"
+
+
 # --force (and --force-cleanup), --clean-metadata, lockspace re-initialisation, and the
 # failed-install clean-up: ovirt-hosted-engine-cleanup, or the howto's script that removes the packages.
 DEFAULT_APPROVAL_MARKERS = ("--force\n--clean-metadata\n--reinitialize-lockspace\novirt-hosted-engine-cleanup\n"
@@ -414,6 +445,9 @@ class AuditEvent(models.Model):
     # the record outlives what it names).
     cluster_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
     run_ref = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # Where the request came from (upgrades.client_address); empty for the system's
+    # own events (workers, commands). Signed with the event when not empty.
+    client_address = models.CharField(max_length=45, blank=True, default="", db_default="")
     # The chain (upgrades.audit): number, the previous event's hash, this one's
     # (an HMAC under the audit key named by key_id, kept outside the database).
     seq = models.PositiveBigIntegerField(unique=True, null=True)

@@ -3,7 +3,8 @@
 Views (``needs``), websocket consumers, services (and so ``manage.py
 runbook``) all ask here. A role is held on every cluster by membership of
 the Django group of that name, or on one cluster by a ``RoleGrant`` row; a
-superuser is an admin everywhere. Each role allows a set of permissions;
+directory login's groups give roles of either kind (``DirectoryRole``,
+upgrades.directory); a superuser is an admin everywhere. Each role allows a set of permissions;
 every role sees the clusters it is held on:
 
 - viewer: see clusters, runs and logs;
@@ -39,16 +40,22 @@ CACHE = "_heportal_roles"
 def _held(user):
     """(global roles, {cluster id: roles}), read once per user object: a request's
     user, a websocket's at connect, a job's. A page asks a dozen times (each button,
-    the header's links); two queries answer all. ``forget`` drops it when a role of
+    the header's links); three queries answer all. ``forget`` drops it when a role of
     this user changes (signals, see apps.py)."""
     cached = getattr(user, CACHE, None)
     if cached is None:
-        from .models import RoleGrant
+        from .models import DirectoryRole, RoleGrant
 
         groups = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
         grants = {}
         for cluster_id, role in RoleGrant.objects.filter(user=user).order_by().values_list("cluster_id", "role"):
             grants.setdefault(cluster_id, set()).add(role)
+        # Roles the directory's groups give (upgrades.directory): no cluster is every cluster.
+        for cluster_id, role in DirectoryRole.objects.filter(user=user).order_by().values_list("cluster_id", "role"):
+            if cluster_id is None:
+                groups.add(role)
+            else:
+                grants.setdefault(cluster_id, set()).add(role)
         cached = (groups, grants)
         setattr(user, CACHE, cached)
     return cached
@@ -110,8 +117,7 @@ def clusters_where(user, perm):
         return Cluster.objects.all()
     if not _active(user):
         return Cluster.objects.none()
-    wanted = [role for role, perms in ALLOWS.items() if perm in perms]
-    return Cluster.objects.filter(role_grants__user=user, role_grants__role__in=wanted).distinct()
+    return Cluster.objects.filter(pk__in=[pk for pk, held in _held(user)[1].items() if _allows(held, perm)])
 
 
 def is_global_admin(user):

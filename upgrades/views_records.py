@@ -155,13 +155,14 @@ def audit_page(request):
         "query": query_without_page(request)}, status=200 if form.is_valid() else 400)
 
 
-EXPORT_FIELDS = ("seq", "created_at", "actor", "action", "target_type", "target_id", "target", "cluster", "run",
-                 "details", "prev_hash", "hash")
+EXPORT_FIELDS = ("seq", "created_at", "actor", "client_address", "action", "target_type", "target_id", "target",
+                 "cluster", "run", "details", "prev_hash", "hash")
 
 
 def export_rows(events):
     for event in events.order_by("seq", "id").iterator(chunk_size=1000):
         yield {"seq": event.seq, "created_at": audit.format_time(event.created_at), "actor": event.actor_name,
+               "client_address": event.client_address,
                "action": event.action, "target_type": event.target_type, "target_id": event.target_id,
                "target": event.target_repr, "cluster": event.cluster_ref, "run": event.run_ref,
                "details": event.details, "prev_hash": event.prev_hash, "hash": event.hash}

@@ -146,3 +146,205 @@ def test_two_poller_shards_split_the_clusters_with_none_missed(tmp_path):
                    Cluster.objects.exclude(poll_error="").values_list("poll_error", flat=True))
     assert polled[0] & polled[1] == set()
     assert polled[0] | polled[1] == set(ids)
+
+
+def self_signed(folder):
+    """A certificate for 127.0.0.1 and its key, made here; returns (cert, key) paths."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def replace_once(text, old, new):
+    assert text.count(old) == 1, f"deploy/nginx/heportal.conf no longer has {old!r} once"
+    return text.replace(old, new)
+
+
+class TlsProxy:
+    """deploy/nginx/heportal.conf as shipped, its ports, certificate and web processes
+    replaced, run by Debian's nginx as one unprivileged-friendly process with its own prefix."""
+
+    def __init__(self, folder, web_ports, port):
+        self.folder = folder
+        self.port, self.http_port = port, free_port()
+        self.cert, key = self_signed(folder)
+        site = (DEPLOY / "nginx/heportal.conf").read_text()
+        site = replace_once(site, "    server 127.0.0.1:8001;\n    server 127.0.0.1:8002;\n",
+                            "".join(f"    server 127.0.0.1:{port};\n" for port in web_ports))
+        site = replace_once(site, "    listen 80;\n", f"    listen 127.0.0.1:{self.http_port};\n")
+        site = replace_once(site, "    listen 443 ssl http2;\n", f"    listen 127.0.0.1:{self.port} ssl http2;\n")
+        site = replace_once(site, "    listen [::]:80;\n", "")
+        site = replace_once(site, "    listen [::]:443 ssl http2;\n", "")
+        site = replace_once(site, "/etc/ssl/certs/heportal.example.com.pem", str(self.cert))
+        site = replace_once(site, "/etc/ssl/private/heportal.example.com.key", str(key))
+        (folder / "heportal.conf").write_text(site)
+        temp = "".join(f"    {kind}_temp_path {folder}/{kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(f"""daemon off;
+master_process off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log {folder}/access.log;
+{temp}    include {folder}/heportal.conf;
+}}
+""")
+        from tests.conftest import die_with_parent
+
+        self.proc = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf"),
+                                      "-e", str(folder / "error.log")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        wait_until(lambda: self._listening(), 30, "nginx listening")
+        self.url = f"https://127.0.0.1:{self.port}"
+
+    def _listening(self):
+        import socket
+
+        assert self.proc.poll() is None, (self.folder / "error.log").read_text()
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def start_daphnes(procs, count, env):
+    ports = [free_port() for _ in range(count)]
+    for n, port in enumerate(ports):
+        procs.start(f"daphne{n}", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                   "heportal.asgi:application"], env=env)
+    import socket
+
+    def listening(port):
+        procs.check_alive()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    for port in ports:
+        wait_until(lambda: listening(port), 60, f"daphne on {port}")
+    return ports
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_behind_nginx_with_tls_a_login_a_page_and_live_output_across_two_web_processes(
+        rq_worker, lab_cluster, make_user, tmp_path):
+    """The production settings behind the shipped nginx configuration: a login, a page and a
+    websocket through TLS; and two web processes sharing the channel layer: the viewer's
+    socket is held by one daphne while the other serves the run page, and the run's output,
+    published by the worker, reaches the viewer line by line."""
+    import asyncio
+
+    from tests.conftest import PASSWORD
+    from tests.factories import make_run
+    from upgrades.services import enqueue_run
+
+    user = make_user("operator")
+    host = lab_cluster.hosts.order_by("he_host_id").first()
+    count = 200
+    run = make_run(user, host, [f"for i in $(seq 1 {count}); do echo line $i; sleep 0.01; done"])
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=child_env(),
+                   check=True, timeout=120)
+    procs = Processes(tmp_path)
+    proxy_port = free_port()
+    url = f"https://127.0.0.1:{proxy_port}"
+    env = {**child_env(), "BEHIND_TLS_PROXY": "true", "PORTAL_URL": url}
+    proxy = None
+    try:
+        web_ports = start_daphnes(procs, 2, env)
+        (tmp_path / "nginx").mkdir()
+        proxy = TlsProxy(tmp_path / "nginx", web_ports, proxy_port)
+        logs = [tmp_path / f"daphne{n}.log" for n in range(2)]
+        asyncio.run(_drive(url, proxy, user.username, PASSWORD, run, count, logs, enqueue_run))
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        procs.stop()
+
+
+def served_by(logs, pattern):
+    """Indexes of the web processes whose access log has a line matching ``pattern``."""
+    return {n for n, log in enumerate(logs) if re.search(pattern, log.read_text(), re.M)}
+
+
+async def _drive(url, proxy, username, password, run, count, logs, enqueue_run):
+    import asyncio
+    import ssl
+
+    import aiohttp
+
+    tls = ssl.create_default_context(cafile=str(proxy.cert))
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        # Plain HTTP at the proxy is sent to HTTPS.
+        async with http.get(f"http://127.0.0.1:{proxy.http_port}/login/", allow_redirects=False) as answer:
+            assert answer.status == 301
+            assert answer.headers["Location"] == f"https://127.0.0.1/login/"
+        async with http.get(f"{url}/login/", ssl=tls) as answer:
+            assert answer.status == 200
+            assert answer.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', await answer.text())[1]
+        async with http.post(f"{url}/login/", ssl=tls, allow_redirects=False,
+                             data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+                             headers={"Origin": url, "Referer": f"{url}/login/"}) as answer:
+            assert answer.status == 302, await answer.text()
+            cookie = answer.cookies["sessionid"]
+            assert cookie["secure"] and cookie["httponly"]
+        async with http.get(f"{url}/", ssl=tls) as answer:
+            assert answer.status == 200
+            assert username in await answer.text()
+
+        # The viewer's socket, through the proxy, before the run starts: every line must come live.
+        async with http.ws_connect(f"wss://127.0.0.1:{proxy.port}/ws/runs/{run.pk}/", ssl=tls,
+                                   origin=url) as socket:
+            first = await socket.receive_json(timeout=30)
+            assert first["type"] == "step.status", first
+            holder = served_by(logs, rf"WSCONNECT /ws/runs/{run.pk}/")
+            assert len(holder) == 1
+            # The run page, until the other web process is the one that served it.
+            for _ in range(6):
+                async with http.get(f"{url}/runs/{run.pk}/", ssl=tls) as answer:
+                    assert answer.status == 200
+                if served_by(logs, rf'"GET /runs/{run.pk}/" 200') - holder:
+                    break
+            else:
+                raise AssertionError("the proxy never sent the run page to the other web process")
+
+            await asyncio.to_thread(enqueue_run, run)
+            texts = []
+            while True:
+                event = await socket.receive_json(timeout=120)
+                if event["type"] == "output.lines":
+                    texts += [text for _seq, _stream, text in event["lines"]]
+                elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
+                    break
+            assert event["status"] == "succeeded"
+            assert texts == [f"line {i}" for i in range(1, count + 1)]

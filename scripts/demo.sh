@@ -35,7 +35,7 @@ mkdir -p "$LOGS" "$HEPORTAL_DATA_DIR/mail" "$(dirname "$HEPORTAL_CONFIG")"
 # Approval requests are written as files a person can read, one per message.
 export EMAIL_BACKEND=${EMAIL_BACKEND:-django.core.mail.backends.filebased.EmailBackend}
 export EMAIL_FILE_PATH=${EMAIL_FILE_PATH:-$HEPORTAL_DATA_DIR/mail}
-export PORTAL_URL=${PORTAL_URL:-http://127.0.0.1:$PORT}
+export PORTAL_URL=${PORTAL_URL:-http://localhost:$PORT}
 
 # The configuration file: what this demo's processes use, for every other process too.
 # A file the demo did not write (a real installation's) is never overwritten.

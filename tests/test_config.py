@@ -148,7 +148,7 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
         assert lines[0].startswith("# Written by make demo")
         assert set(lines[1:]) == {
             f"HEPORTAL_DATA_DIR={data}", f"REDIS_URL=redis://127.0.0.1:{redis_port}/0",
-            f"SSH_KEY_FILE={data}/lab/keys/client_ed25519", f"PORTAL_URL=http://127.0.0.1:{port}",
+            f"SSH_KEY_FILE={data}/lab/keys/client_ed25519", f"PORTAL_URL=http://localhost:{port}",
             "EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend", f"EMAIL_FILE_PATH={data}/mail"}
         assert oct(conf.stat().st_mode & 0o777) == "0o600"
 

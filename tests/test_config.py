@@ -175,7 +175,7 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
         assert demo.poll() is None
         assert set(before) - set(after) == {worker}  # the others ran on, untouched
     finally:
-        demo.terminate()  # SIGTERM: the demo stops what it started
+        os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C at its terminal: the demo stops what it started
         demo.wait(60)
     assert "demo: stopping" in (tmp_path / "demo.out").read_text()
     for pid in after:

@@ -1,12 +1,15 @@
-"""Settings for HE Portal, read from the environment.
+"""Settings for HE Portal, read from the environment and the configuration file.
 
-One module for every deployment. Defaults run a fresh checkout: SQLite in
-``data/`` and the Redis that ``make demo`` starts (or finds) on 127.0.0.1.
+One module for every deployment. Every process reads the environment, then the
+``KEY=VALUE`` file named by HEPORTAL_CONFIG (default ``data/heportal.env``, which
+``make demo`` writes; heportal.config); the environment wins. Defaults run a fresh
+checkout: SQLite in ``data/`` and the Redis that ``make demo`` starts (or finds).
 """
 import json
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -14,7 +17,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from heportal import config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Before anything below reads os.environ: the file fills in what the environment lacks.
+HEPORTAL_CONFIG = config.load()
 
 
 def env_bool(name, default=False):
@@ -407,16 +414,26 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Production hardening; HTTPS-only settings follow SECURE_SSL_REDIRECT so the
-# plain-HTTP demo keeps working while `check --deploy` passes behind a proxy.
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
-SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
-CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+# Production behind a TLS reverse proxy (docs/deployment.md, deploy/nginx/heportal.conf):
+# BEHIND_TLS_PROXY trusts the proxy's X-Forwarded-Proto (the proxy must set it, never pass a
+# client's), redirects plain HTTP, marks cookies secure, sends HSTS and trusts PORTAL_URL's
+# origin for CSRF and websockets. The plain-HTTP demo leaves it off.
+BEHIND_TLS_PROXY = env_bool("BEHIND_TLS_PROXY", False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", BEHIND_TLS_PROXY)
+_HTTPS = BEHIND_TLS_PROXY or SECURE_SSL_REDIRECT
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
-if env_bool("BEHIND_TLS_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+_portal = urlsplit(PORTAL_URL)
+if _portal.scheme == "https" and _portal.netloc:
+    # The origin people reach the portal at: forms and websockets from it are the portal's own.
+    CSRF_TRUSTED_ORIGINS = [*CSRF_TRUSTED_ORIGINS, f"https://{_portal.netloc}"]
+if "ALLOWED_HOSTS" not in os.environ and _portal.hostname:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, _portal.hostname]
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 

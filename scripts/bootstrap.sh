@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Install everything HE Portal needs on a Debian machine, idempotently:
 # Debian packages (redis, chromium, headers for ovirtsdk4's and python-ldap's C parts,
-# slapd for the directory login tests), a venv
+# slapd for the directory login tests, nginx for the TLS proxy tests), a venv
 # in .venv with the pinned requirements. Safe to run again; fast when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(redis-server postgresql chromium libxml2-dev libcurl4-openssl-dev libssl-dev
               gcc python3-dev python3-venv postgresql-client openssh-client bubblewrap
-              libldap2-dev libsasl2-dev slapd ldap-utils)
+              libldap2-dev libsasl2-dev slapd ldap-utils nginx)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -9,6 +9,8 @@ if [ -n "${DATABASE_URL:-}" ]; then
 else
   echo "test: database SQLite"
 fi
+# The suite never reads a developer's data/heportal.env (written by make demo).
+export HEPORTAL_CONFIG="${HEPORTAL_CONFIG:-/dev/null}"
 status=0
 .venv/bin/pytest -n "${TEST_WORKERS:-3}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then echo "test: no tests ran" >&2; exit 1; fi

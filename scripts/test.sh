@@ -10,7 +10,7 @@ else
   echo "test: database SQLite"
 fi
 # The suite never reads a developer's data/heportal.env (written by make demo).
-export HEPORTAL_CONFIG="${HEPORTAL_CONFIG:-/dev/null}"
+export HEPORTAL_CONFIG="${HEPORTAL_CONFIG:-$PWD/tests/data/empty.env}"
 status=0
 .venv/bin/pytest -n "${TEST_WORKERS:-3}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then echo "test: no tests ran" >&2; exit 1; fi

@@ -76,7 +76,7 @@ def recent_runs(user):
 
 @needs(VIEW)
 def home(request):
-    visible = clusters_where(request.user, VIEW)
+    visible = clusters_where(request.user, VIEW).in_service()
     return render(request, "upgrades/home.html", {
         "cards": cluster_cards(visible), "runs": recent_runs(request.user),
         "can_operate": clusters_where(request.user, OPERATE).exists()})
@@ -95,7 +95,7 @@ def home_cards(request):
     """Every card, re-fetched by home.js when its websocket (re)connects: what
     changed before it joined is not missed."""
     return render(request, "upgrades/partials/cluster_grid.html",
-                  {"cards": cluster_cards(clusters_where(request.user, VIEW))})
+                  {"cards": cluster_cards(clusters_where(request.user, VIEW).in_service())})
 
 
 @require_GET

@@ -9,6 +9,7 @@ import logging
 import os
 import shlex
 import socket
+import tempfile
 from pathlib import Path
 
 import paramiko
@@ -33,14 +34,19 @@ def ensure_key(path=None):
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    # Written aside, then linked into place: another process never reads half a key, and
+    # two processes starting at once never replace each other's (link fails if it exists).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".id-", suffix=".tmp")  # mode 0600
     try:
-        # O_EXCL: two processes starting at once never write over each other's key.
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return path
-    with os.fdopen(fd, "wb") as f:
-        f.write(private)
-    Path(f"{path}.pub").write_text(f"{public.decode()} {comment()}\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(private)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path
+        Path(f"{path}.pub").write_text(f"{public.decode()} {comment()}\n")
+    finally:
+        os.unlink(tmp)
     log.info("made the portal's SSH key pair %s", path)
     return path
 

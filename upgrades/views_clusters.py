@@ -194,6 +194,8 @@ def cluster_edit(request, cluster_id):
         password = request.POST.get("password", "") or None
         interval = _poll_interval(request.POST.get("poll_interval"))
         if password is not None:
+            if not cluster.engine_url:
+                raise ValidationError(f"Cluster {cluster.name} has no engine URL to try the password with.")
             onboarding.examine_engine(cluster.engine_url, cluster.engine_username, password,
                                       cluster.engine_ca_file or None)
         cluster, changed = services.update_cluster(user=request.user, cluster=cluster, password=password,
@@ -225,11 +227,12 @@ def cluster_remove(request, cluster_id):
     if request.POST.get("confirm_name") != cluster.name:
         context["error"] = f"Type the cluster's name, {cluster.name}, to remove it."
         return render(request, "upgrades/cluster_remove.html", context, status=400)
+    name = cluster.name
     try:
         services.remove_cluster(user=request.user, cluster=cluster)
     except ValidationError as exc:
         context["error"] = _problems(exc)
         return render(request, "upgrades/cluster_remove.html", context, status=400)
-    messages.success(request, f"Cluster {cluster.name} removed; its runs stay in the history.")
+    messages.success(request, f"Cluster {name} removed; its runs stay in the history.")
     return redirect("home")
 

@@ -216,9 +216,9 @@ def run_check(check_id):
         for host in check.cluster.hosts.order_by("he_host_id", "name"):
             results.append(check_host(host).as_dict())
             ConnectionCheck.objects.filter(pk=check_id).update(results=results)
-        check.refresh_from_db()
+        check.results = results
         first_poll = ""
-        if check.passed:
+        if check.all_hosts_pass:
             first_poll = _first_poll(check.cluster_id)
         ConnectionCheck.objects.filter(pk=check_id).update(status=CheckStatus.DONE, finished_at=timezone.now(),
                                                            first_poll=first_poll)

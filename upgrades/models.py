@@ -509,7 +509,11 @@ class ConnectionCheck(models.Model):
         ordering = ["-created_at", "-id"]
 
     @property
-    def passed(self):
+    def all_hosts_pass(self):
         """Every host answered every check without a failure (warnings allowed)."""
-        return self.status == CheckStatus.DONE and bool(self.results) and all(
+        return bool(self.results) and all(
             check["outcome"] != "fail" for host in self.results for check in host["checks"])
+
+    @property
+    def passed(self):
+        return self.status == CheckStatus.DONE and self.all_hosts_pass

@@ -300,3 +300,41 @@ def test_a_cluster_admin_edits_but_neither_adds_nor_removes(client, django_user_
     assert client.post("/clusters/add/", {"step": "ca", "engine_url": "https://engine.example.com"}).status_code == 403
     assert client.post(f"/clusters/{cluster.pk}/remove/", {"confirm_name": "Mine"}).status_code == 403
     assert Cluster.objects.in_service().filter(pk=cluster.pk).exists()
+
+
+@pytest.fixture(scope="module")
+def lab35(lab, tmp_path_factory):
+    from lab.launcher import start_lab
+
+    with start_lab(tmp_path_factory.mktemp("lab35"), hosts=1, speed=LAB_SPEED, engine_version="3.5") as running:
+        yield running
+
+
+def test_a_35_engine_is_checked_with_basic_auth_and_its_hosts_entered_by_hand(global_admin, lab35):
+    """ovirtsdk4 cannot log in to API v3: the v3 entry point says whether the password is right."""
+    page = global_admin.post("/clusters/add/", add_form(lab35, password="not the password"))
+    assert page.status_code == 400 and "the user name or the password is wrong" in page.content.decode()
+    assert not Cluster.objects.exists()
+    response = global_admin.post("/clusters/add/", add_form(lab35, name="Legacy"))
+    cluster = Cluster.objects.get(name="Legacy")
+    assert response.status_code == 302
+    page = global_admin.get(f"/clusters/{cluster.pk}/hosts/add/").content.decode()
+    assert "API v3 only" in page and 'name="hand"' in page and 'name="pick"' not in page
+
+
+def test_removing_a_host_keeps_the_runs_it_was_in(global_admin):
+    cluster = make_cluster(name="Two")
+    gone, kept = make_host(cluster, name="he1.example.com"), make_host(cluster, name="he2.example.com")
+    run = make_run(global_admin.user, gone, ["echo on he1"])
+    page = global_admin.post(f"/clusters/{cluster.pk}/edit/", {"action": "remove-hosts", "host": [str(gone.pk)]})
+    assert page.status_code == 400 and "has a run in progress" in page.content.decode()  # the run is pending
+    run.status = "succeeded"
+    run.save()
+    response = global_admin.post(f"/clusters/{cluster.pk}/edit/", {"action": "remove-hosts", "host": [str(gone.pk)]})
+    assert response.status_code == 302
+    assert list(cluster.hosts.values_list("name", flat=True)) == [kept.name]
+    step = run.steps.get()
+    assert step.host is None and step.title == "Step 1"
+    assert global_admin.get(f"/runs/{run.pk}/").status_code == 200
+    event = AuditEvent.objects.get(action="cluster.hosts_remove")
+    assert event.details == {"hosts": ["he1.example.com"], "steps_detached": 1}

@@ -177,7 +177,8 @@ def _remote_checks(report, session, host, timeout, now):
         report.add("release", OK, release)
     else:
         report.add("release", FAIL, "neither rpm nor vm-status says which release runs here",
-                   "Check that ovirt-hosted-engine-setup and ovirt-hosted-engine-ha are installed from oVirt's repository.")
+                   "Check that ovirt-hosted-engine-setup and ovirt-hosted-engine-ha are installed from "
+                   "oVirt's repository.")
     if status is not None:
         engine = status.engine_host()
         report.add("vm_status", OK, f"{len(status.hosts)} host(s) listed; engine VM "

@@ -167,7 +167,8 @@ class FoundHost:
     def he_state(self):
         if self.local_maintenance:
             return "local maintenance"
-        return f"HA {'active' if self.he_active else 'not active'}, score {self.he_score if self.he_score is not None else 'unknown'}"
+        score = self.he_score if self.he_score is not None else "unknown"
+        return f"HA {'active' if self.he_active else 'not active'}, score {score}"
 
 
 @dataclass(frozen=True)

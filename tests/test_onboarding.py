@@ -282,6 +282,7 @@ def test_a_removed_cluster_leaves_its_runs_and_audit_readable(global_admin, djan
     home = global_admin.get("/").content.decode()
     assert f'id="card-{cluster.pk}"' not in home and "Cluster Old removed" in home
     assert global_admin.get(f"/runs/{run.pk}/").status_code == 200
+    assert "Removed from the portal" in global_admin.get(f"/clusters/{cluster.pk}/").content.decode()
     assert f'href="/runs/{run.pk}/"' in global_admin.get("/history/").content.decode()
     assert AuditEvent.objects.filter(action="cluster.remove", cluster_ref=cluster.pk).exists()
     assert global_admin.get(f"/clusters/{cluster.pk}/edit/").status_code == 404

@@ -166,9 +166,11 @@ def cluster_context(request, cluster):
     prefetch_related_objects([cluster], "hosts", Prefetch(
         "runs", UpgradeRun.objects.filter(status__in=RUN_ACTIVE).select_related("runbook"), to_attr="active_runs"))
     hosts = list(cluster.hosts.all())
-    operator = can_operate(request.user, cluster)
+    # A removed cluster's page stays for its runs' sake, without buttons.
+    in_service = cluster.removed_at is None
+    operator = can_operate(request.user, cluster) and in_service
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
-               "can_admin": can_admin(request.user, cluster),
+               "can_admin": can_admin(request.user, cluster) and in_service,
                # The procedure holding the cluster, and the emergency lane's run (both may be active).
                "active_run": preflight_checks.active_run(cluster, emergency=False),
                "emergency_run": preflight_checks.active_run(cluster, emergency=True),

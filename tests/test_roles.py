@@ -68,6 +68,14 @@ EXPECTED = {
     "home-cards": ANY_ROLE,  # the cards of the clusters each may see
     "home-runs": ANY_ROLE,  # the recent runs of the clusters each may see
     "engine-backup": {"admin", "global_admin"},  # an engine backup's file: admins only
+    # Adding and removing a cluster: global admins; setting one up and changing it: its admins
+    # (tests/test_onboarding.py).
+    "cluster-add": {"global_admin"},
+    "cluster-remove": {"global_admin"},
+    "cluster-hosts-add": {"admin", "global_admin"},
+    "cluster-setup": {"admin", "global_admin"},
+    "cluster-doctor": {"admin", "global_admin"},
+    "cluster-edit": {"admin", "global_admin"},
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,

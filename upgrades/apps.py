@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -9,7 +11,7 @@ class UpgradesConfig(AppConfig):
         from django.contrib.auth import get_user_model, signals
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
-        from . import audit, permissions
+        from . import audit, permissions, sshkey
         from .models import RoleGrant
 
         # A user object keeps its roles once read (permissions._held): forget them
@@ -29,3 +31,11 @@ class UpgradesConfig(AppConfig):
             lambda sender, credentials, **kw: audit.record(
                 None, "auth.login_failed", username=str(credentials.get("username", ""))[:150]),
             weak=False)
+
+        # The portal's own SSH key pair, made at first start (settings.SSH_KEY_FILE): the
+        # set-up page shows its public half, and a shell's `manage.py runbook` finds it too.
+        try:
+            sshkey.ensure_key()
+        except OSError as exc:
+            logging.getLogger(__name__).warning("cannot make the portal's SSH key %s: %s",
+                                                sshkey.key_path(), exc)

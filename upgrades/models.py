@@ -15,6 +15,12 @@ class MaintenanceMode(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class ClusterQuerySet(models.QuerySet):
+    def in_service(self):
+        """The clusters the portal manages: not removed."""
+        return self.filter(removed_at__isnull=True)
+
+
 class Cluster(models.Model):
     name = models.CharField(max_length=100, unique=True)
     engine_url = models.URLField(
@@ -70,6 +76,11 @@ class Cluster(models.Model):
     engine_health_ok = models.BooleanField(default=False)
     engine_health_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Removed by an admin (upgrades.services.clusters.remove_cluster): no longer polled or
+    # shown on the home page, its name free again; its runs and audit stay readable.
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ClusterQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -502,3 +513,41 @@ class EngineBackup(models.Model):
 
     def __str__(self):
         return self.file_name
+
+
+class CheckStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "could not run"
+
+
+class ConnectionCheck(models.Model):
+    """One run of the connection check ("doctor") of a cluster's hosts, done by a worker
+    (upgrades.doctor). ``results``: [{"host": name, "checks": [{"key", "title", "outcome"
+    ("ok", "warn", "fail", "skipped"), "detail", "fix"}]}], in the hosts' order."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="connection_checks")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    status = models.CharField(max_length=10, choices=CheckStatus.choices, default=CheckStatus.QUEUED)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    results = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    # After a check that passed, the worker polls the cluster once (so its card shows
+    # the HA state at once): what that poll said.
+    first_poll = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def all_hosts_pass(self):
+        """Every host answered every check without a failure (warnings allowed)."""
+        return bool(self.results) and all(
+            check["outcome"] != "fail" for host in self.results for check in host["checks"])
+
+    @property
+    def passed(self):
+        return self.status == CheckStatus.DONE and self.all_hosts_pass

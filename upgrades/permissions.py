@@ -136,6 +136,12 @@ def check(user, perm, cluster, what):
         raise PermissionDenied(f"You may not {what} on cluster {cluster.name}.")
 
 
+def check_global_admin(user, what):
+    """Adding and removing clusters is for admins of every cluster (the admin group)."""
+    if not is_global_admin(user):
+        raise PermissionDenied(f"Only global admins can {what}.")
+
+
 def can_operate(user, cluster):
     return can(user, OPERATE, cluster)
 

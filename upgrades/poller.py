@@ -169,7 +169,7 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             if now - refreshed >= CLUSTER_REFRESH_SECONDS:
                 refreshed = now
                 with riding_out("reading the clusters to poll"):
-                    clusters = dict(Cluster.objects.annotate(shard=Mod("id", shards)).filter(shard=shard)
+                    clusters = dict(Cluster.objects.in_service().annotate(shard=Mod("id", shards)).filter(shard=shard)
                                     .values_list("id", "poll_interval"))
                     for gone in set(pollers) - set(clusters):
                         pollers.pop(gone).close()

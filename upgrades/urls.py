@@ -1,10 +1,16 @@
 from django.urls import path
 
-from . import converters, views, views_records  # noqa: F401 (converters registers <id:...>)
+from . import converters, views, views_clusters, views_records  # noqa: F401 (converters registers <id:...>)
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("clusters/add/", views_clusters.cluster_add, name="cluster-add"),
     path("clusters/<id:cluster_id>/", views.cluster_detail, name="cluster-detail"),
+    path("clusters/<id:cluster_id>/hosts/add/", views_clusters.cluster_hosts_add, name="cluster-hosts-add"),
+    path("clusters/<id:cluster_id>/setup/", views_clusters.cluster_setup, name="cluster-setup"),
+    path("clusters/<id:cluster_id>/doctor/", views_clusters.cluster_doctor, name="cluster-doctor"),
+    path("clusters/<id:cluster_id>/edit/", views_clusters.cluster_edit, name="cluster-edit"),
+    path("clusters/<id:cluster_id>/remove/", views_clusters.cluster_remove, name="cluster-remove"),
     path("clusters/<id:cluster_id>/live/", views.cluster_live, name="cluster-live"),
     path("clusters/<id:cluster_id>/backups/<id:backup_id>/", views.engine_backup, name="engine-backup"),
     path("clusters/<id:cluster_id>/runbooks/<slug:slug>/", views.launch_runbook, name="runbook-launch"),

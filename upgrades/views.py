@@ -76,7 +76,7 @@ def recent_runs(user):
 
 @needs(VIEW)
 def home(request):
-    visible = clusters_where(request.user, VIEW)
+    visible = clusters_where(request.user, VIEW).in_service()
     return render(request, "upgrades/home.html", {
         "cards": cluster_cards(visible), "runs": recent_runs(request.user),
         "can_operate": clusters_where(request.user, OPERATE).exists()})
@@ -95,7 +95,7 @@ def home_cards(request):
     """Every card, re-fetched by home.js when its websocket (re)connects: what
     changed before it joined is not missed."""
     return render(request, "upgrades/partials/cluster_grid.html",
-                  {"cards": cluster_cards(clusters_where(request.user, VIEW))})
+                  {"cards": cluster_cards(clusters_where(request.user, VIEW).in_service())})
 
 
 @require_GET
@@ -166,9 +166,11 @@ def cluster_context(request, cluster):
     prefetch_related_objects([cluster], "hosts", Prefetch(
         "runs", UpgradeRun.objects.filter(status__in=RUN_ACTIVE).select_related("runbook"), to_attr="active_runs"))
     hosts = list(cluster.hosts.all())
-    operator = can_operate(request.user, cluster)
+    # A removed cluster's page stays for its runs' sake, without buttons.
+    in_service = cluster.removed_at is None
+    operator = can_operate(request.user, cluster) and in_service
     context = {"cluster": cluster, "hosts": hosts, "can_operate": operator,
-               "can_admin": can_admin(request.user, cluster),
+               "can_admin": can_admin(request.user, cluster) and in_service,
                # The procedure holding the cluster, and the emergency lane's run (both may be active).
                "active_run": preflight_checks.active_run(cluster, emergency=False),
                "emergency_run": preflight_checks.active_run(cluster, emergency=True),

@@ -18,6 +18,7 @@ from . import search
 from .documents import API, Fault
 from .engine import SCHEDULING_POLICIES, Engine
 from .store import now_iso
+from .tls import CA_FILE
 
 USERNAME = "admin@internal"
 # The engine release whose API v3 answers this request, None for v4 (set by api_version).
@@ -66,6 +67,7 @@ def build_app(engine: Engine) -> web.Application:
     r.add_post("/ovirt-engine/sso/oauth/token", api.sso_token)
     r.add_post("/ovirt-engine/services/sso-logout", api.sso_logout)
     r.add_get("/ovirt-engine/services/health", api.health)
+    r.add_get("/ovirt-engine/services/pki-resource", api.pki_resource)
     add("get", "", api.root)
     add("get", "/", api.root)
     add("get", "/hosts", api.list_hosts)
@@ -114,6 +116,11 @@ def _base(request: web.Request) -> str:
 
 def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
+
+
+def _pki_error(message: str) -> web.Response:
+    """PKIResourceServlet answers bad parameters with sendError(400, message)."""
+    return web.Response(status=400, text=message, content_type="text/html")
 
 
 def _wants_json(request: web.Request) -> bool:
@@ -295,6 +302,24 @@ class _Api:
 
     async def health(self, request):
         return web.Response(text="DB Up!Welcome to Health Status!", content_type="text/html")
+
+    async def pki_resource(self, request):
+        """The engine's CA as every release publishes it, without a login (the services
+        webapp has no auth filter): PKIResourceServlet.java and PKIResources.java
+        @ovirt-engine-4.5.6 (the same servlet is mapped to /pki-resource @ovirt-engine-3.5.8).
+        ``resource=ca-certificate``; ``format`` X509-PEM-CA (the CA's default) or X509-PEM;
+        anything else is a 400 with the servlet's message. The lab's engine certificate and
+        SSH key resources are not served."""
+        resource, fmt = request.query.get("resource"), request.query.get("format")
+        if resource is None:
+            return _pki_error("Missing resource name")
+        if resource != "ca-certificate":
+            return _pki_error(f"Resource '{resource}' is invalid")
+        types = {"X509-PEM-CA": "application/x-x509-ca-cert", "X509-PEM": "application/x-x509-cert"}
+        if fmt is not None and fmt not in types:
+            return _pki_error(f"Format '{fmt}' is invalid")
+        pem = (self.store.path.parent / CA_FILE).read_text()
+        return web.Response(text=pem, content_type=types[fmt or "X509-PEM-CA"])
 
     # ---- lookups -------------------------------------------------------
 

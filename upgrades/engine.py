@@ -3,7 +3,8 @@
 ``advance`` is called by the job that claimed the run (``upgrades.jobs``) or
 by ``manage.py runbook start --sync``. It executes pending steps in order
 until the run ends, fails, or waits for a person, and returns the status the
-run should take. Between steps it re-reads the run's pause and cancel
+run should take (or HANDED_OVER when its worker is stopping: between two
+steps, so another worker goes on from the next one). Between steps it re-reads the run's pause and cancel
 requests; a cancel also stops the current command (via ``Heartbeat.stop``).
 Every state change goes through ``upgrades.services``.
 """
@@ -63,6 +64,11 @@ def _engine_vm_to(client, timeout, upgraded, host):
             client.sleep(10)
 
 
+# advance's status for a run whose worker is stopping: it is handed to another worker
+# (services.hand_over_run) between two steps, never in the middle of one.
+HANDED_OVER = "handed-over"
+
+
 class Outcome:
     DONE, FAILED, WAITING, APPROVAL, STOPPED = "done", "failed", "waiting", "approval", "stopped"
 
@@ -75,6 +81,7 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
         error = start_preflight(run, pool, engine_client)
         if error:
             return RunStatus.FAILED, error
+    handover = getattr(beat, "handover", None)
     while True:
         if beat.lost.is_set():
             return None, ""
@@ -98,6 +105,8 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return (RunStatus.AWAITING_APPROVAL if step.action == StepKind.APPROVAL else RunStatus.WAITING), ""
         if step.status != StepStatus.PENDING:
             return RunStatus.FAILED, f"step {step.order} is {step.get_status_display()}"
+        if handover is not None and handover.is_set():  # a step is left to run: another worker runs it
+            return HANDED_OVER, ""
         outcome = execute_step(step, run, beat=beat, pool=pool, engine_client=engine_client)
         if outcome == Outcome.STOPPED:
             run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,

@@ -19,8 +19,20 @@ from rq import Queue
 
 from tests.conftest import ROOT, RedisServer, child_env, die_with_parent, wait_until
 from tests.factories import make_run
-from upgrades import jobs
+from upgrades import jobs, services
+from upgrades import state as cluster_state
 from upgrades.models import AuditEvent, RunStatus, StepStatus
+from upgrades.remote.ssh import SshPool
+from upgrades.runbooks import register
+from upgrades.runbooks.base import Check, Param, Runbook, Ssh, Wait
+
+WAIT_LONG = register(Runbook(
+    slug="test-handover-wait", name="Test: a long wait", description="Waits up to 10 min for global maintenance.",
+    params=(Param("host", "Host", kind="host"),),
+    steps=(Ssh("before", "Before", "echo before"),
+           Wait("gm", "Wait for global maintenance", Check("global-maintenance", {"on": True}), timeout=600),
+           Ssh("after", "After", "echo after")),
+))
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -136,3 +148,39 @@ def test_a_second_sigterm_stops_the_worker_at_once_and_the_run_is_interrupted(
     assert run.status == RunStatus.INTERRUPTED and "was killed by SIGKILL" in run.error, run.error
     assert first.status == StepStatus.INTERRUPTED
     assert not AuditEvent.objects.filter(action="run.handover").exists()
+
+
+def test_a_long_wait_is_a_safe_point_it_starts_again_on_the_next_worker(fresh_lab_cluster, make_user, private_redis,
+                                                                       workers):
+    cluster, lab = fresh_lab_cluster, fresh_lab_cluster.lab  # a lab of its own: it goes to global maintenance
+    operator = make_user("operator")
+    with SshPool() as pool:
+        state = cluster_state.read(cluster, pool)
+    run = services.start_run(cluster=cluster, slug=WAIT_LONG.slug, params={"host": "he1.lab.local"}, user=operator, acknowledge=True,
+                             state=state, queue=False)
+    before, wait, after = run.steps.order_by("order")
+    worker_a = workers.start("worker-a")
+    Queue("default", connection=redis.Redis.from_url(private_redis.url)).enqueue(jobs.advance_run, run.pk)
+    wait_until(lambda: wait.output.filter(text__startswith="seen: ").exists(), 90, "the wait under way on worker A")
+
+    worker_a.send_signal(signal.SIGTERM)
+    worker_a.wait(timeout=60)  # not the wait's 10 minutes
+    wait.refresh_from_db()
+    run.refresh_from_db()
+    assert wait.status == StepStatus.PENDING, (wait.status, wait.error)
+    assert wait.output.filter(text="--- its worker is stopping: the wait starts again on another worker ---").exists()
+    assert (run.status, run.executor) == (RunStatus.RUNNING, "")
+    assert AuditEvent.objects.filter(action="run.handover", details__next_step="2. Wait for global maintenance")
+
+    client = lab.connect("he1")
+    try:
+        assert client.exec_command("hosted-engine --set-maintenance --mode=global")[1].channel.recv_exit_status() == 0
+    finally:
+        client.close()
+    workers.start("worker-b")
+    wait_until(lambda: run.refresh_from_db() or run.status not in (RunStatus.RUNNING, RunStatus.PENDING), 120,
+               "worker B finishing the run")
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert list(before.output.values_list("text", flat=True)) == ["before"]  # not run again
+    assert wait.output.filter(text__startswith="waiting until ").count() == 2
+    assert list(after.output.values_list("text", flat=True)) == ["after"]

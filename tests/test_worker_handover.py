@@ -156,8 +156,8 @@ def test_a_long_wait_is_a_safe_point_it_starts_again_on_the_next_worker(fresh_la
     operator = make_user("operator")
     with SshPool() as pool:
         state = cluster_state.read(cluster, pool)
-    run = services.start_run(cluster=cluster, slug=WAIT_LONG.slug, params={"host": "he1.lab.local"}, user=operator, acknowledge=True,
-                             state=state, queue=False)
+    run = services.start_run(cluster=cluster, slug=WAIT_LONG.slug, params={"host": "he1.lab.local"}, user=operator,
+                             acknowledge=True, state=state, queue=False)
     before, wait, after = run.steps.order_by("order")
     worker_a = workers.start("worker-a")
     Queue("default", connection=redis.Redis.from_url(private_redis.url)).enqueue(jobs.advance_run, run.pk)

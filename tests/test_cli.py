@@ -305,7 +305,7 @@ def test_a_failed_step_is_retried_or_skipped_from_the_command_line(lab, lab_clus
     code, out, _ = cli("start", "test-failing", "--cluster", "Lab", "--host", "he2.lab.local", "--user", "operator",
                        "--yes", "--sync")
     run = last_run()
-    assert code == 1
+    assert code == 4
     assert out.splitlines()[-1] == (
         f"Run #{run.pk}: failed. Next: step 1 (Flaky) failed: exited with 1. Retry it (manage.py runbook retry "
         f"{run.pk} --step 1 --user NAME), or skip it (skip {run.pk} --step 1 --user NAME --comment WHY) and resume.")
@@ -356,7 +356,7 @@ def test_ctrl_c_during_sync_cancels_the_run_and_stops_the_command(lab, lab_clust
         out, err = child.communicate(timeout=30)
     finally:
         child.kill()
-    assert child.returncode == 1, out + err
+    assert child.returncode == 5, out + err
     assert "Ctrl-C: cancelling the run" in err and "Traceback" not in err
     run.refresh_from_db()
     assert run.status == RunStatus.CANCELLED

@@ -3,7 +3,8 @@
 ``advance`` is called by the job that claimed the run (``upgrades.jobs``) or
 by ``manage.py runbook start --sync``. It executes pending steps in order
 until the run ends, fails, or waits for a person, and returns the status the
-run should take. Between steps it re-reads the run's pause and cancel
+run should take (or HANDED_OVER when its worker is stopping: between two
+steps, so another worker goes on from the next one). Between steps it re-reads the run's pause and cancel
 requests; a cancel also stops the current command (via ``Heartbeat.stop``).
 Every state change goes through ``upgrades.services``.
 """
@@ -63,8 +64,19 @@ def _engine_vm_to(client, timeout, upgraded, host):
             client.sleep(10)
 
 
+# advance's status for a run whose worker is stopping: it is handed to another worker
+# (services.hand_over_run) between two steps, never in the middle of one, except a
+# wait step: it only reads, so it goes back to pending and starts again there.
+HANDED_OVER = "handed-over"
+
+
 class Outcome:
     DONE, FAILED, WAITING, APPROVAL, STOPPED = "done", "failed", "waiting", "approval", "stopped"
+    HANDED_OVER = "handed-over"
+
+
+class WaitHandedOver(Exception):
+    """A wait step is a safe point: it only reads, so it starts again on the next worker."""
 
 
 def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
@@ -75,6 +87,7 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
         error = start_preflight(run, pool, engine_client)
         if error:
             return RunStatus.FAILED, error
+    handover = getattr(beat, "handover", None)
     while True:
         if beat.lost.is_set():
             return None, ""
@@ -98,7 +111,11 @@ def advance(run, *, beat, pool, engine_client=EngineClient.for_cluster):
             return (RunStatus.AWAITING_APPROVAL if step.action == StepKind.APPROVAL else RunStatus.WAITING), ""
         if step.status != StepStatus.PENDING:
             return RunStatus.FAILED, f"step {step.order} is {step.get_status_display()}"
+        if handover is not None and handover.is_set():  # a step is left to run: another worker runs it
+            return HANDED_OVER, ""
         outcome = execute_step(step, run, beat=beat, pool=pool, engine_client=engine_client)
+        if outcome == Outcome.HANDED_OVER:
+            return HANDED_OVER, ""
         if outcome == Outcome.STOPPED:
             run_always_steps(run, "the run was cancelled", beat=beat, pool=pool, engine_client=engine_client,
                              cancelled=True)
@@ -191,13 +208,16 @@ def execute_step(step, run, *, beat, pool, engine_client):
                     error = f"unknown step kind {step.action!r}"
             except CommandStopped as exc:
                 status, error = StepStatus.CANCELLED, exc.message
+            except WaitHandedOver:
+                out.line("system", "--- its worker is stopping: the wait starts again on another worker ---")
+                status = StepStatus.PENDING
             except RemoteError as exc:
                 error = exc.message
             if error and status != StepStatus.CANCELLED and beat.stop.is_set():
                 status = StepStatus.CANCELLED
             if error and not quiet:
                 out.line("system", error)
-            if not error:
+            if not error and status != StepStatus.PENDING:
                 status = StepStatus.SUCCEEDED
         lines = out.last_seq
     except OutputNotStored as exc:  # the command's exit status is kept; its output is not all there
@@ -207,6 +227,8 @@ def execute_step(step, run, *, beat, pool, engine_client):
         log.exception("step %s crashed", step.pk)
         status, error = StepStatus.FAILED, "internal error: " + traceback.format_exc(limit=3).splitlines()[-1]
     services.finish_step(step, status=status, exit_code=exit_code, error=error, lines=lines)
+    if status == StepStatus.PENDING:
+        return Outcome.HANDED_OVER
     if status == StepStatus.CANCELLED:
         return Outcome.STOPPED
     return Outcome.DONE if status == StepStatus.SUCCEEDED else Outcome.FAILED
@@ -289,6 +311,7 @@ def run_wait(step, run, pool, out, beat):
     interval = min(spec.get("interval", 5.0), max(0.5, run.cluster.poll_interval))
     deadline = time.monotonic() + spec.get("timeout", 600)
     last = None
+    handover = getattr(beat, "handover", None)
     while True:
         fresh = state.read(run.cluster, pool)
         if ctx.baseline is None and not fresh.error:
@@ -302,5 +325,7 @@ def run_wait(step, run, pool, out, beat):
             return ""
         if time.monotonic() >= deadline:
             return f"timed out after {spec.get('timeout', 600)} s; last seen: {seen}"
+        if handover is not None and handover.is_set():
+            raise WaitHandedOver
         if beat.stop.wait(interval):
             raise CommandStopped("the wait was stopped")

@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 FLAG_SECONDS = 1.0
 
+# Set in a work horse when its worker is asked to stop (upgrades.worker): the run it
+# executes is handed over after the current step (engine.advance, services.hand_over_run).
+HANDOVER = threading.Event()
+
+
+def request_handover(signum=None, frame=None):
+    """A signal handler: only sets a flag, the engine looks at it between steps."""
+    HANDOVER.set()
+
 
 class Heartbeat:
     """Touches the run row every few seconds while this process executes it,
@@ -25,12 +34,15 @@ class Heartbeat:
     interrupted; ``lost`` is set when the run is no longer ours (the sweeper
     took it after a long stall), so we stop before the next step. ``stop`` is
     set on a cancel request: the current command or wait ends at once.
+    ``handover`` is set when this process's worker is stopping: the engine hands the
+    run over once the current step has ended.
     """
 
     def __init__(self, run_id, token, every=HEARTBEAT_SECONDS):
         self.run_id, self.token, self.every = run_id, token, every
         self.lost = threading.Event()
         self.stop = threading.Event()
+        self.handover = HANDOVER
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
 
@@ -92,6 +104,11 @@ def execute_claimed(run, token, *, interrupt_reason="the process executing it wa
     try:
         with Heartbeat(run.pk, token) as beat, SshPool() as pool:
             status, error = engine.advance(run, beat=beat, pool=pool)
+        if status == engine.HANDED_OVER:
+            status = None
+            if services.hand_over_run(run, token, reason="its worker was asked to stop (SIGTERM); another "
+                                      "worker goes on from the next step"):
+                log.warning("run %s handed over: this worker is stopping", run.pk)
     except KeyboardInterrupt:
         status = None
         try:

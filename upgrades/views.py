@@ -377,6 +377,7 @@ def host_said(step, limit=10):
 EVENT_TEXT = {
     "run.start": "started the run",
     "run.running": "a worker took the run",
+    "run.handover": "its worker was stopping: handed the run over to another worker, from the next step",
     "run.preflight": "checked the preflight on the state read then",
     "run.pause_request": "asked to pause after the current step",
     "run.pause": "paused the run",

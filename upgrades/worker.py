@@ -11,6 +11,15 @@ The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
 It marks the run that horse executed interrupted there and then, instead of
 leaving it to the sweeper's missed heartbeats (``upgrades.sweeper``).
+
+Asked to stop (SIGTERM or Ctrl-C: RQ's warm shutdown), RQ waits for the job,
+which for a run can be an hour-long upgrade. Here the parent tells its horse
+(``HANDOVER_SIGNAL``) to hand the run over once its current step has ended
+(``jobs.HANDOVER``, ``services.hand_over_run``): the run is queued again for
+another worker, which goes on from the next step, and this worker exits. A
+second SIGTERM is RQ's cold shutdown: the horse is killed and its run marked
+interrupted at once. Only the parent must get the SIGTERM (systemd
+``KillMode=mixed``): the horse, in a process group of its own, dies of one.
 """
 import logging
 import os
@@ -20,12 +29,13 @@ import socket
 import redis
 from rq.worker import Worker as RqWorker
 
-from . import events, services
+from . import events, jobs, services
 from .models import RunStatus, UpgradeRun
 from .outage import UNAVAILABLE, drop_connections
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+HANDOVER_SIGNAL = signal.SIGUSR1
 
 
 class Worker(RqWorker):
@@ -71,6 +81,22 @@ class Worker(RqWorker):
             return super().run_maintenance_tasks(*args, **kwargs)
         except REDIS_DOWN as exc:
             self._skip("registry clean-up", exc)
+
+    def _install_signal_handlers(self):
+        super()._install_signal_handlers()
+        # Set before any fork, so a horse has it from its first instruction (a signal's
+        # default action would kill it); in the parent it sets a flag nobody reads.
+        signal.signal(HANDOVER_SIGNAL, jobs.request_handover)
+
+    def handle_warm_shutdown_request(self):
+        super().handle_warm_shutdown_request()
+        if self.horse_pid:
+            log.warning("worker %s: stopping; the run its work horse %s executes is handed over to another "
+                        "worker after the current step (stop again to kill it now)", self.name, self.horse_pid)
+            try:
+                os.kill(self.horse_pid, HANDOVER_SIGNAL)
+            except ProcessLookupError:  # it has just ended
+                pass
 
     def wait_for_horse(self):
         pid, status, rusage = super().wait_for_horse()

@@ -12,3 +12,4 @@ from .runs import (Blocked, Refused, RunConflict, active_run_message, approve_ru
                    release_run, repair_cut_off_steps, resume_run, retry_step, skip_step, start_run, start_step,
                    wait_for_person)
 from .runs import record_snapshot  # noqa: F401,E402
+from .runs import hand_over_run  # noqa: F401,E402

@@ -335,6 +335,28 @@ def interrupt_run(run, *, executor, reason):
     return True
 
 
+def hand_over_run(run, token, *, reason):
+    """The worker executing the run is stopping (SIGTERM) and has finished its current
+    step: the run goes back to the queue, still running, with no executor, for another
+    worker to go on from its next step (a finished step never runs again; claim_run takes
+    it as any queued run). Conditional on ``token``, like ``release_run``; False if the run
+    was no longer ours. If Redis is away the sweeper queues it once Redis answers."""
+    def write():
+        with transaction.atomic():
+            if not UpgradeRun.objects.filter(pk=run.pk, executor=token, status=RunStatus.RUNNING).update(
+                    executor="", heartbeat_at=None, queued_at=None):
+                return False
+            run.refresh_from_db()
+            following = run.steps.exclude(status__in=STEP_DONE).order_by("order").first()
+            audit.record(None, "run.handover", run, executor=token, reason=reason,
+                         next_step=f"{following.order}. {following.title}" if following else "")
+            events.publish(events.run_group(run.pk), events.run_event(run))
+            transaction.on_commit(lambda: enqueue_run(run))
+        return True
+
+    return dbwait.until_written(f"run {run.pk}'s hand-over", write)
+
+
 def start_step(step):
     """Pending -> running; False when it is not pending any more (skipped meanwhile)."""
     now = timezone.now()

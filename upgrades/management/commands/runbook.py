@@ -5,11 +5,10 @@ the same service as the web page (``upgrades.services``), so the permission
 checks and the audit records are the same; ``--user`` names the person
 acting. ``plan`` and ``start`` read the cluster's HA state fresh over SSH (a
 shell is not a web request). Output is read from the database, the record of
-truth, never from Redis. Exit codes (docs/cli.md): 0 done / the run
-succeeded, 3 the run waits for a person, 2 bad input or blocked by an
-inhibitor (nothing was saved), 1 anything else.
+truth, never from Redis. Exit codes: ``EXIT_CODES`` below (docs/cli.md).
 """
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,7 +30,16 @@ from upgrades.runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_ru
 
 log = logging.getLogger(__name__)
 
-SUCCEEDED, FAILED, BAD_INPUT, WAITING, INTERRUPTED = 0, 1, 2, 3, 130
+# One table of exit codes (docs/cli.md "Exit codes"): with --wait/--sync the code says
+# where the run stopped; without, 0 says the action was done.
+SUCCEEDED, ERROR, BAD_INPUT, WAITING = 0, 1, 2, 3
+RUN_FAILED, RUN_CANCELLED, RUN_INTERRUPTED, RUN_PAUSED = 4, 5, 6, 7
+READER_GONE, CTRL_C = 141, 130  # 141: as a program SIGPIPE ends (128 + 13)
+EXIT_FOR_STATUS = {
+    RunStatus.SUCCEEDED: SUCCEEDED, RunStatus.WAITING: WAITING, RunStatus.AWAITING_APPROVAL: WAITING,
+    RunStatus.FAILED: RUN_FAILED, RunStatus.CANCELLED: RUN_CANCELLED, RunStatus.INTERRUPTED: RUN_INTERRUPTED,
+    RunStatus.PAUSED: RUN_PAUSED,
+}
 POLL_SECONDS = 0.2
 PENDING_HINT_SECONDS = 10
 LINES_PER_QUERY = 2000
@@ -40,9 +48,49 @@ STOPPED = (RunStatus.WAITING, RunStatus.AWAITING_APPROVAL, RunStatus.PAUSED, Run
            RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED)
 TRUE, FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
 
-EXIT_CODES = ("exit codes: 0 done (with --wait/--sync: the run succeeded), 3 the run waits for a person, "
-              "2 bad input or a plan blocked by an inhibitor (nothing was saved), 1 anything else "
-              "(the run failed, was cancelled or interrupted; an action was refused).")
+EXIT_CODES = ("exit codes: 0 done (with --wait/--sync: the run succeeded), 1 refused or an error, 2 bad input "
+              "or a plan blocked by an inhibitor (nothing was saved), 3 the run waits for a person (a manual step "
+              "or an approval), 4 the run failed, 5 cancelled, 6 interrupted, 7 paused, 130 Ctrl-C, 141 stdout "
+              "was closed (e.g. | head).")
+PRINT_ONLY = ("list", "plan", "status")
+
+
+class PipeGuard:
+    """stdout whose reader may leave (``manage.py runbook status 7 | head -1``).
+
+    A write to a closed pipe raises BrokenPipeError, and Python prints a traceback
+    when it flushes at exit. Here the first broken write points stdout at
+    /dev/null instead (the recipe of the ``signal`` module's docs) and sets
+    ``gone``: nothing more is printed, and the command decides whether to stop
+    (printing, following) or to carry on (an action, a run executed with --sync,
+    which must not be left half done because nobody reads its output).
+    """
+
+    def __init__(self, out):
+        self.out, self.gone = out, False
+
+    def write(self, text):
+        if not self.gone:
+            self._guarded(self.out.write, text)
+
+    def flush(self):
+        if not self.gone:
+            self._guarded(self.out.flush)
+
+    def _guarded(self, call, *args):
+        try:
+            call(*args)
+        except BrokenPipeError:
+            self.gone = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.out.fileno())
+                os.close(devnull)
+            except (AttributeError, OSError, ValueError):  # not a real file (call_command's StringIO)
+                pass
+
+    def __getattr__(self, name):
+        return getattr(self.out, name)
 
 
 def bad_input(message):
@@ -65,7 +113,7 @@ class Command(BaseCommand):
                            help="a runbook parameter; repeat for several")
             return p
 
-        def run_action(name, help, *, comment=None, step=False, follow=False):
+        def run_action(name, help, *, comment=None, step=False):
             p = sub.add_parser(name, help=help, description=f"{help}. {EXIT_CODES}")
             p.add_argument("run", metavar="RUN", help="the run's number")
             p.add_argument("--user", required=True, metavar="NAME", help="who acts (for permissions and the audit)")
@@ -73,16 +121,17 @@ class Command(BaseCommand):
                 p.add_argument("--step", required=True, type=int, metavar="N", help="the step's number in the run")
             if comment:
                 p.add_argument("--comment", default="", metavar="TEXT", help=comment)
-            if follow:
-                add_follow(p)
+            add_follow(p)
             return p
 
         def add_follow(p):
             how = p.add_mutually_exclusive_group()
             how.add_argument("--wait", action="store_true",
-                             help="follow the run as the workers execute it, printing each step's output")
+                             help="then follow the run as the workers execute it, printing each step's output, "
+                                  "until it stops; the exit code says how")
             how.add_argument("--sync", action="store_true",
-                             help="execute the run in this process (no worker needed), printing its output")
+                             help="then execute the run in this process (no worker needed) if it is to go on and "
+                                  "no worker has it, else follow it; the exit code says how it stopped")
 
         planning("plan", "show the concrete steps and preflight results (exit 2 if an inhibitor blocks)")
         start = planning("start", "plan, then store and start the run")
@@ -94,10 +143,9 @@ class Command(BaseCommand):
         add_follow(start)
         status = sub.add_parser("status", help="a run's status, its steps, and what it waits for")
         status.add_argument("run", metavar="RUN")
-        run_action("confirm", "confirm the manual step the run waits on", comment="what was done", follow=True)
-        run_action("approve", "approve the step the run waits on (not the requester)", comment="why",
-                   follow=True)
-        run_action("reject", "reject the step the run waits on: the run ends", comment="why")
+        run_action("confirm", "confirm the manual step the run waits on", comment="what was done")
+        run_action("approve", "approve the step the run waits on, or its start (not the requester)", comment="why")
+        run_action("reject", "reject the step the run waits on, or its start: the run ends", comment="why")
         run_action("cancel", "cancel the run; a running command is stopped, then its clean-up (always) steps run",
                    comment="why")
         run_action("abandon", "give up a failed or interrupted run: its clean-up (always) steps run, then it ends "
@@ -105,7 +153,7 @@ class Command(BaseCommand):
         run_action("pause", "pause the run after its current step")
         for name, help in (("resume", "resume a paused, failed or interrupted run"),
                            ("retry", "run a failed, cancelled or interrupted step again")):
-            p = run_action(name, help, step=name == "retry", follow=True)
+            p = run_action(name, help, step=name == "retry")
             p.add_argument("--acknowledge-hold", action="store_true",
                            help="go on with a run an emergency action paused, having read why (status shows it)")
         run_action("skip", "skip a step, with a reason", step=True, comment="why (required)")
@@ -113,6 +161,8 @@ class Command(BaseCommand):
                    comment="why (required)")
 
     def handle(self, *args, action, **options):
+        # OutputWrapper keeps the stream it wraps in ``_out``: the guard goes between them.
+        self.stdout._out = self.pipe = PipeGuard(self.stdout._out)
         try:
             code = getattr(self, "do_" + action.replace("-", "_"))(**options)
             events.flush()  # live pages hear of what this process changed
@@ -123,10 +173,14 @@ class Command(BaseCommand):
         except services.Blocked as exc:
             raise bad_input(str(exc)) from None
         except (PermissionDenied, services.Refused, services.RunConflict) as exc:
-            raise CommandError(str(exc), returncode=FAILED) from None
+            raise CommandError(str(exc), returncode=ERROR) from None
         except KeyboardInterrupt:
             self.stderr.write("Interrupted.")
-            code = INTERRUPTED
+            code = CTRL_C
+        finally:
+            self.pipe.flush()  # a pipe closed early is found here, not in a traceback at exit
+        if self.pipe.gone and action in PRINT_ONLY:
+            code = READER_GONE
         if code:
             raise SystemExit(code)
 
@@ -297,7 +351,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Start this run{warned}? [y/N] ", ending="")
         self.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            raise CommandError("Not started.", returncode=FAILED)
+            raise CommandError("Not started.", returncode=ERROR)
 
     # Following and executing ---------------------------------------------------
 
@@ -308,6 +362,8 @@ class Command(BaseCommand):
         hinted = False
         try:
             while follower.poll() not in STOPPED:
+                if self.pipe.gone:  # nobody reads any more: stop following; the run goes on
+                    return READER_GONE
                 if follower.run_status == RunStatus.PENDING and not hinted and \
                         time.monotonic() - since > PENDING_HINT_SECONDS:
                     queue = "emergency" if run.emergency else "default"
@@ -317,7 +373,7 @@ class Command(BaseCommand):
                 time.sleep(POLL_SECONDS)
         except KeyboardInterrupt:
             self.stderr.write(f"Stopped following run #{run.pk}; it goes on (manage.py runbook status {run.pk}).")
-            return INTERRUPTED
+            return CTRL_C
         return self.outcome(run.pk)
 
     def execute_here(self, run, token, user, follower=None):
@@ -358,7 +414,7 @@ class Command(BaseCommand):
             printer.join()
         follower.poll()  # what the printer had not shown yet
         code = self.outcome(run.pk)
-        return INTERRUPTED if left else code
+        return CTRL_C if left else code
 
     def cancel_on_ctrl_c(self, run, user):
         try:
@@ -375,20 +431,22 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Run #{run.pk} succeeded."))
             return SUCCEEDED
         self.stdout.write(f"Run #{run.pk}: {run.get_status_display().lower()}. Next: {waits_for(run)}")
-        return WAITING if run.status in (RunStatus.WAITING, RunStatus.AWAITING_APPROVAL) else FAILED
+        return EXIT_FOR_STATUS.get(run.status, ERROR)
 
-    def proceed(self, run, user, act, done, wait, sync):
-        """A person's action that hands the run back to the workers; then follow it, or
-        execute it here (claimed in the same transaction, so no worker takes it first)."""
+    def proceed(self, run, user, act, wait, sync):
+        """A person's action (``act`` does it and returns what to print), then, with --wait,
+        follow the run until it stops, or with --sync execute it here when the action handed
+        it to the workers: claimed in the same transaction, so no worker takes it first.
+        A run no worker is to take (paused, ended, executed elsewhere) is followed.
+        Without either, 0 says the action was done."""
         follower = Follower(self, run.pk, history=False) if wait or sync else None
         if not sync:
-            act()
-            self.stdout.write(done)
+            self.stdout.write(act())
             return self.follow(run, follower) if wait else SUCCEEDED
         with transaction.atomic():
-            act()
+            done = act()
             token = services.claim_run(run.pk)
-        self.stdout.write(done + " Executing it here.")
+        self.stdout.write(done + (" Executing it here." if token else ""))
         return self.execute_here(run, token, user, follower)
 
     # Status and people's actions ----------------------------------------------
@@ -427,9 +485,11 @@ class Command(BaseCommand):
     def do_confirm(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.person_step(run)
-        return self.proceed(run, user, lambda: services.confirm_step(step=step, user=user, comment=comment),
-                            f"Step {step.order} ({step.title}) confirmed by {user.username}; run #{run.pk} goes on.",
-                            wait, sync)
+
+        def act():
+            services.confirm_step(step=step, user=user, comment=comment)
+            return f"Step {step.order} ({step.title}) confirmed by {user.username}; run #{run.pk} goes on."
+        return self.proceed(run, user, act, wait, sync)
 
     def start_request(self, run):
         """The run waits for approval to start (no step waits): approve_run / reject_run decide."""
@@ -439,76 +499,101 @@ class Command(BaseCommand):
     def do_approve(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         if self.start_request(run):
-            # Queued for the workers once the last approval is in (a --sync start is not executed here).
-            run = services.approve_run(run=run, user=user, comment=comment)
-            if run.status == RunStatus.AWAITING_APPROVAL:
-                self.stdout.write(f"Run #{run.pk}: approval by {user.username} recorded; it waits for "
-                                  f"{waits_for(run)}")
-                return WAITING
-            self.stdout.write(f"Run #{run.pk} approved by {user.username}; it starts.")
-            return self.follow(run) if wait else SUCCEEDED
+            def act():
+                approved = services.approve_run(run=run, user=user, comment=comment)
+                if approved.status == RunStatus.AWAITING_APPROVAL:
+                    return f"Run #{run.pk}: approval by {user.username} recorded; it waits for {waits_for(approved)}"
+                return f"Run #{run.pk} approved by {user.username}; it starts."
+            code = self.proceed(run, user, act, wait, sync)
+            # Without --wait/--sync an approval that is not the last one says the run still waits.
+            run.refresh_from_db()
+            return WAITING if code == SUCCEEDED and run.status == RunStatus.AWAITING_APPROVAL else code
         step = self.person_step(run)
-        return self.proceed(run, user, lambda: services.approve_step(step=step, user=user, comment=comment),
-                            f"Step {step.order} ({step.title}) approved by {user.username}; run #{run.pk} goes on.",
-                            wait, sync)
 
-    def do_reject(self, run, user, comment, **options):
+        def act():
+            services.approve_step(step=step, user=user, comment=comment)
+            return f"Step {step.order} ({step.title}) approved by {user.username}; run #{run.pk} goes on."
+        return self.proceed(run, user, act, wait, sync)
+
+    def do_reject(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
         if self.start_request(run):
-            services.reject_run(run=run, user=user, comment=comment)
-            self.stdout.write(f"Run #{run.pk} rejected by {user.username}; nothing runs.")
-            return SUCCEEDED
-        step = services.reject_step(step=self.person_step(run), user=user, comment=comment)
-        self.stdout.write(f"Step {step.order} ({step.title}) of run #{run.pk} rejected by {user.username}; "
-                          "the run has ended.")
-        return SUCCEEDED
+            def act():
+                services.reject_run(run=run, user=user, comment=comment)
+                return f"Run #{run.pk} rejected by {user.username}; nothing runs."
+        else:
+            step = self.person_step(run)
 
-    def do_cancel(self, run, user, comment, **options):
-        user, run = self.find_user(user), self.find_run(run)
-        run = services.cancel_run(run=run, user=user, reason=comment)
-        self.stdout.write((f"Run #{run.pk}: cancel requested; the worker stops its current command within a "
-                           "second, then runs its clean-up steps." if run.executor else
-                           f"Run #{run.pk}: cancel requested; a worker runs its clean-up steps, then it ends.")
-                          if run.cancel_requested else f"Run #{run.pk} cancelled.")
-        return SUCCEEDED
+            def act():
+                services.reject_step(step=step, user=user, comment=comment)
+                return (f"Step {step.order} ({step.title}) of run #{run.pk} rejected by {user.username}; "
+                        "the run has ended.")
+        return self.proceed(run, user, act, wait, sync)
 
-    def do_abandon(self, run, user, comment, **options):
+    def do_cancel(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
-        run = services.abandon_run(run=run, user=user, reason=comment)
-        self.stdout.write(f"Run #{run.pk} abandoned: a worker runs its clean-up steps, then it ends cancelled."
-                          if run.cancel_requested else f"Run #{run.pk} abandoned: cancelled.")
-        return SUCCEEDED
 
-    def do_pause(self, run, user, **options):
+        def act():
+            cancelled = services.cancel_run(run=run, user=user, reason=comment)
+            if not cancelled.cancel_requested:
+                return f"Run #{run.pk} cancelled."
+            return (f"Run #{run.pk}: cancel requested; the worker stops its current command within a second, "
+                    "then runs its clean-up steps." if cancelled.executor else
+                    f"Run #{run.pk}: cancel requested; a worker runs its clean-up steps, then it ends.")
+        return self.proceed(run, user, act, wait, sync)
+
+    def do_abandon(self, run, user, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
-        run = services.pause_run(run=run, user=user)
-        self.stdout.write(f"Run #{run.pk}: pauses after its current step." if run.pause_requested
-                          else f"Run #{run.pk} paused.")
-        return SUCCEEDED
+
+        def act():
+            abandoned = services.abandon_run(run=run, user=user, reason=comment)
+            return (f"Run #{run.pk} abandoned: a worker runs its clean-up steps, then it ends cancelled."
+                    if abandoned.cancel_requested else f"Run #{run.pk} abandoned: cancelled.")
+        return self.proceed(run, user, act, wait, sync)
+
+    def do_pause(self, run, user, wait, sync, **options):
+        user, run = self.find_user(user), self.find_run(run)
+
+        def act():
+            paused = services.pause_run(run=run, user=user)
+            return f"Run #{run.pk}: pauses after its current step." if paused.pause_requested \
+                else f"Run #{run.pk} paused."
+        return self.proceed(run, user, act, wait, sync)
 
     def do_resume(self, run, user, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
-        return self.proceed(run, user, lambda: services.resume_run(run=run, user=user, acknowledge=acknowledge_hold),
-                            f"Run #{run.pk} resumed by {user.username}.", wait, sync)
+
+        def act():
+            services.resume_run(run=run, user=user, acknowledge=acknowledge_hold)
+            return f"Run #{run.pk} resumed by {user.username}."
+        return self.proceed(run, user, act, wait, sync)
 
     def do_retry(self, run, user, step, wait, sync, acknowledge_hold=False, **options):
         user, run = self.find_user(user), self.find_run(run)
         step = self.find_step(run, step)
-        return self.proceed(run, user, lambda: services.retry_step(step=step, user=user, acknowledge=acknowledge_hold),
-                            f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}.",
-                            wait, sync)
 
-    def do_skip(self, run, user, step, comment, **options):
-        user, run = self.find_user(user), self.find_run(run)
-        step = services.skip_step(step=self.find_step(run, step), user=user, reason=comment)
-        self.stdout.write(f"Step {step.order} ({step.title}) of run #{run.pk} skipped: {step.note}")
-        return SUCCEEDED
+        def act():
+            services.retry_step(step=step, user=user, acknowledge=acknowledge_hold)
+            return f"Step {step.order} ({step.title}) of run #{run.pk} retried by {user.username}."
+        return self.proceed(run, user, act, wait, sync)
 
-    def do_mark_done(self, run, user, step, comment, **options):
+    def do_skip(self, run, user, step, comment, wait, sync, **options):
         user, run = self.find_user(user), self.find_run(run)
-        step = services.mark_step_done(step=self.find_step(run, step), user=user, reason=comment)
-        self.stdout.write(f"Step {step.order} ({step.title}) of run #{run.pk} {step.note}")
-        return SUCCEEDED
+        step = self.find_step(run, step)
+
+        def act():
+            skipped = services.skip_step(step=step, user=user, reason=comment)
+            return f"Step {skipped.order} ({skipped.title}) of run #{run.pk} skipped: {skipped.note}"
+        return self.proceed(run, user, act, wait, sync)
+
+    def do_mark_done(self, run, user, step, comment, wait, sync, **options):
+        user, run = self.find_user(user), self.find_run(run)
+        step = self.find_step(run, step)
+
+        def act():
+            marked = services.mark_step_done(step=step, user=user, reason=comment)
+            return f"Step {marked.order} ({marked.title}) of run #{run.pk} {marked.note}"
+        return self.proceed(run, user, act, wait, sync)
 
 
 class Follower:

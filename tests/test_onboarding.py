@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from tests.conftest import LAB_SPEED
@@ -289,6 +290,10 @@ def test_a_removed_cluster_leaves_its_runs_and_audit_readable(global_admin, djan
     # Its name is free for the cluster that replaces it; the poller polls only clusters in service.
     assert not Cluster.objects.filter(name="Old").exists()
     assert list(Cluster.objects.in_service()) == []
+    # Nothing can be planned or started on it, by the pages, the CLI or the API alike.
+    with pytest.raises(ValidationError, match="was removed from the portal"):
+        services.start_run(cluster=cluster, slug="diagnostic", params={}, user=global_admin.user)
+    assert cluster.runs.count() == 1
 
 
 def test_a_cluster_admin_edits_but_neither_adds_nor_removes(client, django_user_model):

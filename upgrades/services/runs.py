@@ -61,6 +61,8 @@ def plan_run(*, cluster, slug, params, state=None, policy=True):
     button that only shows the interlocks). Raises ValidationError with the
     form's messages.
     """
+    if cluster.removed_at is not None:
+        raise ValidationError(f"Cluster {cluster.name} was removed from the portal: nothing runs on it.")
     runbook = get_runbook(slug)
     form = planning.param_form(runbook, cluster, data=params)
     if not form.is_valid():

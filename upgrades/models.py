@@ -468,3 +468,7 @@ class EngineBackup(models.Model):
 
     def __str__(self):
         return self.file_name
+
+
+# The API's tokens live with the API (upgrades/api/tokens.py); imported here so Django finds the model.
+from .api.tokens import ApiToken  # noqa: E402,F401

@@ -1,10 +1,12 @@
 """What the API answers and accepts. Output serializers only shape rows the
 services and models give; input ones check types and lengths (the services
 check everything else, as for the pages)."""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..forms import TEXT_LIMIT
-from ..models import RunStatus, StepStatus
+from ..models import RUN_ADVANCING, RunStatus, StepStatus
 
 
 class HostSerializer(serializers.Serializer):
@@ -168,7 +170,12 @@ class RunSerializer(serializers.Serializer):
     hold_reason = serializers.CharField()
     approvals_required = serializers.IntegerField()
     approval_expires_at = serializers.DateTimeField(allow_null=True)
-    queued = serializers.BooleanField(help_text="False while it should be queued and the queue is unreachable.")
+    queued = serializers.SerializerMethodField(help_text="False while it should be queued and the queue is "
+                                                         "unreachable (it is queued once the queue answers).")
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_queued(self, run):
+        return not (run.status in RUN_ADVANCING and run.queued_at is None)
 
 
 class RunDetailSerializer(RunSerializer):

@@ -12,13 +12,14 @@ from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers as drf, status
+from rest_framework import exceptions as drf_errors
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
 from .. import charts, downloads, ha, services
 from ..consumers import parse_cursors
-from ..models import (RUN_ADVANCING, RUN_TERMINAL, STEP_DONE, AuditEvent, Cluster, Host, RunStep, StepOutput,
+from ..models import (RUN_TERMINAL, STEP_DONE, AuditEvent, Cluster, Host, RunStep, StepOutput,
                       UpgradeRun)
 from ..permissions import APPROVE, AUDIT, REFUSAL, VIEW, can, can_anywhere, clusters_where
 from ..runbooks import UnknownRunbook, all_runbooks, get_runbook
@@ -184,7 +185,8 @@ def checked_params(runbook, params):
     """The request's parameters, refusing names the runbook does not have (each named)."""
     unknown = sorted(set(params) - {p.name for p in runbook.params})
     if unknown:
-        raise ValidationError({"params": {name: ["This runbook has no such parameter."] for name in unknown}})
+        raise drf_errors.ValidationError({"params": {name: ["This runbook has no such parameter."]
+                                                     for name in unknown}})
     return params
 
 
@@ -227,8 +229,7 @@ class PlanView(APIView):
 # Runs ---------------------------------------------------------------------------------
 
 def run_body(run):
-    return {**s.RunSerializer(run).data,
-            "queued": not (run.status in RUN_ADVANCING and run.queued_at is None)}
+    return s.RunSerializer(run).data
 
 
 def run_detail_body(request, run):
@@ -275,7 +276,9 @@ class RunList(APIView):
         data = s.StartInput(data=request.data)
         data.is_valid(raise_exception=True)
         data = data.validated_data
-        cluster = found(Cluster.objects.all(), data["cluster"], "cluster")
+        cluster = Cluster.objects.filter(pk=data["cluster"]).first()
+        if cluster is None:
+            raise ValidationError({"cluster": [f"There is no cluster #{data['cluster']}."]})
         allow(request, VIEW, cluster)
         try:
             runbook = get_runbook(data["runbook"])
@@ -362,6 +365,17 @@ def action_input(request):
     return data.validated_data
 
 
+def act(service, fields, **kwargs):
+    """Call the action's service; its "say why" (a ValidationError of no field) names the one
+    text field the action takes."""
+    try:
+        return service(**kwargs)
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict") and len(fields) == 1:
+            raise ValidationError({fields[0]: exc.messages}) from None
+        raise
+
+
 class RunAction(APIView):
     action = None  # set per route: a key of upgrades.views.RUN_ACTIONS
 
@@ -371,7 +385,7 @@ class RunAction(APIView):
         service, fields, _ = RUN_ACTIONS[self.action]
         typed = action_input(request)
         extra = {"acknowledge": typed["acknowledge"]} if self.action == "resume" else {}
-        service(run=run, user=request.user, **{name: typed[name] for name in fields}, **extra)
+        act(service, fields, run=run, user=request.user, **{name: typed[name] for name in fields}, **extra)
         return Response(run_detail_body(request, run_for(request, run_id)))
 
 
@@ -385,7 +399,7 @@ class StepAction(APIView):
         service, fields, _ = STEP_ACTIONS[self.action]
         typed = action_input(request)
         extra = {"acknowledge": typed["acknowledge"]} if self.action == "retry" else {}
-        service(step=step, user=request.user, **{name: typed[name] for name in fields}, **extra)
+        act(service, fields, step=step, user=request.user, **{name: typed[name] for name in fields}, **extra)
         return Response(run_detail_body(request, run_for(request, run_id)))
 
 

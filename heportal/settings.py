@@ -254,6 +254,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Clusters, runbooks, plans, runs, approvals and the audit history (docs/api.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "upgrades.models.RunStatus",

@@ -5,7 +5,6 @@ Real Redis (the failure counts), the real database; runs stay queued (no worker)
 import json
 
 import pytest
-from django.contrib.auth.models import Group
 from django.test import Client
 from django.utils import timezone
 
@@ -13,7 +12,7 @@ import tests.runbooks  # noqa: F401  (registers the test runbooks)
 from tests.factories import grant, make_polled_cluster
 from upgrades import services
 from upgrades.api import auth, views as api_views
-from upgrades.api.tokens import ApiToken, create_token, digest
+from upgrades.api.tokens import ApiToken, create_token, digest, revoke_token
 from upgrades.models import ApprovalPolicy, AuditEvent, RunStatus, StepOutput, UpgradeRun
 from upgrades.output import insert_rows
 
@@ -141,8 +140,7 @@ def test_a_call_without_a_usable_token_is_a_401(cluster, make_user, case):
     if case == "expired":
         ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now())
     if case == "revoked":
-        services_revoke = __import__("upgrades.api.tokens", fromlist=["revoke_token"]).revoke_token
-        services_revoke(token=token, user=user)
+        revoke_token(token=token, user=user)
     if case == "inactive user":
         user.is_active = False
         user.save()
@@ -249,9 +247,7 @@ def test_a_start_approved_with_a_second_token_and_the_four_eyes_rule(cluster, ma
     assert anna.get("approvals/").json() == []
     again = anna.post(f"runs/{run['id']}/approve-run/", {"comment": "twice"})
     assert again.status_code == 409 and "not waiting for an approval" in again.json()["detail"]
-    event = AuditEvent.objects.filter(action="run.approve").first() or AuditEvent.objects.filter(
-        actor=approver).exclude(action__startswith="api_token").first()
-    assert event.actor == approver
+    assert AuditEvent.objects.filter(actor=approver, run_ref=run["id"]).exists()
 
 
 def test_a_rejection_with_a_comment_ends_the_run(cluster, make_user):
@@ -268,8 +264,10 @@ def test_run_actions_go_through_the_services(cluster, make_user):
     operator, viewer = make_user("operator", "olga"), make_user("viewer", "vera")
     run = services.start_run(cluster=cluster, slug="test-steps", params=STEPS, user=operator, acknowledge=True)
     olga, vera = api_as(operator), api_as(viewer)
-    assert vera.post(f"runs/{run.pk}/cancel/", {"reason": "no"}).json() == {"detail": "Only operators can cancel runs."} \
-        or vera.post(f"runs/{run.pk}/cancel/").status_code == 403
+    refused = vera.post(f"runs/{run.pk}/cancel/", {"reason": "no"})
+    assert refused.status_code == 403 and refused.json()["detail"].startswith("Only operators can")
+    run.refresh_from_db()
+    assert not run.cancel_requested and run.status == RunStatus.PENDING
     paused = olga.post(f"runs/{run.pk}/pause/")
     assert paused.status_code == 200 and paused.json()["status"] == "paused"
     step = run.steps.order_by("order").first()
@@ -352,4 +350,3 @@ def test_a_user_in_no_group_gets_403_not_data(make_user, cluster):
     api = api_as(make_user(None, "nobody"))
     assert api.get("clusters/").status_code == 403
     assert api.get("me/").json()["global_roles"] == []
-    assert Group.objects.filter(name="viewer").exists() or True

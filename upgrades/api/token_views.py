@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from ..permissions import is_global_admin
 from . import serializers as s
+from .views import FIELD_ERRORS
 from .tokens import ApiToken, create_token, revoke_token
 
 
@@ -87,7 +88,7 @@ class TokenList(APIView):
 
     @extend_schema(request=s.TokenInput, responses={201: inline_serializer("NewToken", {
         "token": drf.CharField(help_text="Shown this once: only a hash is kept."),
-        "details": TokenSerializer()}), 400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer})
+        "details": TokenSerializer()}), 400: FIELD_ERRORS, 401: s.ErrorSerializer, 403: s.ErrorSerializer})
     def post(self, request):
         """Make a token for yourself."""
         if not request.user.is_authenticated:

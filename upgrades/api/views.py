@@ -32,7 +32,11 @@ from . import serializers as s
 
 OUTPUT_LIMIT = 1000  # lines per answer; ``more`` says to ask again at once
 PAGE_SIZE = 100
-ERRORS = {400: s.ErrorSerializer, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
+FIELD_ERRORS = OpenApiResponse(OpenApiTypes.OBJECT, description=(
+    "Bad input, nothing changed: each field's problems, {field: [message, ...]} (a runbook's parameters "
+    "under params: {params: {name: [...]}}), problems of no one field under non_field_errors; a body "
+    "that is not JSON: {detail: ...}."))
+ERRORS = {400: FIELD_ERRORS, 401: s.ErrorSerializer, 403: s.ErrorSerializer, 404: s.ErrorSerializer}
 ACTION_ERRORS = {**ERRORS, 409: s.ErrorSerializer}
 
 

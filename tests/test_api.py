@@ -350,3 +350,49 @@ def test_a_user_in_no_group_gets_403_not_data(make_user, cluster):
     api = api_as(make_user(None, "nobody"))
     assert api.get("clusters/").status_code == 403
     assert api.get("me/").json()["global_roles"] == []
+
+
+# The run's websocket with a token ----------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_the_run_websocket_takes_a_token_with_the_pages_cursors(make_user, settings):
+    import asyncio
+
+    from channels.testing import WebsocketCommunicator
+
+    from heportal.asgi import application
+    from tests.test_live_output import open_or_closed
+
+    settings.API_AUTH_FAILURE_LIMIT = 2
+    cluster = make_polled_cluster(HOSTS)
+    operator = make_user("operator", "olga")
+    outsider = make_user(None, "otto")
+    grant(outsider, make_polled_cluster(("x1",), name="Other"), "admin")
+    run = services.start_run(cluster=cluster, slug="test-steps", params=STEPS, user=operator, acknowledge=True)
+    one = run.steps.order_by("order").first()
+    insert_rows([(one.pk, n, "stdout", f"line {n}") for n in range(1, 6)])
+    good, other = create_token(user=operator, name="ws")[1], create_token(user=outsider, name="ws")[1]
+    revoked_row, revoked = create_token(user=operator, name="old")
+    revoke_token(token=revoked_row, user=operator)
+
+    async def connect(token, address="10.1.1.1", after=""):
+        # No Origin header, as a script sends none: the token is the credential.
+        communicator = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/?after={after}",
+                                             headers=[(b"authorization", f"Bearer {token}".encode())])
+        communicator.scope["client"] = (address, 5555)
+        is_open, first = await open_or_closed(communicator)
+        events = [first] if is_open else []
+        while is_open and events[-1]["type"] != "run.status":  # the backlog ends with the run's status
+            events.append(await communicator.receive_json_from(timeout=10))
+        await communicator.disconnect()
+        return (is_open, first if not is_open else events)
+
+    is_open, events = asyncio.run(connect(good, after=f"{one.pk}:2"))
+    assert is_open
+    lines = [line for e in events if e["type"] == "output.lines" for line in e["lines"]]
+    assert [seq for seq, _, _ in lines] == [3, 4, 5]  # after the cursor, each once
+    assert asyncio.run(connect(other)) == (False, 4403)  # a role elsewhere only
+    assert asyncio.run(connect(revoked)) == (False, 4401)
+    assert asyncio.run(connect("hep_wrong")) == (False, 4401)
+    assert asyncio.run(connect(good)) == (False, 4429)  # two failures from 10.1.1.1: limited
+    assert asyncio.run(connect(good, address="10.1.1.2"))[0] is True

@@ -86,6 +86,9 @@ def test_a_minor_he_upgrade_through_the_api_only(rq_worker, ha_poller, fresh_lab
     state = lab.state()
     assert {h["packages"]["vdsm"] for h in state["hosts"].values()} == {"4.50.3.4-1"}
     assert state["global_maintenance"] is False
-    history = {e["action"] for e in Api(token_from_the_page(make_user("auditor", "aud"))).get(
-        "audit/", run=run["id"])["results"]}
-    assert {"run.start", "approval.request", "run.approve"} <= history
+    auditor, history, page = Api(token_from_the_page(make_user("auditor", "aud"))), set(), 1
+    while page:
+        answer = auditor.get("audit/", run=run["id"], page=page)
+        history |= {e["action"] for e in answer["results"]}
+        page = answer["next_page"]
+    assert {"run.start", "approval.request", "run.approve", "run.succeeded"} <= history

@@ -18,16 +18,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
 from .. import charts, downloads, ha, services
+from ..cards import full_score
 from ..consumers import parse_cursors
-from ..models import (RUN_TERMINAL, STEP_DONE, AuditEvent, Cluster, Host, RunStep, StepOutput,
-                      UpgradeRun)
+from ..models import RUN_TERMINAL, STEP_DONE, Cluster, Host, StepOutput, UpgradeRun
 from ..permissions import APPROVE, AUDIT, REFUSAL, VIEW, can, can_anywhere, clusters_where
 from ..runbooks import UnknownRunbook, all_runbooks, get_runbook
 from ..services import approvals
 from ..services.runs import _jsonable as jsonable  # the params as a run stores them
 from ..views import RUN_ACTIONS, STEP_ACTIONS, run_actions
-from ..views_records import AuditFilter, HistoryFilter
-from ..cards import full_score
+from ..views_records import HistoryFilter, audited_events
 from . import serializers as s
 
 OUTPUT_LIMIT = 1000  # lines per answer; ``more`` says to ask again at once
@@ -433,8 +432,6 @@ class AuditList(APIView):
                    responses={200: page_schema("AuditPage", s.AuditEventSerializer), **ERRORS})
     def get(self, request):
         """The audit history you may read, newest first, with the audit page's filters."""
-        from ..views_records import audited_events
-
         allow(request, AUDIT)
         form, events = audited_events(request._request)
         if not form.is_valid():

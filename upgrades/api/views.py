@@ -23,10 +23,9 @@ from ..consumers import parse_cursors
 from ..models import RUN_TERMINAL, STEP_DONE, Cluster, Host, StepOutput, UpgradeRun
 from ..permissions import APPROVE, AUDIT, REFUSAL, VIEW, can, can_anywhere, clusters_where
 from ..runbooks import UnknownRunbook, all_runbooks, get_runbook
-from ..services import approvals
 from ..services.runs import _jsonable as jsonable  # the params as a run stores them
 from ..views import RUN_ACTIONS, STEP_ACTIONS, run_actions
-from ..views_records import HistoryFilter, audited_events
+from ..views_records import audited_events, history_runs, pending_requests
 from . import serializers as s
 
 OUTPUT_LIMIT = 1000  # lines per answer; ``more`` says to ask again at once
@@ -255,22 +254,10 @@ class RunList(APIView):
     def get(self, request):
         """The runs you may see, newest first, with the history page's filters."""
         allow(request, VIEW)
-        visible = clusters_where(request.user, VIEW)
-        form = HistoryFilter(request.query_params, visible)
+        form, runs = history_runs(request.user, request.query_params)
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
-        runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")
-        data = form.cleaned_data
-        for field, lookup in (("cluster", "cluster"), ("runbook", "runbook__slug"), ("status", "status"),
-                              ("person", "requested_by__username")):
-            if data[field]:
-                runs = runs.filter(**{lookup: data[field]})
-        since, until = form.day_bounds()
-        if since:
-            runs = runs.filter(created_at__gte=since)
-        if until:
-            runs = runs.filter(created_at__lte=until)
-        rows, next_page = paginate(request, runs.order_by("-created_at", "-id"))
+        rows, next_page = paginate(request, runs)
         return Response({"results": [run_body(run) for run in rows], "next_page": next_page})
 
     @extend_schema(request=s.StartInput, responses={201: s.RunDetailSerializer, **ACTION_ERRORS})
@@ -414,12 +401,9 @@ class ApprovalList(APIView):
         """What waits for your decision (expired requests closed first). Decide with the run's
         approve-run / reject-run, or the step's approve / reject."""
         allow(request, APPROVE)
-        services.expire_approvals()
-        return Response([{"run": run_body(run), "step": step.pk if step else None,
-                          "needed": approvals.required(run, step),
-                          "given": run.approvals.filter(step=step, decision="approved").count(),
-                          "expires_at": approvals.request_expires_at(run, step)}
-                         for run, step in approvals.pending_runs(request.user)])
+        return Response([{**pending, "run": run_body(pending["run"]),
+                          "step": pending["step"].pk if pending["step"] else None}
+                         for pending in pending_requests(request.user)])
 
 
 AUDIT_FILTERS = [OpenApiParameter(name, str, description=what) for name, what in (

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from ..forms import TEXT_LIMIT
 from ..models import RUN_ADVANCING, RunStatus, StepStatus
+from .tokens import MAX_DAYS, NAME_MAX
 
 
 class HostSerializer(serializers.Serializer):
@@ -257,6 +258,7 @@ class ActionInput(serializers.Serializer):
 
 
 class TokenInput(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    expires_in_days = serializers.IntegerField(min_value=1, max_value=366, required=False, allow_null=True,
-                                               default=None)
+    """Types only: the name and the days are checked by ``tokens.create_token``, for the page too."""
+    name = serializers.CharField(allow_blank=True, help_text=f"What it is for (at most {NAME_MAX} characters).")
+    expires_in_days = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                               help_text=f"1 to {MAX_DAYS}; null: it never expires.")

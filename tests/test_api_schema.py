@@ -100,16 +100,23 @@ def test_every_answer_matches_the_served_description(make_user):
     olga("post", f"runs/{run.pk}/abandon/", {"reason": "x"})  # 409: cancelled already
     aud("get", "audit/", action="run.")
     aud("get", "audit/", since="never")
+    aud("get", "audit/export.csv", action="run.")
+    aud("get", "audit/export.json", run=run.pk)
+    olga("get", "audit/export.json")  # 403: an operator only
     made = olga("post", "tokens/", {"name": "more"})
     olga("get", "tokens/")
     olga("post", f"tokens/{made.json()['details']['id']}/revoke/")
     olga("post", "tokens/", {"name": ""})
 
-    problems, logged = [], b""
+    problems, logged, exported = [], b"", {}
     for response in olga.calls + ada.calls + aud.calls:
         request = response.wsgi_request
         if getattr(response, "streaming", False):  # the log: validate what it streamed
-            body = logged = b"".join(response)
+            body = b"".join(response)
+            if request.path.endswith("/log/"):
+                logged = body
+            else:
+                exported[request.path.rsplit(".", 1)[1]] = body
             response = HttpResponse(body, status=response.status_code, content_type=response["Content-Type"])
         if request.path.endswith("/schema/"):
             continue
@@ -121,6 +128,8 @@ def test_every_answer_matches_the_served_description(make_user):
     statuses = {r.status_code for r in olga.calls + ada.calls + aud.calls}
     assert {200, 201, 400, 403, 404, 409} <= statuses
     assert "line 3" in logged.decode()
+    assert exported["csv"].decode().splitlines()[0].startswith("seq,created_at,actor,action")
+    assert {row["action"] for row in json.loads(exported["json"])} >= {"run.start", "run.pause", "run.cancel"}
 
     # Every API route is described, and the scenario called each.
     described = {path.removeprefix("/api/v1/") for path in spec["paths"]}

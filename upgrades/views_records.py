@@ -194,7 +194,11 @@ def spreadsheet_safe(value):
 @require_GET
 @needs(AUDIT)
 def audit_export_csv(request):
-    _, events = audited_events(request)
+    return csv_export(audited_events(request)[1])
+
+
+def csv_export(events):
+    """The events as a CSV download, streamed (the page's export and the API's)."""
     writer = csv.writer(Line())
 
     def lines():
@@ -210,7 +214,11 @@ def audit_export_csv(request):
 @require_GET
 @needs(AUDIT)
 def audit_export_json(request):
-    _, events = audited_events(request)
+    return json_export(audited_events(request)[1])
+
+
+def json_export(events):
+    """The events as a JSON download, streamed (the page's export and the API's)."""
 
     def chunks():
         yield "["

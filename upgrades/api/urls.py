@@ -26,6 +26,8 @@ urlpatterns = [
     path("runs/<id:run_id>/steps/<id:step_id>/output/", views.StepOutputView.as_view(), name="api-step-output"),
     path("approvals/", views.ApprovalList.as_view(), name="api-approvals"),
     path("audit/", views.AuditList.as_view(), name="api-audit"),
+    path("audit/export.csv", views.AuditExport.as_view(export="csv"), name="api-audit-export-csv"),
+    path("audit/export.json", views.AuditExport.as_view(export="json"), name="api-audit-export-json"),
 ]
 # One route per action, as the pages have (upgrades/urls.py): the same table of services.
 urlpatterns += [path(f"runs/<id:run_id>/{action}/", views.RunAction.as_view(action=action),

@@ -25,7 +25,7 @@ from ..permissions import APPROVE, AUDIT, REFUSAL, VIEW, can, can_anywhere, clus
 from ..runbooks import UnknownRunbook, all_runbooks, get_runbook
 from ..services.runs import _jsonable as jsonable  # the params as a run stores them
 from ..views import RUN_ACTIONS, STEP_ACTIONS, run_actions
-from ..views_records import audited_events, history_runs, pending_requests
+from ..views_records import audited_events, csv_export, history_runs, json_export, pending_requests
 from . import serializers as s
 
 OUTPUT_LIMIT = 1000  # lines per answer; ``more`` says to ask again at once
@@ -422,6 +422,27 @@ class AuditList(APIView):
             raise ValidationError(form.errors.as_data())
         rows, next_page = paginate(request, events.order_by("-created_at", "-id"))
         return Response({"results": s.AuditEventSerializer(rows, many=True).data, "next_page": next_page})
+
+
+EXPORT_ROWS = inline_serializer("AuditExportRow", {
+    "seq": drf.IntegerField(allow_null=True), "created_at": drf.CharField(), "actor": drf.CharField(),
+    "action": drf.CharField(), "target_type": drf.CharField(), "target_id": drf.CharField(),
+    "target": drf.CharField(), "cluster": drf.IntegerField(allow_null=True), "run": drf.IntegerField(allow_null=True),
+    "details": drf.DictField(), "prev_hash": drf.CharField(), "hash": drf.CharField()}, many=True)
+
+
+class AuditExport(APIView):
+    """The audit history you may read, with the audit page's filters, as its export files."""
+    export = None  # "csv" or "json", set per route
+
+    @extend_schema(parameters=AUDIT_FILTERS[:-1], responses={
+        (200, "text/csv"): OpenApiTypes.BINARY, (200, "application/json"): EXPORT_ROWS, **ERRORS})
+    def get(self, request):
+        allow(request, AUDIT)
+        form, events = audited_events(request._request)
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_data())
+        return csv_export(events) if self.export == "csv" else json_export(events)
 
 
 class Me(APIView):

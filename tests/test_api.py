@@ -346,6 +346,16 @@ def test_clusters_hosts_ha_and_scores_read(cluster, make_user):
     assert api.get("runbooks/nope/").status_code == 404
 
 
+def test_no_secret_reaches_an_answer(cluster, make_user):
+    cluster.set_engine_password("s3cret-engine-pw")
+    cluster.credentials_ref = "file:/etc/heportal/engine-pw"
+    cluster.save()
+    api = api_as(make_user("admin"))
+    answers = api.get(f"clusters/{cluster.pk}/").content + api.get("clusters/").content
+    for secret in (b"s3cret-engine-pw", cluster.engine_password_encrypted.encode(), b"/etc/heportal/engine-pw"):
+        assert secret not in answers
+
+
 def test_a_user_in_no_group_gets_403_not_data(make_user, cluster):
     api = api_as(make_user(None, "nobody"))
     assert api.get("clusters/").status_code == 403

@@ -253,8 +253,8 @@ class ActionInput(serializers.Serializer):
     """What a person may write with an action; each action reads the fields it takes."""
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=TEXT_LIMIT)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=TEXT_LIMIT)
-    acknowledge = serializers.BooleanField(required=False, default=False,
-                                           help_text="resume, retry: go on although an emergency action paused the run.")
+    acknowledge = serializers.BooleanField(
+        required=False, default=False, help_text="resume, retry: go on although an emergency action paused the run.")
 
 
 class TokenInput(serializers.Serializer):

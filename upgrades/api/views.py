@@ -7,7 +7,6 @@ services decide and audit; their refusals become 4xx answers here
 PermissionDenied 403, a refused action or a conflict 409.
 """
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Max
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -21,6 +20,7 @@ from .. import charts, downloads, ha, services
 from ..cards import full_score
 from ..consumers import parse_cursors
 from ..models import RUN_TERMINAL, STEP_DONE, Cluster, Host, StepOutput, UpgradeRun
+from ..output import last_seq
 from ..permissions import APPROVE, AUDIT, REFUSAL, VIEW, can, can_anywhere, clusters_where
 from ..runbooks import UnknownRunbook, all_runbooks, get_runbook
 from ..services.runs import _jsonable as jsonable  # the params as a run stores them
@@ -192,7 +192,8 @@ def checked_params(runbook, params):
     return params
 
 
-def raise_params(exc):
+def params_refused(exc):
+    """The plan's refusal as a 400: its form's field errors under ``params``."""
     body = validation_body(exc)
     fields = {k: v for k, v in body.items() if k != "non_field_errors"}
     out = {}
@@ -224,7 +225,7 @@ class PlanView(APIView):
         try:
             plan = services.plan_run(cluster=cluster, slug=runbook.slug, params=params)
         except ValidationError as exc:
-            return raise_params(exc)
+            return params_refused(exc)
         return Response(plan_body(plan))
 
 
@@ -236,9 +237,8 @@ def run_body(run):
 
 def run_detail_body(request, run):
     steps = list(run.steps.select_related("host").order_by("order"))
-    last = dict(StepOutput.objects.filter(step__run=run).values_list("step_id").annotate(Max("seq")))
     for step in steps:
-        step.last_seq = last.get(step.pk, 0)
+        step.last_seq = last_seq(step.pk)  # one index lookup each: a step may have a million lines
     current = next((st for st in steps if st.status not in STEP_DONE), None)
     return {**run_body(run), "steps": s.StepSerializer(steps, many=True).data,
             "actions": sorted(run_actions(request.user, run, current)), "preflight": run.preflight or {}}
@@ -250,7 +250,8 @@ RUN_FILTERS = [OpenApiParameter(name, str, description=what) for name, what in (
 
 
 class RunList(APIView):
-    @extend_schema(operation_id="runs_list", parameters=RUN_FILTERS, responses={200: page_schema("RunPage", s.RunSerializer), **ERRORS})
+    @extend_schema(operation_id="runs_list", parameters=RUN_FILTERS,
+                   responses={200: page_schema("RunPage", s.RunSerializer), **ERRORS})
     def get(self, request):
         """The runs you may see, newest first, with the history page's filters."""
         allow(request, VIEW)
@@ -279,7 +280,7 @@ class RunList(APIView):
             run = services.start_run(cluster=cluster, slug=runbook.slug, params=params, user=request.user,
                                      acknowledge=data["acknowledge"], reason=data["reason"])
         except ValidationError as exc:
-            return raise_params(exc)
+            return params_refused(exc)
         run = run_for(request, run.pk)
         return Response(run_detail_body(request, run), status=status.HTTP_201_CREATED)
 

@@ -406,3 +406,18 @@ def test_the_run_websocket_takes_a_token_with_the_pages_cursors(make_user, setti
     assert asyncio.run(connect("hep_wrong")) == (False, 4401)
     assert asyncio.run(connect(good)) == (False, 4429)  # two failures from 10.1.1.1: limited
     assert asyncio.run(connect(good, address="10.1.1.2"))[0] is True
+
+
+def test_behind_the_proxy_the_limit_counts_the_address_the_proxy_saw(settings, make_user):
+    settings.API_AUTH_FAILURE_LIMIT = 1
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    raw = create_token(user=make_user("viewer"), name="good")[1]
+
+    def call(token, forwarded):
+        return Client(REMOTE_ADDR="127.0.0.1").get("/api/v1/me/", HTTP_AUTHORIZATION=f"Bearer {token}",
+                                                   HTTP_X_FORWARDED_FOR=forwarded)
+
+    # The client wrote the first entry itself; the proxy appended the address it saw.
+    assert call("hep_guess", "1.2.3.4, 203.0.113.9").status_code == 401
+    assert call(raw, "9.9.9.9, 203.0.113.9").status_code == 429  # a forged first entry changes nothing
+    assert call(raw, "1.2.3.4, 203.0.113.10").status_code == 200  # another client behind the proxy

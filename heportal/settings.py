@@ -148,6 +148,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_rq",
+    "rest_framework",
+    "drf_spectacular",
     "upgrades",
 ]
 
@@ -243,6 +245,34 @@ RQ_QUEUES = {
 }
 # A worker that keeps its job running while Redis restarts (upgrades/worker.py).
 RQ = {"WORKER_CLASS": "upgrades.worker.Worker"}
+
+# The REST API (upgrades/api, docs/api.md): a personal token (Bearer) first, so that an
+# unauthenticated call gets a 401 saying so; else the browser's session, CSRF enforced.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["upgrades.api.auth.BearerTokenAuthentication",
+                                       "rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "upgrades.api.views.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HE Portal API",
+    "DESCRIPTION": "Clusters, runbooks, plans, runs, approvals and the audit history (docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "upgrades.models.RunStatus",
+                            "StepStatusEnum": "upgrades.models.StepStatus"},
+}
+# Failed token authentications one client address may make per window before every token
+# call from it is refused (429) until the window ends.
+API_AUTH_FAILURE_LIMIT = env_int("API_AUTH_FAILURE_LIMIT", 20)
+API_AUTH_FAILURE_WINDOW = env_int("API_AUTH_FAILURE_WINDOW", 300)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

@@ -11,6 +11,8 @@ urlpatterns = [
     # Before the admin's own admin/r/ route, which it replaces (see view_on_site).
     path("admin/r/<path:content_type_id>/<path:object_id>/", admin.site.admin_view(view_on_site)),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("upgrades.api.urls")),
+    path("tokens/", include("upgrades.api.page_urls")),
     path("", include("upgrades.urls")),
 ]
 

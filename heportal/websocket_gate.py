@@ -16,11 +16,14 @@ a foreign origin, and the consumers' own 4401, 4403 and 4404.
 import logging
 from urllib.parse import urlsplit
 
+from asgiref.sync import sync_to_async
+
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
 
 FOREIGN_ORIGIN = 4403
+BAD_TOKEN, TOO_MANY_FAILURES = 4401, 4429
 DEFAULT_PORTS = {"http": 80, "https": 443}
 log = logging.getLogger(__name__)
 
@@ -72,8 +75,40 @@ def origin_allowed(scope):
     return False
 
 
+def bearer_token(scope):
+    """The token of an ``Authorization: Bearer`` header, "" for a malformed one, None without."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            parts = value.decode("latin-1").split()
+            if parts and parts[0].lower() == "bearer":
+                return parts[1] if len(parts) == 2 else ""
+    return None
+
+
+def token_user(raw, scope):
+    """(user or None, close code): the API's token check and its failure limit (upgrades/api/auth.py)."""
+    from upgrades.api import auth, tokens
+
+    from upgrades.client_address import for_scope
+
+    address = for_scope(scope) or "unknown"
+    if auth.failures(address) >= settings.API_AUTH_FAILURE_LIMIT:
+        return None, TOO_MANY_FAILURES
+    user = tokens.user_of(raw) if raw else None
+    if user is None:
+        auth.count_failure(address)
+        return None, BAD_TOKEN
+    return user, None
+
+
 class WebsocketGate:
-    """ASGI middleware, outermost on the websocket route (heportal/asgi.py)."""
+    """ASGI middleware, outermost on the websocket route (heportal/asgi.py).
+
+    A script may authenticate with an API token (``Authorization: Bearer``, which a
+    browser cannot send on a websocket): no cookie is involved, so the Origin check
+    does not apply; the session cookie is dropped and the consumers act as the
+    token's user (``scope["token_user"]``), with the same checks as for a page.
+    """
 
     def __init__(self, app):
         self.app = app
@@ -90,6 +125,19 @@ class WebsocketGate:
                 await send({"type": "websocket.accept"})
             await send(message)
 
+        raw = bearer_token(scope)
+        if raw is not None:
+            user, code = await sync_to_async(token_user)(raw, scope)
+            if user is not None:
+                headers = [(name, value) for name, value in scope.get("headers", []) if name.lower() != b"cookie"]
+                return await self.app({**scope, "headers": headers, "token_user": user}, receive,
+                                      send_accepting_refusals)
+            log.warning("websocket %s refused: %s", scope.get("path"),
+                        "too many token failures" if code == TOO_MANY_FAILURES else "bad token")
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send_accepting_refusals({"type": "websocket.close", "code": code})
+            return
         if origin_allowed(scope):
             return await self.app(scope, receive, send_accepting_refusals)
         headers = dict(scope.get("headers", []))

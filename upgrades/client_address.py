@@ -63,6 +63,13 @@ def for_request(request):
     return client_address(request.META.get("REMOTE_ADDR", ""), request.META.get("HTTP_X_FORWARDED_FOR", ""))
 
 
+def for_scope(scope):
+    """The same for an ASGI scope (websockets)."""
+    forwarded = ",".join(value.decode("latin-1") for name, value in scope.get("headers", [])
+                         if name.lower() == b"x-forwarded-for")
+    return client_address((scope.get("client") or ("",))[0], forwarded)
+
+
 class ClientAddressMiddleware:
     """Sets ``current`` for the request (sync and async views alike)."""
 

@@ -49,6 +49,11 @@ def parse_cursors(query_string):
     return cursors
 
 
+def scope_user(scope):
+    """The API token's user when the socket came with one (heportal/websocket_gate.py), else the session's."""
+    return scope.get("token_user") or scope.get("user")
+
+
 def is_check(content):
     """The page's ``{"type": "check"}``; anything else a client sends is ignored."""
     return isinstance(content, dict) and content.get("type") == "check"
@@ -59,7 +64,7 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     and hundreds of batches a second that hop was the bottleneck."""
 
     async def connect(self):
-        user = self.scope.get("user")
+        user = scope_user(self.scope)
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
@@ -180,7 +185,7 @@ class ClusterConsumer(JsonWebsocketConsumer):
     """Live HA state of one cluster: a snapshot on connect, then each change."""
 
     def connect(self):
-        user = self.scope.get("user")
+        user = scope_user(self.scope)
         if user is None or not user.is_authenticated:
             self.close(code=4401)
             return
@@ -223,7 +228,7 @@ class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
     then again on each change of any request (counted for this user only)."""
 
     async def connect(self):
-        user = self.scope.get("user")
+        user = scope_user(self.scope)
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
@@ -262,7 +267,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
     fans out to every open home page."""
 
     async def connect(self):
-        user = self.scope.get("user")
+        user = scope_user(self.scope)
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return

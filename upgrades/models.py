@@ -551,3 +551,5 @@ class ConnectionCheck(models.Model):
     @property
     def passed(self):
         return self.status == CheckStatus.DONE and self.all_hosts_pass
+# The API's tokens live with the API (upgrades/api/tokens.py); imported here so Django finds the model.
+from .api.tokens import ApiToken  # noqa: E402,F401

@@ -69,12 +69,10 @@ def query_without_page(request):
     return query.urlencode()
 
 
-@require_GET
-@needs(VIEW)
-def run_history(request):
-    """Every run the person may see, newest first, filtered."""
-    visible = clusters_where(request.user, VIEW)
-    form = HistoryFilter(request.GET, visible)
+def history_runs(user, params):
+    """(form, the runs ``user`` may see, filtered by ``params``): the history page's and the API's."""
+    visible = clusters_where(user, VIEW)
+    form = HistoryFilter(params, visible)
     runs = UpgradeRun.objects.filter(cluster__in=visible).select_related("cluster", "runbook", "requested_by")
     if form.is_valid():
         data = form.cleaned_data
@@ -91,8 +89,16 @@ def run_history(request):
             runs = runs.filter(created_at__gte=since)
         if until:
             runs = runs.filter(created_at__lte=until)
+    return form, runs.order_by("-created_at", "-id")
+
+
+@require_GET
+@needs(VIEW)
+def run_history(request):
+    """Every run the person may see, newest first, filtered."""
+    form, runs = history_runs(request.user, request.GET)
     return render(request, "upgrades/history.html", {
-        "form": form, "page": page_of(request, runs.order_by("-created_at", "-id")),
+        "form": form, "page": page_of(request, runs),
         "query": query_without_page(request)}, status=200 if form.is_valid() else 400)
 
 
@@ -100,12 +106,16 @@ def run_history(request):
 @needs(APPROVE)
 def pending_approvals(request):
     """What waits for this person's decision (expired requests are closed first)."""
+    return render(request, "upgrades/approvals.html", {"pending": pending_requests(request.user)})
+
+
+def pending_requests(user):
+    """What waits for ``user``'s decision, expired requests closed first: the page's and the API's."""
     services.expire_approvals()
-    pending = [{"run": run, "step": step, "needed": approvals.required(run, step),
-                "given": run.approvals.filter(step=step, decision="approved").count(),
-                "expires_at": approvals.request_expires_at(run, step)}
-               for run, step in approvals.pending_runs(request.user)]
-    return render(request, "upgrades/approvals.html", {"pending": pending})
+    return [{"run": run, "step": step, "needed": approvals.required(run, step),
+             "given": run.approvals.filter(step=step, decision="approved").count(),
+             "expires_at": approvals.request_expires_at(run, step)}
+            for run, step in approvals.pending_runs(user)]
 
 
 @require_GET
@@ -185,7 +195,11 @@ def spreadsheet_safe(value):
 @require_GET
 @needs(AUDIT)
 def audit_export_csv(request):
-    _, events = audited_events(request)
+    return csv_export(audited_events(request)[1])
+
+
+def csv_export(events):
+    """The events as a CSV download, streamed (the page's export and the API's)."""
     writer = csv.writer(Line())
 
     def lines():
@@ -201,7 +215,11 @@ def audit_export_csv(request):
 @require_GET
 @needs(AUDIT)
 def audit_export_json(request):
-    _, events = audited_events(request)
+    return json_export(audited_events(request)[1])
+
+
+def json_export(events):
+    """The events as a JSON download, streamed (the page's export and the API's)."""
 
     def chunks():
         yield "["

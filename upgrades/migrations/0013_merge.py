@@ -7,6 +7,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("upgrades", "0012_ldap"),
         ("upgrades", "0012_onboard"),
+        ("upgrades", "0012_api"),
     ]
 
     operations = []

@@ -88,7 +88,27 @@ class _Server(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username, key):
-        return username == "root" and public_line(key) == self.front.client_public
+        """root with the lab's own client key, or with a key in the machine's
+        /root/.ssh/authorized_keys, as sshd reads it (a key added there on a lab host
+        works as on a real one: docs/onboarding.md)."""
+        if username != "root":
+            return False
+        line = public_line(key)
+        return line == self.front.client_public or line in authorized_keys(self.machine)
+
+
+def authorized_keys(machine):
+    """The "TYPE BASE64" of each key in the machine's /root/.ssh/authorized_keys (options and
+    comments dropped; a line sshd could not read is skipped, as sshd does)."""
+    text = machine.fs.read("/root/.ssh/authorized_keys") if machine.fs is not None else None
+    keys = set()
+    for raw in (text or "").splitlines():
+        words = raw.split()
+        for i, word in enumerate(words[:-1]):
+            if word.startswith(("ssh-", "ecdsa-", "sk-")):
+                keys.add(f"{word} {words[i + 1]}")
+                break
+    return keys
 
 
 class SshFront:

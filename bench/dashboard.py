@@ -112,10 +112,13 @@ async def fan_out(base, cookie, clusters):
     sent = {}  # cluster id -> publish time of its latest update
     headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{base}"}
 
+    gate = asyncio.Semaphore(20)  # daphne's listen backlog (50) resets a crowd of connections at once
+
     async def viewer(session, ready):
         url = f"ws://{base}/ws/home/"
         try:
-            ws = await ws_connect(session, url, headers)
+            async with gate:
+                ws = await ws_connect(session, url, headers)
         except BenchFailure as error:
             ready.set_exception(error)
             raise

@@ -115,6 +115,8 @@ async def ws_connect(session, url, headers, **kwargs):
     except aiohttp.WSServerHandshakeError as error:
         raise BenchFailure(f"websocket {url} refused: HTTP {error.status} (the consumer closed it before "
                            "accepting: not logged in, no role on the cluster, or no such object)") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise BenchFailure(f"websocket {url} could not connect: {error!r}") from None
 
 
 def closed_early(ws, url):

@@ -35,14 +35,16 @@ def make_run(user, host, command):
     return factory(user, host, [command])
 
 
-async def viewer(base, path, cookie, ready, out):
+async def viewer(base, path, cookie, ready, out, gate):
     import aiohttp
 
     headers = {"Cookie": cookie, "Origin": f"http://{base}"}
     url = f"ws://{base}{path}"
     try:
         async with aiohttp.ClientSession() as session:
-            async with await ws_connect(session, url, headers, max_msg_size=0) as ws:
+            async with gate:  # daphne's listen backlog (50) resets a crowd of connections at once
+                ws = await ws_connect(session, url, headers, max_msg_size=0)
+            async with ws:
                 ready.set_result(None)
                 async for msg in ws:
                     if msg.type != aiohttp.WSMsgType.TEXT:
@@ -76,7 +78,8 @@ async def _watch(bases, run_id, cookie, viewers, start, seconds):
     loop = asyncio.get_running_loop()
     readies = [loop.create_future() for _ in range(viewers)]
     outs = [[] for _ in range(viewers)]
-    tasks = [asyncio.create_task(viewer(bases[n % len(bases)], f"/ws/runs/{run_id}/", cookie, ready, out))
+    gate = asyncio.Semaphore(20)
+    tasks = [asyncio.create_task(viewer(bases[n % len(bases)], f"/ws/runs/{run_id}/", cookie, ready, out, gate))
              for n, (ready, out) in enumerate(zip(readies, outs))]
     with phase(f"{viewers} viewer(s) connect", 60):
         await asyncio.gather(*readies)

@@ -104,19 +104,29 @@ def run(main):
             bench.close()
 
 
-async def ws_connect(session, url, headers, **kwargs):
+RESETS = []  # websocket connections reset by the web process and tried again (url each)
+
+
+async def ws_connect(session, url, headers, *, attempts=3, **kwargs):
     """aiohttp's ws_connect, a refusal reported as a failure. A consumer that closes
     before accepting (4401 not logged in, 4403 no role on the cluster, 4404 no such
-    object) reaches the client as HTTP 403 at the handshake."""
+    object) reaches the client as HTTP 403 at the handshake. A connection reset
+    (a web process too busy to accept in time) is tried again, and counted."""
+    import asyncio
+
     import aiohttp
 
-    try:
-        return await session.ws_connect(url, headers=headers, **kwargs)
-    except aiohttp.WSServerHandshakeError as error:
-        raise BenchFailure(f"websocket {url} refused: HTTP {error.status} (the consumer closed it before "
-                           "accepting: not logged in, no role on the cluster, or no such object)") from None
-    except (aiohttp.ClientError, OSError) as error:
-        raise BenchFailure(f"websocket {url} could not connect: {error!r}") from None
+    for attempt in range(attempts):
+        try:
+            return await session.ws_connect(url, headers=headers, **kwargs)
+        except aiohttp.WSServerHandshakeError as error:
+            raise BenchFailure(f"websocket {url} refused: HTTP {error.status} (the consumer closed it before "
+                               "accepting: not logged in, no role on the cluster, or no such object)") from None
+        except (aiohttp.ClientError, OSError) as error:
+            if attempt == attempts - 1:
+                raise BenchFailure(f"websocket {url} could not connect ({attempts} attempts): {error!r}") from None
+            RESETS.append(url)
+            await asyncio.sleep(0.5 * (attempt + 1))
 
 
 def closed_early(ws, url):

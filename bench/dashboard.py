@@ -134,7 +134,7 @@ async def fan_out(base, cookie, clusters):
                         await r.read()
                     fetched_ms.append((time.perf_counter() - sent[ev["cluster"]]) * 1000)
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:  # 100 by default
         readies = [asyncio.get_running_loop().create_future() for _ in range(VIEWERS)]
         tasks = [asyncio.create_task(viewer(session, ready)) for ready in readies]
         # Each join reads every visible card's digest (consumers.HomeConsumer): the

@@ -220,7 +220,8 @@ def main():
 
 NOTES = """
 {samples:,} HA samples ({fill:.0f} s to write, with the clusters, hosts and runs): {chart:,} minutes
-at one a minute for the measured cluster's 5 hosts (a year unless BENCH_CHART_MINUTES says), an hour for each other host (the pages read the hosts'
+at one a minute for the measured cluster's 5 hosts (a year unless BENCH_CHART_MINUTES says),
+an hour for each other host (the pages read the hosts'
 last state, not the samples; only the chart reads samples, of one cluster); 3 runs of 10 steps
 per cluster, 50 of them running. Render times are in-process (Django test client, {db}),
 median and max of 30, after the first. The chart reads

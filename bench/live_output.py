@@ -160,7 +160,8 @@ def main():
             rows.append((f"latency, {viewers} viewer(s){where}, {rate:,.0f} lines/s printed",
                          f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
                          f"{'' if complete else ' (LINES MISSING)'}",
-                         "p99 ≤ 50 ms (200 viewers, 2 processes)" if processes > 1 or viewers > 50 else "p99 ≤ 25 ms (at 50 viewers)"))
+                         "p99 ≤ 50 ms (200 viewers, 2 processes)" if processes > 1 or viewers > 50
+                         else "p99 ≤ 25 ms (at 50 viewers)"))
             if SMOKE and not complete:
                 raise BenchFailure(f"lines missing at {viewers} viewer(s)")
             print(rows[-1], file=sys.stderr)

@@ -305,5 +305,6 @@ def test_the_home_page_lists_problems_first_and_filters_by_level_and_name(client
     shown, page = names(reverse("home") + "?show=nonsense")
     assert len(shown) == 6 and "There is no filter “nonsense”: every cluster is shown." in page
     # home.js re-fetches the same page of the grid, filter kept
-    assert f'data-cards-url="{reverse("home-cards")}?show=bad"' in client.get(reverse("home") + "?show=bad").content.decode()
+    page = client.get(reverse("home") + "?show=bad").content.decode()
+    assert f'data-cards-url="{reverse("home-cards")}?show=bad"' in page
     assert names(reverse("home-cards") + "?show=warn")[0] == ["c004"]

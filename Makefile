@@ -1,4 +1,7 @@
-.PHONY: demo test soak bench
+.PHONY: demo test soak bench bench-smoke
+
+# Every benchmark in bench/ (tests/test_bench_smoke_list.py checks none is missing).
+BENCH_SMOKE = live_output ha_polling dashboard engine_steps many_runs audit_chain he_upgrade sandbox
 
 demo:
 	bash scripts/demo.sh
@@ -11,3 +14,7 @@ soak:
 
 bench:
 	bash scripts/bench.sh
+
+# Every benchmark at a tiny size, to know they still run (CI); measures nothing.
+bench-smoke:
+	BENCH_SIZE=smoke BENCHES="$(BENCH_SMOKE)" bash scripts/bench.sh

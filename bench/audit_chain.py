@@ -4,7 +4,8 @@ intact), and how fast audit_verify walks it.
 
 Standalone (no lab): a fresh SQLite file, or DATABASE_URL's database
 (its audit table is emptied first: use a database of its own).
-Usage: python bench/audit_chain.py [events per writer] [writers]
+Usage: python bench/audit_chain.py [--smoke] [events per writer] [writers]
+(--smoke: 50 events, 2 writers).
 """
 import multiprocessing
 import os
@@ -13,10 +14,8 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from harness import BenchFailure, phase, run, size  # also puts the repository on sys.path
 
 
 def setup(folder):
@@ -46,13 +45,14 @@ def timed_writers(folder, count, writers):
         proc.start()
     for proc in procs:
         proc.join()
-        assert proc.exitcode == 0
+        if proc.exitcode != 0:
+            raise BenchFailure(f"a writer exited with status {proc.exitcode}")
     return time.time() - start_at
 
 
 def main():
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    writers = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else size(2000, 50)
+    writers = int(sys.argv[2]) if len(sys.argv) > 2 else size(4, 2)
     folder = tempfile.mkdtemp(prefix="bench-audit-")
     setup(folder)
     from django.core.management import call_command
@@ -66,12 +66,16 @@ def main():
         cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table}")
     AuditHead.objects.all().delete()
     connection.close()
-    one = timed_writers(folder, count, 1)
-    many = timed_writers(folder, count, writers)
-    started = time.monotonic()
-    checked, problem = audit.verify()
-    walk = time.monotonic() - started
-    assert problem is None and checked == count * (writers + 1), (checked, problem)
+    with phase("one writer", 60 + count / 10):
+        one = timed_writers(folder, count, 1)
+    with phase(f"{writers} writers", 60 + count * writers / 10):
+        many = timed_writers(folder, count, writers)
+    with phase("audit_verify", 60 + count * writers / 100):
+        started = time.monotonic()
+        checked, problem = audit.verify()
+        walk = time.monotonic() - started
+    if problem is not None or checked != count * (writers + 1):
+        raise BenchFailure(f"the chain is broken: {checked} events checked, {problem}")
     engine = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
     print(f"### Audit chain — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
     print(f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {engine}\n")
@@ -82,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,13 +8,15 @@ from one command's end to the next one's start plus the time around the
 command inside the step: the flag and step queries, guards (none here), the
 output recorder's threads, the step's status writes, audit events and
 publishing.
+
+--smoke: one run of 5 steps.
 """
 import statistics
 import time
 
-from harness import Bench, percentile, report
+from harness import Bench, percentile, phase, report, run, size
 
-STEPS = 50
+STEPS = size(50, 5)
 
 
 def main():
@@ -51,9 +53,10 @@ def main():
         for _ in range(RUNS):
             commands.clear()
             run = services.start_run(cluster=cluster, slug="bench-steps", params={"host": host.name}, user=user)
-            started = time.perf_counter()
-            jobs.advance_run(run.pk)
-            ended = time.perf_counter()
+            with phase(f"run {run.pk} of {STEPS} steps", 60 + STEPS):
+                started = time.perf_counter()
+                jobs.advance_run(run.pk)
+                ended = time.perf_counter()
             run.refresh_from_db()
             assert run.status == RunStatus.SUCCEEDED and len(commands) == STEPS, (run.status, run.error)
             in_commands = sum(end - start for start, end in commands)
@@ -74,7 +77,7 @@ def main():
         bench.close()
 
 
-RUNS = 5
+RUNS = size(5, 1)
 NOTES = """
 In-process (`--sync` path), lab at speed 1, SQLite, on the same 2-core machine. What a
 step costs besides its command: one query for the next step with the run's pause/cancel
@@ -90,4 +93,4 @@ made it about twice as much.
 """
 
 if __name__ == "__main__":
-    main()
+    run(main)

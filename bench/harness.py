@@ -3,8 +3,17 @@
 Benchmarks run on demand (`make bench`), never in the test suite. Each one
 starts from an empty SQLite file (or DATABASE_URL's database) and a fresh lab
 at speed 1, so lab timestamps are wall-clock times.
+
+Every bench has two sizes: the full one (`make bench`) and a tiny one
+(`--smoke` or BENCH_SIZE=smoke; `make bench-smoke`, run by CI) that only checks
+the bench still works and writes nothing to docs/benchmarks.md. Each phase
+runs under a deadline (``phase``): a bench that cannot finish fails with the
+phase's name instead of hanging.
 """
+import contextlib
 import os
+import signal
+import threading
 import platform
 import shutil
 import socket
@@ -17,6 +26,113 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+
+SMOKE = "--smoke" in sys.argv[1:] or os.environ.get("BENCH_SIZE") == "smoke"
+if "--smoke" in sys.argv[1:]:
+    sys.argv.remove("--smoke")
+
+
+def size(full, smoke):
+    """The full size, or the tiny one under --smoke."""
+    return smoke if SMOKE else full
+
+
+class BenchFailure(Exception):
+    """The bench cannot measure: a phase ran out of time, a websocket was refused..."""
+
+
+_BENCHES = []  # the Bench objects alive, for the last-resort exit
+
+
+def _hard_exit(message):
+    """The phase's exception did not get through (a call stuck in C code): stop the
+    processes the bench started, say why, and exit."""
+    print(f"bench FAILED: {message} (forced exit)", file=sys.stderr, flush=True)
+    for bench in _BENCHES:
+        for proc in bench.procs:
+            proc.kill()
+        for lab in bench.labs:
+            lab.process.kill()
+    os._exit(3)
+
+
+@contextlib.contextmanager
+def phase(name, seconds):
+    """Run the block within ``seconds`` or fail naming the phase.
+
+    SIGALRM raises BenchFailure in the main thread (it interrupts sleeps, socket
+    waits and the event loop's select); if that exception cannot get through, a
+    watchdog thread ends the process 30 s later. Phases may nest: the inner
+    deadline is the sooner of the two."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    message = f"phase '{name}' did not finish within {seconds:.0f} s"
+    outer = signal.getsignal(signal.SIGALRM)
+    outer_left = signal.alarm(0)
+
+    def expired(signum, frame):
+        raise BenchFailure(message)
+
+    signal.signal(signal.SIGALRM, expired)
+    signal.alarm(max(1, int(min(seconds, outer_left or seconds) + 0.999)))
+    watchdog = threading.Timer(seconds + 30, _hard_exit, args=(message,))
+    watchdog.daemon = True
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        watchdog.cancel()
+        signal.signal(signal.SIGALRM, outer)
+        if outer_left:
+            signal.alarm(max(1, int(outer_left - (time.monotonic() - started) + 0.999)))
+        print(f"bench: phase '{name}' {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def run(main):
+    """The bench's entry point: a BenchFailure or any error is a message and exit status 1."""
+    try:
+        main()
+    except BenchFailure as error:
+        print(f"bench FAILED: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    finally:
+        for bench in _BENCHES:
+            bench.close()
+
+
+RESETS = []  # websocket connections reset by the web process and tried again (url each)
+
+
+async def ws_connect(session, url, headers, *, attempts=3, **kwargs):
+    """aiohttp's ws_connect, a refusal reported as a failure. A consumer that closes
+    before accepting (4401 not logged in, 4403 no role on the cluster, 4404 no such
+    object) reaches the client as HTTP 403 at the handshake. A connection reset
+    (a web process too busy to accept in time) is tried again, and counted."""
+    import asyncio
+
+    import aiohttp
+
+    for attempt in range(attempts):
+        try:
+            return await session.ws_connect(url, headers=headers, **kwargs)
+        except aiohttp.WSServerHandshakeError as error:
+            raise BenchFailure(f"websocket {url} refused: HTTP {error.status} (the consumer closed it before "
+                               "accepting: not logged in, no role on the cluster, or no such object)") from None
+        except (aiohttp.ClientError, OSError) as error:
+            if attempt == attempts - 1:
+                raise BenchFailure(f"websocket {url} could not connect ({attempts} attempts): {error!r}") from None
+            RESETS.append(url)
+            await asyncio.sleep(0.5 * (attempt + 1))
+
+
+def closed_early(ws, url):
+    """The failure for a websocket the server closed before the bench was done with it."""
+    return BenchFailure(f"websocket {url} closed by the server with code {ws.close_code} before the end "
+                        "(4401 not logged in, 4403 no role on the cluster, 4404 no such object)")
 
 
 def free_port():
@@ -32,6 +148,8 @@ class Bench:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []
+        self.labs = []
+        _BENCHES.append(self)
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
         os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
         os.environ["CHANNELS_PREFIX"] = f"bench-{name}"
@@ -41,14 +159,14 @@ class Bench:
         os.environ["LOG_LEVEL"] = "WARNING"
         from lab.launcher import start_lab
 
-        self.labs = []
         key = None
         for n in range(labs):
             state = self.dir / f"lab{n}"
             if key:
                 (state / "keys").mkdir(parents=True)
                 shutil.copy(key, state / "keys" / "client_ed25519")
-            self.labs.append(start_lab(state, hosts=hosts, speed=1))
+            with phase(f"start lab {n}", 120):
+                self.labs.append(start_lab(state, hosts=hosts, speed=1))
             key = self.labs[0].manifest["ssh_key"]
         if key:  # labs=0: a bench of the portal alone
             os.environ["SSH_KEY_FILE"] = key
@@ -59,9 +177,10 @@ class Bench:
         from django.conf import settings
         from django.core.management import call_command
 
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
-        call_command("migrate", verbosity=0)
-        call_command("collectstatic", "--noinput", verbosity=0)
+        with phase("flush Redis, migrate the database", 300):
+            redis.Redis.from_url(settings.REDIS_URL).flushdb()
+            call_command("migrate", verbosity=0)
+            call_command("collectstatic", "--noinput", verbosity=0)
 
     def import_lab(self, index=0, name=None, poll_interval=10.0):
         from upgrades import services
@@ -82,18 +201,23 @@ class Bench:
     def start_worker(self, n=1):
         return [self.start(f"worker{i}", "manage.py", "rqworker", "default") for i in range(n)]
 
-    def start_daphne(self):
+    def start_daphne(self, name="daphne"):
         port = free_port()
-        self.start("daphne", "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "heportal.asgi:application")
+        proc = self.start(name, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "heportal.asgi:application")
         for _ in range(300):
+            if proc.poll() is not None:
+                raise BenchFailure(f"{name} exited with status {proc.returncode}; see {self.dir / name}.log")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return f"127.0.0.1:{port}"
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("daphne did not start")
+        raise BenchFailure(f"{name} did not listen within 30 s; see {self.dir / name}.log")
 
     def close(self):
+        signal.alarm(0)  # closing is not a phase: a failed phase still cleans up
+        if self in _BENCHES:
+            _BENCHES.remove(self)
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:
@@ -111,7 +235,8 @@ def machine():
     mem = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal"))) // 1024 // 1024
     db = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
-    return f"{os.cpu_count()} × {cpu}, {mem} GiB, Python {platform.python_version()}, {db}"
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    return f"{os.cpu_count()} × {cpu}, {mem} GiB, Python {platform.python_version()}, {db}; load average {load}"
 
 
 def percentile(values, p):
@@ -123,7 +248,7 @@ def percentile(values, p):
 
 
 def report(title, rows, notes):
-    """Print a result table and append it to docs/benchmarks.md."""
+    """Print a result table and append it to docs/benchmarks.md (not at the smoke size)."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {title} — {now}", "", f"Machine: {machine()}", "",
              "| measure | result | target |", "|---|---|---|"]
@@ -131,6 +256,8 @@ def report(title, rows, notes):
     lines += ["", notes.strip(), "", ""]
     text = "\n".join(lines)
     print(text)
+    if SMOKE:
+        return
     path = ROOT / "docs" / "benchmarks.md"
     if not path.exists():
         path.write_text("# Benchmarks\n\nRun with `make bench` (or `.venv/bin/python bench/<name>.py`). "

@@ -19,6 +19,8 @@ For comparison, the same waits polled at a fixed interval as ovirt-ansible does
 each wait ends on average half an interval after its condition held, plus one
 interval when the first read comes too early; the added time is computed from the
 waits this run saw, in simulated seconds and then at speed 60.
+
+--smoke: one run (BENCH_RUNS runs otherwise, 3 by default).
 """
 import os
 import shutil
@@ -28,11 +30,11 @@ import threading
 import time
 from pathlib import Path
 
-from harness import report  # also puts the repository on sys.path
+from harness import BenchFailure, phase, report, run, size  # also puts the repository on sys.path
 
 SPEED = 60
 FIXED_INTERVALS = (3, 10)  # simulated seconds: ovirt_host's poll, the HE checks' retry delay
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))  # one run varies by about a percentage point
+RUNS = int(os.environ.get("BENCH_RUNS", size(3, 1)))  # one run varies by about a percentage point
 
 
 def start_lab(workdir, n):
@@ -165,22 +167,26 @@ def one_run(lab, n, user, timers):
                                       password_file=str(password), hosts=lab.manifest["hosts"],
                                       engine_vm=lab.manifest["engine_vm"], poll_interval=10 / SPEED)
     poller = ClusterPoller(cluster.pk)
-    for _ in range(3):  # the poller's work, done here: HA data and the release
-        poller.poll()
+    with phase("poll the lab", 120):
+        for _ in range(3):  # the poller's work, done here: HA data and the release
+            poller.poll()
     poller.close()
     cluster.refresh_from_db()
-    assert cluster.detected_release, "the release was not detected"
+    if not cluster.detected_release:
+        raise BenchFailure("the release was not detected")
 
     timers.reset()
     sim_before = lab.state()["now"]
     run = services.start_run(cluster=cluster, slug="he-upgrade", params={}, user=user,
                              acknowledge=True, queue=False)
-    started = time.perf_counter()
-    jobs.advance_run(run.pk)
-    wall = time.perf_counter() - started
+    with phase(f"he-upgrade run {n + 1}", 600):
+        started = time.perf_counter()
+        jobs.advance_run(run.pk)
+        wall = time.perf_counter() - started
     run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, (run.status, run.error, [
-        (s.key, s.status, s.error) for s in run.steps.exclude(status="succeeded")][:3])
+    if run.status != RunStatus.SUCCEEDED:
+        raise BenchFailure(f"the run {run.status}: {run.error}; "
+                           f"{[(s.key, s.status, s.error) for s in run.steps.exclude(status='succeeded')][:3]}")
     t = dict(timers.totals)
     overhead = wall - t["ssh"] - t["engine"] - t["sleep"]
     return {"wall": wall, "sim": lab.state()["now"] - sim_before, "steps": run.steps.count(),
@@ -194,10 +200,12 @@ def main():
     timers = Timers()
     results = []
     for n in range(RUNS):
-        lab = start_lab(workdir, n)
+        with phase(f"start lab {n}", 180):
+            lab = start_lab(workdir, n)
         try:
             if n == 0:
-                setup_django(workdir, lab.manifest["ssh_key"])
+                with phase("migrate the database", 300):
+                    setup_django(workdir, lab.manifest["ssh_key"])
                 instrument(timers)
                 from django.contrib.auth import get_user_model
 
@@ -257,4 +265,4 @@ each step's end as well as its start.
 """
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -10,6 +10,8 @@ Measured on this machine, each N times:
 - `date +%s.%N` a thousand times in one command: the cost of one call.
 The SSH figures are taken for this branch's lab and for the lab of `main` (the small
 shell), extracted with `git archive` and run the same way.
+
+--smoke: 5 runs of each, this branch's lab only (no comparison with `main`).
 """
 import argparse
 import asyncio
@@ -19,9 +21,9 @@ import sys
 import tempfile
 import time
 
-from harness import ROOT, percentile, report
+from harness import ROOT, SMOKE, percentile, phase, report, run, size
 
-N = 200
+N = size(200, 5)
 SPEED = 60
 
 
@@ -90,19 +92,28 @@ def over_ssh(lab_code):
 
 
 def measure_lab(lab_code):
-    out = subprocess.run([sys.executable, __file__, "--over-ssh", lab_code], check=True,
-                         capture_output=True, text=True, cwd=ROOT / "bench").stdout
+    args = ["--smoke"] if SMOKE else []
+    out = subprocess.run([sys.executable, __file__, "--over-ssh", lab_code, *args], check=True,
+                         capture_output=True, text=True, cwd=ROOT / "bench", timeout=120 + N).stdout
     return json.loads(out.splitlines()[-1])
 
 
-def main():
-    direct, boxed = sandbox_start_up()
-    new = measure_lab(str(ROOT))
+def measure_main_lab():
+    """The same over `main`'s lab, extracted with `git archive`."""
     with tempfile.TemporaryDirectory(prefix="bench-main-lab-") as old_code:
         archive = subprocess.run(["git", "archive", "main", "lab"], cwd=ROOT, check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", old_code], input=archive, check=True)
-        old = measure_lab(old_code)
+        with phase("over SSH, main's lab", 180 + N):
+            return measure_lab(old_code)
+
+
+def main():
+    with phase("sandbox start-up", 60 + N):
+        direct, boxed = sandbox_start_up()
+    with phase("over SSH, this lab", 180 + N):
+        new = measure_lab(str(ROOT))
+    old = new if SMOKE else measure_main_lab()
     rows = [
         ("`bash -c true`, started directly", spread(direct), "—"),
         ("`bash -c true` in a lab machine's sandbox (bwrap, no SSH)", spread(boxed),
@@ -129,4 +140,4 @@ if __name__ == "__main__":
     if args.over_ssh:
         over_ssh(args.over_ssh)
     else:
-        main()
+        run(main)

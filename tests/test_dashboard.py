@@ -262,3 +262,49 @@ def test_the_operator_cluster_page_takes_the_same_queries_for_2_or_6_hosts(clien
     assert few == queries_for(client, reverse("cluster-detail", args=[large.pk]))
     page = client.get(reverse("cluster-detail", args=[large.pk])).content.decode()
     assert page.count('id="maintenance-local-') == 6
+
+
+def test_the_home_page_pages_100_clusters_in_the_same_queries_as_10(client, make_user, monkeypatch):
+    """The home page of a large estate: a fixed number of queries and one page of cards."""
+    from upgrades import cards
+
+    monkeypatch.setattr(cards, "PAGE_SIZE", 5)
+    user = make_user("operator")
+    client.force_login(user)
+    make_clusters(10, hosts=2, user=user)
+    few = queries_for(client, reverse("home"))
+    make_clusters(90, hosts=2, user=user, first=10)
+    assert queries_for(client, reverse("home")) == few
+    assert queries_for(client, reverse("home") + "?page=7&show=warn") == few
+    page = client.get(reverse("home")).content.decode()
+    assert page.count('<article class="cluster-card') == 5
+    assert "Page 1 of 20 (100 clusters)." in " ".join(page.split())
+
+
+def test_the_home_page_lists_problems_first_and_filters_by_level_and_name(client, make_user):
+    user = make_user("viewer")
+    client.force_login(user)
+    made = make_clusters(6, hosts=2)  # c000..c005, all fine
+    made[5].poll_error = "ssh: connection refused"  # the last by name needs a look
+    made[5].save()
+    made[4].maintenance_mode = "global"  # something going on
+    made[4].save()
+
+    def names(url):
+        page = client.get(url).content.decode()
+        return [c.name for c in made if f'id="card-{c.pk}"' in page], page
+
+    shown, page = names(reverse("home"))
+    assert shown == [c.name for c in made]  # the set; the order is the page's:
+    order = sorted(made, key=lambda c: page.index(f'id="card-{c.pk}"'))
+    assert [c.name for c in order] == ["c005", "c004", "c000", "c001", "c002", "c003"]
+    assert "needs a look (1)" in page and "going on (1)" in page and "fine (4)" in page
+    assert names(reverse("home") + "?show=bad")[0] == ["c005"]
+    assert names(reverse("home") + "?show=ok&q=C00")[0] == ["c000", "c001", "c002", "c003"]
+    assert names(reverse("home") + "?q=c001")[0] == ["c001"]
+    shown, page = names(reverse("home") + "?show=nonsense")
+    assert len(shown) == 6 and "There is no filter “nonsense”: every cluster is shown." in page
+    # home.js re-fetches the same page of the grid, filter kept
+    page = client.get(reverse("home") + "?show=bad").content.decode()
+    assert f'data-cards-url="{reverse("home-cards")}?show=bad"' in page
+    assert names(reverse("home-cards") + "?show=warn")[0] == ["c004"]

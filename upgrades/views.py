@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import (audit, backups, charts, checks as preflight_checks, downloads, engine_view, leftbehind, packages,
                plan as planning, services, state as cluster_state)
-from .cards import cluster_cards, cluster_summary, full_score, render_card
+from .cards import cluster_summary, full_score, home_grid, render_card
 from .forms import ActionForm
 from .models import (RUN_ACTIVE, RUN_ADVANCING, STEP_DONE, AuditEvent, Cluster, EngineBackup, Host, RunStatus,
                      RunStep, StepKind, StepStatus, UpgradeRun)
@@ -78,7 +78,7 @@ def recent_runs(user):
 def home(request):
     visible = clusters_where(request.user, VIEW).in_service()
     return render(request, "upgrades/home.html", {
-        "cards": cluster_cards(visible), "runs": recent_runs(request.user),
+        "grid": home_grid(visible, request.GET), "runs": recent_runs(request.user),
         "can_operate": clusters_where(request.user, OPERATE).exists()})
 
 
@@ -92,10 +92,10 @@ def home_runs(request):
 @require_GET
 @needs(VIEW)
 def home_cards(request):
-    """Every card, re-fetched by home.js when its websocket (re)connects: what
+    """The page of cards, re-fetched by home.js when its websocket (re)connects: what
     changed before it joined is not missed."""
     return render(request, "upgrades/partials/cluster_grid.html",
-                  {"cards": cluster_cards(clusters_where(request.user, VIEW).in_service())})
+                  {"grid": home_grid(clusters_where(request.user, VIEW).in_service(), request.GET)})
 
 
 @require_GET

@@ -30,6 +30,11 @@ MODEL_NOTES = (
 )
 
 
+def _bare(version):
+    """rpm's version-release as the lab's model keeps it: without the dist tag (.el7)."""
+    return re.sub(r"\.el\d+(_\d+)*$", "", version)
+
+
 def load(path):
     """The snapshot in FILE, checked: LabError with what is wrong."""
     try:
@@ -88,7 +93,7 @@ def shape(cluster, data):
         text = lab_host.fs.read(HE_CONF) or ""
         lab_host.fs.write(HE_CONF, re.sub(r"^host_id=\d+", f"host_id={item['he_host_id']}",
                                                     text, flags=re.M))
-        wanted = {name: version for name, version in (item.get("packages") or {}).items()
+        wanted = {name: _bare(version) for name, version in (item.get("packages") or {}).items()
                   if name in lab_host.packages and isinstance(version, str)}
         if wanted:
             lab_host.install_packages(wanted)
@@ -107,12 +112,14 @@ def shape(cluster, data):
         renamed[target].vm = record
         cluster.lease = target
     # Agents resume in steady state (as Cluster._create has them), reading the new ids.
-    for name, host in renamed.items():
+    # The engine VM's host first: its agent publishes before the others look (they would
+    # otherwise see no live engine anywhere and try to start it).
+    for name, host in sorted(renamed.items(), key=lambda item: item[0] != target):
         if host.configured:
             state = "LocalMaintenance" if host.local_maintenance else \
                 "EngineUp" if name == target else "EngineDown"
             cluster._resume_agent(host, {"state": state, "history": 100_000})
-    engine_packages = {name: version for name, version in
+    engine_packages = {name: _bare(version) for name, version in
                        ((data.get("engine_vm") or {}).get("packages") or {}).items()
                        if name in cluster.engine_vm.packages and isinstance(version, str)}
     if engine_packages:

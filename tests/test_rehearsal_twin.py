@@ -99,7 +99,10 @@ def test_a_twin_started_from_a_snapshot_has_the_clusters_state(release, fresh_la
         again = register("Twin", second, tmp_path)
         with SshPool() as pool:
             copied = twin.take(again, pool)
-        assert comparable(copied) == comparable(snapshot)
+        got, wanted = comparable(copied), comparable(snapshot)
+        for host, expected in zip(got.pop("hosts"), wanted.pop("hosts")):
+            assert host == expected
+        assert got == wanted
         if release != "3.5":
             assert second.state()["engine"]["vms"] == real.state()["engine"]["vms"]
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 POLICY_APPROVAL_PREFIX = "approve."  # approval steps the approval policy adds (not the runbook's)
 LAB_START_TIMEOUT = 120
+# The time a plan is made at, in file names (he-upgrade's engine backup): not what makes
+# two plans the same plan, so the text and its hash carry a placeholder.
+STAMP = re.compile(r"\b\d{8}-\d{6}\b")
+STAMP_TEXT = "YYYYMMDD-HHMMSS"
 
 
 class RehearsalRefused(Exception):
@@ -49,7 +54,8 @@ class RehearsalRefused(Exception):
 def plan_text(steps):
     """The plan as people read it, from planned steps or stored run steps: one line per
     step (order, title, host, kind) and its command. Approval steps the policy adds are
-    left out: the same plan is rehearsed without them and run with them."""
+    left out (the same plan is rehearsed without them and run with them), and so is the
+    time stamp in file names (``STAMP``)."""
     lines, order = [], 0
     for step in steps:
         if step.key.startswith(POLICY_APPROVAL_PREFIX):
@@ -60,7 +66,7 @@ def plan_text(steps):
         lines.append(f"{order}. {step.title}" + (f" on {host}" if host else "") + f" [{kind}]")
         if step.command:
             lines.append(f"   {step.command}")
-    return "\n".join(lines) + "\n"
+    return STAMP.sub(STAMP_TEXT, "\n".join(lines) + "\n")
 
 
 def plan_hash(text):
@@ -81,7 +87,7 @@ def check_machine():
                                "(scripts/bootstrap.sh; docs/deployment.md). Nothing was started.")
 
 
-def request(*, cluster, slug, params, user):
+def request(*, cluster, slug, params, user, queue=True):
     """Plan as for the real run and queue the rehearsal. ValidationError for bad
     parameters, PermissionDenied for non-operators, RehearsalRefused when the machine
     lacks bubblewrap or REHEARSAL_MAX_TWINS twins already run."""
@@ -105,7 +111,8 @@ def request(*, cluster, slug, params, user):
             plan_text=text, plan_sha256=plan_hash(text), requested_by=user)
         audit.record(user, "rehearsal.request", rehearsal, runbook=slug, params=rehearsal.params,
                      plan_sha256=rehearsal.plan_sha256)
-        transaction.on_commit(lambda: enqueue(rehearsal))
+        if queue:
+            transaction.on_commit(lambda: enqueue(rehearsal))
     return rehearsal
 
 
@@ -224,7 +231,7 @@ def _twin_run(rehearsal):
     """The plan made on the twin; refused unless its text is the real plan's."""
     from .services import create_run, plan_run
 
-    twin_cluster = rehearsal.twin
+    twin_cluster = Cluster.objects.get(pk=rehearsal.twin_id)  # as the polls left it
     state = cluster_state.from_poll(twin_cluster)
     plan = plan_run(cluster=twin_cluster, slug=rehearsal.runbook, params=rehearsal.params, state=state,
                     policy=False)
@@ -355,3 +362,11 @@ def require_for_start(plan):
             f"{sha[:12]}) within {hours} h, and there is none. Rehearse it first; a changed parameter or "
             "cluster state makes a new plan.")
     return found
+
+
+def for_run(run):
+    """The rehearsal an approver of ``run`` sees: of the same plan on the same cluster, the
+    newest successful one, else the newest; None when the plan was never rehearsed."""
+    found = Rehearsal.objects.filter(cluster_id=run.cluster_id, plan_sha256=run_plan_hash(run))
+    return (found.filter(status=RehearsalStatus.SUCCEEDED).order_by("-finished_at").first()
+            or found.order_by("-created_at").first())

@@ -1,0 +1,175 @@
+"""Rehearsals (upgrades/rehearsal.py): the real plan run on a twin of the cluster, against a
+lab standing in for the real cluster. The twin is a lab of its own, started from the
+portal's snapshot; the real lab must come out of a rehearsal exactly as it went in."""
+import io
+import re
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.test_left_behind import wait_for_engine_view
+from tests.test_resilience import wait_for_status
+from tests.test_runbook_he_upgrade import polled_release
+from tests.test_vms_can_migrate import BLOCKED
+from upgrades import rehearsal as rehearsals
+from upgrades import services
+from upgrades.models import (ApprovalPolicy, AuditEvent, Rehearsal, RehearsalStatus, RunStatus, StepStatus,
+                             UpgradeRun)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def real_state(lab):
+    """What a rehearsal must never change on the real cluster."""
+    state = lab.state()
+    return {"global_maintenance": state["global_maintenance"], "engine_vm": state["engine_vm"]["host"],
+            "hosts": {name: {"packages": h["packages"], "local_maintenance": h["local_maintenance"],
+                             "services": h["services"], "power": h["power"]}
+                      for name, h in state["hosts"].items()},
+            "engine": state["engine"]}
+
+
+def packages_read(cluster, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.refresh_from_db()
+        if cluster.packages_read_at is not None:
+            return cluster
+        assert time.monotonic() < deadline, "the HA poller did not read the pending updates"
+        time.sleep(0.2)
+
+
+def freshly_polled(cluster, timeout=120):
+    """The poller's last read is up to date again (a rehearsal keeps this machine busy)."""
+    from django.utils import timezone
+    from upgrades.state import from_poll
+
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.refresh_from_db()
+        state = from_poll(cluster)
+        if not state.error and not state.notes and state.engine_vm_host and all(h.live for h in state.hosts) \
+                and (timezone.now() - cluster.polled_at).total_seconds() < 5:
+            return cluster
+        assert time.monotonic() < deadline, state.describe()
+        time.sleep(0.2)
+
+
+def wait_rehearsal(rehearsal, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        rehearsal.refresh_from_db()
+        if not rehearsal.is_active:
+            return rehearsal
+        assert time.monotonic() < deadline, f"rehearsal #{rehearsal.pk} still {rehearsal.status}"
+        time.sleep(0.5)
+
+
+@pytest.mark.lab(engine_version="4.5", outdated=True)
+def test_a_pinned_vm_fails_the_rehearsal_where_and_why_it_stops_the_real_run(
+        ha_poller, fresh_lab_cluster, make_user):
+    real = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    polled_release(fresh_lab_cluster)
+    real.admin("add-vm", vm="db1", host="he2", affinity="pinned")
+    wait_for_engine_view(fresh_lab_cluster, lambda v: v["hosts"]["he2.lab.local"]["cannot_migrate"] == ["db1"])
+    packages_read(fresh_lab_cluster)
+    before = real_state(real)
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("runbook", "rehearse", "he-upgrade", "--cluster", fresh_lab_cluster.name,
+                     "--user", operator.username, "--sync", stdout=out)
+    assert exited.value.code == 1
+    rehearsal = Rehearsal.objects.get()
+    assert rehearsal.status == RehearsalStatus.FAILED
+    # The twin's run stopped at its start preflight, before any step, with the real reason.
+    twin_run = rehearsal.run
+    assert twin_run is not None, rehearsal.error
+    assert twin_run.cluster != fresh_lab_cluster and twin_run.status == RunStatus.FAILED
+    assert BLOCKED in twin_run.error and BLOCKED in rehearsal.error
+    assert {s.status for s in twin_run.steps.all()} == {StepStatus.PENDING}
+    assert f"Rehearsal #{rehearsal.pk} failed: " in out.getvalue() and BLOCKED in out.getvalue()
+    # The snapshot it rehearsed on saw the VM, and the twin had it pinned too.
+    assert {"name": "db1", "host": "he2.lab.local", "status": "up", "affinity": "pinned"} \
+        in rehearsal.snapshot["guest_vms"]
+    # The real run: refused for the same reason, before any step either.
+    freshly_polled(fresh_lab_cluster)
+    with pytest.raises(services.Blocked, match=re.escape(BLOCKED.rstrip("."))):
+        services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    assert not UpgradeRun.objects.filter(cluster=fresh_lab_cluster).exists()
+    assert real_state(real) == before
+    assert list(AuditEvent.objects.filter(action__startswith="rehearsal.").order_by("seq")
+                .values_list("action", flat=True)) == ["rehearsal.request", "rehearsal.running",
+                                                       "rehearsal.run", "rehearsal.failed"]
+
+
+@pytest.mark.lab(engine_version="4.5", outdated=True)
+def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehearsal_policy(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    real = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    polled_release(fresh_lab_cluster)
+    wait_for_engine_view(fresh_lab_cluster, lambda v: v["api"] == "v4")
+    packages_read(fresh_lab_cluster)
+    ApprovalPolicy.objects.create(cluster=fresh_lab_cluster, runbook="he-upgrade", before_start="always",
+                                  rehearsal_hours=2)
+    # Without a rehearsal the policy refuses the start, and nothing is stored.
+    with pytest.raises(ValidationError, match="successful rehearsal of this exact plan"):
+        services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    before = real_state(real)
+
+    rehearsal = rehearsals.request(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    # One twin at a time: a second request while the first one runs is refused.
+    with pytest.raises(rehearsals.RehearsalRefused, match="at most 1 twin"):
+        rehearsals.request(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    wait_rehearsal(rehearsal, 900)
+    assert rehearsal.status == RehearsalStatus.SUCCEEDED, (rehearsal.error, rehearsals.result(rehearsal)["steps"])
+    result = rehearsals.result(rehearsal)
+    assert result["steps"] and {s["status"] for s in result["steps"]} <= {"succeeded", "skipped"}
+    # The twin was upgraded: its packages before and after.
+    vdsm = {r["machine"]: (r["before"], r["after"]) for r in result["packages"] if r["package"] == "vdsm"}
+    assert set(vdsm) == {"he1.lab.local", "he2.lab.local", "he3.lab.local"}
+    assert all(b.startswith("4.50.3.3-1") and a.startswith("4.50.3.4-1") for b, a in vdsm.values())
+    assert "estimate" in result["estimate"] and rehearsal.simulated_seconds > 0
+    # The real cluster: untouched, no run, its lock free; the twin is gone.
+    assert real_state(real) == before
+    assert not UpgradeRun.objects.filter(cluster=fresh_lab_cluster).exists()
+    assert rehearsal.run.cluster == rehearsal.twin != fresh_lab_cluster
+
+    # The same plan: the policy lets it start (awaiting its approver, who sees the rehearsal).
+    freshly_polled(fresh_lab_cluster)
+    run = services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert rehearsals.run_plan_hash(run) == rehearsal.plan_sha256
+    assert rehearsals.for_run(run) == rehearsal
+    services.reject_run(run=run, user=make_user("approver"), comment="the test ends here")
+    # A changed parameter makes another plan: refused, the rehearsal was of something else.
+    freshly_polled(fresh_lab_cluster)
+    with pytest.raises(ValidationError, match="successful rehearsal of this exact plan"):
+        services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={"policy_after": "cluster_maintenance"},
+                           user=operator)
+
+
+def test_a_rehearsal_needs_bubblewrap_and_says_so(lab_cluster, ha_poller, make_user, monkeypatch):
+    """The machine lacks bubblewrap (PATH without it): refused with what to install, nothing stored."""
+    polled_release(lab_cluster)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(rehearsals.RehearsalRefused, match="bubblewrap"):
+        rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={}, user=make_user("operator"))
+    assert not Rehearsal.objects.exists()
+
+
+def test_only_operators_rehearse_and_bad_parameters_are_refused(lab_cluster, ha_poller, make_user):
+    polled_release(lab_cluster)
+    with pytest.raises(Exception, match="Only operators"):
+        rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={}, user=make_user("viewer"))
+    with pytest.raises(ValidationError):
+        rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={"policy_after": "; rm -rf /"},
+                           user=make_user("operator"))
+    with pytest.raises(CommandError):
+        call_command("runbook", "rehearse", "he-upgrade", "--cluster", "nope", "--user", "operator")
+    assert not Rehearsal.objects.exists()

@@ -150,7 +150,7 @@ def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehears
     # A changed parameter makes another plan: refused, the rehearsal was of something else.
     freshly_polled(fresh_lab_cluster)
     with pytest.raises(ValidationError, match="successful rehearsal of this exact plan"):
-        services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={"policy_after": "cluster_maintenance"},
+        services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={"policy_after": "evenly_distributed"},
                            user=operator)
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import reverse
 
 from tests.test_left_behind import wait_for_engine_view
 from tests.test_resilience import wait_for_status
@@ -109,7 +110,7 @@ def test_a_pinned_vm_fails_the_rehearsal_where_and_why_it_stops_the_real_run(
 
 @pytest.mark.lab(engine_version="4.5", outdated=True)
 def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehearsal_policy(
-        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+        rq_worker, ha_poller, fresh_lab_cluster, make_user, client):
     real = fresh_lab_cluster.lab
     operator = make_user("operator")
     polled_release(fresh_lab_cluster)
@@ -122,7 +123,13 @@ def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehears
         services.start_run(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
     before = real_state(real)
 
-    rehearsal = rehearsals.request(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
+    # The launch page's Rehearse button.
+    client.force_login(operator)
+    launch = reverse("runbook-launch", args=[fresh_lab_cluster.pk, "he-upgrade"])
+    assert 'class="rehearse-run"' in client.get(launch + "?up_to_date_hosts=skip").content.decode()
+    response = client.post(reverse("runbook-rehearse", args=[fresh_lab_cluster.pk, "he-upgrade"]))
+    rehearsal = Rehearsal.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("rehearsal-detail", args=[rehearsal.pk])
     # One twin at a time: a second request while the first one runs is refused.
     with pytest.raises(rehearsals.RehearsalRefused, match="at most 1 twin"):
         rehearsals.request(cluster=fresh_lab_cluster, slug="he-upgrade", params={}, user=operator)
@@ -135,6 +142,9 @@ def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehears
     assert set(vdsm) == {"he1.lab.local", "he2.lab.local", "he3.lab.local"}
     assert all(b.startswith("4.50.3.3-1") and a.startswith("4.50.3.4-1") for b, a in vdsm.values())
     assert "estimate" in result["estimate"] and rehearsal.simulated_seconds > 0
+    page = client.get(reverse("rehearsal-detail", args=[rehearsal.pk])).content.decode()
+    assert rehearsal.plan_sha256 in page and "(estimate: the twin" in page
+    assert "4.50.3.3-1" in page and "4.50.3.4-1" in page and "the lab&#x27;s model" in page
     # The real cluster: untouched, no run, its lock free; the twin is gone.
     assert real_state(real) == before
     assert not UpgradeRun.objects.filter(cluster=fresh_lab_cluster).exists()
@@ -146,7 +156,11 @@ def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehears
     assert run.status == RunStatus.AWAITING_APPROVAL
     assert rehearsals.run_plan_hash(run) == rehearsal.plan_sha256
     assert rehearsals.for_run(run) == rehearsal
-    services.reject_run(run=run, user=make_user("approver"), comment="the test ends here")
+    approver = make_user("approver")
+    client.force_login(approver)
+    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    assert f"rehearsal #{rehearsal.pk}</a>" in page and "succeeded" in page
+    services.reject_run(run=run, user=approver, comment="the test ends here")
     # A changed parameter makes another plan: refused, the rehearsal was of something else.
     freshly_polled(fresh_lab_cluster)
     with pytest.raises(ValidationError, match="successful rehearsal of this exact plan"):

@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
@@ -179,7 +179,7 @@ def test_a_rehearsal_needs_bubblewrap_and_says_so(lab_cluster, ha_poller, make_u
 
 def test_only_operators_rehearse_and_bad_parameters_are_refused(lab_cluster, ha_poller, make_user):
     polled_release(lab_cluster)
-    with pytest.raises(Exception, match="Only operators"):
+    with pytest.raises(PermissionDenied, match="Only operators"):
         rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={}, user=make_user("viewer"))
     with pytest.raises(ValidationError):
         rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={"policy_after": "; rm -rf /"},

@@ -154,7 +154,7 @@ def execute(rehearsal_id):
             rehearsal.save(update_fields=["twin_before"])
             run = _twin_run(rehearsal)
             started = lab.state()["now"]
-            _drive(rehearsal, run, lab)
+            late = _drive(rehearsal, run, lab)
             rehearsal.simulated_seconds = lab.state()["now"] - started
             try:
                 rehearsal.twin_after = twin.take(rehearsal.twin, pool)
@@ -162,6 +162,9 @@ def execute(rehearsal_id):
                 rehearsal.notes = rehearsal.notes + [f"the twin after the run could not be read: {exc}"]
         run.refresh_from_db()
         error = "" if run.status == RunStatus.SUCCEEDED else failure_reason(run)
+        if late:
+            error = f"the rehearsal's time limit ({settings.REHEARSAL_TIME_LIMIT} s) passed, the twin's run " \
+                    f"was cancelled: {error}"
     except RehearsalRefused as exc:
         error = str(exc)
     except Exception as exc:  # the rehearsal says what broke; the real cluster was never touched
@@ -256,16 +259,21 @@ def _first_difference(real, other):
 
 def _drive(rehearsal, run, lab):
     """Execute the twin run here, with the same engine, playing the person steps, within
-    REHEARSAL_TIME_LIMIT (past it the run is cancelled as an operator would)."""
+    REHEARSAL_TIME_LIMIT (past it the run is cancelled as an operator would: its clean-up
+    steps run). True when the limit passed."""
     from . import jobs, services
 
-    deadline = time.monotonic() + settings.REHEARSAL_TIME_LIMIT
-    timer = threading.Timer(settings.REHEARSAL_TIME_LIMIT, lambda: UpgradeRun.objects.filter(pk=run.pk).update(
-        cancel_requested=True, error=f"the rehearsal's time limit ({settings.REHEARSAL_TIME_LIMIT} s) passed"))
+    late = threading.Event()
+
+    def too_late():
+        late.set()
+        UpgradeRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+    timer = threading.Timer(settings.REHEARSAL_TIME_LIMIT, too_late)
     timer.daemon = True
     timer.start()
     try:
-        while time.monotonic() < deadline:
+        while not late.is_set():
             token = services.claim_run(run.pk)
             if token is None:
                 break
@@ -279,6 +287,7 @@ def _drive(rehearsal, run, lab):
             _play(rehearsal, run, step, lab)
     finally:
         timer.cancel()
+    return late.is_set()
 
 
 def _play(rehearsal, run, step, lab):

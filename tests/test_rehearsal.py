@@ -189,20 +189,21 @@ def test_only_operators_rehearse_and_bad_parameters_are_refused(lab_cluster, ha_
     assert not Rehearsal.objects.exists()
 
 
+@pytest.mark.lab(engine_version="4.5", outdated=True)
 def test_a_rehearsal_past_its_time_limit_is_cancelled_and_fails_saying_so(
-        lab, lab_cluster, ha_poller, make_user, settings):
-    """REHEARSAL_TIME_LIMIT: a he-upgrade taking every host through maintenance cannot
-    finish in 2 s; the twin's run is cancelled (its clean-up steps run) and the rehearsal
-    fails saying why. The shared lab standing in for the cluster is left as it was."""
+        fresh_lab_cluster, ha_poller, make_user, settings):
+    """REHEARSAL_TIME_LIMIT: a he-upgrade of three hosts cannot finish in 2 s; the twin's
+    run is cancelled (its clean-up steps run) and the rehearsal fails saying why. The lab standing in for the cluster is left as it was."""
     settings.REHEARSAL_TIME_LIMIT = 2
-    freshly_polled(lab_cluster)
-    packages_read(lab_cluster)
-    before = real_state(lab)
-    rehearsal = rehearsals.request(cluster=lab_cluster, slug="he-upgrade", params={"up_to_date_hosts": "include"},
+    polled_release(fresh_lab_cluster)
+    freshly_polled(fresh_lab_cluster)
+    packages_read(fresh_lab_cluster)
+    before = real_state(fresh_lab_cluster.lab)
+    rehearsal = rehearsals.request(cluster=fresh_lab_cluster, slug="he-upgrade", params={},
                                    user=make_user("operator"), queue=False)
     rehearsals.execute(rehearsal.pk)
     rehearsal.refresh_from_db()
     assert rehearsal.status == RehearsalStatus.FAILED
     assert rehearsal.error.startswith("the rehearsal's time limit (2 s) passed, the twin's run was cancelled")
     assert rehearsal.run.status == RunStatus.CANCELLED
-    assert real_state(lab) == before
+    assert real_state(fresh_lab_cluster.lab) == before

@@ -77,7 +77,10 @@ NOTES = """
 the rehearsal and then the real run executed in-process, SQLite, Redis. Both labs run at
 speed 60, so the estimate's error is the difference between two lab runs of the same plan
 (the twin's model equals the stand-in's); against real hosts the error is the lab's model
-against reality, which this cannot measure.
+against reality, which this cannot measure. What limits the estimate here: a wait step
+re-reads the HA state every 0.5 s at least, 30 simulated seconds at speed 60, so each of
+the run's waits may end up to 30 simulated seconds later in one lab than in the other;
+with a dozen waits that is a few hundred seconds either way (one run: +20 %).
 """
 
 if __name__ == "__main__":

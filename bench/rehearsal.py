@@ -80,7 +80,7 @@ speed 60, so the estimate's error is the difference between two lab runs of the 
 against reality, which this cannot measure. What limits the estimate here: a wait step
 re-reads the HA state every 0.5 s at least, 30 simulated seconds at speed 60, so each of
 the run's waits may end up to 30 simulated seconds later in one lab than in the other;
-with a dozen waits that is a few hundred seconds either way (one run: +20 %).
+summed over the run's wait steps, a few hundred seconds either way (one run: +20 %).
 """
 
 if __name__ == "__main__":

@@ -136,6 +136,23 @@ def test_a_twin_keeps_host_names_and_he_ids_the_lab_would_not_pick(tmp_path, lab
             "node-a.example.com": 2, "node-b.example.com": 5, "node-c.example.com": 7}
 
 
+def test_a_twin_restarted_from_its_state_dir_keeps_its_hosts(tmp_path, lab):
+    """A twin's state dir reloads with the snapshot's names and ids (the lab keyed its
+    hosts by he<N>.lab.local when reloading)."""
+    snapshot = {"format": 1, "release": "4.5", "global_maintenance": False,
+                "hosts": [{"name": "kvm-1.example.org", "he_host_id": 3, "os": "el9"},
+                          {"name": "kvm-2.example.org", "he_host_id": 4, "os": "el9"}],
+                "engine_vm": {"host": "kvm-2.example.org"}, "engine": {}, "guest_vms": []}
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(snapshot))
+    with start_twin(lab, path, tmp_path) as first:
+        settled(first, "kvm-2.example.org")
+    with start_lab(tmp_path / "twin", speed=LAB_SPEED) as again:
+        settled(again, "kvm-2.example.org")
+        assert {name: h["host_id"] for name, h in again.state()["hosts"].items()} == {
+            "kvm-1.example.org": 3, "kvm-2.example.org": 4}
+
+
 def test_a_bad_snapshot_is_refused_with_what_is_wrong(tmp_path, lab):
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps({"format": 1, "release": "4.3", "hosts": [

@@ -169,8 +169,9 @@ def run_poller(*, shard=0, shards=1, threads=16, stop=None):
             if now - refreshed >= CLUSTER_REFRESH_SECONDS:
                 refreshed = now
                 with riding_out("reading the clusters to poll"):
+                    # A rehearsal's twin is read by the rehearsal itself (upgrades.rehearsal).
                     clusters = dict(Cluster.objects.annotate(shard=Mod("id", shards)).filter(shard=shard)
-                                    .values_list("id", "poll_interval"))
+                                    .filter(twin_of__isnull=True).values_list("id", "poll_interval"))
                     for gone in set(pollers) - set(clusters):
                         pollers.pop(gone).close()
             package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads

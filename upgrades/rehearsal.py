@@ -174,8 +174,6 @@ def execute(rehearsal_id):
         if lab is not None:
             lab.stop()
         shutil.rmtree(where, ignore_errors=True)
-        if rehearsal.twin is not None:  # its lab is gone: the HA poller need not ask it often
-            Cluster.objects.filter(pk=rehearsal.twin.pk).update(poll_interval=86400.0)
     rehearsal.status = RehearsalStatus.FAILED if error else RehearsalStatus.SUCCEEDED
     rehearsal.error, rehearsal.finished_at = error, timezone.now()
     rehearsal.save()

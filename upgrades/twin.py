@@ -8,6 +8,7 @@ their migration mode. Plain JSON (format 1, lab/snapshot.py reads it); no passwo
 key or known_hosts line ever goes into it.
 """
 import re
+import time
 
 from django.utils import timezone
 
@@ -23,6 +24,8 @@ from .remote.ssh import SshTarget, build_command
 FORMAT = 1
 HOST_EXTRA = ("libvirt", "qemu-kvm", "qemu-kvm-ev", "qemu-kvm-rhev")
 OS_COMMAND = "cat /etc/redhat-release"
+PACKAGE_ATTEMPTS = 5
+PACKAGE_RETRY_SECONDS = 2.0
 
 
 class SnapshotError(Exception):
@@ -46,7 +49,7 @@ def take(cluster, pool, *, engine_client=EngineClient.for_cluster):
     finally:
         poller.close()
     poll_engine_view(cluster, client_factory=engine_client)
-    package_reads.poll_packages(cluster, pool, engine_client=engine_client)
+    read_packages(cluster, pool, engine_client)
     cluster = Cluster.objects.get(pk=cluster.pk)
     release = release_of(cluster)
     if release is None:
@@ -66,8 +69,6 @@ def take(cluster, pool, *, engine_client=EngineClient.for_cluster):
         except RemoteError as exc:
             raise SnapshotError(f"{host.name}: {exc.message}") from None
         installed = {**package_reads.parse_rpm_query(extra, HOST_EXTRA), **(read.get("installed") or {})}
-        if read.get("error"):
-            notes.append(f"{host.name}: package versions not read ({read['error']})")
         hosts.append({
             "name": host.name, "address": host.address, "he_host_id": host.he_host_id,
             "os": os_of(os_text), "os_release": os_text, "packages": installed,
@@ -112,6 +113,19 @@ def take(cluster, pool, *, engine_client=EngineClient.for_cluster):
         "guest_vms": guest_vms,
         "notes": notes,
     }
+
+
+def read_packages(cluster, pool, engine_client, attempts=PACKAGE_ATTEMPTS):
+    """Every machine's versions and pending updates; a read that failed (yum busy with the
+    HA poller's own read, say) is tried again. SnapshotError when one never answers: a
+    twin with guessed versions would rehearse another upgrade."""
+    for attempt in range(attempts):
+        data = package_reads.poll_packages(cluster, pool, engine_client=engine_client)
+        errors = [f"{name}: {m['error']}" for name, m in data["machines"].items() if m.get("error")]
+        if not errors:
+            return data
+        time.sleep(PACKAGE_RETRY_SECONDS)
+    raise SnapshotError("package versions not read: " + "; ".join(errors))
 
 
 def package_changes(before, after):

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import threading
 import time
 from datetime import timedelta
@@ -133,7 +134,9 @@ def execute(rehearsal_id):
         return
     rehearsal = Rehearsal.objects.select_related("cluster", "requested_by").get(pk=rehearsal_id)
     audit.record(None, "rehearsal.running", rehearsal)
-    where = os.path.join(settings.REHEARSAL_DIR, str(rehearsal.pk))
+    # A directory of its own, even for two portals (or test databases) sharing the place.
+    os.makedirs(settings.REHEARSAL_DIR, exist_ok=True)
+    where = tempfile.mkdtemp(prefix=f"{rehearsal.pk}-", dir=settings.REHEARSAL_DIR)
     lab, error = None, ""
     try:
         check_machine()

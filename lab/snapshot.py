@@ -13,7 +13,7 @@ import json
 import os
 import re
 
-from . import admin, catalog
+from . import admin, catalog, distro
 from .errors import LabError
 from .machines import HE_CONF, ROOTS
 
@@ -90,9 +90,7 @@ def shape(cluster, data):
         if old_root != new_root:
             os.rename(old_root, new_root)
             lab_host.attach_disk(cluster.state_dir)
-        text = lab_host.fs.read(HE_CONF) or ""
-        lab_host.fs.write(HE_CONF, re.sub(r"^host_id=\d+", f"host_id={item['he_host_id']}",
-                                                    text, flags=re.M))
+        _set_host_id(lab_host, item["he_host_id"])
         wanted = {name: _bare(version) for name, version in (item.get("packages") or {}).items()
                   if name in lab_host.packages and isinstance(version, str)}
         if wanted:
@@ -124,6 +122,16 @@ def shape(cluster, data):
                        if name in cluster.engine_vm.packages and isinstance(version, str)}
     if engine_packages:
         cluster.engine_vm.install_packages(engine_packages)
+
+
+def _set_host_id(host, host_id):
+    """The HE id in hosted-engine.conf (what the agent reads) and in the deploy's answer files."""
+    text = host.fs.read(HE_CONF) or ""
+    host.fs.write(HE_CONF, re.sub(r"^host_id=\d+", f"host_id={host_id}", text, flags=re.M))
+    for path in [distro.HE_ANSWERS] + list(host.fs.glob(distro.ANSWERS_DIR, "answers-*.conf")):
+        text = host.fs.read(path)
+        if text:
+            host.fs.write(path, re.sub(r"hostID=int:\d+", f"hostID=int:{host_id}", text))
 
 
 def apply_engine(cluster, data):

@@ -131,6 +131,8 @@ def test_a_twin_keeps_host_names_and_he_ids_the_lab_would_not_pick(tmp_path, lab
         assert state["engine"]["vms"]["db1"] == {"host": "node-c.example.com", "status": "up", "affinity": "pinned"}
         with second.connect("node-c.example.com") as client:
             out = client.exec_command("hosted-engine --vm-status --json")[1].read().decode()
+            answers = client.exec_command("cat /etc/ovirt-hosted-engine/answers.conf")[1].read().decode()
+        assert "OVEHOSTED_STORAGE/hostID=int:7" in answers
         blocks = json.loads(out)
         assert {b["hostname"]: b["host-id"] for k, b in blocks.items() if k.isdigit()} == {
             "node-a.example.com": 2, "node-b.example.com": 5, "node-c.example.com": 7}

@@ -207,3 +207,29 @@ def test_a_rehearsal_past_its_time_limit_is_cancelled_and_fails_saying_so(
     assert rehearsal.error.startswith("the rehearsal's time limit (2 s) passed, the twin's run was cancelled")
     assert rehearsal.run.status == RunStatus.CANCELLED
     assert real_state(fresh_lab_cluster.lab) == before
+
+
+@pytest.mark.lab(engine_version="3.5")
+def test_a_3_5_upgrade_rehearsed_plays_the_web_admin_steps_with_the_labs_admin_actions(
+        ha_poller, fresh_lab_cluster, make_user):
+    """3.5 → 3.6, the howto's case: the engine has no v4 API, so host maintenance, activation
+    and the compatibility version are steps for a person in the web admin. The rehearsal
+    plays each with the lab's admin action, says so, and the twin ends on 3.6."""
+    real = fresh_lab_cluster.lab
+    polled_release(fresh_lab_cluster)
+    freshly_polled(fresh_lab_cluster)
+    packages_read(fresh_lab_cluster)
+    before = real_state(real)
+    out = io.StringIO()
+    call_command("runbook", "rehearse", "he-upgrade", "--cluster", fresh_lab_cluster.name, "--param", "target=3.6",
+                 "--user", make_user("operator").username, "--sync", stdout=out)
+    rehearsal = Rehearsal.objects.get()
+    assert rehearsal.status == RehearsalStatus.SUCCEEDED, rehearsal.error
+    played = {p["how"] for p in rehearsal.played}
+    assert {f"done by the lab's web-admin action {action} on he{n}.lab.local"
+            for action in ("host-maintenance", "host-activate") for n in (1, 2, 3)} <= played
+    assert "done by the lab's web-admin action set-cluster-version 3.6 on Default" in played
+    assert "played: step" in out.getvalue() and f"Rehearsal #{rehearsal.pk} succeeded." in out.getvalue()
+    ha = {r["machine"]: r for r in rehearsals.result(rehearsal)["packages"] if r["package"] == "ovirt-hosted-engine-ha"}
+    assert ha["he1.lab.local"]["before"].startswith("1.2.10-1") and ha["he1.lab.local"]["after"].startswith("1.3.5.8-1")
+    assert real_state(real) == before

@@ -300,9 +300,13 @@ def _play(rehearsal, run, step, lab):
         how = "confirmed by the rehearsal (nothing to do in the lab)"
         name, _, what = step.key.removeprefix("hosts.").rpartition(".")
         action = {"maintenance": "host-maintenance", "activate": "host-activate"}.get(what)
+        level = re.fullmatch(r"Cluster (\S+): compatibility version (\d+\.\d+)", step.title)
         if step.key.startswith("hosts.") and action and name:
             lab.admin(action, host=name)
             how = f"done by the lab's web-admin action {action} on {name}"
+        elif step.key == "cluster-version" and level:
+            lab.admin("set-cluster-version", cluster=level[1], version=level[2])
+            how = f"done by the lab's web-admin action set-cluster-version {level[2]} on {level[1]}"
     with transaction.atomic():
         runs._close_person_step(step, StepStatus.SUCCEEDED, note=how)
         UpgradeRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None, error="")

@@ -160,6 +160,8 @@ def test_an_outdated_cluster_rehearsed_by_the_workers_then_run_under_the_rehears
     client.force_login(approver)
     page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
     assert f"rehearsal #{rehearsal.pk}</a>" in page and "succeeded" in page
+    listed = client.get(reverse("approvals")).content.decode()
+    assert f'href="{reverse("rehearsal-detail", args=[rehearsal.pk])}">#{rehearsal.pk} succeeded</a>' in listed
     services.reject_run(run=run, user=approver, comment="the test ends here")
     # A changed parameter makes another plan: refused, the rehearsal was of something else.
     freshly_polled(fresh_lab_cluster)

@@ -103,9 +103,15 @@ def pending_approvals(request):
     services.expire_approvals()
     pending = [{"run": run, "step": step, "needed": approvals.required(run, step),
                 "given": run.approvals.filter(step=step, decision="approved").count(),
-                "expires_at": approvals.request_expires_at(run, step)}
+                "expires_at": approvals.request_expires_at(run, step), "rehearsal": rehearsal_for(run)}
                for run, step in approvals.pending_runs(request.user)]
     return render(request, "upgrades/approvals.html", {"pending": pending})
+
+
+def rehearsal_for(run):
+    from .rehearsal import for_run
+
+    return for_run(run)
 
 
 @require_GET

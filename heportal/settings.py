@@ -409,6 +409,13 @@ PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
 # approver before they start; steps with these markers need one too.
 APPROVAL_REQUIRED_BY_DEFAULT = env_bool("APPROVAL_REQUIRED_BY_DEFAULT", True)
 APPROVAL_DEFAULT_EXPIRY_HOURS = env_int("APPROVAL_DEFAULT_EXPIRY_HOURS", 24)
+# Rehearsals on a twin of the cluster (upgrades.rehearsal, docs/rehearsal.md): how many
+# twin labs may run at once, how long one may take (real seconds), the twin's lab speed
+# (simulated seconds per real second) and where its lab lives while it runs.
+REHEARSAL_MAX_TWINS = env_int("REHEARSAL_MAX_TWINS", 1)
+REHEARSAL_TIME_LIMIT = env_int("REHEARSAL_TIME_LIMIT", 1800)
+REHEARSAL_LAB_SPEED = env_int("REHEARSAL_LAB_SPEED", 60)
+REHEARSAL_DIR = Path(os.environ.get("REHEARSAL_DIR", DATA_DIR / "rehearsals"))
 
 # The HA poller reads the engine's view of a cluster (upgrades/engine_view.py) every
 # ENGINE_POLL_EVERY vm-status polls of it (at least every ENGINE_POLL_MIN_SECONDS apart),

@@ -38,6 +38,9 @@ def parse_args(argv):
     up.add_argument("--outdated", action="store_true",
                     help="hosts and engine VM run the release's previous build; its repo offers "
                          "the current one (a minor update)")
+    up.add_argument("--from-snapshot", metavar="FILE",
+                    help="a lab shaped like the cluster in FILE (a portal snapshot, "
+                         "docs/lab.md): its release, host names, HE ids, versions, guest VMs")
     up.add_argument("--log-level", default="INFO")
     up.add_argument("--exit-with-parent", action="store_true",
                     help="stop when the starting process dies (used by lab.launcher)")

@@ -120,7 +120,7 @@ class Cluster:
         self.engine_vm.engine_version = catalog.canonical(self.engine_vm.engine_version)
         self._attach_disk(self.engine_vm, data["engine_vm"])
         for item in data["hosts"]:
-            host = self.hosts[f"he{item['index']}.lab.local"]
+            host = self.hosts[item.get("name") or f"he{item['index']}.lab.local"]
             if host.power == "on" and host.services["ovirt-ha-agent"]:
                 self._resume_agent(host, item.get("agent") or {"state": "StartState"})
             elif host.power == "booting":

@@ -158,8 +158,9 @@ def summary(state):
 
 
 def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
-              ssh_port_base=None, timeout=90, undeployed=False, outdated=False):
-    """Spawn `python -m lab up` and wait until it has written its manifest."""
+              ssh_port_base=None, timeout=90, undeployed=False, outdated=False, from_snapshot=None):
+    """Spawn `python -m lab up` and wait until it has written its manifest.
+    `from_snapshot`: a portal snapshot file the lab is shaped like (lab/snapshot.py)."""
     state_dir = str(state_dir or tempfile.mkdtemp(prefix="lab-"))
     make_state_dir(state_dir)
     manifest_path = _os.path.join(state_dir, MANIFEST)
@@ -175,6 +176,8 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
         cmd.append("--undeployed")
     if outdated:
         cmd.append("--outdated")
+    if from_snapshot:
+        cmd += ["--from-snapshot", str(from_snapshot)]
     root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
     env = dict(_os.environ, PYTHONPATH=root + _os.pathsep + _os.environ.get("PYTHONPATH", ""))
     log = open(_os.path.join(state_dir, LOG), "ab")

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 
+from . import snapshot as lab_snapshot
 from .cluster import Cluster
 from .control import start_control
 from .private import make_state_dir, write_private
@@ -78,6 +79,21 @@ async def watch_parent(stop):
     stop.set()
 
 
+def twin_cluster(state_dir, args):
+    """A lab shaped like the snapshot in args.from_snapshot (lab/snapshot.py); a state
+    dir that already holds a lab is reloaded as it is. Returns (cluster, manifest part)."""
+    data = lab_snapshot.load(args.from_snapshot)
+    fresh = not os.path.exists(os.path.join(state_dir, "state.json"))
+    cluster = Cluster(state_dir, hosts=len(data["hosts"]), speed=args.speed,
+                      os_name=lab_snapshot.host_os(data), engine_version=data["release"])
+    if fresh:
+        lab_snapshot.shape(cluster, data)
+    else:
+        data = {}
+    return cluster, {"snapshot": os.path.abspath(args.from_snapshot),
+                     "from_the_lab_model": list(lab_snapshot.MODEL_NOTES), "data": data}
+
+
 async def run(args):
     state_dir = os.path.abspath(args.state_dir)
     make_state_dir(state_dir)
@@ -85,9 +101,13 @@ async def run(args):
     if os.path.exists(manifest_path):
         os.remove(manifest_path)  # a stale manifest must not look like a started lab
     bwrap = find_bwrap()
-    cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
-                      engine_version=args.engine_version, undeployed=args.undeployed,
-                      outdated=args.outdated)
+    twin = None
+    if getattr(args, "from_snapshot", None):
+        cluster, twin = twin_cluster(state_dir, args)
+    else:
+        cluster = Cluster(state_dir, hosts=args.hosts, speed=args.speed, os_name=args.os,
+                          engine_version=args.engine_version, undeployed=args.undeployed,
+                          outdated=args.outdated)
     sandboxes, tool_servers = await start_sandboxes(cluster, state_dir, bwrap)
     front = SshFront(cluster, state_dir, sandboxes)
     ports = {}
@@ -98,10 +118,17 @@ async def run(args):
     await front.start(ports)
     control_url, control_runner = await start_control(cluster)
     api = await start_engine(cluster, state_dir)
+    if twin is not None and api is not None:
+        twin["problems"] = lab_snapshot.apply_engine(cluster, twin.pop("data"))
+    elif twin is not None:
+        twin.pop("data")
     cluster.save()
 
     def refresh_manifest():
-        write_manifest(state_dir, build_manifest(cluster, front, engine_entry(api), control_url))
+        manifest = build_manifest(cluster, front, engine_entry(api), control_url)
+        if twin is not None:
+            manifest["twin"] = twin
+        write_manifest(state_dir, manifest)
 
     refresh_manifest()
     cluster.on_manifest_change = refresh_manifest

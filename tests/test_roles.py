@@ -20,7 +20,7 @@ from heportal.asgi import application
 from tests.conftest import free_port
 from tests.factories import grant, make_cluster, make_host, make_run
 from upgrades import backups
-from upgrades.models import EngineBackup, RoleGrant
+from upgrades.models import EngineBackup, Rehearsal, RoleGrant
 from upgrades.routing import websocket_urlpatterns
 
 PERSONAS = ("viewer", "operator", "approver", "auditor", "admin", "global_admin", "other", "no_role", "anonymous")
@@ -76,6 +76,8 @@ EXPECTED = {
     "cluster-setup": {"admin", "global_admin"},
     "cluster-doctor": {"admin", "global_admin"},
     "cluster-edit": {"admin", "global_admin"},
+    "runbook-rehearse": OPERATORS,  # POST: a rehearsal on a twin (tests/test_rehearsal.py)
+    "rehearsal-detail": ON_ALPHA,
 }
 WS_EXPECTED = {
     "ws/runs/<id:run_id>/": ON_ALPHA,
@@ -134,13 +136,15 @@ def world(django_user_model):
     path = backups.path_of(backup)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"backup")
+    rehearsal = Rehearsal.objects.create(cluster=alpha, runbook="diagnostic", plan_text="1. x\n", plan_sha256="0" * 64,
+                                         requested_by=requester, status="succeeded")
     return {"cluster": alpha, "host": host, "run": run, "step": run.steps.order_by("order").first(), "users": users,
-            "backup": backup}
+            "backup": backup, "rehearsal": rehearsal}
 
 
 def path_of(route, world):
     values = {"cluster_id": world["cluster"].pk, "host_id": world["host"].pk, "run_id": world["run"].pk,
-              "step_id": world["step"].pk, "backup_id": world["backup"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
+              "step_id": world["step"].pk, "backup_id": world["backup"].pk, "rehearsal_id": world["rehearsal"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
     for key, value in values.items():
         for kind in ("id", "slug", "path"):
             route = route.replace(f"<{kind}:{key}>", str(value))

@@ -202,7 +202,7 @@ class DirectoryRoleAdmin(RecordAdmin):
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(AuditedAdmin):
-    list_display = ("__str__", "before_start", "approvers", "expiry_hours")
+    list_display = ("__str__", "before_start", "approvers", "expiry_hours", "rehearsal_hours")
 
 
 admin.site.unregister(get_user_model())

@@ -17,8 +17,8 @@ class MaintenanceMode(models.TextChoices):
 
 class ClusterQuerySet(models.QuerySet):
     def in_service(self):
-        """The clusters the portal manages: not removed."""
-        return self.filter(removed_at__isnull=True)
+        """The clusters the portal manages: not removed, not a rehearsal's twin."""
+        return self.filter(removed_at__isnull=True, twin_of__isnull=True)
 
 
 class Cluster(models.Model):
@@ -404,6 +404,10 @@ class ApprovalPolicy(models.Model):
         help_text="One text a line: a step whose command contains one needs approval before it runs.")
     approvers = models.PositiveSmallIntegerField(default=1, help_text="Distinct approvers needed (N).")
     expiry_hours = models.PositiveIntegerField(default=24, help_text="How long a request stays valid.")
+    rehearsal_hours = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="A run may start only after a successful rehearsal of the same plan (same hash) "
+                  "within this many hours (upgrades.rehearsal); empty: no rehearsal needed.")
 
     class Meta:
         verbose_name_plural = "approval policies"
@@ -539,9 +543,6 @@ class ConnectionCheck(models.Model):
     # the HA state at once): what that poll said.
     first_poll = models.TextField(blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
     @property
     def all_hosts_pass(self):
         """Every host answered every check without a failure (warnings allowed)."""
@@ -551,5 +552,59 @@ class ConnectionCheck(models.Model):
     @property
     def passed(self):
         return self.status == CheckStatus.DONE and self.all_hosts_pass
+
+
+class RehearsalStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+REHEARSAL_ACTIVE = (RehearsalStatus.PENDING, RehearsalStatus.RUNNING)
+
+
+class Rehearsal(models.Model):
+    """A plan made for ``cluster`` and run on a twin of it in the lab (``upgrades.rehearsal``).
+
+    The twin is a cluster row of its own (``twin``) with its own run (``run``), so the
+    rehearsal never holds the real cluster's lock; the plan's text and its sha256 are
+    those of the real plan, which an approval policy may ask for (``rehearsal_hours``).
+    """
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="rehearsals")
+    runbook = models.SlugField(max_length=50)
+    params = models.JSONField(default=dict, blank=True)
+    plan_text = models.TextField()
+    plan_sha256 = models.CharField(max_length=64, db_index=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rehearsals")
+    status = models.CharField(max_length=10, choices=RehearsalStatus.choices, default=RehearsalStatus.PENDING)
+    # The real cluster as read when the rehearsal started (upgrades.twin; no secrets),
+    # and the twin's before and after the run (packages before/after).
+    snapshot = models.JSONField(default=dict, blank=True)
+    twin_before = models.JSONField(default=dict, blank=True)
+    twin_after = models.JSONField(default=dict, blank=True)
+    twin = models.ForeignKey(Cluster, on_delete=models.SET_NULL, null=True, blank=True, related_name="twin_of")
+    run = models.ForeignKey(UpgradeRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="rehearsals")
+    # Person steps the rehearsal played itself: [{"order", "title", "how"}].
+    played = models.JSONField(default=list, blank=True)
+    notes = models.JSONField(default=list, blank=True, help_text="What came from the lab's model, not the cluster.")
+    error = models.TextField(blank=True)
+    simulated_seconds = models.FloatField(null=True, blank=True, help_text="The twin run's length in lab time.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"rehearsal #{self.pk} of {self.runbook} on {self.cluster}"
+
+    @property
+    def is_active(self):
+        return self.status in REHEARSAL_ACTIVE
+
+
 # The API's tokens live with the API (upgrades/api/tokens.py); imported here so Django finds the model.
 from .api.tokens import ApiToken  # noqa: E402,F401

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import converters, views, views_clusters, views_records  # noqa: F401 (converters registers <id:...>)
+from . import converters, views, views_clusters, views_records, views_rehearsal  # noqa: F401 (converters registers <id:...>)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -14,6 +14,8 @@ urlpatterns = [
     path("clusters/<id:cluster_id>/live/", views.cluster_live, name="cluster-live"),
     path("clusters/<id:cluster_id>/backups/<id:backup_id>/", views.engine_backup, name="engine-backup"),
     path("clusters/<id:cluster_id>/runbooks/<slug:slug>/", views.launch_runbook, name="runbook-launch"),
+    path("clusters/<id:cluster_id>/runbooks/<slug:slug>/rehearse/", views_rehearsal.rehearse, name="runbook-rehearse"),
+    path("rehearsals/<id:rehearsal_id>/", views_rehearsal.rehearsal_detail, name="rehearsal-detail"),
     path("hosts/<id:host_id>/diagnostic/", views.start_diagnostic, name="start-diagnostic"),
     path("hosts/<id:host_id>/host-key/", views.host_key, name="host-key"),
     path("runs/<id:run_id>/", views.run_detail, name="run-detail"),

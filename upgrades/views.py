@@ -466,7 +466,15 @@ def run_context(request, run, typed=None):
         "left_behind": leftbehind.left_behind(run),
         "can_operate": can_operate(request.user, run.cluster),
         "versions": packages.versions(run),
+        # What an approver weighs: the rehearsal of this very plan, if any (upgrades.rehearsal).
+        "rehearsal": _rehearsal_of(run),
     }
+
+
+def _rehearsal_of(run):
+    from .rehearsal import for_run
+
+    return for_run(run) if run.status == RunStatus.AWAITING_APPROVAL else None
 
 
 def get_run_or_404(run_id):

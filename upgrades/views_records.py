@@ -114,8 +114,14 @@ def pending_requests(user):
     services.expire_approvals()
     return [{"run": run, "step": step, "needed": approvals.required(run, step),
              "given": run.approvals.filter(step=step, decision="approved").count(),
-             "expires_at": approvals.request_expires_at(run, step)}
+             "expires_at": approvals.request_expires_at(run, step), "rehearsal": rehearsal_for(run)}
             for run, step in approvals.pending_runs(user)]
+
+
+def rehearsal_for(run):
+    from .rehearsal import for_run
+
+    return for_run(run)
 
 
 @require_GET

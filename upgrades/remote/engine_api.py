@@ -339,6 +339,21 @@ class EngineClient:
                 if vm.name != HOSTED_ENGINE_VM and vm.host is not None and vm.placement_policy
                 and vm.placement_policy.affinity not in (None, types.VmAffinity.MIGRATABLE)]
 
+    def guest_vms(self):
+        """(name, host name, status, migration mode) of every VM but the engine VM: what a
+        twin of the cluster (upgrades.twin) recreates. Migration mode as ovirtsdk4's
+        VmAffinity names it (migratable, user_migratable, pinned)."""
+        vms = self._call("list VMs", lambda: self._system.vms_service().list())
+        hosts = {h.id: h.name for h in self.list_hosts()}
+        found = []
+        for vm in vms:
+            if vm.name == HOSTED_ENGINE_VM:
+                continue
+            affinity = vm.placement_policy.affinity if vm.placement_policy is not None else None
+            found.append((vm.name, hosts.get(vm.host.id) if vm.host is not None else None, _enum(vm.status),
+                          _enum(affinity) if affinity is not None else "migratable"))
+        return sorted(found)
+
     def cluster_view(self, host_names):
         """Status, update flag and VMs of each of ``host_names`` the engine knows, and the
         compatibility version and scheduling policy of the engine cluster they are in.

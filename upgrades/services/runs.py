@@ -101,6 +101,8 @@ def start_run(*, cluster, slug, params, user, acknowledge=False, state=None, que
     if plan.warnings and not acknowledge:
         raise Blocked("Not started: acknowledge the warnings first: " +
                       " ".join(c.message for c in plan.warnings), plan)
+    from ..rehearsal import require_for_start
+    require_for_start(plan)  # the approval policy may ask for a rehearsal of this very plan
     try:
         with transaction.atomic():
             run = create_run(plan, user)

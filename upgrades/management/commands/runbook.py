@@ -141,6 +141,7 @@ class Command(BaseCommand):
         start.add_argument("--reason", default="", metavar="TEXT",
                            help="why (audited); required for a maintenance mode while a procedure is active")
         add_follow(start)
+        add_rehearse(planning)
         status = sub.add_parser("status", help="a run's status, its steps, and what it waits for")
         status.add_argument("run", metavar="RUN")
         run_action("confirm", "confirm the manual step the run waits on", comment="what was done")
@@ -308,6 +309,9 @@ class Command(BaseCommand):
         style = {"ok": self.style.SUCCESS, "warning": self.style.WARNING, "inhibitor": self.style.ERROR}
         for result in plan.checks:
             write(f"  {style[result.level](f'{result.level:<9}')} {result.check}: {result.message}")
+
+    def do_rehearse(self, slug, cluster, host, param, user, sync, **options):
+        return rehearse(self, slug, cluster, host, param, user, sync)
 
     def do_start(self, slug, cluster, host, param, user, yes, wait, sync, reason="", **options):
         params = self.collect_params(slug, host, param)
@@ -735,3 +739,44 @@ def waits_for(run):
                 f"{step_args}), or mark it done or skip it (mark-done|skip {step_args} --comment WHY) and resume.")
     return (f"{why}. Retry it (manage.py runbook retry {step_args}), or skip it "
             f"(skip {step_args} --comment WHY) and resume.")
+
+
+# rehearse --------------------------------------------------------------------------
+
+def add_rehearse(planning):
+    p = planning("rehearse", "plan as for the real run, then run that plan on a twin of the cluster in the lab "
+                             "(docs/rehearsal.md); exit 0 when the rehearsal succeeded")
+    p.add_argument("--user", required=True, metavar="NAME", help="who rehearses (an operator)")
+    p.add_argument("--sync", action="store_true",
+                   help="execute the rehearsal in this process (no worker needed); else the workers do")
+
+
+def rehearse(command, slug, cluster, host, param, user, sync):
+    """Request a rehearsal; with --sync execute it here and print its result."""
+    from upgrades import rehearsal as rehearsals
+
+    params = command.collect_params(slug, host, param)
+    user, cluster = command.find_user(user), command.find_cluster(cluster)
+    try:
+        # --sync: not queued, this process executes it
+        found = rehearsals.request(cluster=cluster, slug=slug, params=params, user=user, queue=not sync)
+    except rehearsals.RehearsalRefused as exc:
+        raise CommandError(str(exc), returncode=FAILED) from None
+    write = command.stdout.write
+    write(f"Rehearsal #{found.pk}: {found.runbook} on a twin of {cluster.name}; plan sha256 {found.plan_sha256}")
+    if not sync:
+        write("Queued for the workers; the rehearsal page shows its result.")
+        return SUCCEEDED
+    rehearsals.execute(found.pk)
+    found.refresh_from_db()
+    result = rehearsals.result(found)
+    for step in result["steps"]:
+        write(f"  {step['order']}. {step['title']}: {step['status']}" + (f" ({step['error']})" if step["error"] else ""))
+    for played in found.played:
+        write(f"  played: step {played['order']} ({played['title']}): {played['how']}")
+    for row in result["packages"]:
+        write(f"  {row['machine']}: {row['package']} {row['before'] or '-'} -> {row['after'] or '-'}")
+    if result["estimate"]:
+        write(f"Real run's duration: {result['estimate']}")
+    write(f"Rehearsal #{found.pk} {found.get_status_display()}" + (f": {found.error}" if found.error else "."))
+    return SUCCEEDED if found.status == "succeeded" else FAILED

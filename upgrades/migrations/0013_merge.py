@@ -8,6 +8,7 @@ class Migration(migrations.Migration):
         ("upgrades", "0012_ldap"),
         ("upgrades", "0012_onboard"),
         ("upgrades", "0012_api"),
+        ("upgrades", "0012_twin"),
     ]
 
     operations = []

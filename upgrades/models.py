@@ -543,6 +543,9 @@ class ConnectionCheck(models.Model):
     # the HA state at once): what that poll said.
     first_poll = models.TextField(blank=True)
 
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
     @property
     def all_hosts_pass(self):
         """Every host answered every check without a failure (warnings allowed)."""

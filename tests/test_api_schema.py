@@ -128,7 +128,7 @@ def test_every_answer_matches_the_served_description(make_user):
     statuses = {r.status_code for r in olga.calls + ada.calls + aud.calls}
     assert {200, 201, 400, 403, 404, 409} <= statuses
     assert "line 3" in logged.decode()
-    assert exported["csv"].decode().splitlines()[0].startswith("seq,created_at,actor,action")
+    assert exported["csv"].decode().splitlines()[0].startswith("seq,created_at,actor,client_address,action")
     assert {row["action"] for row in json.loads(exported["json"])} >= {"run.start", "run.pause", "run.cancel"}
 
     # Every API route is described, and the scenario called each.

@@ -84,7 +84,7 @@ def test_a_pinned_vm_fails_the_rehearsal_where_and_why_it_stops_the_real_run(
     with pytest.raises(SystemExit) as exited:
         call_command("runbook", "rehearse", "he-upgrade", "--cluster", fresh_lab_cluster.name,
                      "--user", operator.username, "--sync", stdout=out)
-    assert exited.value.code == 1
+    assert exited.value.code == 4  # docs/cli.md: the run (here the twin's) failed
     rehearsal = Rehearsal.objects.get()
     assert rehearsal.status == RehearsalStatus.FAILED
     # The twin's run stopped at its start preflight, before any step, with the real reason.

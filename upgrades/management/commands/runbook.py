@@ -761,7 +761,7 @@ def rehearse(command, slug, cluster, host, param, user, sync):
         # --sync: not queued, this process executes it
         found = rehearsals.request(cluster=cluster, slug=slug, params=params, user=user, queue=not sync)
     except rehearsals.RehearsalRefused as exc:
-        raise CommandError(str(exc), returncode=FAILED) from None
+        raise CommandError(str(exc), returncode=ERROR) from None
     write = command.stdout.write
     write(f"Rehearsal #{found.pk}: {found.runbook} on a twin of {cluster.name}; plan sha256 {found.plan_sha256}")
     if not sync:
@@ -779,4 +779,4 @@ def rehearse(command, slug, cluster, host, param, user, sync):
     if result["estimate"]:
         write(f"Real run's duration: {result['estimate']}")
     write(f"Rehearsal #{found.pk} {found.get_status_display()}" + (f": {found.error}" if found.error else "."))
-    return SUCCEEDED if found.status == "succeeded" else FAILED
+    return SUCCEEDED if found.status == "succeeded" else RUN_FAILED

@@ -242,7 +242,17 @@ RQ_QUEUES = {
     # The emergency lane (maintenance modes, the diagnostic), with a worker of its own.
     "emergency": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
     "poll": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
+    # Webhook deliveries (upgrades/webhooks.py): a worker of their own, with RQ's scheduler
+    # for the retries (rqworker hooks --with-scheduler), so a slow endpoint never holds up a run.
+    "hooks": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 120},
 }
+# Webhooks: seconds to connect and to wait for the answer, the waits before attempts 2, 3...
+# (after the last one fails the delivery is failed), and how long a due attempt may stay
+# untaken before the sweeper queues it again.
+WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("WEBHOOK_CONNECT_TIMEOUT", "3"))
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "5"))
+WEBHOOK_RETRY_DELAYS = [float(d) for d in env_list("WEBHOOK_RETRY_DELAYS", ["10", "30", "120", "600"])]
+WEBHOOK_REQUEUE_AFTER = float(os.environ.get("WEBHOOK_REQUEUE_AFTER", "60"))
 # A worker that keeps its job running while Redis restarts (upgrades/worker.py).
 RQ = {"WORKER_CLASS": "upgrades.worker.Worker"}
 

@@ -20,7 +20,7 @@ from heportal.asgi import application
 from tests.conftest import free_port
 from tests.factories import grant, make_cluster, make_host, make_run
 from upgrades import backups
-from upgrades.models import EngineBackup, Rehearsal, RoleGrant
+from upgrades.models import EngineBackup, Rehearsal, RoleGrant, Webhook, WebhookDelivery
 from upgrades.routing import websocket_urlpatterns
 
 PERSONAS = ("viewer", "operator", "approver", "auditor", "admin", "global_admin", "other", "no_role", "anonymous")
@@ -71,6 +71,10 @@ EXPECTED = {
     # Adding and removing a cluster: global admins; setting one up and changing it: its admins
     # (tests/test_onboarding.py).
     "cluster-add": {"global_admin"},
+    "webhooks": {"global_admin"},
+    "webhook-detail": {"global_admin"},
+    "webhook-delete": {"global_admin"},
+    "webhook-delivery-resend": {"global_admin"},
     "cluster-remove": {"global_admin"},
     "cluster-hosts-add": {"admin", "global_admin"},
     "cluster-setup": {"admin", "global_admin"},
@@ -138,13 +142,17 @@ def world(django_user_model):
     path.write_bytes(b"backup")
     rehearsal = Rehearsal.objects.create(cluster=alpha, runbook="diagnostic", plan_text="1. x\n", plan_sha256="0" * 64,
                                          requested_by=requester, status="succeeded")
-    return {"cluster": alpha, "host": host, "run": run, "step": run.steps.order_by("order").first(), "users": users,
+    webhook = Webhook.objects.create(url="http://127.0.0.1:9/hook", events=["run.ended"], secret="")
+    delivery = WebhookDelivery.objects.create(webhook=webhook, event="run.ended", status="failed",
+                                              payload={"run": {"id": run.pk}})
+    return {"webhook": webhook, "delivery": delivery, "cluster": alpha, "host": host, "run": run, "step": run.steps.order_by("order").first(), "users": users,
             "backup": backup, "rehearsal": rehearsal}
 
 
 def path_of(route, world):
     values = {"cluster_id": world["cluster"].pk, "host_id": world["host"].pk, "run_id": world["run"].pk,
-              "step_id": world["step"].pk, "backup_id": world["backup"].pk, "rehearsal_id": world["rehearsal"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
+              "step_id": world["step"].pk, "backup_id": world["backup"].pk, "rehearsal_id": world["rehearsal"].pk,
+              "webhook_id": world["webhook"].pk, "delivery_id": world["delivery"].pk, "slug": "diagnostic", "content_type_id": 1, "object_id": 1}
     for key, value in values.items():
         for kind in ("id", "slug", "path"):
             route = route.replace(f"<{kind}:{key}>", str(value))

@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import client_address as client_addresses
+from . import webhooks
 from .models import AuditEvent, AuditHead
 
 logger = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def record(actor, action, target=None, *, client_address=None, **details):
         AuditHead.objects.filter(pk=HEAD_ID).update(seq=event.seq, hash=event.hash)
         # Only what commits is anchored: a rolled-back event's number is used again.
         transaction.on_commit(partial(append_anchor, anchor_line(event)))
+        webhooks.emit(event, target)  # run events: deliveries made and queued after commit
     return event
 
 

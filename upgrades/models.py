@@ -609,5 +609,58 @@ class Rehearsal(models.Model):
         return self.status in REHEARSAL_ACTIVE
 
 
+class WebhookEvent(models.TextChoices):
+    RUN_STARTED = "run.started", "run started"
+    RUN_WAITING = "run.waiting", "run waiting for a person"
+    APPROVAL_REQUESTED = "approval.requested", "approval requested"
+    STEP_FAILED = "step.failed", "step failed"
+    RUN_ENDED = "run.ended", "run ended"
+
+
+class Webhook(models.Model):
+    """An endpoint that is told of run events (upgrades/webhooks.py); the secret signs each body."""
+    url = models.CharField(max_length=500, help_text="http(s) URL, checked by services.webhooks.check.")
+    secret = models.TextField(help_text="Encrypted (upgrades.secrets); signs each delivery.")
+    events = models.JSONField(default=list, help_text="WebhookEvent values this endpoint receives.")
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"webhook #{self.pk} {self.url}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "pending"
+    DELIVERED = "delivered", "delivered"
+    FAILED = "failed", "failed"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: sent from the ``hooks`` queue, retried with back-off."""
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=30, choices=WebhookEvent.choices)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_due")]
+
+    def __str__(self):
+        return f"delivery #{self.pk} {self.event} to webhook #{self.webhook_id}"
+
+
 # The API's tokens live with the API (upgrades/api/tokens.py); imported here so Django finds the model.
 from .api.tokens import ApiToken  # noqa: E402,F401

@@ -17,6 +17,8 @@ RQ's job records:
 4. A step left running in a run no worker executes (its end could not be
    recorded: the database was away longer than the worker waited) is marked
    interrupted, so retry, skip and resume apply to it.
+5. A webhook delivery whose attempt is due but was never taken (Redis away) is queued
+   again (upgrades/webhooks.py).
 """
 import logging
 import time
@@ -30,7 +32,7 @@ from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import services
+from . import services, webhooks
 from .models import RUN_ADVANCING, RunStatus, RunStep, StepStatus, UpgradeRun
 from .timefmt import format_time
 
@@ -56,6 +58,7 @@ def sweep(now=None):
             _away = False
         result = mark_lost_workers(now), requeue_stranded_runs(now)
         repair_cut_off_steps()
+        webhooks.requeue_due(now)
     except DatabaseError:
         _database_away()
         raise

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from . import converters, views, views_clusters, views_records, views_rehearsal  # noqa: F401 (converters registers <id:...>)
+from . import views_webhooks
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,6 +28,11 @@ urlpatterns = [
     path("approvals/count/", views_records.approvals_count, name="approvals-count"),
     path("audit/", views_records.audit_page, name="audit"),
     path("audit/export.csv", views_records.audit_export_csv, name="audit-export-csv"),
+    path("webhooks/", views_webhooks.webhook_list, name="webhooks"),
+    path("webhooks/<id:webhook_id>/", views_webhooks.webhook_detail, name="webhook-detail"),
+    path("webhooks/<id:webhook_id>/delete/", views_webhooks.webhook_delete, name="webhook-delete"),
+    path("webhooks/<id:webhook_id>/deliveries/<id:delivery_id>/resend/", views_webhooks.delivery_resend,
+         name="webhook-delivery-resend"),
     path("audit/export.json", views_records.audit_export_json, name="audit-export-json"),
 ]
 # One route per action, so each has its own name (and the fuzz test finds each).

@@ -67,6 +67,8 @@ proc_worker1() { exec $PY manage.py rqworker default poll; }
 proc_worker2() { exec $PY manage.py rqworker default poll; }
 # The emergency lane (maintenance modes, the diagnostic) has a worker of its own.
 proc_worker-emergency() { exec $PY manage.py rqworker emergency; }
+# Webhook deliveries: a worker of their own, with the scheduler that runs their retries.
+proc_worker-hooks() { exec $PY manage.py rqworker hooks --with-scheduler; }
 proc_poller() { exec $PY manage.py ha_poller; }
 proc_daphne() { exec $PY -m daphne -b 127.0.0.1 -p "$PORT" heportal.asgi:application; }
 launch() {
@@ -92,7 +94,7 @@ rm -f "$LAB_DIR/manifest.engine-password"
 $PY manage.py import_cluster "$LAB_DIR/manifest.json" --name Lab \
   --poll-interval "$($PY -c "print(10 / float('$LAB_SPEED'))")"
 
-for name in worker1 worker2 worker-emergency poller daphne; do launch "$name"; done
+for name in worker1 worker2 worker-emergency worker-hooks poller daphne; do launch "$name"; done
 
 echo "demo: accounts"
 $PY manage.py demo_users

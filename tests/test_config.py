@@ -161,7 +161,8 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
         assert sorted(re.sub(r" -p \d+", "", cmd).split("manage.py ")[-1] for cmd in before.values()) == sorted([
             ".venv/bin/python -m daphne -b 127.0.0.1 heportal.asgi:application",
             f".venv/bin/python -m lab up --hosts 3 --speed 60 --state-dir {data}/lab --outdated",
-            "ha_poller", "rqworker default poll", "rqworker default poll", "rqworker emergency"])
+            "ha_poller", "rqworker default poll", "rqworker default poll", "rqworker emergency",
+            "rqworker hooks --with-scheduler"])
         worker = next(pid for pid, cmd in before.items() if "rqworker emergency" in cmd)
         os.kill(worker, signal.SIGKILL)
         wait_until(lambda: "worker-emergency exited (status 137); starting it again" in

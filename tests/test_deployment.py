@@ -37,7 +37,7 @@ def test_the_units_pass_systemd_analyze_verify_in_a_scratch_root(tmp_path):
     python.chmod(0o755)
     names = [INSTANCES.get(unit.name, unit.name) for unit in UNITS]
     assert sorted(names) == ["heportal-ha-poller@0-2.service", "heportal-rqworker-emergency.service",
-                             "heportal-rqworker@1.service", "heportal-web@8001.service", "heportal.target"]
+                             "heportal-rqworker-hooks.service", "heportal-rqworker@1.service", "heportal-web@8001.service", "heportal.target"]
     for name in names:
         done = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no", name],
                               cwd=root / "etc/systemd/system", capture_output=True, text=True, timeout=60)
@@ -88,7 +88,8 @@ def test_each_unit_starts_a_command_the_portal_has():
 
             assert parse_shard(options["shard"]) == (0, 2)
         started.add(" ".join(argv[2:]).replace("--shard 0/2", "--shard I/N"))
-    assert started == {"daphne", "rqworker default poll", "rqworker emergency", "ha_poller --shard I/N"}
+    assert started == {"daphne", "rqworker default poll", "rqworker emergency", "rqworker hooks --with-scheduler",
+                       "ha_poller --shard I/N"}
 
 
 def deploy_env(tmp_path, **extra):

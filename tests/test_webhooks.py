@@ -270,3 +270,24 @@ def test_signature_is_the_documented_hmac():
     body = webhooks.body_of({"event": "run.ended", "id": 7})
     expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert webhooks.signature("s3cret", "1700000000", body) == "sha256=" + expected
+
+
+def test_a_delivery_never_queued_is_queued_by_the_sweeper(hooks_worker, lab_cluster, make_user, receivers):
+    """Redis away when the run event happened: the delivery is in the database only, and
+    the sweeper's pass queues it once its attempt is overdue."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from upgrades import sweeper
+
+    every = receivers(make_user("admin", "hookadmin"), ["run.ended"])
+    run = start(lab_cluster, "test-wait", make_user("operator"), host="he1.lab.local")
+    wait_for_status(run, [RunStatus.SUCCEEDED, RunStatus.FAILED], 60)
+    settled(every.hook, 1)
+    lost = WebhookDelivery.objects.create(webhook=every.hook, event="run.ended", payload={"event": "run.ended"},
+                                          next_attempt_at=timezone.now() - timedelta(minutes=5))
+    time.sleep(1)
+    assert WebhookDelivery.objects.get(pk=lost.pk).status == "pending"  # nothing queued it
+    sweeper.sweep()
+    assert [(d.pk, d.status, d.attempts) for d in settled(every.hook, 2)][-1] == (lost.pk, "delivered", 1)

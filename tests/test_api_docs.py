@@ -25,7 +25,7 @@ def examples():
 
 def test_the_doc_has_its_examples():
     assert set(examples()) == {"curl-me", "curl-clusters", "curl-plan", "curl-start", "curl-bad-input",
-                               "python-follow", "python-approve"}
+                               "python-follow", "python-approve", "python-verify-webhook"}
 
 
 def run_example(name, env):

@@ -14,6 +14,7 @@ from django.test import Client
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
 from tests.conftest import Processes, child_env
+from tests.test_api_docs import examples
 from tests.test_engine import polled, start, steps_of  # noqa: F401  (polled: a fixture)
 from tests.test_resilience import wait_for_status
 from upgrades import secrets, services, webhooks
@@ -23,6 +24,10 @@ from upgrades.services import webhooks as webhook_service
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 ANSWER_TIMEOUT = 6  # the worker's WEBHOOK_TIMEOUT below
+# docs/api.md's receiver-side check, run as written.
+_namespace = {}
+exec(examples()["python-verify-webhook"][1], _namespace)
+DOC_VERIFY = _namespace["verify"]
 EVERY = ["run.started", "run.waiting", "approval.requested", "step.failed", "run.ended"]
 
 
@@ -78,13 +83,10 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def record(self, headers, body):
-        timestamp, given = headers["X-HEPortal-Timestamp"], headers["X-HEPortal-Signature"]
-        expected = "sha256=" + hmac.new(self.secret.encode(), f"{timestamp}.".encode() + body,
-                                        hashlib.sha256).hexdigest()
         entry = {"event": headers["X-HEPortal-Event"], "delivery": int(headers["X-HEPortal-Delivery"]),
                  "body": json.loads(body)}
         with self.lock:
-            (self.received if hmac.compare_digest(expected, given) else self.bad).append(entry)
+            (self.received if DOC_VERIFY(self.secret, headers, body) else self.bad).append(entry)
 
     def events(self):
         with self.lock:
@@ -270,6 +272,13 @@ def test_signature_is_the_documented_hmac():
     body = webhooks.body_of({"event": "run.ended", "id": 7})
     expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert webhooks.signature("s3cret", "1700000000", body) == "sha256=" + expected
+    now = str(int(time.time()))
+    headers = {"X-HEPortal-Timestamp": now, "X-HEPortal-Signature": webhooks.signature("s3cret", now, body)}
+    assert DOC_VERIFY("s3cret", headers, body)
+    assert not DOC_VERIFY("other", headers, body) and not DOC_VERIFY("s3cret", headers, body + b" ")
+    old = {**headers, "X-HEPortal-Timestamp": "1700000000",
+           "X-HEPortal-Signature": webhooks.signature("s3cret", "1700000000", body)}
+    assert not DOC_VERIFY("s3cret", old, body)  # a replayed old request
 
 
 def test_a_delivery_never_queued_is_queued_by_the_sweeper(hooks_worker, lab_cluster, make_user, receivers):

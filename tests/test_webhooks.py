@@ -300,3 +300,17 @@ def test_a_delivery_never_queued_is_queued_by_the_sweeper(hooks_worker, lab_clus
     assert WebhookDelivery.objects.get(pk=lost.pk).status == "pending"  # nothing queued it
     sweeper.sweep()
     assert [(d.pk, d.status, d.attempts) for d in settled(every.hook, 2)][-1] == (lost.pk, "delivered", 1)
+
+
+def test_a_deactivated_endpoint_is_sent_nothing(hooks_worker, make_user, receivers):
+    from django.utils import timezone
+
+    off = receivers(make_user("admin", "hookadmin"), ["run.ended"])
+    Webhook.objects.filter(pk=off.hook.pk).update(active=False)
+    delivery = WebhookDelivery.objects.create(webhook=off.hook, event="run.ended", payload={"event": "run.ended"},
+                                              next_attempt_at=timezone.now())
+    assert webhooks.enqueue(delivery)
+    settled_delivery = settled(off.hook, 1)[0]
+    assert (settled_delivery.status, settled_delivery.last_error) == (
+        "failed", "not sent: the endpoint was deactivated")
+    assert off.events() == [] and webhooks.subscribers("run.ended") == []

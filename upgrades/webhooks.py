@@ -155,7 +155,10 @@ def deliver(delivery_id, attempt):
                                                                        next_attempt_at=lease):
         return "not ours"  # sent, or queued twice and taken by the other job
     delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
-    code, error = post(delivery)
+    if delivery.webhook.active:
+        code, error = post(delivery)
+    else:
+        code, error = None, "not sent: the endpoint was deactivated"
     delays = settings.WEBHOOK_RETRY_DELAYS
     fields = {"last_status_code": code, "last_error": error[:1000]}
     if not error:

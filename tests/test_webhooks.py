@@ -175,6 +175,9 @@ def test_a_failed_step_and_a_wait_for_a_person_are_told(hooks_worker, lab, lab_c
     wait_for_status(manual, [RunStatus.SUCCEEDED, RunStatus.FAILED], 60)
     deliveries = settled(every.hook, 6)
     assert [d.event for d in deliveries[3:]] == ["run.started", "run.waiting", "run.ended"]
+    waiting = next(e["body"] for e in every.received if e["event"] == "run.waiting")
+    assert (waiting["run"]["status"], waiting["step"]["key"], waiting["step"]["status"]) == (
+        "waiting", "reinstall", "waiting")
     assert every.bad == []
 
 

@@ -109,11 +109,14 @@ def build_payload(facts):
                 "url": f"{settings.PORTAL_URL}/runs/{run.pk}/"},
         "step": None,
     }
+    step = None
     if facts["step"] is not None:
         step = RunStep.objects.filter(pk=facts["step"]).first()
-        if step is not None:
-            payload["step"] = {"id": step.pk, "order": step.order, "key": step.key, "title": step.title,
-                               "status": step.status, "exit_code": step.exit_code, "error": step.error}
+    elif facts["event"] == WebhookEvent.RUN_WAITING:  # the step the person is asked to do
+        step = run.steps.filter(status=StepStatus.WAITING).order_by("order").first()
+    if step is not None:
+        payload["step"] = {"id": step.pk, "order": step.order, "key": step.key, "title": step.title,
+                           "status": step.status, "exit_code": step.exit_code, "error": step.error}
     if facts["event"] == WebhookEvent.APPROVAL_REQUESTED:
         details = facts["details"]
         payload["approval"] = {"approvers": details.get("approvers"), "expires_at": details.get("expires_at")}

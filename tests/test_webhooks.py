@@ -23,7 +23,7 @@ from upgrades.services import webhooks as webhook_service
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-ANSWER_TIMEOUT = 6  # the worker's WEBHOOK_TIMEOUT below
+ANSWER_TIMEOUT = 10  # the worker's WEBHOOK_TIMEOUT below
 # docs/api.md's receiver-side check, run as written.
 _namespace = {}
 exec(examples()["python-verify-webhook"][1], _namespace)
@@ -183,17 +183,17 @@ def test_a_failed_step_and_a_wait_for_a_person_are_told(hooks_worker, lab, lab_c
 
 def test_a_hanging_or_failing_endpoint_never_holds_up_a_run(hooks_worker, lab_cluster, make_user, receivers):
     admin = make_user("admin", "hookadmin")
-    hanging = receivers(admin, ["run.started"], mode="hold")
+    hanging = receivers(admin, ["approval.requested"], mode="hold")
     failing = receivers(admin, EVERY, mode="error")
     run = start(lab_cluster, "test-approval", make_user("operator"), host="he1.lab.local")
     deadline = time.monotonic() + 30
-    while hanging.held == 0:  # the endpoint holds the run.started delivery's request open
+    while hanging.held == 0:  # the endpoint holds the approval.requested delivery's request open
         assert time.monotonic() < deadline, "the hanging endpoint was never called"
         time.sleep(0.05)
     wait_for_status(run, [RunStatus.AWAITING_APPROVAL, RunStatus.FAILED], 60)
     services.approve_step(step=steps_of(run)["sign-off"], user=make_user("approver"), comment="ok")
     wait_for_status(run, [RunStatus.SUCCEEDED, RunStatus.FAILED], 60)
-    # The run ended, successfully, while its first delivery was still unanswered.
+    # The run ended, successfully, while the endpoint still held its approval request's delivery open.
     assert run.status == RunStatus.SUCCEEDED
     stuck = WebhookDelivery.objects.get(webhook=hanging.hook)
     assert (stuck.status, stuck.attempts) == ("pending", 1) and hanging.held == 1

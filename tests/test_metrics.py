@@ -282,3 +282,22 @@ def test_a_scrape_through_daphne_follows_a_real_run(metrics_daphne, lab_cluster,
                  runbook="test-approval", kind="ssh", status="succeeded") == 1
     assert value(found, "heportal_output_lines") == StepOutput.objects.count() >= 1
     assert value(found, "heportal_rq_queue_jobs", queue="default") == django_rq.get_queue("default").count
+
+
+@pytest.mark.django_db
+def test_the_docs_and_the_dashboard_name_exactly_the_metrics_served(scraping, django_user_model):
+    import json
+    import re
+    from pathlib import Path
+
+    _estate(2, django_user_model)
+    families = {family.name: family.type for family in text_string_to_metric_families(
+        Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode())}
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    table = dict(re.findall(r"^\| `(heportal_\w+)` \| (\w+) \|", (docs / "metrics.md").read_text(), re.M))
+    assert table == families, "docs/metrics.md lists each metric served, with its type"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    used = set(re.findall(r"heportal_\w+", json.dumps(dashboard)))
+    served = {name + suffix for name, kind in families.items()
+              for suffix in (("_bucket", "_count", "_sum") if kind == "histogram" else ("",))}
+    assert used and used <= served, used - served

@@ -301,3 +301,17 @@ def test_the_docs_and_the_dashboard_name_exactly_the_metrics_served(scraping, dj
     served = {name + suffix for name, kind in families.items()
               for suffix in (("_bucket", "_count", "_sum") if kind == "histogram" else ("",))}
     assert used and used <= served, used - served
+
+
+@pytest.mark.django_db
+def test_a_scraper_asking_for_openmetrics_gets_it(scraping):
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+
+    make_polled_cluster()
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+                            HTTP_ACCEPT="application/openmetrics-text; version=1.0.0")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/openmetrics-text")
+    scores = {sample.labels["host"]: sample.value for family in openmetrics_families(response.content.decode())
+              for sample in family.samples if sample.name == "heportal_host_ha_score"}
+    assert scores == {"he1.lab.local": 3400, "he2.lab.local": 3400, "he3.lab.local": 3400}

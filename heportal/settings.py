@@ -308,6 +308,14 @@ def _networks(name):
 
 TRUSTED_PROXIES = _networks("TRUSTED_PROXIES")
 
+# /metrics for Prometheus (upgrades/metrics.py, docs/metrics.md): a scraper sends
+# "Authorization: Bearer METRICS_TOKEN" (or the file METRICS_TOKEN_FILE), or scrapes from
+# one of METRICS_ALLOWED_ADDRESSES (addresses or networks, comma-separated; the client's
+# address as the audit reads it, so X-Forwarded-For counts only from TRUSTED_PROXIES).
+# Neither set: /metrics answers 403 to everyone.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+METRICS_ALLOWED_ADDRESSES = _networks("METRICS_ALLOWED_ADDRESSES")
+
 # Directory logins (docs/directory.md). Without LDAP_SERVER_URI only local accounts log in.
 # A directory user's roles come from LDAP_ROLE_MAP (JSON, or the file LDAP_ROLE_MAP_FILE):
 # {"<group DN>": "<role>" | {"cluster": "<name>", "role": "<role>"} | [either, ...]}.

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from upgrades.admin import view_on_site
 from upgrades.directory import LoginForm
+from upgrades.views_metrics import metrics
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(authentication_form=LoginForm), name="login"),
@@ -12,6 +13,7 @@ urlpatterns = [
     path("admin/r/<path:content_type_id>/<path:object_id>/", admin.site.admin_view(view_on_site)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("upgrades.api.urls")),
+    path("metrics", metrics, name="metrics"),  # Prometheus (docs/metrics.md)
     path("tokens/", include("upgrades.api.page_urls")),
     path("", include("upgrades.urls")),
 ]

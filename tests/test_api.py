@@ -421,3 +421,13 @@ def test_behind_the_proxy_the_limit_counts_the_address_the_proxy_saw(settings, m
     assert call("hep_guess", "1.2.3.4, 203.0.113.9").status_code == 401
     assert call(raw, "9.9.9.9, 203.0.113.9").status_code == 429  # a forged first entry changes nothing
     assert call(raw, "1.2.3.4, 203.0.113.10").status_code == 200  # another client behind the proxy
+
+
+def test_a_method_the_schema_does_not_take_is_refused_in_json(make_user):
+    """The schema is YAML by default; its refusals are JSON like the rest of the API."""
+    client = Client()
+    client.force_login(make_user("viewer"))
+    response = client.post("/api/v1/schema/")
+    assert response.status_code == 405
+    assert json.loads(response.content)["detail"] == 'Method "POST" not allowed.'
+    assert client.get("/api/v1/schema/").content.startswith(b"openapi:")

@@ -10,9 +10,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers as drf, status
 from rest_framework import exceptions as drf_errors
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler as drf_exception_handler
 
@@ -458,3 +460,14 @@ class Me(APIView):
             raise NotAuthenticated()
         return Response({"username": request.user.username, "global_roles": sorted(global_roles(request.user)),
                          "auth": "token" if request.auth == "token" else "session"})
+
+
+class Schema(SpectacularAPIView):
+    """The OpenAPI description (YAML, or JSON with ?format=json); a refusal is JSON like every
+    other answer of the API, not rendered by the YAML renderer negotiated for the schema."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response

@@ -12,7 +12,7 @@ import pytest
 from lab.launcher import start_lab
 from upgrades import services, twin
 from upgrades.remote.ssh import SshPool
-from tests.conftest import LAB_SPEED
+from tests.conftest import LAB_SPEED, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -64,6 +64,19 @@ def settled(lab, engine_vm_host):
                  and all(h["live"] for h in s["hosts"].values()), sim_seconds=900)
 
 
+def settled_snapshot(cluster, engine_vm_host, maintenance_host):
+    """A snapshot taken once the agents publish what they settle in: EngineUp on the engine
+    VM's host, LocalMaintenance on the host in local maintenance (a healthy VM comes a loop
+    or two before its agent says EngineUp)."""
+    def take():
+        with SshPool() as pool:
+            snapshot = twin.take(cluster, pool)
+        states = {h["name"]: h["agent_state"] for h in snapshot["hosts"]}
+        ready = states.get(engine_vm_host) == "EngineUp" and states.get(maintenance_host) == "LocalMaintenance"
+        return ready and snapshot
+    return wait_until(take, 60, f"EngineUp on {engine_vm_host}, LocalMaintenance on {maintenance_host}")
+
+
 @pytest.mark.parametrize("release", [
     pytest.param("3.5", marks=pytest.mark.lab(engine_version="3.5")),
     pytest.param("4.3", marks=pytest.mark.lab(engine_version="4.3", outdated=True)),
@@ -81,8 +94,7 @@ def test_a_twin_started_from_a_snapshot_has_the_clusters_state(release, fresh_la
         assert client.exec_command("hosted-engine --set-maintenance --mode=local")[1].channel.recv_exit_status() == 0
     real.wait_for(lambda s: s["hosts"]["he3.lab.local"]["local_maintenance"], sim_seconds=300)
 
-    with SshPool() as pool:
-        snapshot = twin.take(fresh_lab_cluster, pool)
+    snapshot = settled_snapshot(fresh_lab_cluster, "he2.lab.local", "he3.lab.local")
     text = json.dumps(snapshot)
     assert real.manifest["engine"]["password"] not in text
     assert "known_hosts" not in text and "ssh-ed25519" not in text
@@ -104,8 +116,7 @@ def test_a_twin_started_from_a_snapshot_has_the_clusters_state(release, fresh_la
         settled(second, "he2.lab.local")
         second.wait_for(lambda s: s["hosts"]["he3.lab.local"]["local_maintenance"], sim_seconds=300)
         again = register("Twin", second, tmp_path)
-        with SshPool() as pool:
-            copied = twin.take(again, pool)
+        copied = settled_snapshot(again, "he2.lab.local", "he3.lab.local")
         got, wanted = comparable(copied), comparable(snapshot)
         for host, expected in zip(got.pop("hosts"), wanted.pop("hosts")):
             assert host == expected

@@ -687,15 +687,7 @@ class Engine:
                 return self._maintenance_failed(host)
             if not await self._migrate(host, candidates[0], user=False):
                 return False
-        if not self._migrate_guests(host):
-            return False
-        await self._sleep(MONITOR_DELAY)
-        self._set_status(host, "maintenance")
-        self.store.add_event(15, f"Host {host['name']} was switched to Maintenance Mode.",
-                             host=host)
-        if announce:
-            self.store.add_event(*announce, host=host)
-        return True
+        return await self._finish_maintenance(host, announce)
 
     async def _maintenance_3x(self, host: dict, announce: tuple[int, str] | None) -> bool:
         """A 3.x engine does not migrate the engine VM: MaintenanceVdsCommand.migrateAllVms
@@ -724,6 +716,10 @@ class Engine:
                 await self._sleep(MONITOR_DELAY)
         finally:
             self.waiting.discard(host["id"])
+        return await self._finish_maintenance(host, announce)
+
+    async def _finish_maintenance(self, host: dict, announce: tuple[int, str] | None) -> bool:
+        """The engine VM has left the host (4.x and 3.x alike): the guests go, then Maintenance."""
         if not self._migrate_guests(host):
             return False
         await self._sleep(MONITOR_DELAY)

@@ -21,11 +21,29 @@ MAX_RESTARTS=${DEMO_MAX_RESTARTS:-5}
 HEADER="# Written by make demo (scripts/demo.sh) at each start; edits are lost. docs/deployment.md"
 
 declare -A pid_of=() started_at=() restarts=()
+# Processes started in the background by a script ignore SIGINT, so Ctrl-C reaches them as
+# the TERM sent here. A worker takes a first TERM as "finish the job first" and a second as
+# "now"; a job may be waiting on a lab that is stopping too, so the stop is bounded: TERM,
+# TERM again after 10 s, KILL (named) after 20 s. Redis goes last: the others report to it.
+running() {
+  local name
+  for name in "${!pid_of[@]}"; do kill -0 "${pid_of[$name]}" 2>/dev/null && echo "$name"; done
+}
 cleanup() {
   trap - INT TERM EXIT
   echo; echo "demo: stopping"
-  for pid in "${pid_of[@]}" ${REDIS_STARTED_PID:-}; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  local name round
+  for round in TERM TERM KILL; do
+    for name in $(running); do
+      [ "$round" = KILL ] && echo "demo: $name did not stop within 20 s; killing it" >&2
+      kill -s "$round" "${pid_of[$name]}" 2>/dev/null || true
+    done
+    for _ in $(seq 100); do [ -z "$(running)" ] && break; sleep 0.1; done
+  done
+  wait "${pid_of[@]}" 2>/dev/null || true
+  if [ -n "${REDIS_STARTED_PID:-}" ] && kill "$REDIS_STARTED_PID" 2>/dev/null; then
+    for _ in $(seq 50); do kill -0 "$REDIS_STARTED_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
 }
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM

@@ -176,7 +176,16 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
         assert set(before) - set(after) == {worker}  # the others ran on, untouched
     finally:
         os.killpg(demo.pid, signal.SIGINT)  # Ctrl-C at its terminal: the demo stops what it started
-        demo.wait(60)
+        try:
+            demo.wait(60)
+        except subprocess.TimeoutExpired:
+            left = subprocess.run(["ps", "-s", str(demo.pid), "-o", "pid,stat,etime,args"], capture_output=True,
+                                  text=True).stdout
+            os.killpg(demo.pid, signal.SIGKILL)
+            pytest.fail(f"the demo had not stopped 60 s after Ctrl-C; still running:\n{left}\n"
+                        f"its output:\n{(tmp_path / 'demo.out').read_text()}\n" +
+                        "".join(f"--- {log.name} (end)\n" + "".join(log.read_text().splitlines(True)[-15:])
+                                for log in sorted((data / "logs").glob("*.log"))))
     assert "demo: stopping" in (tmp_path / "demo.out").read_text()
     for pid in after:
         wait_until(lambda: not os.path.exists(f"/proc/{pid}") or

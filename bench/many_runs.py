@@ -33,6 +33,7 @@ def main():
     bench = Bench("many_runs", labs=LABS)
     try:
         from django.contrib.auth import get_user_model
+        from django.db.models import Count
 
         from tests.factories import make_run
         from upgrades import audit
@@ -52,12 +53,18 @@ def main():
         for r in runs:
             enqueue_run(r)
         ids = [r.pk for r in runs]
-        with phase(f"{CLUSTERS} runs of {STEPS} steps on {WORKERS} workers", 120 + CLUSTERS * STEPS):
-            while UpgradeRun.objects.filter(pk__in=ids, status__in=("pending", "running")).exists():
-                dead = [w for w in workers if w.poll() is not None]
-                if dead:
-                    raise BenchFailure(f"a worker exited with status {dead[0].returncode}; see {bench.dir}")
-                time.sleep(0.5)
+        try:
+            with phase(f"{CLUSTERS} runs of {STEPS} steps on {WORKERS} workers", 120 + CLUSTERS * STEPS):
+                while UpgradeRun.objects.filter(pk__in=ids, status__in=("pending", "running")).exists():
+                    dead = [w for w in workers if w.poll() is not None]
+                    if dead:
+                        raise BenchFailure(f"a worker exited with status {dead[0].returncode}; see {bench.dir}")
+                    time.sleep(0.5)
+        except BenchFailure as failure:  # how far it got: slow everywhere, or a few runs stuck?
+            by_status = sorted(UpgradeRun.objects.filter(pk__in=ids).values_list("status").annotate(n=Count("pk")))
+            ended = RunStep.objects.filter(run__in=ids, finished_at__isnull=False).count()
+            raise BenchFailure(f"{failure}: runs by status {dict(by_status)}, {ended} of {CLUSTERS * STEPS} "
+                               f"steps ended; worker logs in {bench.dir}") from None
         wall = time.time() - started
         statuses = dict(UpgradeRun.objects.filter(pk__in=ids).values_list("pk", "status"))
         failed = [pk for pk, status in statuses.items() if status != "succeeded"]

@@ -79,11 +79,11 @@ def origin_allowed(scope):
 
 def bearer_token(scope):
     """The token of an ``Authorization: Bearer`` header, "" for a malformed one, None without."""
+    from upgrades.api.auth import bearer
+
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
-            parts = value.decode("latin-1").split()
-            if parts and parts[0].lower() == "bearer":
-                return parts[1] if len(parts) == 2 else ""
+            return bearer(value)
     return None
 
 
@@ -109,17 +109,13 @@ def without_token(scope, user):
 
 def token_user(raw, scope):
     """(user or None, close code): the API's token check and its failure limit (upgrades/api/auth.py)."""
-    from upgrades.api import auth, tokens
+    from upgrades.api import auth
 
     from upgrades.client_address import for_scope
 
-    address = for_scope(scope) or "unknown"
-    if auth.failures(address) >= settings.API_AUTH_FAILURE_LIMIT:
-        return None, TOO_MANY_FAILURES
-    user = tokens.user_of(raw) if raw else None
+    user, refusal = auth.user_for_token(raw, for_scope(scope))
     if user is None:
-        auth.count_failure(address)
-        return None, BAD_TOKEN
+        return None, TOO_MANY_FAILURES if refusal == auth.LIMITED else BAD_TOKEN
     return user, None
 
 

@@ -24,6 +24,8 @@ from django.utils.http import is_same_domain
 
 FOREIGN_ORIGIN = 4403
 BAD_TOKEN, TOO_MANY_FAILURES = 4401, 4429
+# The subprotocol a browser offers next to its token; the server answers with this name only.
+TOKEN_SUBPROTOCOL = "heportal.token"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 log = logging.getLogger(__name__)
 
@@ -77,37 +79,57 @@ def origin_allowed(scope):
 
 def bearer_token(scope):
     """The token of an ``Authorization: Bearer`` header, "" for a malformed one, None without."""
+    from upgrades.api.auth import bearer
+
     for name, value in scope.get("headers", []):
         if name.lower() == b"authorization":
-            parts = value.decode("latin-1").split()
-            if parts and parts[0].lower() == "bearer":
-                return parts[1] if len(parts) == 2 else ""
+            return bearer(value)
     return None
+
+
+def subprotocol_token(scope):
+    """A browser's token: ``new WebSocket(url, ["heportal.token", token])`` offers the
+    marker and the token as two subprotocols. The token, "" when the marker comes
+    without exactly one other entry, None without the marker."""
+    offered = list(scope.get("subprotocols") or ())
+    if TOKEN_SUBPROTOCOL not in offered:
+        return None
+    others = [item for item in offered if item != TOKEN_SUBPROTOCOL]
+    return others[0] if len(others) == 1 else ""
+
+
+def without_token(scope, user):
+    """The scope the consumers see: the token's user, and neither the token (header or
+    subprotocol) nor the session cookie, so nothing downstream can log or use them."""
+    dropped = (b"cookie", b"authorization", b"sec-websocket-protocol")
+    headers = [(name, value) for name, value in scope.get("headers", []) if name.lower() not in dropped]
+    subprotocols = [TOKEN_SUBPROTOCOL] if TOKEN_SUBPROTOCOL in (scope.get("subprotocols") or ()) else []
+    return {**scope, "headers": headers, "subprotocols": subprotocols, "token_user": user}
 
 
 def token_user(raw, scope):
     """(user or None, close code): the API's token check and its failure limit (upgrades/api/auth.py)."""
-    from upgrades.api import auth, tokens
+    from upgrades.api import auth
 
     from upgrades.client_address import for_scope
 
-    address = for_scope(scope) or "unknown"
-    if auth.failures(address) >= settings.API_AUTH_FAILURE_LIMIT:
-        return None, TOO_MANY_FAILURES
-    user = tokens.user_of(raw) if raw else None
+    user, refusal = auth.user_for_token(raw, for_scope(scope))
     if user is None:
-        auth.count_failure(address)
-        return None, BAD_TOKEN
+        return None, TOO_MANY_FAILURES if refusal == auth.LIMITED else BAD_TOKEN
     return user, None
 
 
 class WebsocketGate:
     """ASGI middleware, outermost on the websocket route (heportal/asgi.py).
 
-    A script may authenticate with an API token (``Authorization: Bearer``, which a
-    browser cannot send on a websocket): no cookie is involved, so the Origin check
-    does not apply; the session cookie is dropped and the consumers act as the
-    token's user (``scope["token_user"]``), with the same checks as for a page.
+    A client may authenticate with an API token instead of a session: a script
+    with ``Authorization: Bearer <token>``, a browser page (which cannot set
+    headers on a websocket) by offering the subprotocols ``heportal.token`` and
+    the token; the handshake then answers ``heportal.token`` only, never the
+    token. A token is no ambient credential (a foreign page cannot know it), so
+    the Origin check does not apply; the session cookie is dropped and the
+    consumers act as the token's user (``scope["token_user"]``), with the same
+    checks as for a page.
     """
 
     def __init__(self, app):
@@ -115,23 +137,27 @@ class WebsocketGate:
 
     async def __call__(self, scope, receive, send):
         accepted = False
+        raw = bearer_token(scope)
+        if raw is None:
+            raw = subprotocol_token(scope)
+        # A browser that offered subprotocols fails a handshake answered with none of them.
+        answer = TOKEN_SUBPROTOCOL if TOKEN_SUBPROTOCOL in (scope.get("subprotocols") or ()) else None
 
         async def send_accepting_refusals(message):
             nonlocal accepted
             if message["type"] == "websocket.accept":
                 accepted = True
+                if answer:
+                    message = {**message, "subprotocol": answer}
             elif message["type"] == "websocket.close" and not accepted:
                 accepted = True
-                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.accept", **({"subprotocol": answer} if answer else {})})
             await send(message)
 
-        raw = bearer_token(scope)
         if raw is not None:
             user, code = await sync_to_async(token_user)(raw, scope)
             if user is not None:
-                headers = [(name, value) for name, value in scope.get("headers", []) if name.lower() != b"cookie"]
-                return await self.app({**scope, "headers": headers, "token_user": user}, receive,
-                                      send_accepting_refusals)
+                return await self.app(without_token(scope, user), receive, send_accepting_refusals)
             log.warning("websocket %s refused: %s", scope.get("path"),
                         "too many token failures" if code == TOO_MANY_FAILURES else "bad token")
             message = await receive()

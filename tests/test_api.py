@@ -84,9 +84,9 @@ def test_the_page_refuses_a_token_without_a_name_or_with_bad_days(client, make_u
 def test_the_owner_revokes_on_the_page_another_person_cannot_an_admin_can(client, make_user):
     owner, other = make_user("operator", "olga"), make_user("operator", "otto")
     admin = make_user("admin", "ada")
-    token, raw = create_token(user=owner, name="ci")
+    token, raw = create_token(user=owner, name="nightly-ci-sync")
     client.force_login(other)
-    assert "ci" not in client.get("/tokens/").content.decode()
+    assert "nightly-ci-sync" not in client.get("/tokens/").content.decode()
     assert client.post(f"/tokens/{token.pk}/revoke/").status_code == 404
     assert Api(raw).get("me/").status_code == 200
     client.force_login(admin)

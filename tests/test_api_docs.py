@@ -25,7 +25,8 @@ def examples():
 
 def test_the_doc_has_its_examples():
     assert set(examples()) == {"curl-me", "curl-clusters", "curl-plan", "curl-start", "curl-bad-input",
-                               "python-follow", "python-approve", "python-verify-webhook"}
+                               "python-follow", "python-approve", "python-verify-webhook",
+                               "python-websocket"}
 
 
 def run_example(name, env):
@@ -91,3 +92,18 @@ def test_every_example_works_against_a_live_portal(live_portal, lab_cluster, mak
     wait_until(lambda: ended(gated.pk), 120, "the approved diagnostic to end")
     gated.refresh_from_db()
     assert gated.status == "succeeded" and gated.approvals.get().user == approver
+
+
+def test_the_websocket_example_follows_a_run_to_its_end_with_every_line_once(live_portal, lab_cluster, make_user):
+    from upgrades import services
+    from upgrades.models import StepOutput
+
+    auth.clear_failures()
+    operator = make_user("operator", "olga")
+    run = services.start_run(cluster=lab_cluster, slug="diagnostic", params={"host": "he1.lab.local"},
+                             user=operator)
+    env = {"PORTAL": live_portal, "TOKEN": create_token(user=operator, name="docs")[1], "RUN": str(run.pk)}
+    followed = run_example("python-websocket", env)
+    texts = StepOutput.objects.filter(step__run=run).order_by("step__order", "seq").values_list("text", flat=True)
+    assert len(texts) > 10
+    assert followed == "".join(f"{text}\n" for text in texts) + f"run {run.pk} succeeded\n", followed[-500:]

@@ -34,7 +34,7 @@ def _redis():
 
 def client_address(request):
     """The address the limit counts: the one the audit records (upgrades/client_address.py)."""
-    return for_request(request) or "unknown"
+    return for_request(request)
 
 
 def failures(address):
@@ -64,31 +64,49 @@ def clear_failures(address=None):
         client.delete(*keys)
 
 
+LIMITED, BAD = "limited", "bad"
+
+
+def bearer(value):
+    """The token in an ``Authorization`` header's value (bytes): None when it is not
+    ``Bearer``, "" when malformed (no token, two, not ASCII)."""
+    parts = value.split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    try:
+        return parts[1].decode("ascii") if len(parts) == 2 else ""
+    except UnicodeDecodeError:
+        return ""
+
+
+def user_for_token(raw, address):
+    """(user, None) or (None, LIMITED or BAD): the token check behind its failure limit,
+    for the API and the websockets (heportal/websocket_gate.py) alike."""
+    address = address or "unknown"
+    if failures(address) >= settings.API_AUTH_FAILURE_LIMIT:
+        return None, LIMITED
+    user = tokens.user_of(raw) if raw else None
+    if user is None:
+        count_failure(address)
+        return None, BAD
+    return user, None
+
+
 class TooManyFailures(exceptions.Throttled):
     default_detail = "Too many failed token authentications from this address."
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    keyword = b"bearer"
-
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        raw = bearer(get_authorization_header(request))
+        if raw is None:
             return None
-        address = client_address(request)
-        if failures(address) >= settings.API_AUTH_FAILURE_LIMIT:
+        user, refusal = user_for_token(raw, client_address(request))
+        if refusal == LIMITED:
             raise TooManyFailures(wait=settings.API_AUTH_FAILURE_WINDOW)
-        if len(parts) != 2:
-            count_failure(address)
-            raise exceptions.AuthenticationFailed("Give one token: Authorization: Bearer <token>.")
-        try:
-            raw = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raw = ""
-        user = tokens.user_of(raw) if raw else None
         if user is None:
-            count_failure(address)
-            raise exceptions.AuthenticationFailed("The token is unknown, expired or revoked.")
+            raise exceptions.AuthenticationFailed(
+                "The token is unknown, expired or revoked." if raw else "Give one token: Authorization: Bearer <token>.")
         return user, "token"
 
     def authenticate_header(self, request):

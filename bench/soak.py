@@ -393,7 +393,7 @@ def soak(redis_server, postgres):
             connection.close()  # the bench's own connection did not outlive PostgreSQL's restart
             changes, cluster_of = stored_changes(clusters)
             rows, failures = [], []
-            missed = superseded = total = 0
+            records = []  # (page, stored at, "shown" | "superseded" | "missed") of each stored change at each page
             for page in pages:
                 windows = restart_windows(restarts.values(), page)
                 for host_id, cluster_id in cluster_of.items():
@@ -401,14 +401,10 @@ def soak(redis_server, postgres):
                         continue
                     stored = changes[host_id]
                     shown = align(stored, page.got[host_id])
-                    total += len(stored)
                     for i, (at, state) in enumerate(stored):
-                        if i in shown:
-                            continue
-                        if inside(at, windows):
-                            superseded += 1
-                        else:
-                            missed += 1
+                        status = "shown" if i in shown else "superseded" if inside(at, windows) else "missed"
+                        records.append((page, at, status))
+                        if status == "missed":
                             failures.append(f"cluster page {cluster_id}, host {host_id}: {state} stored at "
                                             f"{time.strftime('%H:%M:%S', time.localtime(at))} never shown")
                 final = cluster_payload(Cluster.objects.get(pk=page.cluster_id))["version"]
@@ -419,44 +415,49 @@ def soak(redis_server, postgres):
             for host_id, stored in changes.items():
                 for at, _ in stored[1:]:
                     events[cluster_of[host_id]].add(round(at, 3))
-            home_missed = home_total = home_superseded = 0
             for home in homes:
                 windows = restart_windows(restarts.values(), home)
                 for cluster_id, ats in events.items():
                     cards = sorted(home.got[cluster_id])
                     for at in sorted(ats):
-                        home_total += 1
-                        if any(t >= at for t in cards):
-                            cards = [t for t in cards if t >= at][1:]
-                        elif inside(at, windows) or any(t >= at for t in home.connects):
-                            home_superseded += 1
-                        else:
-                            home_missed += 1
+                        later = [t for t in cards if t >= at]
+                        if later:
+                            cards = later[1:]
+                        status = "shown" if later else "superseded" if inside(at, windows) else "missed"
+                        records.append((home, at, status))
+                        if status == "missed":
                             failures.append(f"home page: no card of cluster {cluster_id} after its change at "
                                             f"{time.strftime('%H:%M:%S', time.localtime(at))}")
                     server = render_card(Cluster.objects.filter(pk=cluster_id))[1]
                     if not same_card(home.cards.get(cluster_id), server):
                         failures.append(f"home page ends with another card of cluster {cluster_id} than the server's")
-            if total == 0:
+            if not changes:
                 failures.append("no HA sample stored: the poller did not poll")
         changed = sum(len(s) - 1 for s in changes.values())
         refused = [a for a in actions if a[3] != "done"]
         rows.append(("HA changes stored (samples differing from the host's previous one)",
                      f"{changed} over {len(changes)} hosts; {len(actions) - len(refused)} changes provoked, "
                      f"{len(refused)} refused by the lab's engine", "—"))
-        rows.append((f"cluster pages ({len(pages)}): stored states shown",
-                     f"{total - missed - superseded} of {total}; {superseded} superseded during a restart, "
-                     f"{missed} missed", "0 missed, each page ends on the database's state"))
-        rows.append((f"home pages ({len(homes)}): changes followed by a card",
-                     f"{home_total - home_missed - home_superseded} of {home_total}; {home_superseded} during a "
-                     f"restart (the page fetched every card on reconnecting), {home_missed} missed",
-                     "0 missed, each card ends as the server's"))
+        for label, kind, target in ((f"cluster pages ({len(pages)}): each host's stored states shown", ClusterPage,
+                                     "0 missed, each page ends on the database's state"),
+                                    (f"home pages ({len(homes)}): each stored change followed by a card", HomePage,
+                                     "0 missed, each card ends as the server's")):
+            counts = {k: sum(1 for p, _, st in records if isinstance(p, kind) and st == k)
+                      for k in ("shown", "superseded", "missed")}
+            rows.append((label, f"{counts['shown']} of {sum(counts.values())}; {counts['superseded']} superseded "
+                                f"during a restart (a later state shown), {counts['missed']} missed", target))
+        stops = sorted(stopped for stopped, _ in restarts.values()) + [float("inf")]
         for name, (stopped, started) in restarts.items():
-            back = [max(restart_windows([(stopped, started)], p)[0][1] - started, 0) for p in pages + homes]
+            until = next(t for t in stops if t > stopped)
             reconnected = sum(any(stopped < t < started + 30 for t in p.connects) for p in pages + homes)
+            back = max(restart_windows([(stopped, started)], p)[0][1] for p in pages + homes)
+            after = [st for p, at, st in records
+                     if restart_windows([(stopped, started)], p)[0][1] < at < until]
             rows.append((f"{name} restart (down {started - stopped:.1f} s)",
-                         f"{reconnected} of {len(pages) + len(homes)} pages reconnected; every page back within "
-                         f"{max(back):.1f} s of the restart", "every page back, nothing missed after"))
+                         f"{reconnected} of {len(pages) + len(homes)} pages reconnected; every page counted strictly "
+                         f"again {back - started:.1f} s after the restart; after that: "
+                         f"{after.count('shown')} of {len(after)} changes shown at the pages, {after.count('missed')} "
+                         "missed", "the pages recover: nothing missed after"))
         for name in ("ha_poller", "daphne"):
             values = [s[name] for _, s in rss if name in s]
             if len(values) < 8:

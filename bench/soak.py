@@ -30,7 +30,8 @@ What is counted, as the pages promise it (upgrades/consumers.py):
   within max(8 MiB, 5 %) of the second quarter's (after warm-up).
 Exit 1 when a change is missed, a page ends different, a process dies or RSS grows.
 
---smoke: one lab, 2 clusters, speed 60, 15 s (15 cluster minutes), one restart of each.
+--smoke: one lab, 2 clusters, speed 60, 20 s (20 cluster minutes), one restart of each
+(at 15 % and 55 %, 1.5 s down), one final check.
 """
 import asyncio
 import os
@@ -47,13 +48,15 @@ from harness import SMOKE, Bench, BenchFailure, free_port, phase, report, run, s
 from ha_polling import rss_mib
 
 SPEED = float(os.environ.get("BENCH_SPEED", size(20, 60)))
-RUN_SECONDS = float(os.environ.get("BENCH_SECONDS", size(180, 15)))  # real seconds of soak
+RUN_SECONDS = float(os.environ.get("BENCH_SECONDS", size(180, 20)))  # real seconds of soak
 LABS = size(2, 1)
 CLUSTERS_PER_LAB = size(3, 2)
 INTERVAL = max(0.2, 10 / SPEED)  # 10 cluster seconds between polls of a cluster
 ACTION_EVERY = size(300, 120) / SPEED  # real seconds between provoked changes, per lab
 CHECK_SECONDS = 5.0  # fragments.js CHECK_MS
-DOWN_SECONDS = size(5.0, 2.0)  # how long Redis, then PostgreSQL, stay down
+DOWN_SECONDS = size(5.0, 1.5)  # how long Redis, then PostgreSQL, stay down
+RESTART_AT = size((1 / 3, 2 / 3), (0.15, 0.55))  # Redis, PostgreSQL: when, as a share of the soak
+FINAL_CHECKS = size(2, 1)  # checks each page makes once the poller has stopped
 HOME_PAGES = 2
 RSS_EVERY = 2.0
 RSS_BOUND_MIB, RSS_BOUND_SHARE = 8.0, 0.05
@@ -466,6 +469,9 @@ def soak(redis_server, postgres):
             early, late, ok = flat(values)
             if not ok and not SMOKE:
                 failures.append(f"{name} RSS grew from {early:.1f} to {late:.1f} MiB")
+            tenths = [values[min(len(values) - 1, round(k * (len(values) - 1) / 10))] for k in range(11)]
+            rows.append((f"{name} RSS at each tenth of the soak", " → ".join(f"{v:.0f}" for v in tenths) + " MiB",
+                         "—"))
             rows.append((f"{name} RSS (every {RSS_EVERY:.0f} s, {len(values)} samples)",
                          f"min {min(values):.1f}, after warm-up {early:.1f}, last quarter {late:.1f}, "
                          f"max {max(values):.1f} MiB{'' if ok else ' (GREW)'}",
@@ -504,13 +510,13 @@ async def drive(bench, base, cookie, clusters, redis_server, postgres, procs):
 
         with phase(f"soak {RUN_SECONDS:.0f} s ({RUN_SECONDS * SPEED / 60:.0f} cluster minutes)",
                    RUN_SECONDS + 4 * DOWN_SECONDS + 120):
-            await until(1 / 3)
+            await until(RESTART_AT[0])
             stopped = time.time()
             await asyncio.to_thread(redis_server.stop)
             await asyncio.sleep(DOWN_SECONDS)
             await asyncio.to_thread(redis_server.start)
             restarts["Redis"] = (stopped, time.time())
-            await until(2 / 3)
+            await until(RESTART_AT[1])
             stopped = time.time()
             await asyncio.to_thread(postgres.stop)
             await asyncio.sleep(DOWN_SECONDS)
@@ -522,11 +528,11 @@ async def drive(bench, base, cookie, clusters, redis_server, postgres, procs):
             for name, proc in procs.items():
                 if proc.poll() is not None:
                     raise BenchFailure(f"{name} exited with status {proc.returncode}; see {bench.dir}/{name}.log")
-        with phase("stop the poller, let every page check twice", 60):
+        with phase(f"stop the poller, let every page check {FINAL_CHECKS} time(s)", 60):
             poller = procs["ha_poller"]
             poller.terminate()
             await asyncio.to_thread(poller.wait, 30)
-            await asyncio.sleep(2 * CHECK_SECONDS + 2)
+            await asyncio.sleep(FINAL_CHECKS * CHECK_SECONDS + 2)
         stop.set()
         for task in following:
             task.cancel()
@@ -542,7 +548,7 @@ seconds ({INTERVAL:.2f} s real), as at speed 1 every 10 s. {LABS} lab(s) of 3 ho
 `ha_poller`, one daphne, the bench's own Redis and PostgreSQL. Every {ACTION_EVERY * SPEED:.0f}
 cluster seconds each lab gets the next of: a host to local maintenance (web admin), the host
 activated, the engine VM migrated, the engine VM killed (HA restarts it elsewhere). Redis
-is stopped at a third of the soak, PostgreSQL at two thirds, each for {DOWN_SECONDS:.0f} s. The pages
+is stopped at {RESTART_AT[0]:.0%} of the soak, PostgreSQL at {RESTART_AT[1]:.0%}, each for {DOWN_SECONDS:.1f} s. The pages
 are aiohttp clients that behave as cluster.js / home.js (a check every 5 s, reconnect with
 backoff). A change stored during a restart may reach a page only as a later state (the page
 is promised the latest state, through its check or its reconnect): counted as superseded,

@@ -23,7 +23,7 @@ What is counted, as the pages promise it (upgrades/consumers.py):
 - a home page gets a card per change ("home.card", or "home.changed" and it
   fetches it) and, on each (re)connect, every card: each stored change outside a
   restart must be followed by a card of that cluster.
-- at the end (the poller stopped, then two checks waited), each cluster page's
+- at the end (the poller stopped, then FINAL_CHECKS checks waited), each cluster page's
   last state has the database's version and each home page's cards are the
   server's (the card's age and colour, which move with the clock alone, left out).
 - RSS of the poller and daphne, every 2 s: "flat" is the last quarter's median
@@ -44,7 +44,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import SMOKE, Bench, BenchFailure, free_port, phase, report, run, size, ws_connect
+from harness import SMOKE, Bench, BenchFailure, free_port, phase, report, run, size
 from ha_polling import rss_mib
 
 SPEED = float(os.environ.get("BENCH_SPEED", size(20, 60)))
@@ -149,7 +149,7 @@ class ClusterPage:
         self.headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{base}"}
         self.cluster_id = cluster_id
         self.got = defaultdict(list)  # host id -> [(received at, host_state)], consecutive equal merged
-        self.connects, self.closes, self.last = [], [], None
+        self.connects, self.closes, self.last, self.error = [], [], None, None
 
     def take(self, payload):
         self.last = payload
@@ -172,7 +172,7 @@ class HomePage:
         self.headers = {"Cookie": f"sessionid={cookie}", "Origin": f"http://{base}"}
         self.cards = {}  # cluster id -> html last shown
         self.got = defaultdict(list)  # cluster id -> [received at] of each card pushed or fetched on a change
-        self.connects, self.closes = [], []
+        self.connects, self.closes, self.error = [], [], None
 
     async def fetch(self, session, cluster_id):
         async with session.get(f"http://{self.base}/clusters/{cluster_id}/card/", headers=self.headers) as r:
@@ -205,7 +205,8 @@ async def follow(session, page, stop, on):
     while not stop.is_set():
         try:
             ws = await session.ws_connect(page.url, headers=page.headers, heartbeat=None)
-        except (aiohttp.ClientError, OSError):
+        except (aiohttp.ClientError, OSError) as error:  # a refusal (403: no role) is retried as the page does
+            page.error = repr(error)
             await asyncio.sleep(retry)
             retry = min(retry * 2, 10)
             continue
@@ -499,8 +500,12 @@ async def drive(bench, base, cookie, clusters, redis_server, postgres, procs):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         following = [asyncio.create_task(p.follow(session, stop)) for p in pages + homes]
         sampling = asyncio.create_task(rss_series(procs, rss, stop))
-        with phase("every page connects", 60):
+        with phase("every page connects", 90):
+            deadline = time.monotonic() + 60
             while not all(p.connects for p in pages + homes):
+                if time.monotonic() > deadline:
+                    raise BenchFailure("pages not connected within 60 s: " + "; ".join(
+                        f"{p.url}: {p.error}" for p in pages + homes if not p.connects))
                 await asyncio.sleep(0.2)
         provoking = asyncio.create_task(provoke(bench, stop_actions, actions))
         began = time.monotonic()

@@ -38,8 +38,10 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -349,6 +351,8 @@ def flat(values):
 
 
 def main():
+    # Killed (timeout, Ctrl-C in make): the finally blocks still stop the bench's own servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(__import__("tempfile").mkdtemp(prefix="bench-soak-servers-"))
     redis_server = OwnRedis(folder)
     postgres = OwnPostgres(folder / "pg")

@@ -2,7 +2,7 @@
 
 Benchmarks run on demand (`make bench`), never in the test suite. Each one
 starts from an empty SQLite file (or DATABASE_URL's database) and a fresh lab
-at speed 1, so lab timestamps are wall-clock times.
+at speed 1 (lab timestamps are wall-clock times) unless the bench asks faster.
 
 Every bench has two sizes: the full one (`make bench`) and a tiny one
 (`--smoke` or BENCH_SIZE=smoke; `make bench-smoke`, run by CI) that only checks
@@ -144,7 +144,7 @@ def free_port():
 class Bench:
     """Sets up the environment, then Django, then starts processes on request."""
 
-    def __init__(self, name, *, labs=1, hosts=3):
+    def __init__(self, name, *, labs=1, hosts=3, speed=1):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []
@@ -166,7 +166,7 @@ class Bench:
                 (state / "keys").mkdir(parents=True)
                 shutil.copy(key, state / "keys" / "client_ed25519")
             with phase(f"start lab {n}", 120):
-                self.labs.append(start_lab(state, hosts=hosts, speed=1))
+                self.labs.append(start_lab(state, hosts=hosts, speed=speed))
             key = self.labs[0].manifest["ssh_key"]
         if key:  # labs=0: a bench of the portal alone
             os.environ["SSH_KEY_FILE"] = key

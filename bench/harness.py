@@ -164,6 +164,7 @@ class Bench:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []
+        self.web = {}  # address -> web process
         self.labs = []
         self.redis = None
         _BENCHES.append(self)
@@ -239,12 +240,16 @@ class Bench:
         """A web process as deploy/systemd runs it (``server``: daphne or uvicorn), on a free
         port of 127.0.0.1; its address "127.0.0.1:PORT" once it listens."""
         port = free_port()
-        proc = self.start(name, *web_command(server, port)[1:])
+        command = web_command(server, port)[1:]
+        if os.environ.get("BENCH_PROFILE"):  # the web process under cProfile, its profile written as it stops
+            command = ["-m", "cProfile", "-o", str(self.dir / f"{name}.prof"), *command]
+        proc = self.start(name, *command)
         for _ in range(300):
             if proc.poll() is not None:
                 raise BenchFailure(f"{name} exited with status {proc.returncode}; see {self.dir / name}.log")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                self.web[f"127.0.0.1:{port}"] = proc
                 return f"127.0.0.1:{port}"
             except OSError:
                 time.sleep(0.1)
@@ -311,6 +316,15 @@ server {{
         if self.redis is not None:  # last: the processes above used it
             self.redis.terminate()
             self.redis.wait(10)
+
+
+def cpu_seconds(pids):
+    """User and system CPU time the processes used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine():

@@ -20,7 +20,8 @@ import os
 import sys
 import time
 
-from harness import SMOKE, Bench, BenchFailure, closed_early, percentile, phase, report, run, size, ws_connect
+from harness import (SMOKE, Bench, BenchFailure, closed_early, cpu_seconds, percentile, phase, report, run, size,
+                     ws_connect)
 
 LATENCY_LINES = size(5_000, 200)
 THROUGHPUT_LINES = size(200_000, 2_000)
@@ -149,12 +150,14 @@ def main():
         bench.start_worker(1)
         # Per server: its web processes, and nginx in front of them for the "xP" sizes.
         processes = max(p for _, p in VIEWERS)
-        entries = {}
+        entries, pids = {}, {}
         for server in SERVERS:
             bases = [bench.start_web(server, f"{server}{n}") for n in range(processes)]
             entries[server] = {1: bases[:1]}
+            pids[server] = {1: [bench.web[bases[0]].pid]}
             if processes > 1:
                 entries[server][processes] = [bench.start_proxy(bases, f"nginx-{server}")]
+                pids[server][processes] = [bench.web[base].pid for base in bases]
 
         with phase("lab clock offset", 60):
             offset = clock_offset(bench.labs[0])
@@ -167,12 +170,16 @@ def main():
             results, rates = [], []
             for server in SERVERS:
                 run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; date +%s.%N; sleep 0.001; done")
+                cpu = cpu_seconds(pids[server][procs])
                 _, outs = asyncio.run(watch(entries[server][procs], run.pk, cookie, viewers,
                                             lambda run=run: enqueue_run(run), 60 + LATENCY_LINES / 100))
+                # The web processes' CPU per frame sent (connecting and the backlog included).
+                per_frame = (cpu_seconds(pids[server][procs]) - cpu) / sum(len(out) for out in outs) * 1e6
                 p50, p99, rate, complete = latency_row(outs, offset)
                 if SMOKE and not complete:
                     raise BenchFailure(f"lines missing at {viewers} viewer(s) on {server}")
-                results.append(f"p50 {p50:.1f}, p99 {p99:.1f} ms{'' if complete else ' (LINES MISSING)'}")
+                results.append(f"p50 {p50:.1f}, p99 {p99:.1f} ms{'' if complete else ' (LINES MISSING)'}; "
+                               f"{per_frame:.0f} µs CPU a frame")
                 rates.append(rate)
                 print(server, viewers, results[-1], f"{rate:,.0f} lines/s", file=sys.stderr)
             where = f" over {procs} web processes behind nginx" if procs > 1 else ""

@@ -234,26 +234,36 @@ class Bench:
         return [self.start(f"worker{i}", "manage.py", "rqworker", "default") for i in range(n)]
 
     def start_daphne(self, name="daphne"):
-        return self.start_web("daphne", name)
+        address = self.start_web("daphne", name)
+        self.wait_web()
+        return address
 
     def start_web(self, server, name):
-        """A web process as deploy/systemd runs it (``server``: daphne or uvicorn), on a free
-        port of 127.0.0.1; its address "127.0.0.1:PORT" once it listens."""
+        """Start a web process as deploy/systemd runs it (``server``: daphne or uvicorn) on a
+        free port of 127.0.0.1; its address "127.0.0.1:PORT". Several start at once: wait_web()
+        waits until they all listen."""
         port = free_port()
         command = web_command(server, port)[1:]
         if os.environ.get("BENCH_PROFILE"):  # the web process under cProfile, its profile written as it stops
             command = ["-m", "cProfile", "-o", str(self.dir / f"{name}.prof"), *command]
-        proc = self.start(name, *command)
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise BenchFailure(f"{name} exited with status {proc.returncode}; see {self.dir / name}.log")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                self.web[f"127.0.0.1:{port}"] = proc
-                return f"127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        raise BenchFailure(f"{name} did not listen within 30 s; see {self.dir / name}.log")
+        address = f"127.0.0.1:{port}"
+        self.web[address] = self.start(name, *command)
+        self.web[address].name = name
+        return address
+
+    def wait_web(self):
+        with phase("web processes listen", 60):
+            for address, proc in self.web.items():
+                while True:
+                    if proc.poll() is not None:
+                        raise BenchFailure(f"{proc.name} exited with status {proc.returncode}; "
+                                           f"see {self.dir / proc.name}.log")
+                    try:
+                        host, port = address.split(":")
+                        socket.create_connection((host, int(port)), timeout=0.2).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
 
     def start_proxy(self, bases, name="nginx"):
         """Debian's nginx on a free port of 127.0.0.1 in front of ``bases``, with the proxy

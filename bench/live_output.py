@@ -151,8 +151,9 @@ def main():
         # Per server: its web processes, and nginx in front of them for the "xP" sizes.
         processes = max(p for _, p in VIEWERS)
         entries, pids = {}, {}
-        for server in SERVERS:
-            bases = [bench.start_web(server, f"{server}{n}") for n in range(processes)]
+        started = {server: [bench.start_web(server, f"{server}{n}") for n in range(processes)] for server in SERVERS}
+        bench.wait_web()
+        for server, bases in started.items():
             entries[server] = {1: bases[:1]}
             pids[server] = {1: [bench.web[bases[0]].pid]}
             if processes > 1:

@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -54,6 +55,8 @@ def _hard_exit(message):
             proc.kill()
         for lab in bench.labs:
             lab.process.kill()
+        if bench.redis is not None:
+            bench.redis.kill()
     os._exit(3)
 
 
@@ -135,6 +138,19 @@ def closed_early(ws, url):
                         "(4401 not logged in, 4403 no role on the cluster, 4404 no such object)")
 
 
+WEB_UNITS = {"daphne": "heportal-web@.service", "uvicorn": "heportal-web-uvicorn@.service"}
+
+
+def web_command(server, port):
+    """The web process's command line from its systemd unit (one place for its options),
+    on ``port``, run by this Python."""
+    if server not in WEB_UNITS:
+        raise BenchFailure(f"unknown web server {server!r}: one of {', '.join(WEB_UNITS)}")
+    unit = (ROOT / "deploy/systemd" / WEB_UNITS[server]).read_text()
+    line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    return [sys.executable, *line.removeprefix("ExecStart=").replace("%i", str(port)).split()[1:]]
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -148,10 +164,14 @@ class Bench:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []
+        self.web = {}  # address -> web process
         self.labs = []
+        self.redis = None
         _BENCHES.append(self)
-        os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-        os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
+        # A Redis of the bench's own: on a shared one, two benches at once took each
+        # other's jobs from the same queue (and flushed each other's data).
+        self.redis = self.start_redis()
+        os.environ["REDIS_URL"] = f"unix://{self.dir / 'redis.sock'}?db=0"
         os.environ["CHANNELS_PREFIX"] = f"bench-{name}"
         os.environ["HEPORTAL_DATA_DIR"] = str(self.dir)
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{self.dir / 'bench.sqlite3'}")
@@ -183,6 +203,18 @@ class Bench:
             call_command("flush", "--noinput", verbosity=0)  # DATABASE_URL's: what an earlier bench left
             call_command("collectstatic", "--noinput", verbosity=0)
 
+    def start_redis(self):
+        sock = self.dir / "redis.sock"
+        proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                                 "--appendonly", "no", "--dir", str(self.dir)],
+                                stdout=open(self.dir / "redis.log", "wb"), stderr=subprocess.STDOUT)
+        with phase("start redis-server", 10):
+            while not sock.exists():
+                if proc.poll() is not None:
+                    raise BenchFailure(f"redis-server exited with status {proc.returncode}; see {self.dir / 'redis.log'}")
+                time.sleep(0.02)
+        return proc
+
     def import_lab(self, index=0, name=None, poll_interval=10.0):
         from upgrades import services
 
@@ -203,17 +235,81 @@ class Bench:
         return [self.start(f"worker{i}", "manage.py", "rqworker", "default") for i in range(n)]
 
     def start_daphne(self, name="daphne"):
+        address = self.start_web("daphne", name)
+        self.wait_web()
+        return address
+
+    def start_web(self, server, name):
+        """Start a web process as deploy/systemd runs it (``server``: daphne or uvicorn) on a
+        free port of 127.0.0.1; its address "127.0.0.1:PORT". Several start at once: wait_web()
+        waits until they all listen."""
         port = free_port()
-        proc = self.start(name, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "heportal.asgi:application")
-        for _ in range(300):
+        command = web_command(server, port)[1:]
+        if os.environ.get("BENCH_PROFILE"):  # the web process under cProfile, its profile written as it stops
+            command = ["-m", "cProfile", "-o", str(self.dir / f"{name}.prof"), *command]
+        address = f"127.0.0.1:{port}"
+        self.web[address] = self.start(name, *command)
+        self.web[address].name = name
+        return address
+
+    def wait_web(self):
+        with phase("web processes listen", 60):
+            for address, proc in self.web.items():
+                while True:
+                    if proc.poll() is not None:
+                        raise BenchFailure(f"{proc.name} exited with status {proc.returncode}; "
+                                           f"see {self.dir / proc.name}.log")
+                    try:
+                        host, port = address.split(":")
+                        socket.create_connection((host, int(port)), timeout=0.2).close()
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+
+    def start_proxy(self, bases, name="nginx"):
+        """Debian's nginx on a free port of 127.0.0.1 in front of ``bases``, with the proxy
+        settings of deploy/nginx/heportal.conf (its websocket map and ``location /``), in
+        plain HTTP: the TLS hop would be measured in the bench's own clients."""
+        site = (ROOT / "deploy/nginx/heportal.conf").read_text()
+        upgrade = re.search(r"^map \$http_upgrade .*?^}\n", site, re.M | re.S)
+        location = re.search(r"^    location / {\n.*?^    }\n", site, re.M | re.S)
+        if not (upgrade and location and "proxy_pass http://heportal;" in location.group()):
+            raise BenchFailure("deploy/nginx/heportal.conf has no websocket map or 'location /' to proxy with")
+        folder = self.dir / name
+        folder.mkdir()
+        port = free_port()
+        servers = "".join(f"    server {base};\n" for base in bases)
+        temp = "".join(f"    {kind}_temp_path {folder}/{kind};\n"
+                       for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(f"""daemon off;
+master_process off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+{temp}upstream heportal {{
+{servers}}}
+{upgrade.group()}
+server {{
+    listen 127.0.0.1:{port};
+{location.group()}}}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        log = open(self.dir / f"{name}.log", "wb")
+        proc = subprocess.Popen([nginx, "-p", str(folder), "-c", str(folder / "nginx.conf"), "-e",
+                                 str(folder / "error.log")], stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        for _ in range(100):
             if proc.poll() is not None:
-                raise BenchFailure(f"{name} exited with status {proc.returncode}; see {self.dir / name}.log")
+                raise BenchFailure(f"nginx exited with status {proc.returncode}; see {folder / 'error.log'}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return f"127.0.0.1:{port}"
             except OSError:
                 time.sleep(0.1)
-        raise BenchFailure(f"{name} did not listen within 30 s; see {self.dir / name}.log")
+        raise BenchFailure(f"nginx did not listen within 10 s; see {folder / 'error.log'}")
 
     def close(self):
         signal.alarm(0)  # closing is not a phase: a failed phase still cleans up
@@ -228,6 +324,18 @@ class Bench:
                 proc.kill()
         for lab in self.labs:
             lab.stop()
+        if self.redis is not None:  # last: the processes above used it
+            self.redis.terminate()
+            self.redis.wait(10)
+
+
+def cpu_seconds(pids):
+    """User and system CPU time the processes used so far."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def machine():
@@ -248,12 +356,12 @@ def percentile(values, p):
     return ordered[k]
 
 
-def report(title, rows, notes):
+def report(title, rows, notes, columns=("measure", "result", "target")):
     """Print a result table and append it to docs/benchmarks.md (not at the smoke size)."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"### {title} — {now}", "", f"Machine: {machine()}", "",
-             "| measure | result | target |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", notes.strip(), "", ""]
     text = "\n".join(lines)
     print(text)

@@ -1,16 +1,17 @@
 """Live output: latency at 1,000 lines/s with 1/10/50 viewers on one web process
-and 200 viewers split over two, and throughput of one step printing 200,000
-lines with 10 viewers (bench, not a test).
+and 200 viewers over two web processes behind nginx, and throughput of one step
+printing 200,000 lines with 10 viewers (bench, not a test); each measured under
+daphne and under uvicorn with uvloop, side by side in one run (BENCH_SERVERS).
 
 Latency is measured from the moment a lab host prints a line (the line is
 that moment, `date +%s.%N`, the lab running at speed 1 on this machine's
-clock) to its arrival at a websocket client connected through daphne.
-"200x2" viewers: two daphne processes on the same Redis channel layer, the
-clients split evenly between them (as a proxy in front of them would; the
-proxy's own hop is not measured).
+clock) to its arrival at a websocket client connected to the web process.
+"200x2" viewers: two web processes on the same Redis channel layer behind
+Debian's nginx (the proxy settings of deploy/nginx/heportal.conf), the clients
+connected to nginx, which spreads them over the two.
 
---smoke: 200 lines to 1 viewer and to 2 split over two daphnes, 2,000 lines
-of throughput.
+--smoke: 200 lines to 1 viewer and to 2 through nginx over two web processes,
+2,000 lines of throughput, for each server.
 """
 import asyncio
 import gc
@@ -19,7 +20,8 @@ import os
 import sys
 import time
 
-from harness import SMOKE, Bench, BenchFailure, closed_early, percentile, phase, report, run, size, ws_connect
+from harness import (SMOKE, Bench, BenchFailure, closed_early, cpu_seconds, percentile, phase, report, run, size,
+                     ws_connect)
 
 LATENCY_LINES = size(5_000, 200)
 THROUGHPUT_LINES = size(200_000, 2_000)
@@ -27,6 +29,8 @@ THROUGHPUT_LINES = size(200_000, 2_000)
 VIEWERS = [(int(n), int(p or 1)) for n, _, p in (v.partition("x") for v in
            os.environ.get("BENCH_VIEWERS", size("1,10,50,200x2", "1,2x2")).split(","))]
 SKIP_THROUGHPUT = os.environ.get("BENCH_SKIP_THROUGHPUT") == "1"
+# The ASGI servers measured side by side, each as its deploy/systemd unit runs it.
+SERVERS = os.environ.get("BENCH_SERVERS", "daphne,uvicorn").split(",")
 
 
 def make_run(user, host, command):
@@ -110,6 +114,21 @@ def lines_of(out):
     return [line for _, batch in out if isinstance(batch, list) for line in batch]
 
 
+def latency_row(outs, offset):
+    """(p50, p99 in ms, lines/s printed, every viewer got every line) of one latency run."""
+    latencies, stamps = [], []
+    for out in outs:
+        for received, batch in out:
+            if isinstance(batch, list):
+                for _seq, _stream, text in batch:
+                    latencies.append((received - (float(text) - offset)) * 1000)
+                    stamps.append(float(text))
+    if not stamps:
+        raise BenchFailure(f"no line reached any of the {len(outs)} viewer(s)")
+    complete = all(len(lines_of(out)) == LATENCY_LINES for out in outs)
+    return percentile(latencies, 50), percentile(latencies, 99), LATENCY_LINES / (max(stamps) - min(stamps)), complete
+
+
 def main():
     bench = Bench("live_output")
     try:
@@ -129,74 +148,85 @@ def main():
         client.force_login(user)
         cookie = f"sessionid={client.cookies['sessionid'].value}"
         bench.start_worker(1)
-        bases = [bench.start_daphne(f"daphne{n}") for n in range(max(p for _, p in VIEWERS))]
-        rows = []
+        # Per server: its web processes, and nginx in front of them for the "xP" sizes.
+        processes = max(p for _, p in VIEWERS)
+        entries, pids = {}, {}
+        started = {server: [bench.start_web(server, f"{server}{n}") for n in range(processes)] for server in SERVERS}
+        bench.wait_web()
+        for server, bases in started.items():
+            entries[server] = {1: bases[:1]}
+            pids[server] = {1: [bench.web[bases[0]].pid]}
+            if processes > 1:
+                entries[server][processes] = [bench.start_proxy(bases, f"nginx-{server}")]
+                pids[server][processes] = [bench.web[base].pid for base in bases]
 
         with phase("lab clock offset", 60):
             offset = clock_offset(bench.labs[0])
         # Two lines per loop: the lab's sleep cannot be shorter than the event
         # loop's 1 ms tick, and one line a tick would print fewer than 1,000/s.
         numbers = " ".join(str(i) for i in range(LATENCY_LINES // 2))
-        for viewers, processes in VIEWERS:
-            run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; date +%s.%N; sleep 0.001; done")
-            _, outs = asyncio.run(watch(bases[:processes], run.pk, cookie, viewers,
-                                        lambda run=run: enqueue_run(run), 60 + LATENCY_LINES / 100))
-            latencies, stamps = [], []
-            for out in outs:
-                for received, batch in out:
-                    if isinstance(batch, list):
-                        for _seq, _stream, text in batch:
-                            latencies.append((received - (float(text) - offset)) * 1000)
-                            stamps.append(float(text))
-            if os.environ.get("BENCH_DUMP"):
-                json.dump([[received, float(text) - offset] for out in outs for received, batch in out
-                           if isinstance(batch, list) for _s, _t, text in batch],
-                          open(os.environ["BENCH_DUMP"], "w"))
-            if not stamps:
-                raise BenchFailure(f"no line reached any of the {viewers} viewer(s)")
-            complete = all(len(lines_of(out)) == LATENCY_LINES for out in outs)
-            rate = LATENCY_LINES / (max(stamps) - min(stamps))
-            where = f" over {processes} web processes" if processes > 1 else ""
-            rows.append((f"latency, {viewers} viewer(s){where}, {rate:,.0f} lines/s printed",
-                         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
-                         f"{'' if complete else ' (LINES MISSING)'}",
-                         "p99 ≤ 50 ms (200 viewers, 2 processes)" if processes > 1 or viewers > 50
+        rows = []
+        # Server after server at each size, so that both meet the same load on a shared machine.
+        for viewers, procs in VIEWERS:
+            results, rates = [], []
+            for server in SERVERS:
+                run = make_run(user, host, f"for i in {numbers}; do date +%s.%N; date +%s.%N; sleep 0.001; done")
+                cpu = cpu_seconds(pids[server][procs])
+                _, outs = asyncio.run(watch(entries[server][procs], run.pk, cookie, viewers,
+                                            lambda run=run: enqueue_run(run), 60 + LATENCY_LINES / 100))
+                # The web processes' CPU per frame sent (connecting and the backlog included).
+                per_frame = (cpu_seconds(pids[server][procs]) - cpu) / sum(len(out) for out in outs) * 1e6
+                p50, p99, rate, complete = latency_row(outs, offset)
+                if SMOKE and not complete:
+                    raise BenchFailure(f"lines missing at {viewers} viewer(s) on {server}")
+                results.append(f"p50 {p50:.1f}, p99 {p99:.1f} ms{'' if complete else ' (LINES MISSING)'}; "
+                               f"{per_frame:.0f} µs CPU a frame")
+                rates.append(rate)
+                print(server, viewers, results[-1], f"{rate:,.0f} lines/s", file=sys.stderr)
+            where = f" over {procs} web processes behind nginx" if procs > 1 else ""
+            rows.append((f"latency, {viewers} viewer(s){where}, "
+                         f"{min(rates):,.0f}–{max(rates):,.0f} lines/s printed", *results,
+                         "p99 ≤ 50 ms (200 viewers, 2 processes)" if procs > 1 or viewers > 50
                          else "p99 ≤ 25 ms (at 50 viewers)"))
-            if SMOKE and not complete:
-                raise BenchFailure(f"lines missing at {viewers} viewer(s)")
-            print(rows[-1], file=sys.stderr)
 
+        columns = ("measure", *SERVERS, "target")
         if SKIP_THROUGHPUT:
-            report("Live output (latency only)", rows, NOTES)
+            report("Live output (latency only)", rows, NOTES, columns)
             return
-        run = make_run(user, host, f"seq {THROUGHPUT_LINES}")
-        started, outs = asyncio.run(watch(bases[:1], run.pk, cookie, 10, lambda: enqueue_run(run),
-                                          60 + THROUGHPUT_LINES / 1000))
-        expected = [[i, "stdout", str(i)] for i in range(1, THROUGHPUT_LINES + 1)]
-        ok_viewers = sum(1 for out in outs if lines_of(out) == expected)
-        first = min(out[0][0] for out in outs)
-        last = max(out[-1][0] for out in outs)
-        step = run.steps.get()
-        stored = list(StepOutput.objects.filter(step=step).order_by("seq").values_list("seq", "text"))
-        stored_ok = stored == [(i, str(i)) for i in range(1, THROUGHPUT_LINES + 1)]
-        status = UpgradeRun.objects.get(pk=run.pk).status
-        rows.append((f"throughput, {THROUGHPUT_LINES:,} lines, 10 viewers",
-                     f"{THROUGHPUT_LINES / (last - first):,.0f} lines/s (first to last line at the slowest viewer); "
-                     f"{THROUGHPUT_LINES / (last - started):,.0f} lines/s from queueing the run",
-                     "≥ 50,000 lines/s"))
-        rows.append(("lost or duplicated lines",
-                     f"{10 - ok_viewers} of 10 viewers differ; stored log {'exact' if stored_ok else 'DIFFERS'}; "
-                     f"run {status}", "0"))
-        if SMOKE and (ok_viewers != 10 or not stored_ok or status != "succeeded"):
-            raise BenchFailure(rows[-1][1])
-        report("Live output", rows, NOTES)
+        speeds, losses, failed = [], [], []
+        for server in SERVERS:
+            run = make_run(user, host, f"seq {THROUGHPUT_LINES}")
+            started, outs = asyncio.run(watch(entries[server][1], run.pk, cookie, 10, lambda run=run: enqueue_run(run),
+                                              60 + THROUGHPUT_LINES / 1000))
+            expected = [[i, "stdout", str(i)] for i in range(1, THROUGHPUT_LINES + 1)]
+            ok_viewers = sum(1 for out in outs if lines_of(out) == expected)
+            first = min(out[0][0] for out in outs)
+            last = max(out[-1][0] for out in outs)
+            step = run.steps.get()
+            stored = list(StepOutput.objects.filter(step=step).order_by("seq").values_list("seq", "text"))
+            stored_ok = stored == [(i, str(i)) for i in range(1, THROUGHPUT_LINES + 1)]
+            status = UpgradeRun.objects.get(pk=run.pk).status
+            speeds.append(f"{THROUGHPUT_LINES / (last - first):,.0f} lines/s (first to last line at the slowest "
+                          f"viewer); {THROUGHPUT_LINES / (last - started):,.0f} lines/s from queueing the run")
+            losses.append(f"{10 - ok_viewers} of 10 viewers differ; stored log {'exact' if stored_ok else 'DIFFERS'}; "
+                          f"run {status}")
+            if ok_viewers != 10 or not stored_ok or status != "succeeded":
+                failed.append(f"{server}: {losses[-1]}")
+        rows.append((f"throughput, {THROUGHPUT_LINES:,} lines, 10 viewers", *speeds, "≥ 50,000 lines/s"))
+        rows.append(("lost or duplicated lines", *losses, "0"))
+        if SMOKE and failed:
+            raise BenchFailure("; ".join(failed))
+        report("Live output", rows, NOTES, columns)
     finally:
         bench.close()
 
 
 NOTES = """
-One RQ worker, daphne, Redis channel layer, lab at speed 1 on the same 2-core machine
-as the viewers, so every process competes for the same two cores.
+One RQ worker, the web processes (daphne, and uvicorn with uvloop, as deploy/systemd runs
+them, measured one after the other at each size), Redis channel layer, nginx (Debian's, the
+websocket settings of deploy/nginx/heportal.conf) in front of the two processes of the
+"behind nginx" size, lab at speed 1 on the same 2-core machine as the viewers, so every
+process competes for the same two cores.
 """
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").iterdir())
 # One instance of each template, as docs/deployment.md enables them.
 INSTANCES = {"heportal-web@.service": "heportal-web@8001.service",
+             "heportal-web-uvicorn@.service": "heportal-web-uvicorn@8001.service",
              "heportal-rqworker@.service": "heportal-rqworker@1.service",
              "heportal-ha-poller@.service": "heportal-ha-poller@0-2.service"}
 
@@ -37,7 +38,8 @@ def test_the_units_pass_systemd_analyze_verify_in_a_scratch_root(tmp_path):
     python.chmod(0o755)
     names = [INSTANCES.get(unit.name, unit.name) for unit in UNITS]
     assert sorted(names) == ["heportal-ha-poller@0-2.service", "heportal-rqworker-emergency.service",
-                             "heportal-rqworker-hooks.service", "heportal-rqworker@1.service", "heportal-web@8001.service", "heportal.target"]
+                             "heportal-rqworker-hooks.service", "heportal-rqworker@1.service", "heportal-web-uvicorn@8001.service",
+                             "heportal-web@8001.service", "heportal.target"]
     for name in names:
         done = subprocess.run(["systemd-analyze", "verify", f"--root={root}", "--man=no", "--generators=no", name],
                               cwd=root / "etc/systemd/system", capture_output=True, text=True, timeout=60)
@@ -61,7 +63,7 @@ def exec_start(unit, instance):
 
 def test_each_unit_starts_a_command_the_portal_has():
     """Every ExecStart, with its instance, is a command line the portal's own parsers take
-    (daphne's, manage.py's), the ASGI application imports: a renamed command, option or
+    (daphne's, uvicorn's, manage.py's), the ASGI application imports: a renamed command, option or
     module breaks this test."""
     from daphne.cli import CommandLineInterface
     from django.core.management import get_commands, load_command_class
@@ -79,6 +81,18 @@ def test_each_unit_starts_a_command_the_portal_has():
             __import__("heportal.asgi")
             started.add("daphne")
             continue
+        if argv[1:3] == ["-m", "uvicorn"]:
+            from uvicorn.main import main as uvicorn_cli
+
+            context = uvicorn_cli.make_context("uvicorn", argv[3:])
+            params = context.params
+            assert (params["host"], params["port"], params["app"]) == ("127.0.0.1", 8001, "heportal.asgi:application")
+            # The loop, HTTP and websocket implementations are installed; the proxy headers are the portal's.
+            assert (params["loop"], params["http"], params["ws"]) == ("uvloop", "httptools", "websockets-sansio")
+            assert (params["lifespan"], params["proxy_headers"]) == ("off", False)
+            __import__("uvloop"), __import__("httptools"), __import__("websockets")
+            started.add("uvicorn")
+            continue
         assert argv[1] == "manage.py", unit.name
         name = argv[2]
         command = load_command_class(get_commands()[name], name)
@@ -88,7 +102,7 @@ def test_each_unit_starts_a_command_the_portal_has():
 
             assert parse_shard(options["shard"]) == (0, 2)
         started.add(" ".join(argv[2:]).replace("--shard 0/2", "--shard I/N"))
-    assert started == {"daphne", "rqworker default poll", "rqworker emergency", "rqworker hooks --with-scheduler",
+    assert started == {"daphne", "uvicorn", "rqworker default poll", "rqworker emergency", "rqworker hooks --with-scheduler",
                        "ha_poller --shard I/N"}
 
 
@@ -234,11 +248,18 @@ http {{
         self.proc.wait(10)
 
 
-def start_daphnes(procs, count, env):
+# The web process under each server its units offer: the command line is the unit's own.
+WEB_UNITS = {"daphne": "heportal-web@.service", "uvicorn": "heportal-web-uvicorn@.service"}
+# Each server's access log lines: a websocket accepted, and a page answered.
+ACCESS = {"daphne": (r"WSCONNECT /ws/runs/{run}/", r'"GET /runs/{run}/" 200'),
+          "uvicorn": (r'"WebSocket /ws/runs/{run}/" \[accepted\]', r'"GET /runs/{run}/ HTTP/1\.1" 200')}
+
+
+def start_web(procs, server, count, env):
     ports = [free_port() for _ in range(count)]
     for n, port in enumerate(ports):
-        procs.start(f"daphne{n}", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                   "heportal.asgi:application"], env=env)
+        command = exec_start(DEPLOY / "systemd" / WEB_UNITS[server], str(port))
+        procs.start(f"web{n}", [sys.executable, *command[1:]], env=env)
     import socket
 
     def listening(port):
@@ -250,18 +271,20 @@ def start_daphnes(procs, count, env):
             return False
 
     for port in ports:
-        wait_until(lambda: listening(port), 60, f"daphne on {port}")
+        wait_until(lambda: listening(port), 60, f"{server} on {port}")
     return ports
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("server", ["daphne", "uvicorn"])
 def test_behind_nginx_with_tls_a_login_a_page_and_live_output_across_two_web_processes(
-        rq_worker, lab_cluster, make_user, tmp_path):
+        rq_worker, lab_cluster, make_user, tmp_path, server):
     """The production settings behind the shipped nginx configuration: a login, a page and a
     websocket through TLS; and two web processes sharing the channel layer: the viewer's
-    socket is held by one daphne while the other serves the run page, and the run's output,
-    published by the worker, reaches the viewer line by line."""
+    socket is held by one web process while the other serves the run page, and the run's
+    output, published by the worker, reaches the viewer line by line. Once under each server
+    a unit offers (daphne; uvicorn with uvloop), started with the unit's own command line."""
     import asyncio
 
     from tests.conftest import PASSWORD
@@ -280,11 +303,11 @@ def test_behind_nginx_with_tls_a_login_a_page_and_live_output_across_two_web_pro
     env = {**child_env(), "BEHIND_TLS_PROXY": "true", "PORTAL_URL": url}
     proxy = None
     try:
-        web_ports = start_daphnes(procs, 2, env)
+        web_ports = start_web(procs, server, 2, env)
         (tmp_path / "nginx").mkdir()
         proxy = TlsProxy(tmp_path / "nginx", web_ports, proxy_port)
-        logs = [tmp_path / f"daphne{n}.log" for n in range(2)]
-        asyncio.run(_drive(url, proxy, user.username, PASSWORD, run, count, logs, enqueue_run))
+        logs = [tmp_path / f"web{n}.log" for n in range(2)]
+        asyncio.run(_drive(url, proxy, user.username, PASSWORD, run, count, logs, enqueue_run, ACCESS[server]))
     finally:
         if proxy is not None:
             proxy.stop()
@@ -304,7 +327,7 @@ async def logged(logs, pattern, more_than=0):
     raise AssertionError(f"no web process logged {pattern!r}")
 
 
-async def _drive(url, proxy, username, password, run, count, logs, enqueue_run):
+async def _drive(url, proxy, username, password, run, count, logs, enqueue_run, access):
     import asyncio
     import ssl
 
@@ -329,20 +352,23 @@ async def _drive(url, proxy, username, password, run, count, logs, enqueue_run):
         async with http.get(f"{url}/", ssl=tls) as answer:
             assert answer.status == 200
             assert username in await answer.text()
+        async with http.get(f"{url}/static/js/fragments.js", ssl=tls) as answer:  # WhiteNoise, in the web process
+            assert answer.status == 200
+            assert "keepChecking" in await answer.text()
 
         # The viewer's socket, through the proxy, before the run starts: every line must come live.
         async with http.ws_connect(f"wss://127.0.0.1:{proxy.port}/ws/runs/{run.pk}/", ssl=tls,
                                    origin=url) as socket:
             first = await socket.receive_json(timeout=30)
             assert first["type"] == "step.status", first
-            holder = await logged(logs, rf"WSCONNECT /ws/runs/{run.pk}/")
+            holder = await logged(logs, access[0].format(run=run.pk))
             assert len(holder) == 1
             # The run page, until the other web process is the one that served it.
             tried = 0
             for _ in range(6):
                 async with http.get(f"{url}/runs/{run.pk}/", ssl=tls) as answer:
                     assert answer.status == 200
-                if await logged(logs, rf'"GET /runs/{run.pk}/" 200', more_than=tried) - holder:
+                if await logged(logs, access[1].format(run=run.pk), more_than=tried) - holder:
                     break
                 tried += 1
             else:

@@ -63,6 +63,16 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     """Async, so that forwarding a batch costs no thread hop: at 50 viewers
     and hundreds of batches a second that hop was the bottleneck."""
 
+    async def dispatch(self, message):
+        """A live batch skips Channels' close_old_connections before each message, a hop to
+        the one sync thread per viewer and batch (40 % of the web process's time per frame,
+        docs/benchmarks.md): output_lines reaches the database only through
+        database_sync_to_async, which closes old connections itself."""
+        if message["type"] == "output.lines":
+            await self.output_lines(message)
+        else:
+            await super().dispatch(message)
+
     async def connect(self):
         user = scope_user(self.scope)
         if user is None or not user.is_authenticated:

@@ -28,7 +28,8 @@ from .views import ACTION_ERRORS, ERRORS, PAGE_PARAM, allow, found, page_schema,
 
 # inventory.validate's paths (upgrades/inventory.py) -> the API's field names
 FIELD_OF = {"engine.url": "engine_url", "engine.username": "username", "engine.password": "password"}
-PREFIXED = re.compile(r"([A-Za-z_][\w.\[\]]*): (.+)", re.S)
+PREFIXED = re.compile(r"(name|poll_interval|password_file|engine(?:_vm)?(?:\.\w+)?|hosts(?:\[\d+\](?:\.\w+)?)?)"
+                      r": (.+)", re.S)
 
 
 def by_field(exc, field=None):
@@ -96,21 +97,36 @@ class ClusterCa(APIView):
 
 
 def add_cluster(request):
-    """The onboarding page's second step: the confirmed CA, the whole input checked, the
-    login tried, then the cluster stored (services.add_cluster, audited)."""
+    """The onboarding page's second step: the whole input checked (every field's problem said at
+    once), the CA trusted only by its confirmed fingerprint, the login tried, then the cluster
+    stored (services.add_cluster, audited)."""
     allow(request, ADMINISTER)
     check_global_admin(request.user, "add clusters")
     data = checked(s.ClusterInput, request)
-    url, ca = engine_ca(data["engine_url"], data["ca_pem"])
-    if data["ca_fingerprint"].strip().upper() != ca.fingerprint:
-        raise ValidationError({"ca_fingerprint": [
-            f"The engine's CA ({ca.subject}) has the SHA-256 fingerprint {ca.fingerprint}: compare it with the "
-            f"engine's own ({onboarding.CA_ON_ENGINE} on the engine VM) and send it to trust this CA."]})
-    try:  # the whole input checked before the engine is asked, as on the page
-        validate(name=data["name"], engine={"url": url, "username": data["username"], "password": data["password"]},
+    problems = {}
+    try:
+        url = onboarding.api_url(data["engine_url"])
+    except ValidationError as exc:
+        url, problems = None, by_field(exc, "engine_url").message_dict
+    try:  # checked as an inventory file is, before the engine is asked (as on the page)
+        validate(name=data["name"], engine={"url": url or "https://unchecked", "username": data["username"],
+                                            "password": data["password"]},
                  hosts=[], poll_interval=data["poll_interval"])
     except ValidationError as exc:
-        raise by_field(exc) from None
+        for name, messages in by_field(exc).message_dict.items():
+            problems.setdefault(name, messages)  # a bad URL: said once, by api_url
+    if url:
+        try:
+            url, ca = engine_ca(data["engine_url"], data["ca_pem"])
+        except ValidationError as exc:
+            problems.update(exc.message_dict)
+        else:
+            if data["ca_fingerprint"].strip().upper() != ca.fingerprint:
+                problems["ca_fingerprint"] = [
+                    f"The engine's CA ({ca.subject}) has the SHA-256 fingerprint {ca.fingerprint}: compare it with "
+                    f"the engine's own ({onboarding.CA_ON_ENGINE} on the engine VM) and send it to trust this CA."]
+    if problems:
+        raise ValidationError(problems)
     try:
         onboarding.examine_with_pem(url, data["username"], data["password"], ca.pem)
     except onboarding.OnboardingError as exc:

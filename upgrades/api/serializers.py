@@ -283,7 +283,7 @@ class EngineCaInput(serializers.Serializer):
 
 
 class ClusterInput(EngineCaInput):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, allow_blank=True)
     username = serializers.CharField(required=False, default="admin@internal", max_length=200)
     password = serializers.CharField(max_length=1000, trim_whitespace=False, write_only=True)
     ca_fingerprint = serializers.CharField(max_length=200, help_text=(

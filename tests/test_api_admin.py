@@ -8,11 +8,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from openapi_core import OpenAPI
+from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
 from tests.factories import grant, make_cluster, make_host, make_run
 from tests.test_api import Api, api_as
 from upgrades import backups, onboarding, secrets
 from upgrades.api import auth
+from upgrades.remote import ssh
 from upgrades.models import AuditEvent, Cluster, EngineBackup, Host, Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +31,16 @@ def no_failures_counted():
 @pytest.fixture
 def boss(make_user):
     return make_user("admin", "boss")
+
+
+def described(api, *responses):
+    """Each answer matches the description the portal serves (as tests/test_api_schema.py checks
+    the answers that need no engine)."""
+    openapi = OpenAPI.from_dict(json.loads(api.get("schema/", format="json").content))
+    for response in responses:
+        errors = list(openapi.iter_response_errors(DjangoOpenAPIRequest(response.wsgi_request),
+                                                   DjangoOpenAPIResponse(response)))
+        assert errors == [], (response.wsgi_request.path, [str(getattr(e, "__cause__", None) or e) for e in errors])
 
 
 def snapshot():
@@ -65,6 +78,7 @@ def test_a_global_admin_adds_a_cluster_in_the_pages_two_steps(lab, boss):
     event = AuditEvent.objects.get(action="cluster.add")
     assert event.actor == boss and engine["password"] not in json.dumps(event.details)
     assert engine["password"] not in made.content.decode()
+    described(api, shown, made)
 
 
 def test_adding_a_cluster_names_each_problem_and_stores_nothing(lab, boss, make_user):
@@ -116,6 +130,7 @@ def test_an_admin_edits_a_cluster_the_password_stored_only_when_the_engine_takes
     assert done.json()["changed"] == ["poll_interval", "engine_password"] and done.json()["poll_interval"] == 2
     event = AuditEvent.objects.get(action="cluster.update")
     assert event.actor == admin and password not in json.dumps(event.details)
+    described(api, refused, bad, done)
     # A cluster admin neither adds nor removes clusters (as on the pages).
     assert api.post(f"clusters/{lab_cluster.pk}/remove/", {"confirm_name": "Lab"}).status_code == 403
 
@@ -147,10 +162,13 @@ def test_hosts_are_added_and_their_keys_pinned_only_as_reviewed(lab, boss):
     again = api.post(f"clusters/{cluster.pk}/hosts/", {"hosts": [{"name": "he1.lab.local", "address": "x"}]})
     assert again.json() == {"hosts": ["he1.lab.local: already in cluster Fresh"]}
 
-    review = api.get(f"hosts/{host.pk}/host-key/").json()
+    reviewed = api.get(f"hosts/{host.pk}/host-key/")
+    review = reviewed.json()
     assert review["pinned"] == [] and review["already_pinned"] is False and review["error"] == ""
     offered = review["offered"]
-    assert offered["fingerprint"].startswith("SHA256:") or offered["fingerprint"], review
+    assert offered["known_hosts_line"].startswith(ssh.known_hosts_name(host.address, host.ssh_port) + " "), review
+    assert offered["fingerprint"] in {fp for _, fp in ssh.pinned_keys(offered["known_hosts_line"], host.address,
+                                                                         host.ssh_port)}
     host.refresh_from_db()
     assert host.known_hosts == ""  # reading the key pins nothing
     wrong = api.post(f"hosts/{host.pk}/host-key/", {"known_hosts_line": "somewhere ssh-ed25519 AAAA"})
@@ -164,6 +182,7 @@ def test_hosts_are_added_and_their_keys_pinned_only_as_reviewed(lab, boss):
     removed = api.client.delete(f"/api/v1/hosts/{host.pk}/", **api.headers)
     assert removed.status_code == 204 and not Host.objects.filter(pk=host.pk).exists()
     assert AuditEvent.objects.filter(action="cluster.hosts_remove").count() == 1
+    described(api, bad, added, again, reviewed, wrong, pinned, removed)
 
 
 def test_a_cluster_is_removed_softly_with_its_name_typed(boss, django_user_model):

@@ -13,7 +13,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -327,9 +327,7 @@ class WebhookDetail(APIView):
     def get(self, request, webhook_id):
         return Response(s.WebhookSerializer(webhook_for(request, webhook_id)).data)
 
-    @extend_schema(request=s.WebhookEditInput, responses={
-        200: OpenApiResponse(s.WebhookWithSecretSerializer,
-                             description="secret only when this call replaced it"), **ERRORS})
+    @extend_schema(request=s.WebhookEditInput, responses={200: s.WebhookEditedSerializer, **ERRORS})
     def patch(self, request, webhook_id):
         """Change an endpoint: the fields sent (the others kept); ``secret`` replaces the secret."""
         hook = webhook_for(request, webhook_id, "change webhooks")

@@ -371,6 +371,10 @@ class WebhookWithSecretSerializer(WebhookSerializer):
     secret = serializers.CharField(help_text="Shown in this answer only: keep it now.")
 
 
+class WebhookEditedSerializer(WebhookSerializer):
+    secret = serializers.CharField(required=False, help_text="Only when this call replaced the secret: shown this once.")
+
+
 class WebhookInput(serializers.Serializer):
     """Types only: services.webhooks.check checks the values, for the page too."""
     url = serializers.CharField(max_length=2000, allow_blank=True)

@@ -211,6 +211,27 @@ def test_a_cluster_is_removed_softly_with_its_name_typed(boss, django_user_model
     assert AuditEvent.objects.filter(action="cluster.remove", actor=boss).count() == 1
 
 
+def test_a_connection_check_is_queued_for_a_worker_and_its_last_results_read(boss, make_user):
+    cluster = make_cluster(name="Empty")
+    api = api_as(boss)
+    assert api.get(f"clusters/{cluster.pk}/check/").json() == {
+        "detail": "Cluster Empty has had no connection check yet."}
+    before = snapshot()
+    refused = api.post(f"clusters/{cluster.pk}/check/")
+    assert refused.status_code == 400 and refused.json() == {
+        "non_field_errors": ["Cluster Empty has no hosts to check yet."]}
+    assert snapshot() == before
+    make_host(cluster, name="he1.example.com")
+    queued = api.post(f"clusters/{cluster.pk}/check/")
+    assert queued.status_code == 202 and queued.json()["status"] == "queued", queued.content
+    assert queued.json()["requested_by"] == "boss"
+    assert api.get(f"clusters/{cluster.pk}/check/").json()["id"] == queued.json()["id"]
+    assert AuditEvent.objects.filter(action="cluster.check", actor=boss).count() == 1
+    viewer = api_as(grant(make_user(None, "vera"), cluster, "viewer"))
+    assert viewer.post(f"clusters/{cluster.pk}/check/").status_code == 403
+    described(api, refused, queued)
+
+
 # Engine backups -----------------------------------------------------------------------------
 
 def test_engine_backups_are_listed_to_the_cluster_and_downloaded_by_its_admins(make_user, django_user_model):

@@ -15,6 +15,7 @@ from django.test import Client
 from tests.test_roles import ANY_ROLE, EXPECTED, ON_ALPHA, PERSONAS, named_routes, path_of, world  # noqa: F401
 from upgrades.api import auth
 from upgrades.api.tokens import create_token, revoke_token
+from upgrades.models import ConnectionCheck
 from django.urls import get_resolver
 
 # API route -> the page whose rule it shares, or its own set of personas.
@@ -26,7 +27,7 @@ SAME_AS_PAGE = {
     "api-cluster-ca": "cluster-add", "api-cluster-remove": "cluster-remove", "api-cluster-hosts": "cluster-hosts-add",
     "api-host-key": "host-key", "api-cluster-backups": "cluster-detail", "api-cluster-backup": "engine-backup",
     "api-webhooks": "webhooks", "api-webhook": "webhook-detail", "api-webhook-deliveries": "webhook-detail",
-    "api-webhook-delivery-resend": "webhook-delivery-resend",
+    "api-webhook-delivery-resend": "webhook-delivery-resend", "api-cluster-check": "cluster-doctor",
 }
 SIGNED_IN = set(PERSONAS) - {"anonymous"}
 OWN = {
@@ -46,6 +47,7 @@ OTHER_METHODS = {
     ("api-cluster", "patch"): "cluster-edit",
     ("api-host", "delete"): "cluster-edit",  # the edit page removes hosts
     ("api-host-key", "post"): "host-key",
+    ("api-cluster-check", "post"): "cluster-doctor",
     ("api-webhooks", "post"): "webhooks",
     ("api-webhook", "patch"): "webhook-detail",
     ("api-webhook", "delete"): "webhook-delete",
@@ -108,6 +110,7 @@ def api_world(world):
     world["victim"] = create_token(user=requester, name="victim")[0]
     revoked, world["revoked"] = create_token(user=users["global_admin"], name="old")
     revoke_token(token=revoked, user=users["global_admin"])
+    ConnectionCheck.objects.create(cluster=world["cluster"], status="passed")  # for api-cluster-check's GET
     yield world
     auth.clear_failures()
 

@@ -67,6 +67,9 @@ def administration(ada, olga, cluster):
     ada("get", f"hosts/{host.pk}/host-key/")  # nothing listens: the error said
     ada("post", f"hosts/{host.pk}/host-key/", {"known_hosts_line": "nope"})
     ada("delete", f"hosts/{host.pk}/")  # 400: a run is active on the cluster
+    ada("get", f"clusters/{cluster.pk}/check/")  # 404: none yet
+    ada("post", f"clusters/{cluster.pk}/check/")
+    ada("get", f"clusters/{cluster.pk}/check/")
     backup = EngineBackup.objects.create(cluster=cluster, file_name=f"cluster-{cluster.pk}/s.backup",
                                          source_path="/var/lib/ovirt-engine-backup/s.backup", size=4, sha256="0" * 64)
     backups.path_of(backup).parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +179,7 @@ def test_every_answer_matches_the_served_description(make_user):
                              [str(getattr(e, "__cause__", None) or e)[:400] for e in errors]))
     assert problems == [], "\n".join(map(str, problems))
     statuses = {r.status_code for r in olga.calls + ada.calls + aud.calls}
-    assert {200, 201, 204, 400, 403, 404, 409} <= statuses
+    assert {200, 201, 202, 204, 400, 403, 404, 409} <= statuses
     assert "line 3" in logged.decode()
     assert exported["csv"].decode().splitlines()[0].startswith("seq,created_at,actor,client_address,action")
     assert {row["action"] for row in json.loads(exported["json"])} >= {"run.start", "run.pause", "run.cancel"}

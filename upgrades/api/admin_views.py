@@ -262,6 +262,28 @@ class HostKey(APIView):
         return Response(self.body(host))
 
 
+class ClusterCheck(APIView):
+    @extend_schema(responses={200: s.ConnectionCheckSerializer, **ERRORS})
+    def get(self, request, cluster_id):
+        """The last connection check of the cluster's hosts (the doctor page)."""
+        cluster = in_service(request, cluster_id, ADMINISTER)
+        check = cluster.connection_checks.select_related("requested_by").first()
+        if check is None:
+            raise Http404(f"Cluster {cluster.name} has had no connection check yet.")
+        return Response(s.ConnectionCheckSerializer(check).data)
+
+    @extend_schema(request=None, responses={202: s.ConnectionCheckSerializer, **ERRORS})
+    def post(self, request, cluster_id):
+        """Queue a connection check of every host (a worker runs it): GET this route for its results."""
+        cluster = in_service(request, cluster_id, ADMINISTER)
+        try:
+            check = services.start_check(user=request.user, cluster=cluster)
+        except ValidationError as exc:
+            raise by_field(exc) from None
+        check.refresh_from_db()
+        return Response(s.ConnectionCheckSerializer(check).data, status=202)
+
+
 # Engine backups -------------------------------------------------------------------------
 
 class BackupList(APIView):

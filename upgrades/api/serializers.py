@@ -340,6 +340,20 @@ class HostKeyInput(serializers.Serializer):
     known_hosts_line = serializers.CharField(max_length=20000, help_text="The reviewed line, as offered.")
 
 
+class ConnectionCheckSerializer(serializers.Serializer):
+    """A connection check ("doctor", upgrades/doctor.py) as its page shows it."""
+    id = serializers.IntegerField()
+    cluster = serializers.IntegerField(source="cluster_id")
+    status = serializers.CharField(help_text="queued, running, passed, failed (upgrades.models.CheckStatus).")
+    requested_by = serializers.CharField(source="requested_by.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    results = serializers.ListField(child=serializers.DictField(), help_text=(
+        "[{host, checks: [{key, title, outcome (ok, warn, fail, skipped), detail, fix}]}]"))
+    error = serializers.CharField(allow_blank=True)
+    first_poll = serializers.CharField(allow_blank=True)
+
+
 class EngineBackupSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     cluster = serializers.IntegerField(source="cluster_id")

@@ -48,8 +48,8 @@ def by_field(exc, field=None):
     return ValidationError(out)
 
 
-def checked(serializer_class, request, partial=False):
-    data = serializer_class(data=request.data, partial=partial)
+def checked(serializer_class, request):
+    data = serializer_class(data=request.data)
     data.is_valid(raise_exception=True)
     return data.validated_data
 

@@ -386,7 +386,8 @@ class WebhookWithSecretSerializer(WebhookSerializer):
 
 
 class WebhookEditedSerializer(WebhookSerializer):
-    secret = serializers.CharField(required=False, help_text="Only when this call replaced the secret: shown this once.")
+    secret = serializers.CharField(required=False,
+                                   help_text="Only when this call replaced the secret: shown this once.")
 
 
 class WebhookInput(serializers.Serializer):

@@ -13,7 +13,7 @@ from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIRespo
 
 from tests.factories import grant, make_cluster, make_host, make_run
 from tests.test_api import Api, api_as
-from upgrades import backups, onboarding, secrets
+from upgrades import backups, onboarding, secrets, sshkey
 from upgrades.api import auth
 from upgrades.remote import ssh
 from upgrades.models import AuditEvent, Cluster, EngineBackup, Host, Webhook, WebhookDelivery
@@ -162,6 +162,9 @@ def test_hosts_are_added_and_their_keys_pinned_only_as_reviewed(lab, boss):
     again = api.post(f"clusters/{cluster.pk}/hosts/", {"hosts": [{"name": "he1.lab.local", "address": "x"}]})
     assert again.json() == {"hosts": ["he1.lab.local: already in cluster Fresh"]}
 
+    setup = api.get(f"clusters/{cluster.pk}/setup/")
+    assert setup.json()["public_key"] == sshkey.public_line() and setup.json()["hosts"] == [
+        {"id": host.pk, "name": "he1.lab.local", "command": sshkey.authorize_command("root"), "pinned": []}]
     reviewed = api.get(f"hosts/{host.pk}/host-key/")
     review = reviewed.json()
     assert review["pinned"] == [] and review["already_pinned"] is False and review["error"] == ""
@@ -177,12 +180,14 @@ def test_hosts_are_added_and_their_keys_pinned_only_as_reviewed(lab, boss):
     pinned = api.post(f"hosts/{host.pk}/host-key/", {"known_hosts_line": offered["known_hosts_line"]})
     assert pinned.status_code == 200 and pinned.json()["already_pinned"] is True
     assert Host.objects.get(pk=host.pk).known_hosts == offered["known_hosts_line"]
+    assert api.get(f"clusters/{cluster.pk}/setup/").json()["hosts"][0]["pinned"] == [
+        {"key_type": offered["known_hosts_line"].split()[1], "fingerprint": offered["fingerprint"]}]
     assert AuditEvent.objects.filter(action="host.key_accept", actor=boss).count() == 1
 
     removed = api.client.delete(f"/api/v1/hosts/{host.pk}/", **api.headers)
     assert removed.status_code == 204 and not Host.objects.filter(pk=host.pk).exists()
     assert AuditEvent.objects.filter(action="cluster.hosts_remove").count() == 1
-    described(api, bad, added, again, reviewed, wrong, pinned, removed)
+    described(api, bad, added, again, setup, reviewed, wrong, pinned, removed)
 
 
 def test_a_cluster_is_removed_softly_with_its_name_typed(boss, django_user_model):

@@ -28,6 +28,7 @@ SAME_AS_PAGE = {
     "api-host-key": "host-key", "api-cluster-backups": "cluster-detail", "api-cluster-backup": "engine-backup",
     "api-webhooks": "webhooks", "api-webhook": "webhook-detail", "api-webhook-deliveries": "webhook-detail",
     "api-webhook-delivery-resend": "webhook-delivery-resend", "api-cluster-check": "cluster-doctor",
+    "api-cluster-setup": "cluster-setup",
 }
 SIGNED_IN = set(PERSONAS) - {"anonymous"}
 OWN = {

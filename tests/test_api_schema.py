@@ -67,6 +67,7 @@ def administration(ada, olga, cluster):
     ada("get", f"hosts/{host.pk}/host-key/")  # nothing listens: the error said
     ada("post", f"hosts/{host.pk}/host-key/", {"known_hosts_line": "nope"})
     ada("delete", f"hosts/{host.pk}/")  # 400: a run is active on the cluster
+    ada("get", f"clusters/{cluster.pk}/setup/")
     ada("get", f"clusters/{cluster.pk}/check/")  # 404: none yet
     ada("post", f"clusters/{cluster.pk}/check/")
     ada("get", f"clusters/{cluster.pk}/check/")

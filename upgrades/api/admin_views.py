@@ -262,6 +262,16 @@ class HostKey(APIView):
         return Response(self.body(host))
 
 
+class ClusterSetup(APIView):
+    @extend_schema(responses={200: s.SetupSerializer, **ERRORS})
+    def get(self, request, cluster_id):
+        """The portal's public SSH key and, per host, the command that authorises it and the keys pinned."""
+        facts = services.setup_facts(in_service(request, cluster_id, ADMINISTER))
+        facts["hosts"] = [{**h, "pinned": [{"key_type": t, "fingerprint": f} for t, f in h["pinned"]]}
+                          for h in facts["hosts"]]
+        return Response(s.SetupSerializer(facts).data)
+
+
 class ClusterCheck(APIView):
     @extend_schema(responses={200: s.ConnectionCheckSerializer, **ERRORS})
     def get(self, request, cluster_id):

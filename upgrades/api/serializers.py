@@ -340,6 +340,20 @@ class HostKeyInput(serializers.Serializer):
     known_hosts_line = serializers.CharField(max_length=20000, help_text="The reviewed line, as offered.")
 
 
+class SetupHostSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="host.pk")
+    name = serializers.CharField(source="host.name")
+    command = serializers.CharField(help_text="Run as root on the host: authorises the portal's key for its SSH user.")
+    pinned = PinnedKeySerializer(many=True, help_text="The host keys pinned (review and pin: hosts/{id}/host-key/).")
+
+
+class SetupSerializer(serializers.Serializer):
+    """What the set-up page shows: the portal's key and how to authorise it on each host."""
+    public_key = serializers.CharField()
+    key_fingerprint = serializers.CharField()
+    hosts = SetupHostSerializer(many=True)
+
+
 class ConnectionCheckSerializer(serializers.Serializer):
     """A connection check ("doctor", upgrades/doctor.py) as its page shows it."""
     id = serializers.IntegerField()

@@ -19,6 +19,7 @@ urlpatterns = [
     path("clusters/ca/", admin_views.ClusterCa.as_view(), name="api-cluster-ca"),
     path("clusters/<id:cluster_id>/remove/", admin_views.ClusterRemove.as_view(), name="api-cluster-remove"),
     path("clusters/<id:cluster_id>/hosts/", admin_views.ClusterHosts.as_view(), name="api-cluster-hosts"),
+    path("clusters/<id:cluster_id>/setup/", admin_views.ClusterSetup.as_view(), name="api-cluster-setup"),
     path("clusters/<id:cluster_id>/check/", admin_views.ClusterCheck.as_view(), name="api-cluster-check"),
     path("clusters/<id:cluster_id>/backups/", admin_views.BackupList.as_view(), name="api-cluster-backups"),
     path("clusters/<id:cluster_id>/backups/<id:backup_id>/", admin_views.BackupDownload.as_view(),

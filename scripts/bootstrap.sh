@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(redis-server postgresql chromium libxml2-dev libcurl4-openssl-dev libssl-dev
               gcc python3-dev python3-venv postgresql-client openssh-client bubblewrap
-              libldap2-dev libsasl2-dev slapd ldap-utils nginx)
+              libldap2-dev libsasl2-dev slapd ldap-utils nginx
+              jq)  # jq: docs/api.md's curl examples, run by tests/test_api_docs.py
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

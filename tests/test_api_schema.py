@@ -17,10 +17,12 @@ from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIRespo
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
 from tests.factories import make_polled_cluster
 from tests.test_roles import named_routes
-from upgrades import services
+from tests.conftest import free_port
+from tests.test_onboarding import other_ca
+from upgrades import backups, services
 from upgrades.api import auth
 from upgrades.api.tokens import create_token
-from upgrades.models import ApprovalPolicy
+from upgrades.models import ApprovalPolicy, EngineBackup, WebhookDelivery
 from upgrades.output import insert_rows
 
 pytestmark = pytest.mark.django_db
@@ -37,11 +39,60 @@ class Recorder:
         url = "/api/v1/" + path
         if method == "get":
             response = self.client.get(url, query, **self.headers)
+        elif method == "delete":
+            response = self.client.delete(url, **self.headers)
         else:
-            response = self.client.post(url, json.dumps(body or {}), content_type="application/json",
-                                        **self.headers)
+            response = getattr(self.client, method)(url, json.dumps(body or {}), content_type="application/json",
+                                                    **self.headers)
         self.calls.append(response)
         return response
+
+
+def administration(ada, olga, cluster):
+    """The admins' routes (tests/test_api_admin.py drives them against the lab): each answer
+    that needs no engine; returns the engine backup's bytes the download must give."""
+    ca = other_ca()
+    ada("post", "clusters/ca/", {"engine_url": "https://engine.example.com", "ca_pem": ca})
+    ada("post", "clusters/ca/", {"engine_url": "ftp://engine"})
+    ada("post", "clusters/", {"name": "", "engine_url": "https://engine.example.com", "password": "x",
+                              "ca_pem": ca, "ca_fingerprint": "AA"})
+    olga("post", "clusters/", {})  # 403
+    ada("patch", f"clusters/{cluster.pk}/", {"poll_interval": 7})
+    ada("patch", f"clusters/{cluster.pk}/", {"poll_interval": 0})
+    ada("post", f"clusters/{cluster.pk}/remove/", {"confirm_name": "not it"})
+    added = ada("post", f"clusters/{cluster.pk}/hosts/", {"hosts": [
+        {"name": "he9.lab.local", "address": "127.0.0.1", "port": free_port()}]})
+    assert added.status_code == 201, added.content
+    host = cluster.hosts.get(name="he9.lab.local")
+    ada("get", f"hosts/{host.pk}/host-key/")  # nothing listens: the error said
+    ada("post", f"hosts/{host.pk}/host-key/", {"known_hosts_line": "nope"})
+    ada("delete", f"hosts/{host.pk}/")  # 400: a run is active on the cluster
+    ada("get", f"clusters/{cluster.pk}/setup/")
+    ada("get", f"clusters/{cluster.pk}/check/")  # 404: none yet
+    ada("post", f"clusters/{cluster.pk}/check/")
+    ada("get", f"clusters/{cluster.pk}/check/")
+    backup = EngineBackup.objects.create(cluster=cluster, file_name=f"cluster-{cluster.pk}/s.backup",
+                                         source_path="/var/lib/ovirt-engine-backup/s.backup", size=4, sha256="0" * 64)
+    backups.path_of(backup).parent.mkdir(parents=True, exist_ok=True)
+    backups.path_of(backup).write_bytes(b"kept")
+    olga("get", f"clusters/{cluster.pk}/backups/")
+    olga("get", f"clusters/{cluster.pk}/backups/{backup.pk}/")  # 403: admins only
+    ada("get", f"clusters/{cluster.pk}/backups/{backup.pk}/")
+    made = ada("post", "webhooks/", {"url": "http://127.0.0.1:9/hook", "events": ["run.ended"]}).json()
+    ada("post", "webhooks/", {"url": "nope", "events": []})
+    ada("get", "webhooks/")
+    ada("get", f"webhooks/{made['id']}/")
+    ada("patch", f"webhooks/{made['id']}/", {"active": False})
+    ada("patch", f"webhooks/{made['id']}/", {"secret": ""})
+    ada("patch", f"webhooks/{made['id']}/", {"events": ["no"]})
+    delivery = WebhookDelivery.objects.create(webhook_id=made["id"], event="run.ended", status="failed",
+                                              payload={"run": {"id": 1}})
+    ada("get", f"webhooks/{made['id']}/deliveries/")
+    ada("post", f"webhooks/{made['id']}/deliveries/{delivery.pk}/resend/")
+    ada("post", f"webhooks/{made['id']}/deliveries/{delivery.pk}/resend/")  # 409: pending again
+    olga("get", "webhooks/")  # 403
+    ada("delete", f"webhooks/{made['id']}/")
+    return b"kept"
 
 
 def test_every_answer_matches_the_served_description(make_user):
@@ -107,6 +158,7 @@ def test_every_answer_matches_the_served_description(make_user):
     olga("get", "tokens/")
     olga("post", f"tokens/{made.json()['details']['id']}/revoke/")
     olga("post", "tokens/", {"name": ""})
+    backup_file = administration(ada, olga, cluster)
 
     problems, logged, exported = [], b"", {}
     for response in olga.calls + ada.calls + aud.calls:
@@ -115,6 +167,8 @@ def test_every_answer_matches_the_served_description(make_user):
             body = b"".join(response)
             if request.path.endswith("/log/"):
                 logged = body
+            elif "/backups/" in request.path:
+                assert body == backup_file
             else:
                 exported[request.path.rsplit(".", 1)[1]] = body
             response = HttpResponse(body, status=response.status_code, content_type=response["Content-Type"])
@@ -126,7 +180,7 @@ def test_every_answer_matches_the_served_description(make_user):
                              [str(getattr(e, "__cause__", None) or e)[:400] for e in errors]))
     assert problems == [], "\n".join(map(str, problems))
     statuses = {r.status_code for r in olga.calls + ada.calls + aud.calls}
-    assert {200, 201, 400, 403, 404, 409} <= statuses
+    assert {200, 201, 202, 204, 400, 403, 404, 409} <= statuses
     assert "line 3" in logged.decode()
     assert exported["csv"].decode().splitlines()[0].startswith("seq,created_at,actor,client_address,action")
     assert {row["action"] for row in json.loads(exported["json"])} >= {"run.start", "run.pause", "run.cancel"}

@@ -34,6 +34,18 @@ def path_of(backup):
     return Path(settings.ENGINE_BACKUP_DIR) / backup.file_name
 
 
+def open_download(user, backup):
+    """The file of ``backup`` for ``user`` to download (the page and the API), audited;
+    Http404 when the file is gone. The caller has checked that ``user`` administers the cluster."""
+    from django.http import Http404
+
+    path = path_of(backup)
+    if not path.is_file():
+        raise Http404(f"The file of engine backup #{backup.pk} is gone from {path.parent}.")
+    audit.record(user, "engine_backup.download", backup, sha256=backup.sha256)
+    return path
+
+
 def space_needed(cluster):
     """ENGINE_BACKUP_MIN_FREE_MB, or twice the cluster's last backup if that is larger."""
     last = EngineBackup.objects.filter(cluster=cluster).order_by("-created_at").first()

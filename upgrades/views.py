@@ -18,7 +18,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import (audit, backups, charts, checks as preflight_checks, downloads, engine_view, leftbehind, packages,
+from . import (backups, charts, checks as preflight_checks, downloads, engine_view, leftbehind, packages,
                plan as planning, services, state as cluster_state)
 from .cards import cluster_summary, full_score, home_grid, render_card
 from .forms import ActionForm
@@ -26,8 +26,6 @@ from .models import (RUN_ACTIVE, RUN_ADVANCING, STEP_DONE, AuditEvent, Cluster, 
                      RunStep, StepKind, StepStatus, UpgradeRun)
 from .permissions import (ADMINISTER, OPERATE, VIEW, can_admin, can_approve, can_operate, clusters_where,
                           may_decide, needs)
-from .remote import ssh
-from .remote.base import RemoteError
 from .runbooks import OUT_OF_SCOPE, UnknownRunbook, all_runbooks, get_runbook
 
 
@@ -623,10 +621,7 @@ async def engine_backup(request, cluster_id, backup_id):
     backup = await EngineBackup.objects.filter(pk=backup_id, cluster_id=cluster_id).afirst()
     if backup is None:
         raise Http404(f"Cluster #{cluster_id} has no engine backup #{backup_id}.")
-    path = backups.path_of(backup)
-    if not path.is_file():
-        raise Http404(f"The file of engine backup #{backup_id} is gone from {path.parent}.")
-    await sync_to_async(audit.record)(request.user, "engine_backup.download", backup, sha256=backup.sha256)
+    path = await sync_to_async(backups.open_download)(request.user, backup)
     return downloads.file_response(path, path.name)
 
 
@@ -643,15 +638,4 @@ def host_key(request, host_id):
             return redirect("host-key", host_id=host.pk)
         messages.success(request, f"Host key of {host.name} accepted.")
         return redirect("cluster-detail", cluster_id=host.cluster_id)
-    offered, error = None, ""
-    try:
-        offered = ssh.fetch_host_key(host.address, host.ssh_port)
-    except RemoteError as exc:
-        error = exc.message
-    try:
-        pinned = ssh.pinned_keys(host.known_hosts, host.address, host.ssh_port)
-    except RemoteError as exc:
-        pinned, error = [], error or exc.message
-    return render(request, "upgrades/host_key.html", {
-        "host": host, "offered": offered, "pinned": pinned, "error": error,
-        "already_pinned": bool(offered) and offered.fingerprint in {fp for _, fp in pinned}})
+    return render(request, "upgrades/host_key.html", {"host": host, **services.review_host_key(host)})

@@ -10,12 +10,10 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from . import onboarding, services, sshkey
+from . import onboarding, services
 from .inventory import validate
 from .models import CheckStatus, Cluster
 from .permissions import ADMINISTER, check_global_admin, needs
-from .remote import ssh
-from .remote.base import RemoteError
 from .views import cluster_of_cluster, get_or_404
 
 STEP_CA, STEP_LOGIN = "ca", "login"
@@ -146,17 +144,8 @@ def cluster_setup(request, cluster_id):
     """The portal's public key, the command to authorise it on each host, each host's key
     state (the key it offers is fetched on the host key page, for the admin to compare)."""
     cluster = _cluster(cluster_id)
-    public = sshkey.public_line()
-    hosts = []
-    for host in cluster.hosts.order_by("he_host_id", "name"):
-        try:
-            pinned = ssh.pinned_keys(host.known_hosts, host.address, host.ssh_port)
-        except RemoteError:
-            pinned = []
-        hosts.append({"host": host, "pinned": pinned, "command": sshkey.authorize_command(host.ssh_user, public)})
     return render(request, "upgrades/cluster_setup.html", {
-        "cluster": cluster, "public_key": public, "key_fingerprint": sshkey.fingerprint(), "hosts": hosts,
-        "last_check": cluster.connection_checks.first()})
+        "cluster": cluster, **services.setup_facts(cluster), "last_check": cluster.connection_checks.first()})
 
 
 @require_http_methods(["GET", "POST"])

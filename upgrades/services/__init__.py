@@ -4,7 +4,7 @@
 inventory imports and host keys.
 """
 from .clusters import (accept_host_key, add_cluster, add_hosts, import_cluster, remove_cluster,  # noqa: F401
-                       remove_hosts, start_check, update_cluster)
+                       remove_hosts, review_host_key, setup_facts, start_check, update_cluster)
 from .runs import (Blocked, Refused, RunConflict, active_run_message, approve_run, approve_step, cancel_requested,  # noqa: F401
                    cancel_run, claim_run, confirm_step, create_run, enqueue_run, finish_step, heartbeat,
                    expire_approvals, interrupt_run, mark_step_done, pause_run, plan_run, record_packages_before,

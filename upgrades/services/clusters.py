@@ -75,6 +75,38 @@ def accept_host_key(*, host, known_hosts_line, user):
     return host
 
 
+def review_host_key(host):
+    """What an admin reviews before pinning (the host key page and the API): the key the host
+    offers now (or None and the error), the keys pinned, and whether the offered one is pinned."""
+    offered, error = None, ""
+    try:
+        offered = ssh.fetch_host_key(host.address, host.ssh_port)
+    except RemoteError as exc:
+        error = exc.message
+    try:
+        pinned = ssh.pinned_keys(host.known_hosts, host.address, host.ssh_port)
+    except RemoteError as exc:
+        pinned, error = [], error or exc.message
+    return {"offered": offered, "pinned": pinned, "error": error,
+            "already_pinned": bool(offered) and offered.fingerprint in {fp for _, fp in pinned}}
+
+
+def setup_facts(cluster):
+    """What setting a cluster up needs (the set-up page and the API): the portal's public key,
+    and per host the command that authorises it and the keys pinned."""
+    from .. import sshkey
+
+    public = sshkey.public_line()
+    hosts = []
+    for host in cluster.hosts.order_by("he_host_id", "name"):
+        try:
+            pinned = ssh.pinned_keys(host.known_hosts, host.address, host.ssh_port)
+        except RemoteError:
+            pinned = []
+        hosts.append({"host": host, "pinned": pinned, "command": sshkey.authorize_command(host.ssh_user, public)})
+    return {"public_key": public, "key_fingerprint": sshkey.fingerprint(), "hosts": hosts}
+
+
 # Adding and changing a cluster from the pages (upgrades.onboarding, docs/onboarding.md) ------------
 
 def _check_admin(user, cluster):

@@ -95,6 +95,21 @@ def phase(name, seconds):
         print(f"bench: phase '{name}' {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 
 
+def start_redis(directory):
+    """A redis-server of the bench's own on a unix socket in ``directory``: benches running at
+    once on one shared Redis database took each other's jobs."""
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)],
+                            stdout=open(directory / "redis.log", "wb"), stderr=subprocess.STDOUT)
+    with phase("start redis-server", 10):
+        while not sock.exists():
+            if proc.poll() is not None:
+                raise BenchFailure(f"redis-server exited with status {proc.returncode}; see {directory / 'redis.log'}")
+            time.sleep(0.02)
+    return proc
+
+
 def run(main):
     """The bench's entry point: a BenchFailure or any error is a message and exit status 1."""
     try:
@@ -204,16 +219,7 @@ class Bench:
             call_command("collectstatic", "--noinput", verbosity=0)
 
     def start_redis(self):
-        sock = self.dir / "redis.sock"
-        proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
-                                 "--appendonly", "no", "--dir", str(self.dir)],
-                                stdout=open(self.dir / "redis.log", "wb"), stderr=subprocess.STDOUT)
-        with phase("start redis-server", 10):
-            while not sock.exists():
-                if proc.poll() is not None:
-                    raise BenchFailure(f"redis-server exited with status {proc.returncode}; see {self.dir / 'redis.log'}")
-                time.sleep(0.02)
-        return proc
+        return start_redis(self.dir)
 
     def import_lab(self, index=0, name=None, poll_interval=10.0):
         from upgrades import services

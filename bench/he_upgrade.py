@@ -22,6 +22,7 @@ waits this run saw, in simulated seconds and then at speed 60.
 
 --smoke: one run (BENCH_RUNS runs otherwise, 3 by default).
 """
+import atexit
 import os
 import shutil
 import statistics
@@ -30,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import BenchFailure, phase, report, run, size  # also puts the repository on sys.path
+from harness import BenchFailure, phase, report, run, size, start_redis  # also puts the repository on sys.path
 
 SPEED = 60
 FIXED_INTERVALS = (3, 10)  # simulated seconds: ovirt_host's poll, the HE checks' retry delay
@@ -49,9 +50,10 @@ def start_lab(workdir, n):
 
 
 def setup_django(workdir, ssh_key):
-    """Django on a fresh SQLite, Redis db 14 (as bench/harness.py)."""
-    os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-    os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
+    """Django on a fresh SQLite and a Redis of the bench's own (as bench/harness.py)."""
+    redis_server = start_redis(workdir)
+    atexit.register(redis_server.terminate)
+    os.environ["REDIS_URL"] = f"unix://{workdir / 'redis.sock'}?db=0"
     os.environ["CHANNELS_PREFIX"] = "bench-he-upgrade"
     os.environ["HEPORTAL_DATA_DIR"] = str(workdir)
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}")

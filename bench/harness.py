@@ -151,7 +151,9 @@ class Bench:
         self.labs = []
         _BENCHES.append(self)
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
-        os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
+        # Database 14 unless BENCH_REDIS_DB says otherwise: benches run side by side on one
+        # Redis must not flush (or work) each other's queues.
+        os.environ["REDIS_URL"] = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/" + os.environ.get("BENCH_REDIS_DB", "14")
         os.environ["CHANNELS_PREFIX"] = f"bench-{name}"
         os.environ["HEPORTAL_DATA_DIR"] = str(self.dir)
         os.environ.setdefault("DATABASE_URL", f"sqlite:///{self.dir / 'bench.sqlite3'}")
@@ -237,6 +239,34 @@ def machine():
     db = "PostgreSQL" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
     return f"{os.cpu_count()} × {cpu}, {mem} GiB, Python {platform.python_version()}, {db}; load average {load}"
+
+
+def rss_mib(pid):
+    """Resident memory of one process in MiB; nan once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def tree_rss(pid):
+    """{pid: RSS in MiB} of a process and all its descendants (an RQ worker and its
+    work horse, daphne...), read from /proc; the processes gone meanwhile are left out."""
+    found, todo = {}, [pid]
+    while todo:
+        current = todo.pop()
+        rss = rss_mib(current)
+        if rss == rss:  # not nan: still alive
+            found[current] = rss
+        try:
+            todo += [int(p) for p in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
 
 
 def percentile(values, p):

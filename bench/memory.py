@@ -7,8 +7,8 @@ for a process that lives for months is whether it keeps growing:
 
 - poller: one `ha_poller` against its own lab at a high `--speed`, its clusters
   polled every POLL_INTERVAL s instead of 10 s. 24 h at the default 10 s interval
-  is 8,640 polls of a cluster: the bench counts polls (each change of a cluster's
-  `polled_at`) until 8,640 are done, spread over POLL_CLUSTERS clusters, with
+  is 8,640 polls of a cluster: the bench counts polls (a trigger on each update
+  of a cluster's `polled_at`) until 8,640 are done, spread over POLL_CLUSTERS clusters, with
   the pending-updates polls (every 30 min) and the engine polls (every 6 HA
   polls) scaled by the same factor. The lab's clock runs 24 h meanwhile.
 - web: one daphne; ROUNDS rounds of VIEWERS websocket viewers on a run's page,
@@ -67,6 +67,32 @@ def growth_row(name, start, warm, end, units, unit, bound):
 
 # Poller ----------------------------------------------------------------------------
 
+def count_polls():
+    """A trigger counts the polls: one per HA poll stored (`ha.apply_vm_status` sets
+    `polled_at`, nothing else does), whatever the bench's own pace of reading."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE bench_polls (n bigint NOT NULL)")
+        cursor.execute("INSERT INTO bench_polls VALUES (0)")
+        if connection.vendor == "postgresql":
+            cursor.execute("CREATE FUNCTION bench_count_poll() RETURNS trigger AS $$ BEGIN "
+                           "UPDATE bench_polls SET n = n + 1; RETURN NULL; END $$ LANGUAGE plpgsql")
+            cursor.execute("CREATE TRIGGER bench_polls AFTER UPDATE OF polled_at ON upgrades_cluster "
+                           "FOR EACH ROW EXECUTE FUNCTION bench_count_poll()")
+        else:
+            cursor.execute("CREATE TRIGGER bench_polls AFTER UPDATE OF polled_at ON upgrades_cluster "
+                           "BEGIN UPDATE bench_polls SET n = n + 1; END")
+
+
+def polls_counted():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT n FROM bench_polls")
+        return cursor.fetchone()[0]
+
+
 def poller(bench):
     from lab.launcher import start_lab
 
@@ -85,8 +111,8 @@ def poller(bench):
     os.environ["PACKAGES_POLL_SECONDS"] = str(1800 / SCALE)  # the poller's own timers, scaled as its polls
     proc = bench.start("poller", "manage.py", "ha_poller")
     del os.environ["PACKAGES_POLL_SECONDS"]
+    count_polls()
     start = None
-    last = {}
     polls, samples, warm = 0, [], None  # samples: (polls, rss)
     warm_at = POLLS // 10
     with phase(f"{POLLS:,} polls of {POLL_CLUSTERS} clusters every {POLL_INTERVAL} s", 120 + seconds * 8):
@@ -94,18 +120,15 @@ def poller(bench):
         while polls < POLLS:
             if proc.poll() is not None:
                 raise BenchFailure(f"the poller exited with status {proc.returncode}; see {bench.dir}/poller.log")
-            for pk, polled_at in Cluster.objects.filter(pk__in=ids).values_list("id", "polled_at"):
-                if polled_at is not None and last.get(pk) != polled_at:
-                    polls += pk in last  # the first value seen is not a poll seen
-                    last[pk] = polled_at
-            if start is None and len(last) == POLL_CLUSTERS:  # each cluster polled once: the start
+            polls = polls_counted()
+            if start is None and polls >= POLL_CLUSTERS:  # about each cluster polled once: the start
                 start = rss_mib(proc.pid)
             if warm is None and polls >= warm_at:
                 warm = rss_mib(proc.pid)
             if time.monotonic() >= next_sample:
                 next_sample = time.monotonic() + 1.0
                 samples.append((polls, rss_mib(proc.pid)))
-            time.sleep(0.04)
+            time.sleep(0.1)
     end = rss_mib(proc.pid)
     errors = list(Cluster.objects.filter(pk__in=ids).exclude(poll_error="").values_list("poll_error", flat=True))
     proc.terminate()
@@ -311,8 +334,8 @@ NOTES = f"""
 RSS from /proc. Poller: one `ha_poller` (16 threads), {POLL_CLUSTERS} clusters on one lab of 3 hosts
 at speed 100 (24 h of its clock in 14.4 min, about the time the polls take here), every {POLL_INTERVAL} s (its floor) instead of 10 s; the
 pending-updates polls every {1800 / SCALE:.0f} s instead of 30 min, the engine polls every 6 HA polls
-as always; the release check (every 10 min) is not scaled. Polls are counted from the bench (each
-new `polled_at`, read 25 times a second: a lower bound); warm-up: the first tenth. Web: one daphne,
+as always; the release check (every 10 min) is not scaled. Polls are counted by a trigger on
+`polled_at` (set once per HA poll stored); warm-up: the first tenth. Web: one daphne,
 {ROUNDS} rounds of {VIEWERS} websocket viewers on a run page following {BATCHES * 100:,} lines (100
 every 0.25 s), every viewer checked to get every line, the worker of those runs not measured;
 warm-up: the first round. Worker: one `rqworker`, {RUNS} runs of {STEPS} steps of `seq 50` over SSH

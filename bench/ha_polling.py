@@ -13,25 +13,13 @@ import os
 import subprocess
 import time
 
-from harness import SMOKE, Bench, BenchFailure, percentile, phase, report, run, size
+from harness import SMOKE, Bench, BenchFailure, cpu_seconds, percentile, phase, report, rss_mib, run, size
 
 CLUSTERS = [int(n) for n in os.environ.get("BENCH_CLUSTERS", size("100,300", "4")).split(",")]
 LABS = size(10, 1)
 INTERVAL = float(os.environ.get("BENCH_INTERVAL", size(10.0, 1.0)))
 POLLERS = int(os.environ.get("BENCH_POLLERS", size(4, 2)))
 DURATION = size(60.0, 4.0)
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(bench, clusters, imported):
@@ -53,7 +41,7 @@ def measure(bench, clusters, imported):
                 raise BenchFailure(f"a poller exited with status {dead[0].returncode}; see {bench.dir}")
             time.sleep(0.5)
     time.sleep(INTERVAL)  # warm: every connection open
-    cpu0 = [cpu_seconds(p.pid) for p in pollers]
+    cpu0 = [cpu_seconds([p.pid]) for p in pollers]
     t0 = time.monotonic()
     ages, errors = [], 0
     with phase(f"sample {clusters} clusters for {DURATION:.0f} s", DURATION + 60):
@@ -64,7 +52,7 @@ def measure(bench, clusters, imported):
                 errors += bool(error)
             time.sleep(1.0)
     wall = time.monotonic() - t0
-    cpus = [(cpu_seconds(p.pid) - c0) / wall * 100 for p, c0 in zip(pollers, cpu0)]
+    cpus = [(cpu_seconds([p.pid]) - c0) / wall * 100 for p, c0 in zip(pollers, cpu0)]
     rss = [rss_mib(p.pid) for p in pollers]
     for proc in pollers:
         proc.terminate()

@@ -354,6 +354,34 @@ def machine():
     return f"{os.cpu_count()} × {cpu}, {mem} GiB, Python {platform.python_version()}, {db}; load average {load}"
 
 
+def rss_mib(pid):
+    """Resident memory of one process in MiB; nan once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def tree_rss(pid):
+    """{pid: RSS in MiB} of a process and all its descendants (an RQ worker and its
+    work horse, daphne...), read from /proc; the processes gone meanwhile are left out."""
+    found, todo = {}, [pid]
+    while todo:
+        current = todo.pop()
+        rss = rss_mib(current)
+        if rss == rss:  # not nan: still alive
+            found[current] = rss
+        try:
+            todo += [int(p) for p in Path(f"/proc/{current}/task/{current}/children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
 def percentile(values, p):
     ordered = sorted(values)
     if not ordered:

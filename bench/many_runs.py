@@ -14,19 +14,12 @@ workers' memory is read.
 import statistics
 import time
 
-from harness import SMOKE, Bench, BenchFailure, percentile, phase, report, run, size
+from harness import SMOKE, Bench, BenchFailure, percentile, phase, report, rss_mib, run, size
 
 CLUSTERS = size(50, 3)
 WORKERS = size(8, 2)
 STEPS = size(10, 3)
 LABS = size(5, 1)
-
-
-def rss_mib(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main():

@@ -46,8 +46,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import SMOKE, Bench, BenchFailure, free_port, phase, report, run, size
-from ha_polling import rss_mib
+from harness import SMOKE, Bench, BenchFailure, free_port, phase, report, rss_mib, run, size
 
 SPEED = float(os.environ.get("BENCH_SPEED", size(20, 60)))
 RUN_SECONDS = float(os.environ.get("BENCH_SECONDS", size(180, 20)))  # real seconds of soak

@@ -349,6 +349,18 @@ def test_a_session_reuses_one_connection_for_several_commands(lab):
     assert not transport.is_active()  # closed on leaving the block
 
 
+def test_a_kept_session_does_not_remember_every_command_it_ran(lab):
+    """The poller keeps one session per cluster for months, a command every 10 s:
+    paramiko's transport records every channel id it opened (``channels_seen``)
+    and never forgets one, so the poller grew by an entry per poll (bench/memory.py
+    found it). The session forgets the channels the server has closed."""
+    with SshSession(target(lab)) as session:
+        for n in range(30):
+            assert session.run(f"echo {n}").stdout == str(n)
+        seen = len(session.transport.channels_seen)
+    assert seen <= 2  # the channel last closed, whose close the server may not have answered yet
+
+
 def test_a_pool_hands_out_one_session_per_host(lab):
     with SshPool() as pool:
         first, again, other = pool.session(target(lab)), pool.session(target(lab)), pool.session(target(lab, 1))

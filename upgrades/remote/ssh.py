@@ -260,6 +260,18 @@ def _load_key(path):
         raise RemoteError(f"cannot use SSH private key {path}: {exc}") from None
 
 
+def _forget_closed_channels(transport):
+    """paramiko's transport records every channel id it ever opened (``channels_seen``,
+    to ignore a late message for a dead channel) and never forgets one: a session
+    kept for months (the poller's, a command every 10 s) grew by an entry per command.
+    A channel no longer in the transport's map got the server's close, the last
+    message the server sends on it (RFC 4254 5.3): forget those."""
+    with transport.lock:
+        seen = transport.channels_seen
+        for chanid in [c for c in seen if transport._channels.get(c) is None]:
+            del seen[chanid]
+
+
 class SshSession:
     """One SSH connection to one host for a sequence of commands.
 
@@ -337,6 +349,7 @@ class SshSession:
             out.flush()
             err.flush()
             channel.close()
+            _forget_closed_channels(transport)
         return CommandResult(exit_status=status, stdout="\n".join(captured["stdout"]),
                              stderr="\n".join(captured["stderr"]))
 

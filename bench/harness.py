@@ -95,6 +95,17 @@ def phase(name, seconds):
         print(f"bench: phase '{name}' {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 
 
+def reset_database():
+    """DATABASE_URL's PostgreSQL database, emptied of what an earlier bench left (its rows made a
+    second run fail); the default SQLite file is new at each run. Not `flush`: it also empties
+    the rows the migrations create (the role groups)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+
 def start_redis(directory):
     """A redis-server of the bench's own on a unix socket in ``directory``: benches running at
     once on one shared Redis database took each other's jobs."""
@@ -214,8 +225,8 @@ class Bench:
 
         with phase("flush Redis, migrate the database", 300):
             redis.Redis.from_url(settings.REDIS_URL).flushdb()
+            reset_database()
             call_command("migrate", verbosity=0)
-            call_command("flush", "--noinput", verbosity=0)  # DATABASE_URL's: what an earlier bench left
             call_command("collectstatic", "--noinput", verbosity=0)
 
     def start_redis(self):

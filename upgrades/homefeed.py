@@ -1,0 +1,143 @@
+"""The home pages' live feed in one web process (``consumers.HomeConsumer``).
+
+One member of the home group per process, not one per page: a change crosses
+Redis once per process (200 pages were 200 messages, read back one by one),
+its card is rendered once, encoded once and written to each page that may see
+it. One map of every card's digest per process, read again from the database
+at most every REFRESH_SECONDS and kept current from the changes themselves:
+a page's join and its checks compare against it instead of reading every
+visible card's rows (before 2026-12-07: four queries over 1,000 clusters,
+~110 ms, on each join and each page's check every 5 s).
+
+Who sees what stays the one permission check (``permissions.clusters_where``),
+asked per page on joining, on each check, and again when a role changes
+("home.access", sent by the signals in apps.py), before any later card.
+"""
+import asyncio
+import json
+import logging
+import time
+import weakref
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from .events import HOME_GROUP
+
+REFRESH_SECONDS = 4.0  # the digest map is read again at most this often (pages check every 5 s)
+REJOIN_SECONDS = 2.0  # a check joins the group again at most this often (a Redis restart forgets it)
+log = logging.getLogger(__name__)
+
+
+class Feed:
+    """The home pages of one event loop (daphne has one) and what they share."""
+
+    def __init__(self):
+        self.pages = set()
+        self.channel = None
+        self.listener = None
+        self.lock = asyncio.Lock()
+        self.joined_at = float("-inf")
+        self.digests = {}  # in-service cluster id -> digest of its card; replaced, never changed in place
+        self.read_at = float("-inf")
+        self.reading = None
+
+    async def listen(self):
+        """Be a member of the home group, listening (at once on the first page; later joins
+        and checks join again, at most every REJOIN_SECONDS)."""
+        async with self.lock:
+            layer = get_channel_layer()
+            if self.channel is None:
+                self.channel = await layer.new_channel()  # the process's own kind: its receive reads them all
+            if time.monotonic() - self.joined_at > REJOIN_SECONDS:
+                await layer.group_add(HOME_GROUP, self.channel)
+                self.joined_at = time.monotonic()
+            if self.listener is None or self.listener.done():
+                self.listener = asyncio.ensure_future(self._listen(layer))
+
+    async def current(self):
+        """The digest map, read again if older than REFRESH_SECONDS (one read for all pages)."""
+        if time.monotonic() - self.read_at > REFRESH_SECONDS:
+            if self.reading is None or self.reading.done():
+                self.reading = asyncio.ensure_future(self._read())
+            await asyncio.shield(self.reading)
+        return self.digests
+
+    async def _read(self):
+        from .cards import card_digests
+        from .models import Cluster
+
+        started = time.monotonic()
+        self.digests = await database_sync_to_async(lambda: card_digests(Cluster.objects.in_service()))()
+        self.read_at = started
+
+    async def _listen(self, layer):
+        while True:
+            try:
+                event = await layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the pages' checks catch up meanwhile
+                log.warning("home feed cannot receive: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            try:
+                if event.get("type") == "home.access":
+                    await self.access_changed(event)
+                elif self.pages:
+                    await self.changed(event)
+            except Exception:
+                log.exception("home feed: %s not handled", event)
+
+    async def changed(self, event):
+        """Render the changed card once and write it to each page that may see it."""
+        from .cards import render_change
+
+        try:
+            rendered = await database_sync_to_async(render_change)(event)
+        except Exception:  # each page fetches the card itself
+            log.exception("home card for %s not rendered", event)
+            text = json.dumps(event)
+            for page in list(self.pages):
+                if event.get("cluster") in page.visible:
+                    await page.push(text)
+            return
+        if rendered is None:
+            return
+        cluster_id, html, digest = rendered
+        if html is None:  # no longer in service: gone from every page
+            self.digests = {pk: d for pk, d in self.digests.items() if pk != cluster_id}
+            for page in list(self.pages):
+                if cluster_id in page.visible:
+                    page.visible.discard(cluster_id)
+                    await page.push(GRID)
+            return
+        self.digests = {**self.digests, cluster_id: digest}
+        text = json.dumps({"type": "home.card", "cluster": cluster_id, "html": html, "runs": event.get("runs", False)})
+        for page in list(self.pages):
+            if page.shows(cluster_id):
+                page.pushed[cluster_id] = digest
+                await page.push(text)
+            elif event.get("runs") and cluster_id in page.visible:  # its recent runs
+                await page.push(RUNS)
+
+    async def access_changed(self, event):
+        """A role changed: each page of that user (of every user when unsaid) asks again
+        what it may see, before any later card."""
+        for page in list(self.pages):
+            if event.get("user") is None or event["user"] == page.user_id:
+                await page.reread_access()
+
+
+GRID = json.dumps({"type": "home.grid"})  # the set of clusters the page may show changed: fetch the grid
+RUNS = json.dumps({"type": "home.changed", "cluster": None, "run": None, "runs": True})
+
+_FEEDS = weakref.WeakKeyDictionary()
+
+
+def feed():
+    """This event loop's feed (tests run one loop each; daphne one for its life)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _FEEDS:
+        _FEEDS[loop] = Feed()
+    return _FEEDS[loop]

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 
 from . import homefeed
@@ -291,7 +292,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
     def _access(self, reread=True):
         """(the in-service clusters this page's user may see, the digest of their recent runs)."""
         if reread:  # roles, or the user, may have changed since the socket opened
-            self.user = type(self.user).objects.filter(pk=self.user_id).first() or AnonymousUser()
+            self.user = get_user_model().objects.filter(pk=self.user_id).first() or AnonymousUser()
         visible = clusters_where(self.user, VIEW).in_service()
         return set(visible.values_list("pk", flat=True)), runs_digest(visible)
 

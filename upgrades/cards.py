@@ -238,7 +238,7 @@ def card_digests(clusters):
 
 
 def runs_digest(clusters):
-    """Digest of the home page's recent runs of ``clusters`` (a queryset), in one query."""
+    """Digest of the home page's recent runs (``views.recent_runs``) of ``clusters`` (a queryset), in one query."""
     return _digest(list(UpgradeRun.objects.filter(cluster__in=clusters.values("pk"))
                         .values_list("cluster_id", "pk", "status")[:20]))
 

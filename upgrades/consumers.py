@@ -12,7 +12,8 @@ Missed messages: every page sends ``{"type": "check"}`` every 5 s
 (``keepChecking`` in static/js/fragments.js). The consumer joins its group
 again (a Redis restart forgets every group, while the socket may outlive it)
 and, where what it last sent differs from the database, sends the current
-state: nothing stays missed longer than one check, whatever befell a message.
+state: nothing stays missed longer than one check, whatever befell a message
+(two on the home page, whose digest map is read at most every 4 s: homefeed).
 """
 import json
 import logging
@@ -284,7 +285,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
         await self.feed.listen()  # a member of the group before the page fetches its cards
         await self.accept()
         # What the page fetches on "home.ready" is at least this: the base of its checks.
-        self.base, self.pushed = await self.feed.current(), {}
+        self.base, self.pushed = await self.feed.current(fresh=False), {}
         self.feed.pages.add(self)  # from here on, every change reaches it
         # A page that reconnects fetches every card again on this.
         await self.send_json({"type": "home.ready"})
@@ -293,8 +294,8 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
         """(the in-service clusters this page's user may see, the digest of their recent runs)."""
         if reread:  # roles, or the user, may have changed since the socket opened
             self.user = get_user_model().objects.filter(pk=self.user_id).first() or AnonymousUser()
-        visible = clusters_where(self.user, VIEW).in_service()
-        return set(visible.values_list("pk", flat=True)), runs_digest(visible)
+        visible = clusters_where(self.user, VIEW)
+        return set(visible.in_service().values_list("pk", flat=True)), runs_digest(visible)
 
     def shows(self, cluster_id):
         return cluster_id in self.visible and (self.shown is None or cluster_id in self.shown)

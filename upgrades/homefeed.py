@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 from .events import HOME_GROUP
 
 REFRESH_SECONDS = 4.0  # the digest map is read again at most this often (pages check every 5 s)
+JOIN_SECONDS = 60.0  # a join takes the map up to this old (200 pages joining cost no read each)
 REJOIN_SECONDS = 2.0  # a check joins the group again at most this often (a Redis restart forgets it)
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,11 @@ class Feed:
             if self.listener is None or self.listener.done():
                 self.listener = asyncio.ensure_future(self._listen(layer))
 
-    async def current(self):
-        """The digest map, read again if older than REFRESH_SECONDS (one read for all pages)."""
-        if time.monotonic() - self.read_at > REFRESH_SECONDS:
+    async def current(self, fresh=True):
+        """The digest map, read again if older than REFRESH_SECONDS (one read for all pages);
+        ``fresh=False`` (a join): up to JOIN_SECONDS old. An older base costs a page at most
+        a card fetched again at its next check, never a change missed."""
+        if time.monotonic() - self.read_at > (REFRESH_SECONDS if fresh else JOIN_SECONDS):
             if self.reading is None or self.reading.done():
                 self.reading = asyncio.ensure_future(self._read())
             await asyncio.shield(self.reading)

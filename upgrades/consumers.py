@@ -282,7 +282,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
         if not self.visible:
             await self.close(code=4403)
             return
-        await self.feed.listen()  # a member of the group before the page fetches its cards
+        await self.feed.listen(self)  # a member of the group before the page fetches its cards
         await self.accept()
         # What the page fetches on "home.ready" is at least this: the base of its checks.
         self.base, self.pushed = await self.feed.current(fresh=False), {}
@@ -322,7 +322,7 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
             return
         if not is_check(content):
             return
-        await self.feed.listen()
+        await self.feed.listen(self)
         (visible, runs), digests = await database_sync_to_async(self._access)(), await self.feed.current()
         old = self.visible
         self.visible = visible
@@ -339,4 +339,4 @@ class HomeConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         if getattr(self, "feed", None):
-            self.feed.pages.discard(self)
+            await self.feed.leave(self)

@@ -9,6 +9,13 @@ a page's join and its checks compare against it instead of reading every
 visible card's rows (before 2026-12-07: four queries over 1,000 clusters,
 ~110 ms, on each join and each page's check every 5 s).
 
+The feed listens while it has pages: when the last one leaves it leaves the group and
+its listener ends, woken by a message to itself rather than by a cancellation alone
+(a cancel that reaches the listener inside the channel layer's Redis read can be lost
+there; the read then waits for ever and so does the end of the event loop, which
+cancels its tasks and waits for them). Without a listener the map no longer follows
+the changes, so the next join reads it again.
+
 Who sees what stays the one permission check (``permissions.clusters_where``),
 asked per page on joining, on each check, and again when a role changes
 ("home.access", sent by the signals in apps.py), before any later card.
@@ -34,7 +41,8 @@ class Feed:
     """The home pages of one event loop (daphne has one) and what they share."""
 
     def __init__(self):
-        self.pages = set()
+        self.pages = set()  # the pages that get the changes (joined)
+        self.members = set()  # those and the pages joining: the feed listens while there are any
         self.channel = None
         self.listener = None
         self.lock = asyncio.Lock()
@@ -43,10 +51,11 @@ class Feed:
         self.read_at = float("-inf")
         self.reading = None
 
-    async def listen(self):
+    async def listen(self, page):
         """Be a member of the home group, listening (at once on the first page; later joins
         and checks join again, at most every REJOIN_SECONDS)."""
         async with self.lock:
+            self.members.add(page)
             layer = get_channel_layer()
             if self.channel is None:
                 self.channel = await layer.new_channel()  # the process's own kind: its receive reads them all
@@ -55,6 +64,23 @@ class Feed:
                 self.joined_at = time.monotonic()
             if self.listener is None or self.listener.done():
                 self.listener = asyncio.ensure_future(self._listen(layer))
+
+    async def leave(self, page):
+        """A page has gone; the last one takes the feed out of the group and ends its listener."""
+        self.pages.discard(page)
+        async with self.lock:
+            self.members.discard(page)
+            if self.members or self.listener is None or self.listener.done():
+                return
+            layer = get_channel_layer()
+            self.read_at = float("-inf")  # changes go unheard from here: the next join reads the map
+            try:
+                await layer.group_discard(HOME_GROUP, self.channel)
+                await layer.send(self.channel, {"type": STOP})  # the listener's read returns with it
+            except Exception as exc:  # Redis away: the listener is cancelled below
+                log.warning("home feed cannot leave the group: %s", exc)
+                self.listener.cancel()
+            self.joined_at = float("-inf")
 
     async def current(self, fresh=True):
         """The digest map, read again if older than REFRESH_SECONDS (one read for all pages);
@@ -81,8 +107,14 @@ class Feed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis away: the pages' checks catch up meanwhile
+                if asyncio.current_task().cancelling():  # a cancel the layer turned into an error
+                    raise asyncio.CancelledError from exc
                 log.warning("home feed cannot receive: %s", exc)
                 await asyncio.sleep(1)
+                continue
+            if event.get("type") == STOP:
+                if not self.members:  # else a page joined meanwhile: listen on for it
+                    return
                 continue
             try:
                 if event.get("type") == "home.access":
@@ -132,6 +164,7 @@ class Feed:
                 await page.reread_access()
 
 
+STOP = "home.stop"  # sent by the feed to itself when its last page has gone
 GRID = json.dumps({"type": "home.grid"})  # the set of clusters the page may show changed: fetch the grid
 RUNS = json.dumps({"type": "home.changed", "cluster": None, "run": None, "runs": True})
 

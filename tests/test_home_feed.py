@@ -225,3 +225,30 @@ def test_a_join_costs_the_same_queries_for_2_or_40_clusters_and_reads_no_digest_
     cold, warm, warm_at_40 = asyncio.run(join_costs())
     assert warm == warm_at_40
     assert cold == warm + 3  # the digest map: three queries for every cluster at once
+
+
+def test_the_last_page_to_leave_ends_the_feeds_listener_and_the_next_join_starts_it_again(make_user):
+    """A listener left waiting in the channel layer's Redis read would outlive the pages
+    (and hang the end of the event loop); the next page listens again and reads the map."""
+    from upgrades import homefeed
+
+    (cluster,) = make_clusters(1)
+    headers = session_headers(make_user("viewer"))
+
+    async def watch():
+        first = await joined(headers)
+        feed = homefeed.feed()
+        listener = feed.listener
+        await first.disconnect()
+        await asyncio.wait_for(asyncio.shield(listener), 10)  # ended by its own message, not cancelled
+        page = await joined(headers)
+        again = feed.listener
+        await asyncio.to_thread(publish, cluster)
+        got = await messages(page)
+        await page.disconnect()
+        await asyncio.wait_for(asyncio.shield(again), 10)
+        return listener.cancelled(), again is not listener, got
+
+    cancelled, restarted, got = asyncio.run(watch())
+    assert (cancelled, restarted) == (False, True)
+    assert [(m["type"], m["cluster"]) for m in got] == [("home.card", cluster.pk)]

@@ -193,7 +193,7 @@ def test_a_lab_stops_when_its_parent_dies(tmp_path):
             return False
         return True
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # it notices within 1 s; stopping its servers takes longer on a busy machine
     while time.monotonic() < deadline and alive(lab_pid):
         time.sleep(0.1)
     # the lab noticed, cleaned up (manifest removed) and exited

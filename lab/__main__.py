@@ -42,8 +42,8 @@ def parse_args(argv):
                     help="a lab shaped like the cluster in FILE (a portal snapshot, "
                          "docs/lab.md): its release, host names, HE ids, versions, guest VMs")
     up.add_argument("--log-level", default="INFO")
-    up.add_argument("--exit-with-parent", action="store_true",
-                    help="stop when the starting process dies (used by lab.launcher)")
+    up.add_argument("--exit-with-parent", dest="parent", type=int, metavar="PID",
+                    help="stop when process PID, the one starting the lab, dies (used by lab.launcher)")
 
     fault = sub.add_parser("fault", help="inject a fault into a running lab")
     fault.add_argument("kind", choices=FAULT_KINDS)

@@ -167,7 +167,7 @@ def start_lab(state_dir=None, hosts=3, speed=1.0, os=None, engine_version="4.3",
     if _os.path.exists(manifest_path):
         _os.remove(manifest_path)
     cmd = [sys.executable, "-m", "lab", "up", "--state-dir", state_dir, "--hosts", str(hosts),
-           "--speed", str(speed), "--engine-version", engine_version, "--exit-with-parent"]
+           "--speed", str(speed), "--engine-version", engine_version, "--exit-with-parent", str(_os.getpid())]
     if os:
         cmd += ["--os", os]
     if ssh_port_base:

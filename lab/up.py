@@ -70,9 +70,11 @@ async def start_sandboxes(cluster, state_dir, bwrap):
     return sandboxes, servers
 
 
-async def watch_parent(stop):
-    """A test run killed hard must not leave labs behind: stop once reparented."""
-    parent = os.getppid()
+async def watch_parent(stop, parent):
+    """A test run killed hard must not leave labs behind: stop once reparented. ``parent`` is
+    the starter's pid, given on the command line: read here with getppid(), after the lab's
+    start-up, it was already the new parent when the starter died during that start-up, and
+    the lab ran on."""
     while os.getppid() == parent:
         await asyncio.sleep(1)
     log.warning("parent process %d is gone", parent)
@@ -138,8 +140,8 @@ async def run(args):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if args.exit_with_parent:
-        loop.create_task(watch_parent(stop))
+    if args.parent is not None:
+        loop.create_task(watch_parent(stop, args.parent))
     await stop.wait()
 
     log.info("lab stopping")

@@ -199,3 +199,37 @@ def test_a_lab_stops_when_its_parent_dies(tmp_path):
     # the lab noticed, cleaned up (manifest removed) and exited
     assert not alive(lab_pid)
     assert not (tmp_path / "lab" / "manifest.json").exists()
+
+
+def test_a_lab_whose_starter_dies_during_its_start_up_stops_once_up(tmp_path):
+    """The starter gone before the lab is up (a test run killed as it starts its labs): the lab
+    must not take its new parent for its starter and run on."""
+    import os
+    import textwrap
+
+    state = tmp_path / "lab"
+    script = textwrap.dedent(f"""
+        import os, subprocess, sys
+        lab = subprocess.Popen([sys.executable, "-m", "lab", "up", "--state-dir", {str(state)!r}, "--hosts", "1",
+                                "--speed", "60", "--exit-with-parent", str(os.getpid())], cwd={os.getcwd()!r},
+                               stdout=subprocess.DEVNULL, stderr=open({str(tmp_path / "lab.out")!r}, "w"))
+        print(lab.pid, flush=True)
+        os._exit(0)
+    """)
+    starter = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    lab_pid = int(starter.stdout)
+
+    def alive():
+        try:
+            os.kill(lab_pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and alive():
+        time.sleep(0.1)
+    assert not alive()
+    log = (tmp_path / "lab.out").read_text()
+    assert "lab up: 1 hosts" in log and "parent process" in log and "is gone" in log, log[-2000:]
+    assert not (state / "manifest.json").exists()

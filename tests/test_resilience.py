@@ -204,3 +204,27 @@ def test_four_simultaneous_starts_on_one_cluster_make_one_run(lab_cluster, make_
     assert (f"Cluster Lab already has an emergency-lane run: #{run.pk} Diagnostic (pending). One maintenance "
             "action or diagnostic at a time. Nothing was started.") in page
     assert AuditEvent.objects.filter(action="run.start").count() == 1
+
+
+def test_the_workers_are_counted_again_after_redis_comes_back_empty(rq_worker, redis_server):
+    """RQ registers a worker only at birth; the metric and Worker.count read that registration."""
+    import django_rq
+    from rq import Worker
+
+    queues = [django_rq.get_queue(name) for name in ("default", "emergency")]
+
+    def counts():
+        return [Worker.count(queue.connection, queue=queue) for queue in queues]
+
+    deadline = time.monotonic() + 30
+    while counts() != [1, 1]:
+        assert time.monotonic() < deadline, f"the session's workers were never both registered: {counts()}"
+        time.sleep(0.2)
+    redis_server.restart(down_seconds=1.0)
+    assert counts() == [0, 0], "the restarted Redis kept its data: nothing tested"
+    deadline = time.monotonic() + 30
+    while counts() != [1, 1]:
+        assert time.monotonic() < deadline, f"workers registered after the restart: {counts()}"
+        time.sleep(0.2)
+    worker = Worker.all(connection=queues[0].connection, queue=queues[0])[0]
+    assert worker.birth_date is not None and worker.get_state() in ("idle", "busy")

@@ -5,7 +5,11 @@ heartbeats to Redis fail) or records the job's end, which during a Redis
 restart would leave the job running without a parent and the worker gone.
 Runs do not need RQ's bookkeeping to be true — the run row and its heartbeat
 are — so the parent skips what Redis refused and keeps working (said once
-an outage, and when Redis is back); RQ reconnects on the next call.
+an outage, and when Redis is back); RQ reconnects on the next call. RQ
+registers a worker (its hash and the ``rq:workers`` sets that ``Worker.count``
+and the ``heportal_rq_workers`` metric read) only at birth: a Redis restarted
+without its data would count a working worker as none, so each heartbeat
+registers it again when its hash is gone.
 
 The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
@@ -27,6 +31,7 @@ import signal
 import socket
 
 import redis
+from rq import worker_registration
 from rq.worker import Worker as RqWorker
 
 from . import events, jobs, services
@@ -48,8 +53,21 @@ class Worker(RqWorker):
             log.warning("worker %s: Redis unavailable (%s not written: %s); carrying on", self.name, what, exc)
         self._redis_down = True
 
+    def _register_again_if_lost(self):
+        """Redis lost this worker's registration (restarted empty, or flushed): write it again."""
+        if self.birth_date is None or self.connection.exists(self.key):
+            return
+        with self.connection.pipeline() as pipeline:
+            pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+            worker_registration.register(self, pipeline)
+            pipeline.expire(self.key, self.worker_ttl + 60)
+            pipeline.execute()
+        log.warning("worker %s: its registration was gone from Redis; registered again", self.name)
+
     def heartbeat(self, *args, **kwargs):
         try:
+            if kwargs.get("pipeline", args[1] if len(args) > 1 else None) is None:
+                self._register_again_if_lost()
             result = super().heartbeat(*args, **kwargs)
         except REDIS_DOWN as exc:
             return self._skip("heartbeat", exc)
@@ -60,6 +78,7 @@ class Worker(RqWorker):
 
     def maintain_heartbeats(self, *args, **kwargs):
         try:
+            self._register_again_if_lost()
             return super().maintain_heartbeats(*args, **kwargs)
         except REDIS_DOWN as exc:
             self._skip("job heartbeat", exc)

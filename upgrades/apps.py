@@ -11,8 +11,8 @@ class UpgradesConfig(AppConfig):
         from django.contrib.auth import get_user_model, signals
         from django.db.models.signals import m2m_changed, post_delete, post_save
 
-        from . import audit, permissions, sshkey
-        from .models import RoleGrant
+        from . import audit, events, permissions, sshkey
+        from .models import DirectoryRole, RoleGrant
 
         # A user object keeps its roles once read (permissions._held): forget them
         # when they change through it (its groups, or a grant made with it).
@@ -21,6 +21,16 @@ class UpgradesConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(lambda instance, **kw: permissions.forget(
                 instance.user if RoleGrant.user.is_cached(instance) else None), sender=RoleGrant, weak=False)
+        # Open home pages of another process hold the clusters they may see: tell them.
+        user_model = get_user_model()
+        m2m_changed.connect(lambda instance, action, **kw: action.startswith("post_") and events.access_changed(
+            instance.pk if isinstance(instance, user_model) else None), sender=user_model.groups.through, weak=False)
+        for model in (RoleGrant, DirectoryRole):
+            for signal in (post_save, post_delete):
+                signal.connect(lambda instance, **kw: events.access_changed(instance.user_id), sender=model,
+                               weak=False)
+        post_save.connect(lambda instance, update_fields=None, **kw: None if update_fields == frozenset({"last_login"})
+                          else events.access_changed(instance.pk), sender=user_model, weak=False)
 
         # Who logged in, out, or failed to, belongs in the audit trail too.
         signals.user_logged_in.connect(

@@ -202,24 +202,45 @@ def render_card(clusters):
     return cards[0].cluster.pk, render_to_string("upgrades/partials/cluster_card.html", {"card": cards[0]})
 
 
-def home_versions(cluster_ids):
-    """({cluster id: digest of what its card shows}, digest of the recent runs), in four
-    queries: the home page's check (consumers.HomeConsumer) fetches a card whose digest moved."""
-    from .ha import HOST_FIELDS
+def render_change(event):
+    """(cluster id, its card as HTML, digest) for a "home.changed" event (events.home_notice);
+    the HTML is None when the cluster is no longer in service, and the whole is None when
+    the event names no cluster. The digest is read first: at worst older than the HTML."""
     from .models import Cluster
 
-    parts = {pk: [list(row)] for pk, *row in Cluster.objects.filter(pk__in=cluster_ids).values_list(
+    if event.get("cluster"):
+        cluster_id = event["cluster"]
+    else:
+        cluster_id = UpgradeRun.objects.filter(pk=event.get("run")).values_list("cluster_id", flat=True).first()
+        if cluster_id is None:
+            return None
+    clusters = Cluster.objects.in_service().filter(pk=cluster_id)
+    digest = card_digests(clusters).get(cluster_id)
+    card = render_card(clusters) if digest is not None else None
+    return cluster_id, card and card[1], digest
+
+
+def card_digests(clusters):
+    """{cluster id: digest of what its card shows} for ``clusters`` (a queryset), in three
+    queries: the home pages' checks (upgrades/homefeed.py) name the cards whose digest moved."""
+    from .ha import HOST_FIELDS
+
+    parts = {pk: [list(row)] for pk, *row in clusters.values_list(
         "pk", "maintenance_mode", "poll_error", "detected_release", "engine_health", "engine_health_ok")}
-    for cluster_id, *row in Host.objects.filter(cluster__in=cluster_ids).order_by("pk").values_list(
+    ids = clusters.values("pk")
+    for cluster_id, *row in Host.objects.filter(cluster__in=ids).order_by("pk").values_list(
             "cluster_id", "pk", *HOST_FIELDS):
         parts[cluster_id].append(row)
-    for cluster_id, *row in RunStep.objects.filter(run__cluster__in=cluster_ids, run__status__in=RUN_ACTIVE).order_by(
+    for cluster_id, *row in RunStep.objects.filter(run__cluster__in=ids, run__status__in=RUN_ACTIVE).order_by(
             "run_id", "order").values_list("run__cluster_id", "run_id", "run__status", "status"):
         parts[cluster_id].append(row)
-    recent = list(UpgradeRun.objects.filter(cluster__in=cluster_ids).values_list("cluster_id", "pk", "status")[:20])
-    for cluster_id, *row in recent:
-        parts[cluster_id].append(row)
-    return {pk: _digest(rows) for pk, rows in parts.items()}, _digest(recent)
+    return {pk: _digest(rows) for pk, rows in parts.items()}
+
+
+def runs_digest(clusters):
+    """Digest of the home page's recent runs (``views.recent_runs``) of ``clusters`` (a queryset), in one query."""
+    return _digest(list(UpgradeRun.objects.filter(cluster__in=clusters.values("pk"))
+                        .values_list("cluster_id", "pk", "status")[:20]))
 
 
 def _digest(value):

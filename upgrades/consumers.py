@@ -12,21 +12,23 @@ Missed messages: every page sends ``{"type": "check"}`` every 5 s
 (``keepChecking`` in static/js/fragments.js). The consumer joins its group
 again (a Redis restart forgets every group, while the socket may outlive it)
 and, where what it last sent differs from the database, sends the current
-state: nothing stays missed longer than one check, whatever befell a message.
+state: nothing stays missed longer than one check, whatever befell a message
+(two on the home page, whose digest map is read at most every 4 s: homefeed).
 """
-import asyncio
 import json
 import logging
-from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, JsonWebsocketConsumer
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 
-from .cards import home_versions, render_card
+from . import homefeed
+from .cards import runs_digest
 from .converters import parse_id
-from .events import APPROVALS_GROUP, HOME_GROUP, cluster_group, run_group, run_event, step_event
+from .events import APPROVALS_GROUP, cluster_group, run_group, run_event, step_event
 from .ha import cluster_payload
 from .models import Cluster, StepOutput, UpgradeRun
 from .permissions import APPROVE, VIEW, can, can_anywhere, clusters_where
@@ -272,87 +274,79 @@ class ApprovalsConsumer(AsyncJsonWebsocketConsumer):
 
 class HomeConsumer(AsyncJsonWebsocketConsumer):
     """The home page: "home.ready" once joined, then each changed card
-    ("home.card", rendered once per process by CARDS; ``runs`` when a run
-    started or changed status, for the page's recent runs). Async: one message
-    fans out to every open home page."""
+    ("home.card", rendered and encoded once per process by homefeed.Feed; ``runs``
+    when a run started or changed status, for the page's recent runs), "home.changed"
+    for a card to fetch (a check found it changed, or the process could not render it)
+    and "home.grid" when the clusters it may see changed (a role, a removed cluster).
+    A page may say which cards it shows ({"type": "shown", "cards": [...]}): it then
+    gets those only."""
 
     async def connect(self):
         user = scope_user(self.scope)
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        # The clusters this page may show, as when it was rendered; the rest of the
-        # group's changes are not for it.
-        self.visible = await database_sync_to_async(
-            lambda: set(clusters_where(user, VIEW).values_list("pk", flat=True)))()
+        self.user, self.user_id, self.shown, self.feed = user, user.pk, None, homefeed.feed()
+        # The clusters this page may show; the rest of the feed's changes are not for it.
+        self.visible, self.runs = await database_sync_to_async(self._access)(False)
         if not self.visible:
             await self.close(code=4403)
             return
-        self.joined = True
-        await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
+        await self.feed.listen(self)  # a member of the group before the page fetches its cards
         await self.accept()
         # What the page fetches on "home.ready" is at least this: the base of its checks.
-        self.versions = await database_sync_to_async(home_versions)(self.visible)
-        # Joined: from here on no change is missed; a page that reconnects
-        # fetches every card again on this.
+        self.base, self.pushed = await self.feed.current(fresh=False), {}
+        self.feed.pages.add(self)  # from here on, every change reaches it
+        # A page that reconnects fetches every card again on this.
         await self.send_json({"type": "home.ready"})
 
+    def _access(self, reread=True):
+        """(the in-service clusters this page's user may see, the digest of their recent runs)."""
+        if reread:  # roles, or the user, may have changed since the socket opened
+            self.user = get_user_model().objects.filter(pk=self.user_id).first() or AnonymousUser()
+        visible = clusters_where(self.user, VIEW)
+        return set(visible.in_service().values_list("pk", flat=True)), runs_digest(visible)
+
+    def shows(self, cluster_id):
+        return cluster_id in self.visible and (self.shown is None or cluster_id in self.shown)
+
+    async def push(self, text):
+        try:
+            await self.send(text_data=text)
+        except Exception as exc:  # closing: the others still get theirs
+            log.info("home page not sent to: %s", exc)
+
+    async def reread_access(self):
+        visible, _ = await database_sync_to_async(self._access)()
+        if visible != self.visible:
+            self.visible = visible
+            await self.push(homefeed.GRID)
+
     async def receive_json(self, content, **kwargs):
-        """A check: join again, and have the page fetch each card (and the recent runs)
-        that changed since the last check, in case its message was missed."""
+        """A check: join again, ask again what the user may see, and have the page fetch each
+        card (and the recent runs) that changed since the last check, in case its message was
+        missed; a "shown": the cards the page now shows."""
+        if isinstance(content, dict) and content.get("type") == "shown" and isinstance(content.get("cards"), list):
+            cards = {c for c in content["cards"][:1000] if isinstance(c, int)}
+            self.shown = cards & self.visible
+            return
         if not is_check(content):
             return
-        await self.channel_layer.group_add(HOME_GROUP, self.channel_name)
-        (cards, runs), (old_cards, old_runs) = await database_sync_to_async(home_versions)(self.visible), self.versions
-        self.versions = cards, runs
-        for cluster_id, version in cards.items():
-            if old_cards.get(cluster_id) != version:
+        await self.feed.listen(self)
+        (visible, runs), digests = await database_sync_to_async(self._access)(), await self.feed.current()
+        old = self.visible
+        self.visible = visible
+        if visible != old:
+            await self.push(homefeed.GRID)
+        for cluster_id in visible & old:
+            if digests.get(cluster_id) != self.pushed.get(cluster_id, self.base.get(cluster_id)) \
+                    and self.shows(cluster_id):
                 await self.send_json({"type": "home.changed", "cluster": cluster_id, "run": None, "runs": False})
-        if runs != old_runs:
+        self.base, self.pushed = digests, {}
+        if runs != self.runs:
+            self.runs = runs
             await self.send_json({"type": "home.changed", "cluster": None, "run": None, "runs": True})
 
     async def disconnect(self, code):
-        if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(HOME_GROUP, self.channel_name)
-
-    async def home_changed(self, event):
-        try:
-            card = await CARDS.render(event)
-        except Exception:  # the page fetches the card itself
-            log.exception("home card for %s not rendered", event)
-            card = None
-        if card is None:
-            if event.get("cluster") in self.visible:
-                await self.send_json(event)
-        elif card[0] in self.visible:
-            await self.send_json({"type": "home.card", "cluster": card[0], "html": card[1],
-                                  "runs": event.get("runs", False)})
-
-
-class CardRenderer:
-    """Renders each changed card once per web process, for every home page it
-    holds: 50 open home pages cost one render per change, not 50 requests."""
-
-    KEEP = 256
-
-    def __init__(self):
-        self.renders = OrderedDict()  # (event loop, change id) -> Future of (cluster id, html) or None
-
-    def render(self, event):
-        key = (asyncio.get_running_loop(), event["id"])
-        future = self.renders.get(key)
-        if future is None:
-            future = asyncio.ensure_future(database_sync_to_async(self._render)(event))
-            self.renders[key] = future
-            while len(self.renders) > self.KEEP:
-                self.renders.popitem(last=False)
-        return future
-
-    @staticmethod
-    def _render(event):
-        if event.get("cluster"):
-            return render_card(Cluster.objects.filter(pk=event["cluster"]))
-        return render_card(Cluster.objects.filter(runs__pk=event["run"]))
-
-
-CARDS = CardRenderer()
+        if getattr(self, "feed", None):
+            await self.feed.leave(self)

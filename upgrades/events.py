@@ -121,6 +121,12 @@ def home_notice(group, payload) -> HomeEvent | None:
     return None
 
 
+def access_changed(user_id=None):
+    """A role of ``user_id`` (of anyone when None) changed: each web process's home pages ask
+    again which clusters they may see, before any later card (upgrades/homefeed.py)."""
+    transaction.on_commit(lambda: send_now(HOME_GROUP, {"type": "home.access", "user": user_id}))
+
+
 def publish(group, payload):
     """Send after the current transaction commits (at once in autocommit), and
     tell the home pages which card to refresh."""

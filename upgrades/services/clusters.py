@@ -3,7 +3,7 @@ Each change is audited; every input is checked by ``upgrades.inventory.validate`
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from .. import audit, onboarding
+from .. import audit, events, ha, onboarding
 from ..inventory import validate
 from ..models import Cluster, Host
 from ..permissions import can_admin, check_global_admin
@@ -216,6 +216,7 @@ def remove_cluster(*, user, cluster):
         cluster.save(update_fields=["name", "removed_at", "engine_password_encrypted", "engine_vm_known_hosts"])
         cluster.hosts.update(known_hosts="")
         audit.record(user, "cluster.remove", cluster, name=old)
+        events.publish(events.cluster_group(cluster.pk), ha.cluster_payload(cluster))  # its card leaves the home pages
     return cluster
 
 

@@ -164,6 +164,39 @@ def closed_early(ws, url):
                         "(4401 not logged in, 4403 no role on the cluster, 4404 no such object)")
 
 
+async def follow_run(base, path, cookie, ready, gate, on_lines):
+    """One browser's websocket on a run page: ``on_lines(received_at, lines)`` for each
+    batch of output; returns the run's end status. A refusal fails ``ready``, so the
+    bench does not wait for a viewer that will never be ready. ``gate`` bounds the
+    connections opened at once (daphne's listen backlog, 50, resets a crowd of them)."""
+    import json
+
+    import aiohttp
+
+    headers = {"Cookie": cookie, "Origin": f"http://{base}"}
+    url = f"ws://{base}{path}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with gate:
+                ws = await ws_connect(session, url, headers, max_msg_size=0)
+            async with ws:
+                ready.set_result(None)
+                async for msg in ws:
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    received_at = time.time()
+                    event = json.loads(msg.data)
+                    if event["type"] == "output.lines":
+                        on_lines(received_at, event["lines"])
+                    elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
+                        return event["status"]
+                raise closed_early(ws, url)
+    except BaseException as error:
+        if not ready.done():
+            ready.set_exception(error if isinstance(error, Exception) else BenchFailure(repr(error)))
+        raise
+
+
 WEB_UNITS = {"daphne": "heportal-web@.service", "uvicorn": "heportal-web-uvicorn@.service"}
 
 

@@ -15,13 +15,11 @@ connected to nginx, which spreads them over the two.
 """
 import asyncio
 import gc
-import json
 import os
 import sys
 import time
 
-from harness import (SMOKE, Bench, BenchFailure, closed_early, cpu_seconds, percentile, phase, report, run, size,
-                     ws_connect)
+from harness import SMOKE, Bench, BenchFailure, cpu_seconds, follow_run, percentile, phase, report, run, size
 
 LATENCY_LINES = size(5_000, 200)
 THROUGHPUT_LINES = size(200_000, 2_000)
@@ -40,31 +38,8 @@ def make_run(user, host, command):
 
 
 async def viewer(base, path, cookie, ready, out, gate):
-    import aiohttp
-
-    headers = {"Cookie": cookie, "Origin": f"http://{base}"}
-    url = f"ws://{base}{path}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with gate:  # daphne's listen backlog (50) resets a crowd of connections at once
-                ws = await ws_connect(session, url, headers, max_msg_size=0)
-            async with ws:
-                ready.set_result(None)
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    now = time.time()
-                    event = json.loads(msg.data)
-                    if event["type"] == "output.lines":
-                        out.append((now, event["lines"]))
-                    elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
-                        out.append((now, event["status"]))
-                        return
-                raise closed_early(ws, url)
-    except BaseException as error:
-        if not ready.done():  # refused: the bench must not wait for it to be ready
-            ready.set_exception(error if isinstance(error, Exception) else BenchFailure(repr(error)))
-        raise
+    status = await follow_run(base, path, cookie, ready, gate, lambda now, lines: out.append((now, lines)))
+    out.append((time.time(), status))
 
 
 async def watch(bases, run_id, cookie, viewers, start, seconds):

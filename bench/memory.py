@@ -30,8 +30,7 @@ import statistics
 import threading
 import time
 
-from harness import (SMOKE, Bench, BenchFailure, closed_early, phase, report, rss_mib, run, size, tree_rss,
-                     ws_connect)
+from harness import SMOKE, Bench, BenchFailure, follow_run, phase, report, rss_mib, run, size, tree_rss
 
 PARTS = os.environ.get("BENCH_PARTS", "poller,web,worker").split(",")  # measure only some
 # Poller: 24 h at the default 10 s interval = 8,640 polls.
@@ -145,29 +144,7 @@ def poller(bench):
 # Web -------------------------------------------------------------------------------
 
 async def viewer(base, path, cookie, ready, out, gate):
-    import aiohttp
-
-    headers = {"Cookie": cookie, "Origin": f"http://{base}"}
-    url = f"ws://{base}{path}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with gate:
-                ws = await ws_connect(session, url, headers, max_msg_size=0)
-            async with ws:
-                ready.set_result(None)
-                async for msg in ws:
-                    if msg.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    event = json.loads(msg.data)
-                    if event["type"] == "output.lines":
-                        out.extend(event["lines"])
-                    elif event["type"] == "run.status" and event["status"] in ("succeeded", "failed"):
-                        return event["status"]
-                raise closed_early(ws, url)
-    except BaseException as error:
-        if not ready.done():
-            ready.set_exception(error if isinstance(error, Exception) else BenchFailure(repr(error)))
-        raise
+    return await follow_run(base, path, cookie, ready, gate, lambda _now, lines: out.extend(lines))
 
 
 async def one_round(base, run_id, cookie, start):

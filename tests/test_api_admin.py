@@ -12,20 +12,12 @@ from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
 from tests.factories import grant, make_cluster, make_host, make_run
-from tests.test_api import Api, api_as
+from tests.test_api import Api, api_as, no_failures_counted  # noqa: F401  (autouse: no failure counted before or after)
 from upgrades import backups, onboarding, secrets, sshkey
-from upgrades.api import auth
 from upgrades.remote import ssh
 from upgrades.models import AuditEvent, Cluster, EngineBackup, Host, Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_failures_counted():
-    auth.clear_failures()
-    yield
-    auth.clear_failures()
 
 
 @pytest.fixture

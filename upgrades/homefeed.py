@@ -1,7 +1,8 @@
 """The home pages' live feed in one web process (``consumers.HomeConsumer``).
 
-One member of the home group per process, not one per page: a change crosses
-Redis once per process (200 pages were 200 messages, read back one by one),
+One member of the home group per process, not one per page: a change has one
+member to reach (channels_redis carried it as one Redis message per process in
+either design, naming 200 member channels for 200 pages: channels_redis/core.py@4.3.0, `_map_channel_keys_to_connection`),
 its card is rendered once, encoded once and written to each page that may see
 it. One map of every card's digest per process, read again from the database
 at most every REFRESH_SECONDS and kept current from the changes themselves:

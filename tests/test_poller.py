@@ -35,6 +35,25 @@ def test_a_poll_updates_hosts_and_stores_samples_only_on_change(lab_cluster):
     poller.close()
 
 
+def test_an_unchanged_host_gets_a_sample_once_its_last_is_a_minute_old(lab_cluster):
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    poller = ClusterPoller(lab_cluster.pk)
+    poller.poll()
+    assert HaSample.objects.count() == 3
+    HaSample.objects.update(at=F("at") - timedelta(seconds=50))
+    poller.poll()
+    assert HaSample.objects.count() == 3  # the last samples are 50 s old
+    HaSample.objects.update(at=F("at") - timedelta(seconds=15))
+    poller.poll()
+    assert HaSample.objects.count() == 6  # 65 s old: one more for each host
+    assert sorted(HaSample.objects.values_list("host__name", flat=True)) == sorted(
+        ["he1.lab.local", "he2.lab.local", "he3.lab.local"] * 2)
+    poller.close()
+
+
 def test_global_maintenance_reaches_a_websocket_client_within_a_second_of_the_poll(lab, lab_cluster, make_user,
                                                                                    ha_poller):
     """The real `manage.py ha_poller` process, as deployed, pushes the change."""

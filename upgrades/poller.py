@@ -15,7 +15,7 @@ from django.db import close_old_connections
 from django.db.models.functions import Mod
 
 from . import engine_view, ha, packages, sweeper
-from .models import Cluster
+from .models import Cluster, Host
 from .outage import riding_out
 from .remote.base import RemoteError
 from .remote.engine_api import health_page
@@ -80,7 +80,7 @@ class ClusterPoller:
 
     def poll(self):
         close_old_connections()
-        hosts = list(Cluster.objects.get(pk=self.cluster_id).hosts.order_by("he_host_id", "name"))
+        hosts = list(Host.objects.filter(cluster_id=self.cluster_id).order_by("he_host_id", "name"))
         # The host that answered last goes first: its session is open.
         hosts.sort(key=lambda h: h.pk != self.session_host_id)
         errors = []

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import events
 from .events import HaEvent, HostHa
-from .models import Cluster, HaSample, Host, MaintenanceMode
+from .models import Cluster, HaSample, MaintenanceMode
 
 SAMPLE_EVERY = timedelta(minutes=1)
 HOST_FIELDS = ("ha_state", "ha_score", "ha_live", "local_maintenance", "engine_vm_here")
@@ -99,7 +99,7 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
         # A host with a sample within SAMPLE_EVERY needs none unless it changed: one query for all.
         sampled = set(HaSample.objects.filter(host__in=hosts, at__gt=now - SAMPLE_EVERY)
                       .values_list("host_id", flat=True).distinct())
-        samples, seen = [], []
+        samples = []
         paired = pair_blocks(hosts, vm_status.hosts)
         for host in hosts:
             status = paired.get(host.pk)
@@ -113,14 +113,13 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
                 setattr(host, field, value)
             host.ha_seen_at = now
             host.ha_host_ts, host.ha_data_at = data_time(host, status, now)
-            seen.append(host)
+            host.save(update_fields=[*HOST_FIELDS, "ha_seen_at", "ha_host_ts", "ha_data_at"])
             if host_changed or host.pk not in sampled:
                 samples.append(HaSample(host=host, at=now, state=host.ha_state, score=host.ha_score,
                                         live=host.ha_live,
                                         engine_vm=(status.engine_vm or "") if status.up_to_date else "unknown",
                                         local_maintenance=host.local_maintenance))
             changed = changed or host_changed
-        Host.objects.bulk_update(seen, [*HOST_FIELDS, "ha_seen_at", "ha_host_ts", "ha_data_at"])
         HaSample.objects.bulk_create(samples)
         if changed:
             events.publish(events.cluster_group(cluster.pk), cluster_payload(cluster))

@@ -31,6 +31,14 @@ SKIP_THROUGHPUT = os.environ.get("BENCH_SKIP_THROUGHPUT") == "1"
 SERVERS = os.environ.get("BENCH_SERVERS", "daphne,uvicorn").split(",")
 
 
+def window():
+    """The batching window in the title when it is not the default (a study of it)."""
+    from django.conf import settings
+
+    given = os.environ.get("OUTPUT_MIN_INTERVAL")
+    return f", OUTPUT_MIN_INTERVAL {settings.OUTPUT_MIN_INTERVAL * 1000:g} ms" if given else ""
+
+
 def make_run(user, host, command):
     from tests.factories import make_run as factory
 
@@ -166,7 +174,7 @@ def main():
 
         columns = ("measure", *SERVERS, "target")
         if SKIP_THROUGHPUT:
-            report("Live output (latency only)", rows, NOTES, columns)
+            report(f"Live output (latency only){window()}", rows, NOTES, columns)
             return
         speeds, losses, failed = [], [], []
         for server in SERVERS:
@@ -191,7 +199,7 @@ def main():
         rows.append(("lost or duplicated lines", *losses, "0"))
         if SMOKE and failed:
             raise BenchFailure("; ".join(failed))
-        report("Live output", rows, NOTES, columns)
+        report(f"Live output{window()}", rows, NOTES, columns)
     finally:
         bench.close()
 

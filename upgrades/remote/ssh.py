@@ -171,6 +171,17 @@ def fetch_host_key(address, port=22, *, timeout=CONNECT_TIMEOUT):
         transport.close()
 
 
+class _Transport(paramiko.Transport):
+    """paramiko's thread per session wakes every 0.1 s, idle or not, to see whether it
+    should stop; a poller keeps a session per cluster (250 a poller at 1,000 clusters),
+    2,500 wake-ups a second. Once a second is enough: closing does not wait for it
+    (``stop_thread`` returns once the packetizer is closed), keepalives are seconds
+    apart. 200 idle sessions with both ends in one process (400 transports): 11.9 % of
+    a core at 0.1 s, 2.9 % at 1 s (2026-12-07)."""
+
+    _active_check_timeout = 1.0
+
+
 def _handshake(target, timeout, key_types):
     """TCP connect and SSH key exchange; no host key check, no login yet."""
     try:
@@ -181,7 +192,7 @@ def _handshake(target, timeout, key_types):
     except OSError as exc:
         raise RemoteError(f"cannot connect to {target.label}: {exc.strerror or exc}",
                           retryable=True) from None
-    transport = paramiko.Transport(sock)
+    transport = _Transport(sock)
     transport.banner_timeout = transport.handshake_timeout = timeout
     if key_types:
         options = transport.get_security_options()

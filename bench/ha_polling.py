@@ -43,16 +43,21 @@ def measure(bench, clusters, imported):
     time.sleep(INTERVAL)  # warm: every connection open
     cpu0 = [cpu_seconds([p.pid]) for p in pollers]
     t0 = time.monotonic()
-    ages, errors = [], 0
+    ages, errors, polls = [], 0, set()
     with phase(f"sample {clusters} clusters for {DURATION:.0f} s", DURATION + 60):
         while time.monotonic() - t0 < DURATION:
             now = timezone.now()
-            for polled_at, error in Cluster.objects.values_list("polled_at", "poll_error"):
+            for pk, polled_at, error in Cluster.objects.values_list("pk", "polled_at", "poll_error"):
                 ages.append((now - polled_at).total_seconds() if polled_at else float("inf"))
                 errors += bool(error)
+                polls.add((pk, polled_at))  # each poll moves polled_at: one pair per poll seen
             time.sleep(1.0)
     wall = time.monotonic() - t0
     cpus = [(cpu_seconds([p.pid]) - c0) / wall * 100 for p, c0 in zip(pollers, cpu0)]
+    # The polls made in the window (the first sample's values were made before it).
+    polls = len(polls) - clusters
+    per_poll = sum(cpus) / 100 * wall / max(polls, 1) * 1000  # ms of CPU
+    at_target = per_poll * clusters / INTERVAL / POLLERS / 10  # % of a core per poller
     rss = [rss_mib(p.pid) for p in pollers]
     for proc in pollers:
         proc.terminate()
@@ -73,6 +78,9 @@ def measure(bench, clusters, imported):
         (f"{clusters} clusters: CPU of each of the {POLLERS} pollers",
          f"{', '.join(f'{c:.1f}' for c in cpus)} % of a core (all: {sum(cpus):.1f} %); RSS "
          f"{', '.join(f'{r:.0f}' for r in rss)} MiB", "each ≤ 25 % of a core"),
+        (f"{clusters} clusters: polls made, and CPU per poll",
+         f"{polls / wall:.1f} polls/s of the {clusters / INTERVAL:.1f} wanted; {per_poll:.1f} ms of CPU per poll: "
+         f"{at_target:.1f} % of a core per poller at the wanted rate", "≤ 25 % at the wanted rate"),
         (f"{clusters} clusters: polls that found no host", str(errors), "0"),
     ]
 
@@ -84,7 +92,7 @@ def main():
         for clusters in CLUSTERS:
             rows += measure(bench, clusters, imported)
             imported = clusters
-            print(*rows[-3:], sep="\n", flush=True)
+            print(*rows[-4:], sep="\n", flush=True)
         report(f"HA polling, {'/'.join(map(str, CLUSTERS))} clusters every {INTERVAL:.0f} s, {POLLERS} pollers",
                rows, NOTES)
     finally:
@@ -96,7 +104,11 @@ Clusters spread over {LABS} labs of 3 hosts each (speed 1), {POLLERS} `ha_poller
 (`--shard i/{POLLERS}`), every {INTERVAL:.0f} s. After every cluster's first poll and one more
 interval, the age of each cluster's freshest sample (`polled_at`) is read from the database
 once a second for {DURATION:.0f} s, so it includes up to one interval of waiting by design.
-CPU is user + system time of each poller process over the sampling, from /proc.
+CPU is user + system time of each poller process over the sampling, from /proc. Each
+distinct `polled_at` seen is a poll; CPU per poll is the pollers' CPU over those polls,
+and "at the wanted rate" is that cost times clusters / interval / pollers: what each
+poller would use if the labs answered as fast as the interval asks (when they do not,
+the pollers wait, and their CPU over the window says less about their cost).
 The labs (bubblewrap sandboxes answering every `--vm-status`) run on the same cores as the
 pollers: at 300 clusters the labs' own work is most of the machine.
 """

@@ -1,5 +1,7 @@
 """The HA poller against the lab: real SSH, real vm-status output."""
 import asyncio
+import os
+import sys
 import time
 
 import pytest
@@ -7,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.core.management import CommandError
 
 from heportal.asgi import application
-from tests.conftest import leave_global_maintenance
+from tests.conftest import Processes, leave_global_maintenance
 from tests.test_live_output import session_headers
 from upgrades.management.commands.ha_poller import parse_shard
 from upgrades.models import Cluster, HaSample, Host
@@ -193,3 +195,61 @@ def test_a_newly_detected_release_reaches_the_home_pages_without_an_ha_change():
     got = asyncio.run(asyncio.wait_for(listen(), 30))
     assert [(n["type"], n["cluster"]) for n in got] == [("home.changed", cluster.pk)]
     assert Cluster.objects.get(pk=cluster.pk).detected_release == release
+
+
+def vm_status_in_flight(lab_pid):
+    """How many `--vm-status` commands the lab's hosts are running now: each runs in a
+    sandbox (bwrap) under the lab's process; counted once per sandbox, at its top."""
+    parent, cmdline = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline[int(entry)] = f.read()
+        except OSError:  # it ended meanwhile
+            continue
+        parent[int(entry)] = int(stat[stat.rfind(")") + 2:].split()[1])
+
+    def under_lab(pid):
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == lab_pid:
+                return True
+        return False
+
+    return sum(1 for pid, line in cmdline.items()
+               if b"--vm-status" in line and b"--vm-status" not in cmdline.get(parent[pid], b"")
+               and under_lab(pid))
+
+
+@pytest.mark.slow
+@pytest.mark.lab(speed=0.5)
+@pytest.mark.django_db(transaction=True)
+def test_a_shard_keeps_as_many_polls_in_flight_as_its_clusters_need(fresh_lab, tmp_path):
+    """`--vm-status` takes a while on a host (2 s in this lab): a poller that ran at most
+    16 polls at once polled at most 8 clusters a second here, 160 every 10 s at a second
+    a poll, whatever the machine. 32 clusters due at once all get their poll started."""
+    from upgrades import services
+
+    password_file = tmp_path / "engine-password"
+    password_file.write_text(fresh_lab.manifest["engine"]["password"])
+    ids = [services.import_cluster(name=f"C{n:02d}", engine=fresh_lab.manifest["engine"],
+                                   password_file=str(password_file), hosts=fresh_lab.manifest["hosts"],
+                                   poll_interval=600).pk for n in range(32)]
+    procs = Processes(tmp_path)
+    procs.start("ha_poller", [sys.executable, "manage.py", "ha_poller"])
+    peak = 0
+    try:
+        deadline = time.monotonic() + 120
+        while Cluster.objects.filter(pk__in=ids, polled_at__isnull=False).count() < len(ids):
+            procs.check_alive()
+            assert time.monotonic() < deadline, f"not every cluster polled in 120 s; at most {peak} at once"
+            for _ in range(10):
+                peak = max(peak, vm_status_in_flight(fresh_lab.process.pid))
+                time.sleep(0.02)
+    finally:
+        procs.stop()
+    assert peak > 16, f"at most {peak} `--vm-status` at once for 32 clusters due together"

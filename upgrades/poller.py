@@ -35,6 +35,12 @@ ENGINE_HEALTH_SECONDS = 15.0
 # ovirt-hosted-engine-setup series -> oVirt release (newest first).
 SETUP_RELEASES = (("2.6", "4.5"), ("2.4", "4.4"), ("2.3", "4.3"), ("2.2", "4.2"), ("2.1", "4.1"),
                   ("2.0", "4.0"), ("1.3", "3.6"), ("1.2", "3.5"))
+# A poll mostly waits: SSH round trips, and `hosted-engine --vm-status` itself takes about
+# a second on a host. So a shard's pool is sized for polls in flight, not for cores; a
+# ThreadPoolExecutor starts a thread only when none is idle, so a shard uses as many as
+# its clusters keep busy (about clusters x poll time / interval, plus the engine's view).
+# 16 were a bound: at a second a poll, 16 threads poll 160 clusters every 10 s at most.
+DEFAULT_THREADS = 64
 # What the vm-status layout alone tells (VmStatus.setup_series).
 LAYOUT_RELEASES = {"1.2": "3.5", "1.3": "3.6", "2.0-2.1": "4.0-4.1", "2.0-2.2": "4.0-4.2",
                    "2.2+": "4.2 or later", "2.3+": "4.3 or later"}
@@ -146,13 +152,15 @@ class ClusterPoller:
         self.session_host_id = None
 
 
-def run_poller(*, shard=0, shards=1, threads=16, stop=None):
+def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
     """Poll every cluster of this shard at its own interval until ``stop`` is set.
 
     The loop also runs the run sweeper (``upgrades.sweeper``) every few
     seconds: this process lives whether or not any RQ worker does. A database
     outage stops nothing: each pass rides it out (``upgrades.outage``), and the
-    clusters last read are polled on.
+    clusters last read are polled on. Each task ends with ``close_old_connections``:
+    with DB_CONN_MAX_AGE=0 a thread holds a database connection only while it stores,
+    not while it waits for its next poll.
     """
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
@@ -200,6 +208,8 @@ def _sweep_safely():
             sweeper.sweep()
     except Exception:
         log.exception("sweeping runs failed")
+    finally:
+        close_old_connections()
 
 
 def _poll_engine_safely(cluster_id):
@@ -210,6 +220,8 @@ def _poll_engine_safely(cluster_id):
                 engine_view.poll_engine_view(cluster)
     except Exception:
         log.exception("reading the engine's view of cluster %s failed", cluster_id)
+    finally:
+        close_old_connections()
 
 
 def _poll_safely(poller):
@@ -218,3 +230,5 @@ def _poll_safely(poller):
             poller.poll()
     except Exception:
         log.exception("polling cluster %s failed", poller.cluster_id)
+    finally:
+        close_old_connections()

@@ -4,7 +4,7 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
-from upgrades.poller import run_poller
+from upgrades.poller import DEFAULT_THREADS, run_poller
 
 
 def parse_shard(text):
@@ -22,7 +22,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--shard", default="0/1", help="I/N: poll clusters whose id modulo N is I")
-        parser.add_argument("--threads", type=int, default=16)
+        parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                            help="most polls in flight at once (threads start as polls need them)")
 
     def handle(self, *args, shard, threads, **options):
         index, count = parse_shard(shard)

@@ -6,6 +6,7 @@ last; when that host fails the next one is asked, so one unreachable host
 does not stop the cluster's polling.
 """
 import logging
+import random
 import re
 import threading
 import time
@@ -41,6 +42,10 @@ SETUP_RELEASES = (("2.6", "4.5"), ("2.4", "4.4"), ("2.3", "4.3"), ("2.2", "4.2")
 # its clusters keep busy (about clusters x poll time / interval, plus the engine's view).
 # 16 were a bound: at a second a poll, 16 threads poll 160 clusters every 10 s at most.
 DEFAULT_THREADS = 64
+# A cluster's first poll (and first read of the engine) comes at a random moment within its
+# interval, at most this late: a poller that starts with hundreds of clusters does not
+# start a thread, and open a database connection, for each of them at once.
+FIRST_POLL_SPREAD = 10.0
 # What the vm-status layout alone tells (VmStatus.setup_series).
 LAYOUT_RELEASES = {"1.2": "3.5", "1.3": "3.6", "2.0-2.1": "4.0-4.1", "2.0-2.2": "4.0-4.2",
                    "2.2+": "4.2 or later", "2.3+": "4.3 or later"}
@@ -183,15 +188,19 @@ def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
                         pollers.pop(gone).close()
             package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
             for cluster_id, interval in clusters.items():
+                if cluster_id not in due:
+                    spread = min(max(interval, 0.2), FIRST_POLL_SPREAD)
+                    due[cluster_id] = now + random.uniform(0, spread)
+                    engine_due[cluster_id] = now + random.uniform(0, spread)
                 # The engine's view, less often and in its own task: an engine that does not
                 # answer (engine-setup restarts it) never holds up the HA poll.
-                if now >= engine_due.get(cluster_id, 0.0) and (
+                if now >= engine_due[cluster_id] and (
                         engine_busy.get(cluster_id) is None or engine_busy[cluster_id].done()):
                     engine_due[cluster_id] = now + engine_view.engine_poll_seconds(interval)
                     engine_busy[cluster_id] = pool.submit(_poll_engine_safely, cluster_id)
                 if busy.get(cluster_id) is not None and not busy[cluster_id].done():
                     continue
-                if now >= due.get(cluster_id, 0.0):
+                if now >= due[cluster_id]:
                     poller = pollers.setdefault(cluster_id, ClusterPoller(cluster_id))
                     due[cluster_id] = now + max(interval, 0.2)
                     busy[cluster_id] = pool.submit(_poll_safely, poller)

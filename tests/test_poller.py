@@ -225,13 +225,44 @@ def vm_status_in_flight(lab_pid):
                and under_lab(pid))
 
 
+def database_connections(pid):
+    """How many connections to the test database process ``pid`` holds: its open files
+    on the SQLite database, or its sockets that PostgreSQL lists as this database's clients."""
+    from django.conf import settings
+    from django.db import connection
+
+    db = settings.DATABASES["default"]
+    fds = f"/proc/{pid}/fd"
+    links = []
+    for fd in os.listdir(fds):
+        try:
+            links.append(os.readlink(f"{fds}/{fd}"))
+        except OSError:
+            continue
+    if db["ENGINE"].endswith("sqlite3"):
+        return links.count(str(db["NAME"]))
+    sockets = {link[len("socket:["):-1] for link in links if link.startswith("socket:[")}
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[9] in sockets:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT client_port FROM pg_stat_activity WHERE datname = current_database()")
+        return sum(1 for (port,) in cursor.fetchall() if port in ports)
+
+
 @pytest.mark.slow
 @pytest.mark.lab(speed=0.5)
 @pytest.mark.django_db(transaction=True)
 def test_a_shard_keeps_as_many_polls_in_flight_as_its_clusters_need(fresh_lab, tmp_path):
     """`--vm-status` takes a while on a host (2 s in this lab): a poller that ran at most
     16 polls at once polled at most 8 clusters a second here (160 every 10 s at a second
-    a poll, whatever the machine). 32 clusters polled every 2 s keep about 32 in flight."""
+    a poll, whatever the machine). 32 clusters polled every 2 s keep about 32 in flight,
+    and a poll holds no database connection while it waits: 32 would exhaust a
+    PostgreSQL's max_connections (100) with four such pollers."""
     from upgrades import services
 
     password_file = tmp_path / "engine-password"
@@ -241,15 +272,18 @@ def test_a_shard_keeps_as_many_polls_in_flight_as_its_clusters_need(fresh_lab, t
                                    poll_interval=2).pk for n in range(32)]
     procs = Processes(tmp_path)
     procs.start("ha_poller", [sys.executable, "manage.py", "ha_poller"])
-    peak = 0
+    peak, connections = 0, 0
     try:
         wait_until(lambda: Cluster.objects.filter(pk__in=ids, polled_at__isnull=False).count() == len(ids),
                    60, "every cluster's first poll")
         end = time.monotonic() + 8  # four intervals
         while time.monotonic() < end:
             peak = max(peak, vm_status_in_flight(fresh_lab.process.pid))
+            connections = max(connections, database_connections(procs.procs[0][1].pid))
             time.sleep(0.02)
         procs.check_alive()
     finally:
         procs.stop()
     assert peak > 16, f"at most {peak} `--vm-status` at once for 32 clusters polled every 2 s"
+    # Stores, the engine's reads and the loop's own (37-40 when each poll held one throughout).
+    assert connections < 16, f"{connections} database connections held at once with {peak} polls in flight"

@@ -11,7 +11,7 @@ read keeps the last values and says why. 3.x engines speak API v3 only
 from dataclasses import asdict
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -39,6 +39,7 @@ def poll_engine_view(cluster, *, client_factory=EngineClient.for_cluster, now=No
     if release is not None and release < (4, 0):
         return _store(cluster.pk, {"api": "v3"}, "", now)
     hosts = list(cluster.hosts.values_list("name", flat=True))
+    close_old_connections()  # a poller's thread holds no database connection while the engine answers
     try:
         with client_factory(cluster, timeout=settings.ENGINE_POLL_TIMEOUT) as client:
             view = client.cluster_view(hosts)

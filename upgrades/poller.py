@@ -89,11 +89,16 @@ class ClusterPoller:
         self.release_checked = None  # (monotonic time, vm-status layout) of the last check
         self.health_checked = None  # monotonic time the engine's health page was last asked
 
-    def poll(self):
+    def poll(self, hosts=None):
+        """``hosts``: the cluster's, as the loop read them (``run_poller``); so a poll opens
+        no database connection until it stores what it read, and holds none while it waits
+        for ``--vm-status``. None: read them now."""
         close_old_connections()
-        hosts = list(Host.objects.filter(cluster_id=self.cluster_id).order_by("he_host_id", "name"))
+        if hosts is None:
+            hosts = Host.objects.filter(cluster_id=self.cluster_id)
         # The host that answered last goes first: its session is open.
-        hosts.sort(key=lambda h: h.pk != self.session_host_id)
+        hosts = sorted(hosts, key=lambda h: (h.pk != self.session_host_id, h.he_host_id is None,
+                                             h.he_host_id or 0, h.name))
         errors = []
         for host in hosts:
             try:
@@ -122,6 +127,7 @@ class ClusterPoller:
         cluster = Cluster.objects.get(pk=self.cluster_id)
         if not cluster.engine_url:
             return
+        close_old_connections()  # none held while the engine is waited for
         ha.record_engine_health(self.cluster_id, health_page(cluster.engine_url, cluster.engine_ca_file,
                                                              min(self.timeout, 10)))
 
@@ -141,6 +147,7 @@ class ClusterPoller:
             if series == status.setup_series and now - checked_at < RELEASE_CHECK_SECONDS:
                 return
         self.release_checked = (now, status.setup_series)
+        close_old_connections()  # no database connection held while rpm runs (DB_CONN_MAX_AGE=0)
         try:
             output = self.session.run(RPM_COMMAND, timeout=self.timeout, idle_timeout=self.timeout).stdout
         except RemoteError as exc:
@@ -170,7 +177,7 @@ def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
     stop = stop or threading.Event()
     pollers, due, busy = {}, {}, {}
     engine_due, engine_busy = {}, {}
-    clusters, refreshed = {}, 0.0
+    clusters, hosts, refreshed = {}, {}, 0.0
     sweeping, sweep_due = None, 0.0
     package_polls = packages.PackagePolls()
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ha-poll") as pool:
@@ -184,6 +191,10 @@ def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
                 with riding_out("reading the clusters to poll"):
                     clusters = dict(Cluster.objects.in_service().annotate(shard=Mod("id", shards)).filter(shard=shard)
                                     .values_list("id", "poll_interval"))
+                    by_cluster = {}  # one query for the shard's hosts: the polls' threads read none
+                    for host in Host.objects.filter(cluster_id__in=list(clusters)):
+                        by_cluster.setdefault(host.cluster_id, []).append(host)
+                    hosts = by_cluster
                     for gone in set(pollers) - set(clusters):
                         pollers.pop(gone).close()
             package_polls.tick(clusters)  # pending updates, at a low rate, in its own threads
@@ -203,7 +214,7 @@ def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
                 if now >= due[cluster_id]:
                     poller = pollers.setdefault(cluster_id, ClusterPoller(cluster_id))
                     due[cluster_id] = now + max(interval, 0.2)
-                    busy[cluster_id] = pool.submit(_poll_safely, poller)
+                    busy[cluster_id] = pool.submit(_poll_safely, poller, hosts.get(cluster_id, []))
             stop.wait(0.05)
     # After the pool has waited for the polls under way: a session is never closed under a poll.
     for poller in pollers.values():
@@ -233,10 +244,10 @@ def _poll_engine_safely(cluster_id):
         close_old_connections()
 
 
-def _poll_safely(poller):
+def _poll_safely(poller, hosts):
     try:
         with riding_out("polling HA state"):
-            poller.poll()
+            poller.poll(hosts)
     except Exception:
         log.exception("polling cluster %s failed", poller.cluster_id)
     finally:

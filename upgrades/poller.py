@@ -5,6 +5,7 @@ cluster keeps one SSH session open between polls, to the host that answered
 last; when that host fails the next one is asked, so one unreachable host
 does not stop the cluster's polling.
 """
+import contextlib
 import logging
 import random
 import re
@@ -46,6 +47,11 @@ DEFAULT_THREADS = 64
 # interval, at most this late: a poller that starts with hundreds of clusters does not
 # start a thread, and open a database connection, for each of them at once.
 FIRST_POLL_SPREAD = 10.0
+# At most this many of a poller's threads use the database at once; the others wait their
+# turn holding no connection (with DB_CONN_MAX_AGE=0 a turn ends by closing it). On a
+# starved machine stores get slower, and a poller's connections stay few.
+DATABASE_TURNS = 8
+_database_turns = threading.BoundedSemaphore(DATABASE_TURNS)
 # What the vm-status layout alone tells (VmStatus.setup_series).
 LAYOUT_RELEASES = {"1.2": "3.5", "1.3": "3.6", "2.0-2.1": "4.0-4.1", "2.0-2.2": "4.0-4.2",
                    "2.2+": "4.2 or later", "2.3+": "4.3 or later"}
@@ -78,6 +84,16 @@ def describe_release(rpm_output, setup_series):
     return ""
 
 
+@contextlib.contextmanager
+def database_turn():
+    """One of the DATABASE_TURNS: the thread's connection is let go at its end."""
+    with _database_turns:
+        try:
+            yield
+        finally:
+            close_old_connections()
+
+
 class ClusterPoller:
     """Polls one cluster; not thread-safe, the loop runs one poll per cluster at a time."""
 
@@ -95,7 +111,8 @@ class ClusterPoller:
         for ``--vm-status``. None: read them now."""
         close_old_connections()
         if hosts is None:
-            hosts = Host.objects.filter(cluster_id=self.cluster_id)
+            with database_turn():
+                hosts = list(Host.objects.filter(cluster_id=self.cluster_id))
         # The host that answered last goes first: its session is open.
         hosts = sorted(hosts, key=lambda h: (h.pk != self.session_host_id, h.he_host_id is None,
                                              h.he_host_id or 0, h.name))
@@ -107,13 +124,15 @@ class ClusterPoller:
                 self.close()
                 errors.append(f"{host.name}: {exc}")
                 continue
-            ha.apply_vm_status(self.cluster_id, status)
+            with database_turn():
+                ha.apply_vm_status(self.cluster_id, status)
             self._detect_release(status)
             if status.engine_host() is None:
                 self._check_engine_health()
             return True
-        ha.record_poll_error(self.cluster_id, "no host answered: " + "; ".join(errors) if errors
-                             else "the cluster has no hosts")
+        with database_turn():
+            ha.record_poll_error(self.cluster_id, "no host answered: " + "; ".join(errors) if errors
+                                 else "the cluster has no hosts")
         self._check_engine_health()
         return False
 
@@ -124,12 +143,13 @@ class ClusterPoller:
         if self.health_checked is not None and now - self.health_checked < ENGINE_HEALTH_SECONDS:
             return
         self.health_checked = now
-        cluster = Cluster.objects.get(pk=self.cluster_id)
+        with database_turn():
+            cluster = Cluster.objects.get(pk=self.cluster_id)
         if not cluster.engine_url:
             return
-        close_old_connections()  # none held while the engine is waited for
-        ha.record_engine_health(self.cluster_id, health_page(cluster.engine_url, cluster.engine_ca_file,
-                                                             min(self.timeout, 10)))
+        page = health_page(cluster.engine_url, cluster.engine_ca_file, min(self.timeout, 10))
+        with database_turn():
+            ha.record_engine_health(self.cluster_id, page)
 
     def _read(self, host):
         if self.session_host_id != host.pk:
@@ -147,7 +167,6 @@ class ClusterPoller:
             if series == status.setup_series and now - checked_at < RELEASE_CHECK_SECONDS:
                 return
         self.release_checked = (now, status.setup_series)
-        close_old_connections()  # no database connection held while rpm runs (DB_CONN_MAX_AGE=0)
         try:
             output = self.session.run(RPM_COMMAND, timeout=self.timeout, idle_timeout=self.timeout).stdout
         except RemoteError as exc:
@@ -155,7 +174,8 @@ class ClusterPoller:
             output = ""
         release = describe_release(output, status.setup_series)
         if release:
-            ha.record_release(self.cluster_id, release)
+            with database_turn():
+                ha.record_release(self.cluster_id, release)
 
     def close(self):
         if self.session is not None:

@@ -1,7 +1,7 @@
 .PHONY: demo test soak bench bench-smoke
 
 # Every benchmark in bench/ (tests/test_bench_smoke_list.py checks none is missing).
-BENCH_SMOKE = live_output ha_polling dashboard engine_steps many_runs audit_chain he_upgrade sandbox rehearsal soak memory
+BENCH_SMOKE = live_output ha_polling poll_cost dashboard engine_steps many_runs audit_chain he_upgrade sandbox rehearsal soak memory
 
 demo:
 	bash scripts/demo.sh

@@ -172,6 +172,10 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
             return now if any("rqworker emergency" in cmd for pid, cmd in now.items() if pid not in before) else None
 
         after = wait_until(restarted, 30, "a new emergency worker")
+        # Ctrl-C once the new worker listens, so the demo is back in its wait: sent the moment
+        # the worker started, it was once not trapped (the demo ran on, restarting what stopped).
+        wait_until(lambda: (data / "logs" / "worker-emergency.log").read_text().count("Listening on emergency") >= 2,
+                   60, "the new emergency worker listening")
         assert demo.poll() is None
         assert set(before) - set(after) == {worker}  # the others ran on, untouched
     finally:

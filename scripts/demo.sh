@@ -5,6 +5,7 @@
 # that exits is started again (the lab excepted: it is reported); Ctrl-C stops
 # everything this script started.
 set -euo pipefail
+set -m  # see pid_of below
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 source scripts/ensure-redis.sh
@@ -21,8 +22,11 @@ MAX_RESTARTS=${DEMO_MAX_RESTARTS:-5}
 HEADER="# Written by make demo (scripts/demo.sh) at each start; edits are lost. docs/deployment.md"
 
 declare -A pid_of=() started_at=() restarts=()
-# Processes started in the background by a script ignore SIGINT, so Ctrl-C reaches them as
-# the TERM sent here. A worker takes a first TERM as "finish the job first" and a second as
+# Each process runs in a process group of its own (job control, set -m), so Ctrl-C at the
+# terminal reaches this script only and the processes get the TERM sent here. Without it
+# the workers and the poller, which handle SIGINT themselves, stopped at once with status
+# 0, and bash took a SIGINT its child had handled as no reason to run its trap (the demo
+# went on, restarting them). A worker takes a first TERM as "finish the job first" and a second as
 # "now"; a job may be waiting on a lab that is stopping too, so the stop is bounded: TERM,
 # TERM again after 10 s, KILL (named) after 20 s. Redis goes last: the others report to it.
 running() {

@@ -8,10 +8,11 @@ was read, so pages show it with its age and never call the engine. A failed
 read keeps the last values and says why. 3.x engines speak API v3 only
 (ovirtsdk4 cannot log in): the view says so instead of guessing.
 """
+import contextlib
 from dataclasses import asdict
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -30,30 +31,35 @@ def engine_poll_seconds(poll_interval):
     return max(max(poll_interval, 0.2) * settings.ENGINE_POLL_EVERY, settings.ENGINE_POLL_MIN_SECONDS)
 
 
-def poll_engine_view(cluster, *, client_factory=EngineClient.for_cluster, now=None):
-    """Read the engine's view of ``cluster`` and store it; True when what a page shows changed."""
+def poll_engine_view(cluster, *, client_factory=EngineClient.for_cluster, now=None,
+                     database=contextlib.nullcontext):
+    """Read the engine's view of ``cluster`` and store it; True when what a page shows changed.
+    ``database``: what each use of the database runs in (the poller's ``database_turn``:
+    none held while the engine answers)."""
     from .plan import release_of  # plan imports the runbooks, which import checks
 
     now = now or timezone.now()
-    release = release_of(cluster)
-    if release is not None and release < (4, 0):
-        return _store(cluster.pk, {"api": "v3"}, "", now)
-    hosts = list(cluster.hosts.values_list("name", flat=True))
-    close_old_connections()  # a poller's thread holds no database connection while the engine answers
+    with database():
+        release = release_of(cluster)
+        if release is not None and release < (4, 0):
+            return _store(cluster.pk, {"api": "v3"}, "", now)
+        hosts = list(cluster.hosts.values_list("name", flat=True))
     try:
         with client_factory(cluster, timeout=settings.ENGINE_POLL_TIMEOUT) as client:
             view = client.cluster_view(hosts)
     except RemoteError as exc:
-        if exc.message.startswith(API_V3_ONLY):
-            return _store(cluster.pk, {"api": "v3"}, "", now)
-        return _store(cluster.pk, None, exc.message, now)
+        with database():
+            if exc.message.startswith(API_V3_ONLY):
+                return _store(cluster.pk, {"api": "v3"}, "", now)
+            return _store(cluster.pk, None, exc.message, now)
     stamp = now.isoformat()
     data = {"api": "v4", "engine_vm_host": view.engine_vm_host,
             "cluster": {"name": view.cluster, "version": view.version,
                         "scheduling_policy": view.scheduling_policy, "at": stamp},
             "hosts": {h.name: {**asdict(h), "cannot_migrate": list(h.cannot_migrate), "at": stamp}
                       for h in view.hosts}}
-    return _store(cluster.pk, data, "", now)
+    with database():
+        return _store(cluster.pk, data, "", now)
 
 
 def _store(cluster_id, data, error, now):

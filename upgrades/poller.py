@@ -255,9 +255,10 @@ def _sweep_safely():
 def _poll_engine_safely(cluster_id):
     try:
         with riding_out("reading the engine's view"):
-            cluster = Cluster.objects.filter(pk=cluster_id).first()
+            with database_turn():
+                cluster = Cluster.objects.filter(pk=cluster_id).first()
             if cluster is not None:
-                engine_view.poll_engine_view(cluster)
+                engine_view.poll_engine_view(cluster, database=database_turn)
     except Exception:
         log.exception("reading the engine's view of cluster %s failed", cluster_id)
     finally:

@@ -129,6 +129,13 @@ def children(pid):
     return found
 
 
+def terminal_signals():
+    """Ctrl-C and Ctrl-\\ as a shell at a terminal has them. A suite started in the background
+    (`make test &`) has them ignored, and bash can trap no signal ignored when it starts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_is_started_again(tmp_path):
     data, conf, port, redis_port = tmp_path / "data", tmp_path / "heportal.env", free_port(), free_port()
@@ -137,7 +144,7 @@ def test_make_demo_writes_the_file_a_second_shell_needs_and_a_process_that_dies_
            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LAB_SPEED": "60"}
     out, after = open(tmp_path / "demo.out", "w+"), {}
     demo = subprocess.Popen(["bash", "scripts/demo.sh"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=terminal_signals)
     try:
         wait_until(lambda: "HE Portal is at" in (tmp_path / "demo.out").read_text() or demo.poll() is not None,
                    240, "the demo up")

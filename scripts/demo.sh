@@ -23,10 +23,9 @@ HEADER="# Written by make demo (scripts/demo.sh) at each start; edits are lost. 
 
 declare -A pid_of=() started_at=() restarts=()
 # Each process runs in a process group of its own (job control, set -m), so Ctrl-C at the
-# terminal reaches this script only and the processes get the TERM sent here. Without it
-# the workers and the poller, which handle SIGINT themselves, stopped at once with status
-# 0, and bash took a SIGINT its child had handled as no reason to run its trap (the demo
-# went on, restarting them). A worker takes a first TERM as "finish the job first" and a second as
+# terminal reaches this script only and the processes get the TERM sent here: the workers
+# and the poller handle SIGINT themselves, and stopping on their own they would race the
+# loop below, which starts a process that stopped again. A worker takes a first TERM as "finish the job first" and a second as
 # "now"; a job may be waiting on a lab that is stopping too, so the stop is bounded: TERM,
 # TERM again after 10 s, KILL (named) after 20 s. Redis goes last: the others report to it.
 running() {

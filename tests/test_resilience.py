@@ -228,3 +228,22 @@ def test_the_workers_are_counted_again_after_redis_comes_back_empty(rq_worker, r
         time.sleep(0.2)
     worker = Worker.all(connection=queues[0].connection, queue=queues[0])[0]
     assert worker.birth_date is not None and worker.get_state() in ("idle", "busy")
+
+
+def test_an_idle_worker_is_back_within_seconds_after_each_of_several_redis_restarts(rq_worker, redis_server):
+    """RQ's wait between Redis tries doubles up to 60 s and, while the worker stays idle,
+    never starts again from 1 s: the fifth outage left it away for half a minute, not
+    registered and not taking runs. ``Worker.max_connection_wait_time`` caps it."""
+    import django_rq
+    from rq import Worker
+
+    queue = django_rq.get_queue("default")
+    back_after = []
+    for _ in range(6):
+        redis_server.restart(down_seconds=0.5)
+        started = time.monotonic()
+        while Worker.count(queue.connection, queue=queue) != 1:
+            assert time.monotonic() - started < 8, f"not back 8 s after restart {len(back_after) + 1}: {back_after}"
+            time.sleep(0.1)
+        back_after.append(round(time.monotonic() - started, 1))
+    assert max(back_after) <= 2 + 1.5, back_after

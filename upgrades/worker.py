@@ -9,7 +9,11 @@ an outage, and when Redis is back); RQ reconnects on the next call. RQ
 registers a worker (its hash and the ``rq:workers`` sets that ``Worker.count``
 and the ``heportal_rq_workers`` metric read) only at birth: a Redis restarted
 without its data would count a working worker as none, so each heartbeat
-registers it again when its hash is gone.
+registers it again when its hash is gone. RQ waits longer after each Redis
+error while it listens (1, 2, 4 ... 60 s) and never starts again from 1 s
+while it stays idle, so after a few outages a worker came back up to a minute
+after Redis did, unregistered and not taking runs meanwhile: here it waits at
+most ``MAX_REDIS_WAIT`` seconds between tries.
 
 The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
@@ -41,11 +45,13 @@ from .outage import UNAVAILABLE, drop_connections
 log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 HANDOVER_SIGNAL = signal.SIGUSR1
+MAX_REDIS_WAIT = 2.0
 
 
 class Worker(RqWorker):
     _horse_exit = None  # (pid, wait status) of the last work horse reaped
     _redis_down = False
+    max_connection_wait_time = MAX_REDIS_WAIT  # rq/worker/base.py@3.0.0: 60 s
 
     def _skip(self, what, exc):
         """Redis refused ``what``: said once an outage; the next heartbeat that passes says it is back."""

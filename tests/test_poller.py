@@ -166,6 +166,37 @@ def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_it
     assert Host.objects.get(name="he2.lab.local").ha_state == "EngineUp"
 
 
+def test_a_poll_is_stored_in_a_few_statements_on_its_own_tables():
+    """The models' orderings join the cluster for its name: on every poll of every
+    cluster that was a third of the poller's CPU (bench/poll_cost.py). The store reads
+    its rows unordered, one statement each, and writes one per host."""
+    import json
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import make_cluster, make_host
+    from upgrades.ha import apply_vm_status
+    from upgrades.remote.vmstatus import parse_vm_status
+
+    cluster = make_cluster()
+    for n in (1, 2, 3):
+        make_host(cluster, name=f"he{n}.lab.local", he_host_id=n)
+    text = json.dumps({str(n): {"host-id": n, "hostname": f"he{n}.lab.local", "live-data": True, "score": 3400,
+                                "engine-status": {"vm": "down", "health": "bad", "detail": "unknown",
+                                                  "reason": "vm not running"},
+                                "maintenance": False, "stopped": False, "host-ts": 100,
+                                "conf_on_shared_storage": True, "local_conf_timestamp": 100, "crc32": "0",
+                                "extra": "state=EngineDown\n"} for n in (1, 2, 3)} | {"global_maintenance": False})
+    apply_vm_status(cluster.pk, parse_vm_status(text))  # the first poll samples every host
+    with CaptureQueriesContext(connection) as queries:
+        apply_vm_status(cluster.pk, parse_vm_status(text))
+    statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
+    assert not [sql for sql in statements if " JOIN " in sql or " ORDER BY " in sql], statements
+    # the cluster locked and written, its hosts and recent samples read, one update per host
+    assert len(statements) == 4 + 3, statements
+
+
 def test_a_newly_detected_release_reaches_the_home_pages_without_an_ha_change():
     """An upgrade's end changes the release while every score stays the same."""
     from asgiref.sync import sync_to_async

@@ -89,7 +89,8 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         cluster = Cluster.objects.select_for_update().get(pk=cluster_id)
-        hosts = list(cluster.hosts.all())
+        # No ordering (the models' own joins the cluster for its name): a poll pairs by id.
+        hosts = list(cluster.hosts.order_by())
         changed = False
         mode = MaintenanceMode.GLOBAL if vm_status.global_maintenance else MaintenanceMode.NONE
         if cluster.maintenance_mode != mode or cluster.poll_error:
@@ -98,7 +99,7 @@ def apply_vm_status(cluster_id, vm_status, *, now=None):
         cluster.save(update_fields=["maintenance_mode", "polled_at", "poll_error"])
         # A host with a sample within SAMPLE_EVERY needs none unless it changed: one query for all.
         sampled = set(HaSample.objects.filter(host__in=hosts, at__gt=now - SAMPLE_EVERY)
-                      .values_list("host_id", flat=True).distinct())
+                      .order_by().values_list("host_id", flat=True).distinct())
         samples = []
         paired = pair_blocks(hosts, vm_status.hosts)
         for host in hosts:

@@ -112,7 +112,7 @@ class ClusterPoller:
         close_old_connections()
         if hosts is None:
             with database_turn():
-                hosts = list(Host.objects.filter(cluster_id=self.cluster_id))
+                hosts = list(Host.objects.filter(cluster_id=self.cluster_id).order_by())
         # The host that answered last goes first: its session is open.
         hosts = sorted(hosts, key=lambda h: (h.pk != self.session_host_id, h.he_host_id is None,
                                              h.he_host_id or 0, h.name))
@@ -212,7 +212,7 @@ def run_poller(*, shard=0, shards=1, threads=DEFAULT_THREADS, stop=None):
                     clusters = dict(Cluster.objects.in_service().annotate(shard=Mod("id", shards)).filter(shard=shard)
                                     .values_list("id", "poll_interval"))
                     by_cluster = {}  # one query for the shard's hosts: the polls' threads read none
-                    for host in Host.objects.filter(cluster_id__in=list(clusters)):
+                    for host in Host.objects.filter(cluster_id__in=list(clusters)).order_by():
                         by_cluster.setdefault(host.cluster_id, []).append(host)
                     hosts = by_cluster
                     for gone in set(pollers) - set(clusters):

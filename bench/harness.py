@@ -223,6 +223,7 @@ class Bench:
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.procs = []
+        self.workers = 0  # started so far (their logs are worker0.log, worker1.log...)
         self.web = {}  # address -> web process
         self.labs = []
         self.redis = None
@@ -282,7 +283,23 @@ class Bench:
         return proc
 
     def start_worker(self, n=1):
-        return [self.start(f"worker{i}", "manage.py", "rqworker", "default") for i in range(n)]
+        """Start ``n`` workers and wait until they all listen (registered in Redis): a
+        worker's start-up (imports, Django's checks) is about a second of CPU, and eight
+        starting on two cores would still be starting when the runs are queued."""
+        import django_rq
+        from rq import Worker
+
+        queue = django_rq.get_queue("default")
+        before = Worker.count(queue.connection, queue=queue)
+        first, self.workers = self.workers, self.workers + n
+        procs = [self.start(f"worker{i}", "manage.py", "rqworker", "default") for i in range(first, first + n)]
+        with phase(f"{n} worker(s) listen", 60 + 10 * n):
+            while Worker.count(queue.connection, queue=queue) < before + n:
+                dead = [p for p in procs if p.poll() is not None]
+                if dead:
+                    raise BenchFailure(f"a worker exited with status {dead[0].returncode}; see {self.dir}")
+                time.sleep(0.2)
+        return procs
 
     def start_daphne(self, name="daphne"):
         address = self.start_web("daphne", name)

@@ -41,7 +41,6 @@ def main():
                 host = cluster.hosts.order_by("he_host_id").first()
                 runs.append(make_run(user, host, ["seq 50"] * STEPS))
         workers = bench.start_worker(WORKERS)
-        time.sleep(size(5, 2))  # the workers' start-up is not the runs'
         started = time.time()
         for r in runs:
             enqueue_run(r)

@@ -124,7 +124,14 @@ def ws_loop():
     yield loop
 
     async def settle():
-        return await asyncio.wait(loop.consumers, timeout=30) if loop.consumers else (set(), set())
+        """Up to 30 s, but no longer than while something other than a layer read is left."""
+        done, pending, deadline = set(), set(loop.consumers), loop.time() + 30
+        while pending and loop.time() < deadline:
+            ended, pending = await asyncio.wait(pending, timeout=min(1.0, deadline - loop.time()))
+            done |= ended
+            if all(_waits_in_layer_receive(task) for task in pending):
+                break
+        return done, pending
 
     done, pending = asyncio.run_coroutine_threadsafe(settle(), loop).result()
     # A consumer that was the channel layer's reader when it disconnected can

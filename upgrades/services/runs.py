@@ -383,10 +383,9 @@ def finish_step(step, *, status, exit_code=None, error="", lines=None):
     def write():
         with transaction.atomic():
             # A try whose commit was stored before the connection died: done, not twice.
-            if RunStep.objects.filter(pk=step.pk, status=status, finished_at=step.finished_at).exists():
+            if not (RunStep.objects.filter(pk=step.pk).exclude(status=status, finished_at=step.finished_at)
+                    .update(status=status, exit_code=exit_code, error=error, finished_at=step.finished_at)):
                 return
-            RunStep.objects.filter(pk=step.pk).update(status=status, exit_code=exit_code, error=error,
-                                                      finished_at=step.finished_at)
             audit.record(None, "step.finish", step, run=step.run_id, status=status, exit_code=exit_code,
                          error=error)
 

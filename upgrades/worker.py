@@ -13,8 +13,7 @@ registers it again when its hash is gone. RQ waits longer after each Redis
 error while it listens (1, 2, 4 ... 60 s) and never starts again from 1 s
 while it stays idle, so after a few outages a worker came back up to a minute
 after Redis did, unregistered and not taking runs meanwhile: here it waits at
-most ``MAX_REDIS_WAIT`` seconds between tries, and RQ's line for each failed
-try is said once an outage (``_OncePerOutage``) instead of every 2 s.
+most ``MAX_REDIS_WAIT`` seconds between tries.
 
 The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
@@ -47,21 +46,6 @@ log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 HANDOVER_SIGNAL = signal.SIGUSR1
 MAX_REDIS_WAIT = 2.0
-
-
-class _OncePerOutage(logging.Filter):
-    """Lets RQ's "could not connect to Redis" through for an outage's first try only;
-    the worker's heartbeat says when Redis is back."""
-
-    def __init__(self, worker):
-        super().__init__()
-        self.worker = worker
-
-    def filter(self, record):
-        if "could not connect to Redis instance" not in record.getMessage():
-            return True
-        said, self.worker._redis_down = self.worker._redis_down, True
-        return not said
 
 
 class Worker(RqWorker):
@@ -122,10 +106,6 @@ class Worker(RqWorker):
             return super().run_maintenance_tasks(*args, **kwargs)
         except REDIS_DOWN as exc:
             self._skip("registry clean-up", exc)
-
-    def bootstrap(self, *args, **kwargs):
-        self.log.addFilter(_OncePerOutage(self))
-        return super().bootstrap(*args, **kwargs)
 
     def _install_signal_handlers(self):
         super()._install_signal_handlers()

@@ -137,6 +137,14 @@ def test_shard_argument_is_checked():
 
 
 @pytest.mark.django_db
+def block(host_id, name, live, score, state):
+    """One host's block of ``hosted-engine --vm-status --json``, the engine VM down."""
+    return {"host-id": host_id, "hostname": name, "live-data": live, "score": score,
+            "engine-status": {"vm": "down", "health": "bad", "detail": "unknown", "reason": "vm not running"},
+            "maintenance": False, "stopped": False, "host-ts": 100, "conf_on_shared_storage": True,
+            "local_conf_timestamp": 100, "crc32": "0", "extra": f"state={state}\n"}
+
+
 def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_its_old_one():
     """After a reinstall the whiteboard holds the old, stale block under the same name."""
     import json
@@ -148,12 +156,6 @@ def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_it
     cluster = make_cluster()
     make_host(cluster, name="he1.lab.local", he_host_id=1)
     make_host(cluster, name="he2.lab.local", he_host_id=2)
-
-    def block(host_id, name, live, score, state):
-        return {"host-id": host_id, "hostname": name, "live-data": live, "score": score,
-                "engine-status": {"vm": "down", "health": "bad", "detail": "unknown", "reason": "vm not running"},
-                "maintenance": False, "stopped": False, "host-ts": 100, "conf_on_shared_storage": True,
-                "local_conf_timestamp": 100, "crc32": "0", "extra": f"state={state}\n"}
 
     text = json.dumps({"1": block(1, "he1.lab.local", False, 3400, "EngineDown"),
                        "2": block(2, "he2.lab.local", True, 3400, "EngineUp"),
@@ -182,12 +184,8 @@ def test_a_poll_is_stored_in_a_few_statements_on_its_own_tables():
     cluster = make_cluster()
     for n in (1, 2, 3):
         make_host(cluster, name=f"he{n}.lab.local", he_host_id=n)
-    text = json.dumps({str(n): {"host-id": n, "hostname": f"he{n}.lab.local", "live-data": True, "score": 3400,
-                                "engine-status": {"vm": "down", "health": "bad", "detail": "unknown",
-                                                  "reason": "vm not running"},
-                                "maintenance": False, "stopped": False, "host-ts": 100,
-                                "conf_on_shared_storage": True, "local_conf_timestamp": 100, "crc32": "0",
-                                "extra": "state=EngineDown\n"} for n in (1, 2, 3)} | {"global_maintenance": False})
+    text = json.dumps({str(n): block(n, f"he{n}.lab.local", True, 3400, "EngineDown") for n in (1, 2, 3)}
+                      | {"global_maintenance": False})
     apply_vm_status(cluster.pk, parse_vm_status(text))  # the first poll samples every host
     with CaptureQueriesContext(connection) as queries:
         apply_vm_status(cluster.pk, parse_vm_status(text))

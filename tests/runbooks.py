@@ -67,11 +67,23 @@ FAILING = register(Runbook(
            Ssh("after", "After", "echo after")),
 ))
 
+ENGINE_STEPS = (
+    Engine("deactivate", "{host} to maintenance", "deactivate_host", {"host": "{host}"}, timeout=120),
+    Wait("local", "{host} in local maintenance", Check("local-maintenance", {"host": "{host}", "on": True}),
+         timeout=120),
+    Engine("activate", "Activate {host}", "activate_host", {"host": "{host}"}, timeout=120),
+)
+
 ENGINE = register(Runbook(
     slug="test-engine", name="Test: engine", description="Host to maintenance and back through the engine.",
+    params=HOST, steps=ENGINE_STEPS,
+))
+
+ENGINE_RESTARTING = register(Runbook(
+    slug="test-engine-restarting", name="Test: engine restarting",
+    description="ovirt-engine stops after the preflight (as when the HA agents restart its VM), "
+                "then the engine steps.",
     params=HOST,
-    steps=(Engine("deactivate", "{host} to maintenance", "deactivate_host", {"host": "{host}"}, timeout=120),
-           Wait("local", "{host} in local maintenance", Check("local-maintenance", {"host": "{host}", "on": True}),
-                timeout=120),
-           Engine("activate", "Activate {host}", "activate_host", {"host": "{host}"}, timeout=120)),
+    steps=(Ssh("engine-stop", "Stop ovirt-engine", "systemctl stop ovirt-engine", on="engine-vm",
+               changes=True),) + ENGINE_STEPS,
 ))

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
 from tests.test_live_output import wait_for_lines
+from tests.conftest import wait_until
 from tests.test_resilience import wait_for_status
 from upgrades import services
 from upgrades.models import Approval, AuditEvent, RunStatus, StepOutput, UpgradeRun
@@ -261,6 +262,52 @@ def test_engine_steps_move_a_host_to_maintenance_and_back(rq_worker, ha_poller, 
     assert steps["deactivate"].command == "engine API: deactivate_host(host=he2.lab.local)"
     state = fresh_lab_cluster.lab.state()
     assert state["hosts"]["he2.lab.local"]["agent_state"] != "LocalMaintenance"
+
+
+def waiting_for_the_engine(step):
+    """The step has said it waits for the engine and will try again."""
+    def said():
+        return any("is not available" in t and "Trying again in" in t for t in texts(step))
+    try:
+        wait_until(said, 60, f"step {step.key} saying it waits for the engine")
+    except AssertionError:
+        step.refresh_from_db()
+        raise AssertionError((step.status, step.error, texts(step), step.run.status, step.run.error)) from None
+
+
+def test_an_engine_step_begun_while_the_engine_restarts_waits_for_it_and_goes_on(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    # The HA agents may restart the engine VM when global maintenance is left: a step
+    # that begins then must wait for the engine, not fail on Apache's 503 page.
+    wait_for_polled(fresh_lab_cluster)
+    lab = fresh_lab_cluster.lab
+    run = start(fresh_lab_cluster, "test-engine-restarting", make_user("operator"), host="he2.lab.local")
+    waiting_for_the_engine(steps_of(run)["deactivate"])
+    assert UpgradeRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    assert lab_exec(lab, "engine", "systemctl start ovirt-engine; echo rc=$?") == "rc=0\n"
+    wait_for_status(run, [RunStatus.SUCCEEDED, RunStatus.FAILED], 120)
+    steps = steps_of(run)
+    assert run.status == RunStatus.SUCCEEDED, [(s.key, s.status, s.error) for s in steps.values()]
+    said = "\n".join(texts(steps["deactivate"]))
+    assert "the engine VM or the ovirt-engine service is down, starting or restarting" in said, said
+    assert lab.state()["hosts"]["he2.lab.local"]["agent_state"] != "LocalMaintenance"
+
+
+def test_a_cancel_ends_an_engine_step_waiting_for_the_engine_at_once(
+        rq_worker, ha_poller, fresh_lab_cluster, make_user):
+    wait_for_polled(fresh_lab_cluster)
+    lab = fresh_lab_cluster.lab
+    operator = make_user("operator")
+    run = start(fresh_lab_cluster, "test-engine-restarting", operator, host="he2.lab.local")
+    waiting_for_the_engine(steps_of(run)["deactivate"])
+    asked = time.monotonic()
+    services.cancel_run(run=run, user=operator, reason="engine down")
+    wait_for_status(run, [RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.SUCCEEDED], 30)
+    # Well before the step's 120 s of waiting for the engine were over.
+    assert time.monotonic() - asked < 20
+    steps = steps_of(run)
+    assert (run.status, steps["deactivate"].status) == ("cancelled", "cancelled"), steps["deactivate"].error
+    assert "stopped while waiting for the engine" in steps["deactivate"].error
 
 
 def test_plan_refuses_bad_parameters_with_a_message_per_field(lab_cluster, make_user):

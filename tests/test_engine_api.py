@@ -217,7 +217,7 @@ def test_an_engine_that_is_down_is_reported_as_unavailable_and_retryable(fresh_l
     for error in errors:
         assert "is not available (HTTP 503)" in error.message
         assert "engine VM or the ovirt-engine service is down" in error.message
-        assert error.retryable is True
+        assert error.retryable is True and error.unavailable is True
 
 
 def test_an_engine_nobody_listens_for_is_unreachable(lab):
@@ -228,7 +228,7 @@ def test_an_engine_nobody_listens_for_is_unreachable(lab):
         with client_for(lab, url=url) as client:
             client.test_connection()
     assert caught.value.message.startswith("cannot reach the engine at 127.0.0.1:")
-    assert caught.value.retryable is True
+    assert caught.value.retryable is True and caught.value.unavailable is True  # nothing was sent
 
 
 def test_a_hung_engine_login_times_out(lab):
@@ -247,6 +247,7 @@ def test_a_hung_engine_login_times_out(lab):
     assert 0.9 < elapsed < 5
     assert "did not answer the log in request within 1 s" in caught.value.message
     assert caught.value.retryable is True
+    assert caught.value.unavailable is False  # it may have been sent: never sent again by itself
 
 
 # ---- credentials -------------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def engine_reachable(state, ctx):
     if not ctx.cluster.engine_url:
         return INHIBITOR, f"Cluster {ctx.cluster.name} has no engine API URL."
     if ctx.engine_probe is None:
-        return OK, "The engine API is checked when the run starts and before each engine step."
+        return OK, ("The engine API is checked when the run starts; an engine step waits for an engine "
+                    "that is restarting.")
     problem = ctx.engine_probe()
     return (INHIBITOR, f"The engine API does not answer: {problem}") if problem else (OK, "The engine API answers.")
 

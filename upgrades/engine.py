@@ -45,6 +45,11 @@ ENGINE_ACTIONS = {
 }
 
 
+# How long an engine step waits for an engine that is down or restarting (the engine VM
+# boots and ovirt-engine starts in a few minutes; the howto's FAQ says up to 10).
+ENGINE_UNAVAILABLE_WAIT = 600
+
+
 def _engine_vm_to(client, timeout, upgraded, host):
     """Where the upgraded hosts score no higher than the others, the agents leave the
     engine VM where it is: migrate it through the engine, unless it is on one already."""
@@ -201,7 +206,7 @@ def execute_step(step, run, *, beat, pool, engine_client):
                     exit_code, error = run_ssh(step, run, pool, out, beat)
                     quiet = exit_code is not None and error.startswith("exited with")
                 elif step.action == StepKind.ENGINE:
-                    error = run_engine_action(step, run, out, engine_client)
+                    error = run_engine_action(step, run, out, engine_client, beat)
                 elif step.action == StepKind.WAIT:
                     error = run_wait(step, run, pool, out, beat)
                 else:
@@ -285,19 +290,26 @@ def run_ssh(step, run, pool, out, beat):
     return result.exit_status, ""
 
 
-def run_engine_action(step, run, out, engine_client):
+def run_engine_action(step, run, out, engine_client, beat):
     spec = step.spec
     action = ENGINE_ACTIONS.get(spec["action"])
     if action is None:
         return f"unknown engine action {spec['action']!r}"
     out.line("system", step.command)
+    timeout = spec.get("timeout", 900)
     with engine_client(run.cluster) as client:
         if hasattr(client, "sleep"):
             # The engine's status waits re-read as often as the cluster is polled (at most
             # every 5 s), not a fixed 5 s: a host that is ready is seen ready soon.
             poll = max(0.2, min(5.0, run.cluster.poll_interval))
             client.sleep = lambda seconds, sleep=client.sleep: sleep(min(seconds, poll))
-        result = action(client, spec.get("timeout", 900), **spec.get("args", {}))
+        # The engine may be restarting when a step begins (the HA agents restart its VM
+        # once global maintenance is left): a request it could not take is sent again,
+        # each wait in the step's output, a cancel ending it.
+        client.unavailable_wait = min(timeout, ENGINE_UNAVAILABLE_WAIT)
+        client.stop = beat.stop
+        client.notice = lambda text: out.line("system", text)
+        result = action(client, timeout, **spec.get("args", {}))
     out.line("system", result if isinstance(result, str) else "done")
     return ""
 

@@ -37,7 +37,16 @@ class CommandStopped(RemoteError):
 
 
 class EngineError(RemoteError):
-    """The oVirt engine API refused or failed a request."""
+    """The oVirt engine API refused or failed a request.
+
+    ``unavailable``: the request never reached the engine (its proxy answered 502/503/504
+    or an error page, or nothing listened): the engine is down, starting or restarting,
+    and the same request may simply be sent again later.
+    """
+
+    def __init__(self, message, *, retryable=False, unavailable=False):
+        super().__init__(message, retryable=retryable or unavailable)
+        self.unavailable = unavailable
 
 
 class LineSplitter:

@@ -22,7 +22,7 @@ import ovirtsdk4 as sdk
 import ovirtsdk4.types as types
 import pycurl
 
-from .base import EngineError
+from .base import CommandStopped, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ HOSTED_ENGINE_VM = "HostedEngine"
 # pycurl failures that mean "nothing answered" vs "TLS did not check out".
 _UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.E_OPERATION_TIMEDOUT,
                 pycurl.E_GOT_NOTHING, pycurl.E_RECV_ERROR, pycurl.E_SEND_ERROR}
+# The SDK's words for an answer that is no API document: a proxy's or JBoss's error page.
+_WEB_PAGE = "content type 'text/html"
+UNAVAILABLE_RETRY = 5  # s between tries while the engine is not available
+
 _TLS = {pycurl.E_SSL_CACERT, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CONNECT_ERROR,
         pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CERTPROBLEM}
 
@@ -152,17 +156,23 @@ class EngineClient:
     """One logged-in API connection; a context manager that logs out on exit.
 
     Every request has ``timeout`` seconds, the login included. ``clock`` and
-    ``sleep`` are for the waiting helpers.
+    ``sleep`` are for the waiting helpers. With ``unavailable_wait`` a request the engine
+    could not take (down, starting, restarting: ``EngineError.unavailable``) is sent again
+    every ``UNAVAILABLE_RETRY`` s for up to that long, each wait told to ``notice``; setting
+    the ``stop`` event ends the waiting (a cancelled run).
     """
 
     def __init__(self, url, username, password, ca_file=None, *, timeout=REQUEST_TIMEOUT,
-                 clock=time.monotonic, sleep=time.sleep):
+                 clock=time.monotonic, sleep=time.sleep, unavailable_wait=0):
         self.url = url
         self.username = username
         self.ca_file = ca_file or None
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep
+        self.unavailable_wait = unavailable_wait
+        self.stop = None
+        self.notice = None
         self._logged_in = False
         self._password = password
         if self.ca_file and not os.path.exists(self.ca_file):
@@ -429,6 +439,28 @@ class EngineClient:
         return self._system.hosts_service().host_service(host.id)
 
     def _call(self, action, request):
+        """One request (logging in first if needed), sent again while the engine is
+        unavailable and ``unavailable_wait`` allows: such a request never reached it."""
+        deadline = None
+        while True:
+            try:
+                return self._send(action, request)
+            except EngineError as exc:
+                if not exc.unavailable or self.unavailable_wait <= 0:
+                    raise
+                deadline = deadline if deadline is not None else self.clock() + self.unavailable_wait
+                if self.clock() + UNAVAILABLE_RETRY > deadline:
+                    raise EngineError(f"{exc.message} (still so after trying for {self.unavailable_wait:.0f} s)",
+                                      unavailable=True) from None
+                if self.notice is not None:
+                    self.notice(f"{exc.message} Trying again in {UNAVAILABLE_RETRY} s.")
+                if self.stop is not None:
+                    if self.stop.wait(UNAVAILABLE_RETRY):
+                        raise CommandStopped("stopped while waiting for the engine") from None
+                else:
+                    self.sleep(UNAVAILABLE_RETRY)
+
+    def _send(self, action, request):
         self._login()
         try:
             return request()
@@ -492,16 +524,24 @@ class EngineClient:
                                "(https://ENGINE/ovirt-engine/services/pki-resource?resource=ca-certificate"
                                "&format=X509-PEM-CA) and that the URL uses the engine's name.")
         if isinstance(exc, (sdk.ConnectionError, sdk.TimeoutError)) or curl_code in _UNREACHABLE:
+            # Only a refused connection surely sent nothing; a timeout may have.
             return EngineError(f"cannot reach the engine at {self._where} to {action}: {_curl_detail(exc)}. "
-                               "Is the engine VM up (hosted-engine --vm-status)?", retryable=True)
+                               "Is the engine VM up (hosted-engine --vm-status)?", retryable=True,
+                               unavailable=curl_code == pycurl.E_COULDNT_CONNECT)
         if exc.fault is not None:
             reason = exc.fault.reason or "engine fault"
             return EngineError(f"the engine refused to {action}: {reason}: {exc.fault.detail or ''}".rstrip(": "))
         status = exc.code if exc.code is not None else self._probe_health()
-        if status in (502, 503, 504):
-            return EngineError(f"the engine at {self._where} is not available (HTTP {status}) and could "
-                               f"not {action}: the engine VM or the ovirt-engine service is down or "
-                               "starting. Check hosted-engine --vm-status.", retryable=True)
+        # An error page where the API answers (the SDK gives no status for it): Apache's
+        # 503 while ovirt-engine is down. The health page is read after it, so it may
+        # already answer again; unless the URL's path is off (the SDK then says so).
+        page = _WEB_PAGE in text and "Is the path" not in text
+        if status in (502, 503, 504) or page:
+            said = f"HTTP {status}" if status in (502, 503, 504) else \
+                f"an error page; its health page answers {f'HTTP {status}' if status else 'nothing'} now"
+            return EngineError(f"the engine at {self._where} is not available ({said}) and could not "
+                               f"{action}: the engine VM or the ovirt-engine service is down, starting or "
+                               "restarting. Check hosted-engine --vm-status.", retryable=True, unavailable=True)
         if isinstance(exc, sdk.NotFoundError):
             return EngineError(f"cannot {action}: the engine does not know it ({text})")
         return EngineError(f"cannot {action}: {text}", retryable=status is None or status >= 500)

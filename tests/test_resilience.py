@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tests.conftest import wait_until
 from tests.factories import make_run
 from tests.test_live_output import lab_host, numbers, wait_for_lines
 from tests.viewers import RunViewer, session_cookie
@@ -247,3 +248,29 @@ def test_an_idle_worker_is_back_within_seconds_after_each_of_several_redis_resta
             time.sleep(0.1)
         back_after.append(round(time.monotonic() - started, 1))
     assert max(back_after) <= 2 + 1.5, back_after
+
+
+def test_a_redis_outage_is_said_once_in_the_workers_log_and_its_end_once(rq_worker, redis_server):
+    """RQ logs every failed try, from its listening loop and its pubsub thread: tried every
+    2 s, that was a line a second per worker for as long as Redis is away. Now one a minute."""
+    import django_rq
+    from rq import Worker
+
+    queue = django_rq.get_queue("default")
+    log_file = rq_worker.log_dir / "rqworker.log"
+
+    def said(text):
+        return log_file.read_text(errors="replace").count(text)
+
+    # Not still coming back from an earlier test's outage.
+    wait_until(lambda: Worker.count(queue.connection, queue=queue) == 1, 30, "the worker registered")
+    time.sleep(1)
+    tries, backs = said("could not connect to Redis instance"), said("Redis is back")
+    redis_server.restart(down_seconds=7.0)  # eight tries or more from the two, each 2 s apart
+    started = time.monotonic()
+    while said("Redis is back") == backs:
+        assert time.monotonic() - started < 10, "the worker never said Redis is back"
+        time.sleep(0.1)
+    time.sleep(2.5)  # a try after it (a connection from before the outage) would be said by now
+    assert said("could not connect to Redis instance") - tries == 1
+    assert said("Redis is back") - backs == 1

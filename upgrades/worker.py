@@ -13,7 +13,9 @@ registers it again when its hash is gone. RQ waits longer after each Redis
 error while it listens (1, 2, 4 ... 60 s) and never starts again from 1 s
 while it stays idle, so after a few outages a worker came back up to a minute
 after Redis did, unregistered and not taking runs meanwhile: here it waits at
-most ``MAX_REDIS_WAIT`` seconds between tries.
+most ``MAX_REDIS_WAIT`` seconds between tries. RQ logs each failed try (its
+listening loop and its pubsub thread, each every 2 s): ``_RetryLines`` lets
+one through a minute, saying how many it left out.
 
 The parent also knows at once when its work horse (the forked child that
 executes a run) is gone: killed by a signal, or exited without ending its job.
@@ -33,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import time
 
 import redis
 from rq import worker_registration
@@ -46,11 +49,39 @@ log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 HANDOVER_SIGNAL = signal.SIGUSR1
 MAX_REDIS_WAIT = 2.0
+RETRY_LINE_EVERY = 60.0  # s: at most one of RQ's "could not connect to Redis" lines this often
+
+
+class _RetryLines(logging.Filter):
+    """RQ's line for each failed Redis try: an outage's first, then one a ``RETRY_LINE_EVERY``.
+    Its own state: the worker starts it again (``reset``) at each heartbeat Redis took."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = None
+        self.left_out = 0
+
+    def filter(self, record):
+        if "could not connect to Redis instance" not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if self.last is not None and now - self.last < RETRY_LINE_EVERY:
+            self.left_out += 1
+            return False
+        if self.left_out:
+            record.msg, record.args = f"{record.getMessage()} ({self.left_out} such lines left out " \
+                                      f"in the last {now - self.last:.0f} s)", None
+        self.last, self.left_out = now, 0
+        return True
+
+    def reset(self):
+        self.last, self.left_out = None, 0
 
 
 class Worker(RqWorker):
     _horse_exit = None  # (pid, wait status) of the last work horse reaped
     _redis_down = False
+    _retry_lines = None
     max_connection_wait_time = MAX_REDIS_WAIT  # rq/worker/base.py@3.0.0: 60 s
 
     def _skip(self, what, exc):
@@ -77,9 +108,12 @@ class Worker(RqWorker):
             result = super().heartbeat(*args, **kwargs)
         except REDIS_DOWN as exc:
             return self._skip("heartbeat", exc)
-        if self._redis_down and kwargs.get("pipeline", args[1] if len(args) > 1 else None) is None:
-            self._redis_down = False
-            log.warning("worker %s: Redis is back", self.name)
+        if kwargs.get("pipeline", args[1] if len(args) > 1 else None) is None:
+            if self._retry_lines is not None:
+                self._retry_lines.reset()  # Redis answered: the next outage's first line is said
+            if self._redis_down:
+                self._redis_down = False
+                log.warning("worker %s: Redis is back", self.name)
         return result
 
     def maintain_heartbeats(self, *args, **kwargs):
@@ -106,6 +140,11 @@ class Worker(RqWorker):
             return super().run_maintenance_tasks(*args, **kwargs)
         except REDIS_DOWN as exc:
             self._skip("registry clean-up", exc)
+
+    def bootstrap(self, *args, **kwargs):
+        self._retry_lines = _RetryLines()
+        self.log.addFilter(self._retry_lines)
+        return super().bootstrap(*args, **kwargs)
 
     def _install_signal_handlers(self):
         super()._install_signal_handlers()

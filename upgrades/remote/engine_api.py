@@ -36,6 +36,7 @@ _UNREACHABLE = {pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST, pycurl.
 # The SDK's words for an answer that is no API document: a proxy's or JBoss's error page.
 _WEB_PAGE = "content type 'text/html"
 UNAVAILABLE_RETRY = 5  # s between tries while the engine is not available
+UNAVAILABLE_NOTICE_EVERY = 60  # s: how often the waiting is said again
 
 _TLS = {pycurl.E_SSL_CACERT, pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CONNECT_ERROR,
         pycurl.E_SSL_CACERT_BADFILE, pycurl.E_SSL_CERTPROBLEM}
@@ -441,19 +442,26 @@ class EngineClient:
     def _call(self, action, request):
         """One request (logging in first if needed), sent again while the engine is
         unavailable and ``unavailable_wait`` allows: such a request never reached it."""
-        deadline = None
+        began = said = None
         while True:
             try:
-                return self._send(action, request)
+                result = self._send(action, request)
+                if said is not None and self.notice is not None:
+                    self.notice(f"the engine answers again ({self.clock() - began:.0f} s after the first try)")
+                return result
             except EngineError as exc:
                 if not exc.unavailable or self.unavailable_wait <= 0:
                     raise
-                deadline = deadline if deadline is not None else self.clock() + self.unavailable_wait
-                if self.clock() + UNAVAILABLE_RETRY > deadline:
-                    raise EngineError(f"{exc.message} (still so after trying for {self.unavailable_wait:.0f} s)",
+                now = self.clock()
+                began = began if began is not None else now
+                if now + UNAVAILABLE_RETRY > began + self.unavailable_wait:
+                    raise EngineError(f"{exc.message} (still so after trying for {now - began:.0f} s)",
                                       unavailable=True) from None
-                if self.notice is not None:
-                    self.notice(f"{exc.message} Trying again in {UNAVAILABLE_RETRY} s.")
+                if self.notice is not None and (said is None or now - said >= UNAVAILABLE_NOTICE_EVERY):
+                    # The first wait, then one line a minute: not 12 lines a minute in the step's output.
+                    self.notice(f"{exc.message} Trying again every {UNAVAILABLE_RETRY} s"
+                                + (f" (for {now - began:.0f} s now)." if said is not None else "."))
+                    said = now
                 if self.stop is not None:
                     if self.stop.wait(UNAVAILABLE_RETRY):
                         raise CommandStopped("stopped while waiting for the engine") from None

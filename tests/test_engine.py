@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 import tests.runbooks  # noqa: F401  (registers the test runbooks)
-from tests.test_live_output import wait_for_lines
 from tests.conftest import wait_until
+from tests.test_live_output import wait_for_lines
 from tests.test_resilience import wait_for_status
 from upgrades import services
 from upgrades.models import Approval, AuditEvent, RunStatus, StepOutput, UpgradeRun

@@ -136,7 +136,6 @@ def test_shard_argument_is_checked():
         parse_shard("2/2")
 
 
-@pytest.mark.django_db
 def block(host_id, name, live, score, state):
     """One host's block of ``hosted-engine --vm-status --json``, the engine VM down."""
     return {"host-id": host_id, "hostname": name, "live-data": live, "score": score,
@@ -145,6 +144,7 @@ def block(host_id, name, live, score, state):
             "local_conf_timestamp": 100, "crc32": "0", "extra": f"state={state}\n"}
 
 
+@pytest.mark.django_db
 def test_a_host_deployed_again_under_a_new_id_is_read_from_its_live_block_not_its_old_one():
     """After a reinstall the whiteboard holds the old, stale block under the same name."""
     import json

@@ -305,7 +305,7 @@ def run_engine_action(step, run, out, engine_client, beat):
             client.sleep = lambda seconds, sleep=client.sleep: sleep(min(seconds, poll))
         # The engine may be restarting when a step begins (the HA agents restart its VM
         # once global maintenance is left): a request it could not take is sent again,
-        # each wait in the step's output, a cancel ending it.
+        # the waiting said in the step's output, a cancel ending it.
         client.unavailable_wait = min(timeout, ENGINE_UNAVAILABLE_WAIT)
         client.stop = beat.stop
         client.notice = lambda text: out.line("system", text)

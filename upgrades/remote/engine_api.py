@@ -157,21 +157,22 @@ class EngineClient:
     """One logged-in API connection; a context manager that logs out on exit.
 
     Every request has ``timeout`` seconds, the login included. ``clock`` and
-    ``sleep`` are for the waiting helpers. With ``unavailable_wait`` a request the engine
-    could not take (down, starting, restarting: ``EngineError.unavailable``) is sent again
-    every ``UNAVAILABLE_RETRY`` s for up to that long, each wait told to ``notice``; setting
-    the ``stop`` event ends the waiting (a cancelled run).
+    ``sleep`` are for the waiting helpers. With ``unavailable_wait`` set, a request the
+    engine could not take (down, starting, restarting: ``EngineError.unavailable``) is sent
+    again every ``UNAVAILABLE_RETRY`` s for up to that long; ``notice`` is told when the
+    waiting begins, once a minute, and when the engine answers again; setting the ``stop``
+    event ends the waiting (a cancelled run).
     """
 
     def __init__(self, url, username, password, ca_file=None, *, timeout=REQUEST_TIMEOUT,
-                 clock=time.monotonic, sleep=time.sleep, unavailable_wait=0):
+                 clock=time.monotonic, sleep=time.sleep):
         self.url = url
         self.username = username
         self.ca_file = ca_file or None
         self.timeout = timeout
         self.clock = clock
         self.sleep = sleep
-        self.unavailable_wait = unavailable_wait
+        self.unavailable_wait = 0  # an engine step sets these three (upgrades.engine)
         self.stop = None
         self.notice = None
         self._logged_in = False
@@ -545,8 +546,8 @@ class EngineClient:
         # already answer again; unless the URL's path is off (the SDK then says so).
         page = _WEB_PAGE in text and "Is the path" not in text
         if status in (502, 503, 504) or page:
-            said = f"HTTP {status}" if status in (502, 503, 504) else \
-                f"an error page; its health page answers {f'HTTP {status}' if status else 'nothing'} now"
+            health = f"HTTP {status}" if status else "nothing"
+            said = health if status in (502, 503, 504) else f"an error page; its health page answers {health} now"
             return EngineError(f"the engine at {self._where} is not available ({said}) and could not "
                                f"{action}: the engine VM or the ovirt-engine service is down, starting or "
                                "restarting. Check hosted-engine --vm-status.", retryable=True, unavailable=True)

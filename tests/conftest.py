@@ -6,6 +6,7 @@ by one test process are never taken by another's worker.
 import atexit
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -138,6 +139,21 @@ def wait_until(condition, timeout, what):
 
 
 def free_port():
+    """A port nothing listens on, below the kernel's ephemeral range: a port from that range
+    can go to any outgoing connection (SSH, Redis, PostgreSQL) before the server the test
+    starts binds it ("address already in use", met in CI)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

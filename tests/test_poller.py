@@ -195,6 +195,49 @@ def test_a_poll_is_stored_in_a_few_statements_on_its_own_tables():
     assert len(statements) == 4 + 3, statements
 
 
+def test_a_host_removed_while_a_poll_of_its_cluster_is_stored_goes_with_that_polls_samples(make_user):
+    """The poll's store inserts a sample of the host; the admin's removal, in between,
+    collected the host's samples before that commit and deleted the host after it:
+    PostgreSQL's foreign key check then failed the removal (a CI run met it)."""
+    import json
+    import threading
+
+    from django.db import connection, transaction
+
+    from tests.factories import make_cluster, make_host
+    from upgrades import services
+    from upgrades.ha import apply_vm_status
+    from upgrades.remote.vmstatus import parse_vm_status
+
+    cluster = make_cluster()
+    hosts = [make_host(cluster, name=f"he{n}.lab.local", he_host_id=n) for n in (1, 2, 3)]
+    text = json.dumps({str(n): block(n, f"he{n}.lab.local", True, 3400, "EngineDown") for n in (1, 2, 3)}
+                      | {"global_maintenance": False})
+    stored, release, failed = threading.Event(), threading.Event(), []
+
+    def poll():  # the poller's store, its commit held back until the removal has begun
+        try:
+            with transaction.atomic():
+                apply_vm_status(cluster.pk, parse_vm_status(text))  # the first poll samples every host
+                stored.set()
+                release.wait(10)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    assert stored.wait(10)
+    threading.Timer(1.0, release.set).start()
+    names = services.remove_hosts(user=make_user("admin"), cluster=cluster, host_ids=[hosts[2].pk])
+    poller.join(10)
+    assert not failed and names == ["he3.lab.local"]
+    assert not Host.objects.filter(pk=hosts[2].pk).exists()
+    assert not HaSample.objects.filter(host_id=hosts[2].pk).exists()
+    assert HaSample.objects.filter(host__cluster=cluster).count() == 2
+
+
 def test_a_newly_detected_release_reaches_the_home_pages_without_an_ha_change():
     """An upgrade's end changes the release while every score stays the same."""
     from asgiref.sync import sync_to_async

@@ -285,7 +285,7 @@ def test_lockspace_recovery_after_a_power_outage_without_force(rq_worker, ha_pol
     assert texts(steps_of(run)["reinitialize"]) == []  # it says nothing when it works
 
 
-def he3_gone_for_good(cluster):
+def he3_gone_for_good(cluster, admin):
     """he3 dies for good and the admin removes it from the portal's inventory; its block
     stays on the whiteboard, stale, and never said "stopped"."""
     lab = cluster.lab
@@ -297,7 +297,7 @@ def he3_gone_for_good(cluster):
     check = build_command(NOT_LIVE, host_id=3)
     for name in ("he1", "he2"):
         wait_until(lambda: "is not live" in lab_exec(lab, name, check), 30, f"host 3 stale on {name}")
-    cluster.hosts.get(name="he3.lab.local").delete()
+    services.remove_hosts(user=admin, cluster=cluster, host_ids=[cluster.hosts.get(name="he3.lab.local").pk])
     polled_after(cluster, timezone.now())
     return cluster, lab
 
@@ -306,7 +306,7 @@ def he3_gone_for_good(cluster):
 @pytest.mark.slow
 def test_clean_metadata_of_a_removed_host_refuses_without_force_and_cleans_with_it(
         rq_worker, ha_poller, fresh_lab_cluster, make_user):
-    cluster, lab = he3_gone_for_good(fresh_lab_cluster)
+    cluster, lab = he3_gone_for_good(fresh_lab_cluster, make_user("admin"))
     assert '"3"' in lab_exec(lab, "he1", "hosted-engine --vm-status --json")
     operator = make_user("operator")
 
@@ -466,7 +466,7 @@ def test_resume_deploy_after_a_deploy_cut_off_once_the_engine_was_set_up(rq_work
 @pytest.mark.lab(engine_version="3.6")
 def test_clean_metadata_on_3_6_reads_the_plain_vm_status_of_setup_1_3(
         rq_worker, ha_poller, fresh_lab_cluster, make_user):
-    cluster, lab = he3_gone_for_good(fresh_lab_cluster)
+    cluster, lab = he3_gone_for_good(fresh_lab_cluster, make_user("admin"))
     assert cluster.detected_release.startswith("oVirt 3.6")
     assert "--== Host 3 status ==--" in lab_exec(lab, "he1", "hosted-engine --vm-status")
     run = start(cluster, "clean-metadata", make_user("operator"), host_id=3, force_cleanup=True)

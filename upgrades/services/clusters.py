@@ -164,6 +164,11 @@ def remove_hosts(*, user, cluster, host_ids):
     if cluster.runs.filter(status__in=RUN_ACTIVE).exists():
         raise ValidationError(f"Cluster {cluster.name} has a run in progress: remove hosts when it has ended.")
     with transaction.atomic():
+        # The HA poller stores a poll under this lock (ha.apply_vm_status): taken first, the
+        # delete's cascade sees the samples of a poll stored meanwhile, and a poll after it
+        # no longer sees the hosts. Without it a sample inserted between the two failed the
+        # commit (PostgreSQL checks the foreign key there).
+        Cluster.objects.select_for_update().get(pk=cluster.pk)
         detached = RunStep.objects.filter(host__in=hosts).update(host=None)
         names = [host.name for host in hosts]
         Host.objects.filter(pk__in=[host.pk for host in hosts]).delete()

@@ -205,7 +205,7 @@ async def follow(session, page, stop, on):
     retry = 0.5
     while not stop.is_set():
         try:
-            ws = await session.ws_connect(page.url, headers=page.headers, heartbeat=None)
+            ws = await session.ws_connect(page.url, headers=page.headers, heartbeat=None, compress=15)  # as browsers offer
         except (aiohttp.ClientError, OSError) as error:  # a refusal (403: no role) is retried as the page does
             page.error = repr(error)
             await asyncio.sleep(retry)

@@ -357,8 +357,10 @@ async def _drive(url, proxy, username, password, run, count, logs, enqueue_run, 
             assert "keepChecking" in await answer.text()
 
         # The viewer's socket, through the proxy, before the run starts: every line must come live.
+        # It offers compression as browsers do; neither server takes it (a deflate per socket and frame).
         async with http.ws_connect(f"wss://127.0.0.1:{proxy.port}/ws/runs/{run.pk}/", ssl=tls,
-                                   origin=url) as socket:
+                                   origin=url, compress=15) as socket:
+            assert socket.compress == 0, "the web process took permessage-deflate"
             first = await socket.receive_json(timeout=30)
             assert first["type"] == "step.status", first
             holder = await logged(logs, access[0].format(run=run.pk))

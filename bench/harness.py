@@ -384,11 +384,19 @@ server {{
         signal.alarm(0)  # closing is not a phase: a failed phase still cleans up
         if self in _BENCHES:
             _BENCHES.remove(self)
+        # A profiled web process is stopped with SIGINT and given longer: uvicorn raises a
+        # SIGTERM again once it has shut down (its default action ends the process before
+        # cProfile writes), and waits up to its unit's 10 s for open websockets first.
+        profiling = bool(os.environ.get("BENCH_PROFILE"))
         for proc in self.procs:
-            proc.terminate()
+            if profiling and proc in self.web.values():
+                proc.send_signal(signal.SIGINT)
+            else:
+                proc.terminate()
+        patience = 30 if profiling else 10
         for proc in self.procs:
             try:
-                proc.wait(10)
+                proc.wait(patience)
             except subprocess.TimeoutExpired:
                 proc.kill()
         for lab in self.labs:
